@@ -1,0 +1,229 @@
+//! Custody and alarm events: what the gateway promises the central system
+//! (`custodyd.custody.v1`, `custodyd.alarm.v1` in the wire contract).
+//!
+//! An event is built as a [`Draft`] by the stage that decides it happened, and
+//! rendered to its final JSON only when the spool commits it, because `seq` is
+//! assigned at commit. The rendered bytes are what is stored and re-delivered,
+//! so every re-delivery of an event is byte-identical.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::Serialize;
+use ulid::Ulid;
+
+use crate::identity::Asset;
+use crate::topic::Naming;
+
+pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
+pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Arrived,
+    Departed,
+    Scanned,
+}
+
+impl Transition {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Arrived => "arrived",
+            Transition::Departed => "departed",
+            Transition::Scanned => "scanned",
+        }
+    }
+}
+
+/// An asset observed at a location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Custody {
+    pub transition: Transition,
+    pub asset: Asset,
+    pub reader: Arc<str>,
+    /// Raw reads folded into this event.
+    pub reads: u64,
+    pub first_seen: SystemTime,
+    pub last_seen: SystemTime,
+    /// Antennas that saw the tag, ascending.
+    pub antennas: Vec<u8>,
+    pub rssi_max: Option<f32>,
+}
+
+/// Something a person should look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alarm {
+    pub kind: &'static str,
+    pub asset: Option<Asset>,
+    /// One human-readable sentence.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Custody(Custody),
+    Alarm(Alarm),
+}
+
+/// An event decided but not yet committed (it has no `seq` yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub event_id: Ulid,
+    pub location: Arc<str>,
+    pub observed_at: SystemTime,
+    pub clock_synced: bool,
+    pub body: Body,
+}
+
+impl Draft {
+    pub fn new(location: Arc<str>, observed_at: SystemTime, body: Body) -> Self {
+        Draft {
+            event_id: Ulid::new(),
+            location,
+            observed_at,
+            clock_synced: crate::clock::is_synced(),
+            body,
+        }
+    }
+
+    pub fn topic(&self, naming: &Naming) -> String {
+        match self.body {
+            Body::Custody(_) => naming.custody(&self.location),
+            Body::Alarm(_) => naming.alarm(&self.location),
+        }
+    }
+
+    /// The event's JSON payload, as committed with `seq`.
+    pub fn render(&self, naming: &Naming, seq: u64) -> Vec<u8> {
+        let common = Common {
+            event_id: self.event_id.to_string(),
+            seq,
+            site: &naming.site,
+            gateway: &naming.gateway,
+            location: &self.location,
+            observed_at: rfc3339(self.observed_at),
+            clock_synced: self.clock_synced,
+        };
+        let json = match &self.body {
+            Body::Custody(c) => serde_json::to_vec(&CustodyJson {
+                schema: CUSTODY_SCHEMA,
+                common,
+                transition: c.transition.as_str(),
+                from_zone: None,
+                to_zone: None,
+                asset: AssetJson::from(&c.asset),
+                reader: &c.reader,
+                reads: c.reads,
+                first_seen: rfc3339(c.first_seen),
+                last_seen: rfc3339(c.last_seen),
+                antennas: &c.antennas,
+                rssi_max: c.rssi_max,
+            }),
+            Body::Alarm(a) => serde_json::to_vec(&AlarmJson {
+                schema: ALARM_SCHEMA,
+                common,
+                kind: a.kind,
+                asset: a.asset.as_ref().map(AssetJson::from),
+                detail: &a.detail,
+            }),
+        };
+        json.expect("event JSON has only string keys and finite numbers")
+    }
+}
+
+/// RFC 3339 UTC with milliseconds, as the contract requires.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[derive(Serialize)]
+struct Common<'a> {
+    event_id: String,
+    seq: u64,
+    site: &'a str,
+    gateway: &'a str,
+    location: &'a str,
+    observed_at: String,
+    clock_synced: bool,
+}
+
+#[derive(Serialize)]
+struct AssetJson<'a> {
+    id: &'a str,
+    raw: &'a str,
+    source: &'static str,
+}
+
+impl<'a> From<&'a Asset> for AssetJson<'a> {
+    fn from(a: &'a Asset) -> Self {
+        AssetJson { id: &a.id, raw: &a.raw, source: a.source.as_str() }
+    }
+}
+
+#[derive(Serialize)]
+struct CustodyJson<'a> {
+    schema: &'static str,
+    #[serde(flatten)]
+    common: Common<'a>,
+    transition: &'static str,
+    from_zone: Option<&'a str>,
+    to_zone: Option<&'a str>,
+    asset: AssetJson<'a>,
+    reader: &'a str,
+    reads: u64,
+    first_seen: String,
+    last_seen: String,
+    antennas: &'a [u8],
+    rssi_max: Option<f32>,
+}
+
+#[derive(Serialize)]
+struct AlarmJson<'a> {
+    schema: &'static str,
+    #[serde(flatten)]
+    common: Common<'a>,
+    kind: &'static str,
+    asset: Option<AssetJson<'a>>,
+    detail: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Source;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn custody_json_has_every_contract_field() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        let asset = Asset { id: "AB/1#+".into(), raw: "AB/1#+".into(), source: Source::Barcode };
+        let draft = Draft::new(
+            "dock-door-1".into(),
+            t,
+            Body::Custody(Custody {
+                transition: Transition::Scanned,
+                asset,
+                reader: "door1-scan".into(),
+                reads: 1,
+                first_seen: t,
+                last_seen: t,
+                antennas: vec![],
+                rssi_max: None,
+            }),
+        );
+        let naming = Naming { root: "itad".into(), site: "reno-1".into(), gateway: "gw".into() };
+        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, 7)).unwrap();
+        assert_eq!(v["schema"], CUSTODY_SCHEMA);
+        assert_eq!(v["seq"], 7);
+        assert_eq!(v["event_id"].as_str().unwrap().len(), 26);
+        assert_eq!(v["observed_at"], "2023-11-14T22:13:20.123Z");
+        assert_eq!(v["asset"]["id"], "AB/1#+");
+        assert_eq!(v["asset"]["source"], "barcode");
+        assert_eq!(v["transition"], "scanned");
+        assert!(v["from_zone"].is_null() && v["rssi_max"].is_null());
+        for key in ["site", "gateway", "location", "clock_synced", "reader", "reads", "first_seen", "last_seen", "antennas"] {
+            assert!(!v[key].is_null(), "{key} missing");
+        }
+        assert_eq!(draft.topic(&naming), "itad/reno-1/gw/custody/dock-door-1");
+    }
+}

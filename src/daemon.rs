@@ -1,0 +1,1 @@
+//! Wiring: starts every stage of the pipeline and stops them in order.

@@ -1,0 +1,118 @@
+//! Frame decoding: bytes from a reader into reads, one `tokio_util` codec per
+//! protocol.
+//!
+//! Decoders never fail the stream: a bad frame is reported as
+//! [`Decoded::Dropped`] so the reader task can count it, and the decoder
+//! resynchronises on the next plausible frame start. A decoder never buffers
+//! more than a small bound, whatever garbage arrives.
+
+use std::io;
+
+use bytes::BytesMut;
+use tokio_util::codec::Decoder;
+
+use crate::config::{Protocol, ReadMode, ReaderConfig};
+
+mod ascii_line;
+mod em4100;
+
+pub use ascii_line::AsciiLineCodec;
+pub use em4100::Em4100Codec;
+
+/// Where a read physically came from; carried into `asset.source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Rfid,
+    Barcode,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Rfid => "rfid",
+            Source::Barcode => "barcode",
+        }
+    }
+}
+
+/// One tag or barcode as the reader reported it, before identity resolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRead {
+    /// The data as read: upper-case hex for tags, the text for barcodes.
+    pub data: String,
+    pub source: Source,
+    /// 1-based antenna, where the reader reports it.
+    pub antenna: Option<u8>,
+    /// Signal strength in dBm, where the reader reports it.
+    pub rssi_dbm: Option<f32>,
+}
+
+/// Why a frame was thrown away; counted per reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Checksum or CRC did not match.
+    Checksum,
+    /// Framing was right but the content was not (bad hex, bad length).
+    Malformed,
+    /// A line or frame longer than allowed.
+    TooLong,
+    /// Bytes that could not start a frame, skipped while resynchronising.
+    Garbage,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Checksum => "checksum",
+            DropReason::Malformed => "malformed",
+            DropReason::TooLong => "too_long",
+            DropReason::Garbage => "garbage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decoded {
+    Read(RawRead),
+    Dropped(DropReason),
+}
+
+/// The codec for one configured reader.
+#[derive(Debug)]
+pub enum ReaderCodec {
+    Em4100(Em4100Codec),
+    AsciiLine(AsciiLineCodec),
+}
+
+impl ReaderCodec {
+    pub fn for_reader(reader: &ReaderConfig) -> Self {
+        match reader.protocol {
+            Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
+            Protocol::AsciiLine => {
+                let source = match reader.mode() {
+                    ReadMode::Presence => Source::Rfid,
+                    ReadMode::Scan => Source::Barcode,
+                };
+                ReaderCodec::AsciiLine(AsciiLineCodec::new(
+                    reader.terminator,
+                    reader.prefix.clone(),
+                    reader.suffix.clone(),
+                    reader.max_len,
+                    source,
+                ))
+            }
+        }
+    }
+}
+
+impl Decoder for ReaderCodec {
+    type Item = Decoded;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        match self {
+            ReaderCodec::Em4100(c) => c.decode(src),
+            ReaderCodec::AsciiLine(c) => c.decode(src),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! `custodyd demo`: the whole pipeline with no hardware and no setup.

@@ -1,0 +1,26 @@
+//! custodyd: an edge daemon for the dock doors and secure-cage gates of IT asset
+//! disposition warehouses.
+//!
+//! Data flows one way, and the modules follow it:
+//!
+//! ```text
+//! sources (serial readers) -> decode (frame codecs) -> identity (asset id)
+//!   -> presence (dedup, arrived/departed/scanned) -> custody (event drafts)
+//!   -> spool (durable, assigns seq) -> sink (MQTT, deleted only after PUBACK)
+//! ```
+//!
+//! Each stage is a task that owns its state and talks to the next over a
+//! bounded channel; [`daemon::run`] wires them and shuts them down in order.
+
+pub mod clock;
+pub mod config;
+pub mod custody;
+pub mod daemon;
+pub mod decode;
+pub mod demo;
+pub mod identity;
+pub mod presence;
+pub mod sink;
+pub mod sources;
+pub mod spool;
+pub mod topic;

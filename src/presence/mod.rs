@@ -1,0 +1,1 @@
+//! Dedup and presence: many raw reads into few custody transitions.

@@ -1,0 +1,1 @@
+//! Sinks: where committed events leave the gateway.

@@ -1,0 +1,1 @@
+//! Sources: the readers at the door.

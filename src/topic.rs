@@ -1,0 +1,66 @@
+//! MQTT topic names of the wire contract.
+//!
+//! Only configured, validated names go into topics. Tag and barcode data never
+//! does as read: where an asset must be named in a topic it is written as its
+//! [`asset_key`], so a barcode full of `/#+` cannot alter a topic.
+
+use std::fmt::Write;
+
+/// The `{root}/{site}/{gateway}` prefix every gateway topic starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Naming {
+    pub root: String,
+    pub site: String,
+    pub gateway: String,
+}
+
+impl Naming {
+    fn gateway_topic(&self, rest: &str) -> String {
+        format!("{}/{}/{}/{}", self.root, self.site, self.gateway, rest)
+    }
+
+    pub fn status(&self) -> String {
+        self.gateway_topic("status")
+    }
+
+    pub fn custody(&self, location: &str) -> String {
+        self.gateway_topic(&format!("custody/{location}"))
+    }
+
+    pub fn alarm(&self, location: &str) -> String {
+        self.gateway_topic(&format!("alarm/{location}"))
+    }
+}
+
+/// Canonical asset id with every byte outside `A-Z a-z 0-9 . _ - :` percent-encoded.
+pub fn asset_key(id: &str) -> String {
+    let mut key = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':') {
+            key.push(b as char);
+        } else {
+            let _ = write!(key, "%{b:02X}");
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_key_escapes_topic_wildcards_and_separators() {
+        assert_eq!(asset_key("AB/1#+"), "AB%2F1%23%2B");
+        assert_eq!(asset_key("urn:epc:id:giai:0614141.12345400"), "urn:epc:id:giai:0614141.12345400");
+        assert_eq!(asset_key("a b\u{1d}é"), "a%20b%1D%C3%A9");
+    }
+
+    #[test]
+    fn topics_follow_the_contract() {
+        let n = Naming { root: "itad".into(), site: "reno-1".into(), gateway: "dock-pi-03".into() };
+        assert_eq!(n.status(), "itad/reno-1/dock-pi-03/status");
+        assert_eq!(n.custody("dock-door-1"), "itad/reno-1/dock-pi-03/custody/dock-door-1");
+        assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
+    }
+}
