@@ -1,1 +1,88 @@
 //! Wiring: starts every stage of the pipeline and stops them in order.
+//!
+//! Shutdown cascades down the data flow: the readers are cancelled; when the
+//! last one is gone, presence sees its input close and ends; that closes the
+//! spool's input, which tells the uplink to deliver what is left, publish the
+//! offline status and disconnect; the spool then makes its last deletions
+//! durable. Nothing in flight is dropped on the way.
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::info;
+
+use crate::config::Config;
+use crate::presence::{self, ReaderInfo};
+use crate::sink::mqtt;
+use crate::sources::serial::SerialReader;
+use crate::spool::{self, Store};
+use crate::topic::Naming;
+
+/// Reads waiting for presence, at most: a burst of a few hundred ms from
+/// every reader at once, after which readers wait (and their kernel buffers
+/// hold the rest).
+const READS_QUEUE: usize = 4096;
+
+/// Runs the daemon until `shutdown` completes, then stops it in order.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let naming = Naming {
+        root: config.mqtt.root.clone(),
+        site: config.gateway.site.clone(),
+        gateway: config.gateway.name.clone(),
+    };
+    let data_dir = &config.gateway.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
+    let store = Store::open(&data_dir.join("spool.redb"))?;
+    let (drafts, spool_reader, spool_task) =
+        spool::spawn(store, naming.clone(), config.spool.clone())?;
+
+    let (states_tx, states) = mpsc::channel(64);
+    let uplink = mqtt::spawn(&config, naming, spool_reader, states).await?;
+
+    let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
+    let presence = tokio::spawn(presence::run(reads, drafts));
+
+    let cancel = CancellationToken::new();
+    let readers = TaskTracker::new();
+    for reader in &config.readers {
+        let source = SerialReader {
+            info: ReaderInfo::new(&config, reader),
+            config: reader.clone(),
+            reads: reads_tx.clone(),
+            states: states_tx.clone(),
+        };
+        readers.spawn(source.run(cancel.clone()));
+    }
+    drop((reads_tx, states_tx));
+    readers.close();
+    info!(
+        site = %config.gateway.site,
+        gateway = %config.gateway.name,
+        readers = config.readers.len(),
+        "custodyd running"
+    );
+
+    shutdown.await;
+    info!("shutting down: stopping readers, delivering what is in flight");
+    cancel.cancel();
+    readers.wait().await;
+    presence.await.context("presence task")?;
+    uplink.await.context("uplink task")?;
+    spool_task.await.context("spool task")?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

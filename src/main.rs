@@ -1,1 +1,117 @@
-fn main() {}
+//! The `custodyd` command line: the daemon and the tools a technician uses
+//! around it. Errors end here, as `anyhow`, with the key or device named.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use custodyd::config::{self, Config};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "custodyd",
+    version,
+    about = "RFID and barcode custody events from ITAD doors and cages, over MQTT"
+)]
+struct Cli {
+    /// Log format; `human` drops timestamps under journald, which adds its own.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        #[arg(long, default_value = config::DEFAULT_PATH)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file: print a summary and exit 0, or every error and exit 2.
+    CheckConfig {
+        /// The file (or use --config).
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        config: Option<PathBuf>,
+    },
+    /// Run the whole pipeline with simulated readers and an embedded broker; no hardware needed.
+    Demo(custodyd::demo::DemoArgs),
+}
+
+/// Exit status for a bad configuration (as `check-config` documents).
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
+        Command::CheckConfig { file, config } => {
+            let path = file
+                .or(config)
+                .unwrap_or_else(|| config::DEFAULT_PATH.into());
+            match load(&path) {
+                Ok(config) => {
+                    println!("{}: OK\n{}", path.display(), config.summary());
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Run { config } => match load(&config) {
+            Ok(config) => {
+                exit(runtime().block_on(custodyd::daemon::run(config, custodyd::daemon::signals())))
+            }
+            Err(code) => code,
+        },
+        Command::Demo(args) => exit(runtime().block_on(custodyd::demo::run(args))),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load(path).map_err(|errors| {
+        eprintln!("{}: invalid configuration:", path.display());
+        for e in &errors.0 {
+            eprintln!("  {e}");
+        }
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the tokio runtime")
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,custodyd=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human if under_journald => builder.without_time().with_ansi(false).init(),
+        LogFormat::Human => builder.init(),
+    }
+}

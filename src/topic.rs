@@ -52,15 +52,25 @@ mod tests {
     #[test]
     fn asset_key_escapes_topic_wildcards_and_separators() {
         assert_eq!(asset_key("AB/1#+"), "AB%2F1%23%2B");
-        assert_eq!(asset_key("urn:epc:id:giai:0614141.12345400"), "urn:epc:id:giai:0614141.12345400");
+        assert_eq!(
+            asset_key("urn:epc:id:giai:0614141.12345400"),
+            "urn:epc:id:giai:0614141.12345400"
+        );
         assert_eq!(asset_key("a b\u{1d}é"), "a%20b%1D%C3%A9");
     }
 
     #[test]
     fn topics_follow_the_contract() {
-        let n = Naming { root: "itad".into(), site: "reno-1".into(), gateway: "dock-pi-03".into() };
+        let n = Naming {
+            root: "itad".into(),
+            site: "reno-1".into(),
+            gateway: "dock-pi-03".into(),
+        };
         assert_eq!(n.status(), "itad/reno-1/dock-pi-03/status");
-        assert_eq!(n.custody("dock-door-1"), "itad/reno-1/dock-pi-03/custody/dock-door-1");
+        assert_eq!(
+            n.custody("dock-door-1"),
+            "itad/reno-1/dock-pi-03/custody/dock-door-1"
+        );
         assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
     }
 }

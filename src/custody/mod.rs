@@ -156,7 +156,11 @@ struct AssetJson<'a> {
 
 impl<'a> From<&'a Asset> for AssetJson<'a> {
     fn from(a: &'a Asset) -> Self {
-        AssetJson { id: &a.id, raw: &a.raw, source: a.source.as_str() }
+        AssetJson {
+            id: &a.id,
+            raw: &a.raw,
+            source: a.source.as_str(),
+        }
     }
 }
 
@@ -196,7 +200,11 @@ mod tests {
     #[test]
     fn custody_json_has_every_contract_field() {
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
-        let asset = Asset { id: "AB/1#+".into(), raw: "AB/1#+".into(), source: Source::Barcode };
+        let asset = Asset {
+            id: "AB/1#+".into(),
+            raw: "AB/1#+".into(),
+            source: Source::Barcode,
+        };
         let draft = Draft::new(
             "dock-door-1".into(),
             t,
@@ -211,7 +219,11 @@ mod tests {
                 rssi_max: None,
             }),
         );
-        let naming = Naming { root: "itad".into(), site: "reno-1".into(), gateway: "gw".into() };
+        let naming = Naming {
+            root: "itad".into(),
+            site: "reno-1".into(),
+            gateway: "gw".into(),
+        };
         let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, 7)).unwrap();
         assert_eq!(v["schema"], CUSTODY_SCHEMA);
         assert_eq!(v["seq"], 7);
@@ -221,7 +233,17 @@ mod tests {
         assert_eq!(v["asset"]["source"], "barcode");
         assert_eq!(v["transition"], "scanned");
         assert!(v["from_zone"].is_null() && v["rssi_max"].is_null());
-        for key in ["site", "gateway", "location", "clock_synced", "reader", "reads", "first_seen", "last_seen", "antennas"] {
+        for key in [
+            "site",
+            "gateway",
+            "location",
+            "clock_synced",
+            "reader",
+            "reads",
+            "first_seen",
+            "last_seen",
+            "antennas",
+        ] {
             assert!(!v[key].is_null(), "{key} missing");
         }
         assert_eq!(draft.topic(&naming), "itad/reno-1/gw/custody/dock-door-1");

@@ -26,7 +26,13 @@ impl AsciiLineCodec {
         max_len: usize,
         source: Source,
     ) -> Self {
-        AsciiLineCodec { terminator, prefix, suffix, max_len, source }
+        AsciiLineCodec {
+            terminator,
+            prefix,
+            suffix,
+            max_len,
+            source,
+        }
     }
 }
 
@@ -35,7 +41,13 @@ impl Decoder for AsciiLineCodec {
     type Error = io::Error;
 
     fn decode(&mut self, _src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
-        let _ = (&self.terminator, &self.prefix, &self.suffix, self.max_len, self.source);
+        let _ = (
+            &self.terminator,
+            &self.prefix,
+            &self.suffix,
+            self.max_len,
+            self.source,
+        );
         todo!()
     }
 }

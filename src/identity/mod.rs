@@ -21,5 +21,9 @@ pub struct Asset {
 /// Resolves a raw read to its asset.
 pub fn resolve(read: &RawRead) -> Asset {
     let raw: Arc<str> = Arc::from(read.data.as_str());
-    Asset { id: raw.clone(), raw, source: read.source }
+    Asset {
+        id: raw.clone(),
+        raw,
+        source: read.source,
+    }
 }

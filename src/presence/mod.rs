@@ -1,1 +1,245 @@
 //! Dedup and presence: many raw reads into few custody transitions.
+//!
+//! A UHF reader reports one tag hundreds of times a second and a 125 kHz
+//! reader repeats a held card ten times a second; a scanner double-fires.
+//! This stage turns that into `arrived` / `departed` per (location, asset)
+//! and `scanned` per deliberate scan. One task owns the state ([`Engine`]).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+
+use crate::config::{Config, ReadMode, ReaderConfig};
+use crate::custody::Draft;
+use crate::identity::Asset;
+
+mod engine;
+
+pub use engine::Engine;
+
+/// What presence needs to know about the reader behind a read; built once per
+/// reader and shared, so a read carries a pointer rather than copies.
+#[derive(Debug)]
+pub struct ReaderInfo {
+    pub name: Arc<str>,
+    pub location: Arc<str>,
+    pub mode: ReadMode,
+    pub rescan_window: Duration,
+    pub departure_timeout: Duration,
+}
+
+impl ReaderInfo {
+    /// `config` is validated, so the reader's location exists.
+    pub fn new(config: &Config, reader: &ReaderConfig) -> Arc<ReaderInfo> {
+        let location = config.locations.iter().find(|l| l.name == reader.location);
+        Arc::new(ReaderInfo {
+            name: reader.name.as_str().into(),
+            location: reader.location.as_str().into(),
+            mode: reader.mode(),
+            rescan_window: reader.rescan_window,
+            departure_timeout: location.map_or(Duration::from_secs(5), |l| l.departure_timeout),
+        })
+    }
+}
+
+/// One read of one asset, with where and when it happened.
+#[derive(Debug)]
+pub struct Observation {
+    pub reader: Arc<ReaderInfo>,
+    pub asset: Asset,
+    pub antenna: Option<u8>,
+    pub rssi_dbm: Option<f32>,
+    pub wall: SystemTime,
+}
+
+/// Runs until every sender of `reads` is gone. Assets still present then get
+/// no `departed`: they did not leave, the daemon stopped.
+pub async fn run(mut reads: mpsc::Receiver<Observation>, drafts: mpsc::Sender<Draft>) {
+    let mut engine = Engine::new();
+    let mut out = Vec::new();
+    loop {
+        let deadline = engine.next_deadline();
+        tokio::select! {
+            read = reads.recv() => match read {
+                Some(obs) => out.extend(engine.observe(obs, Instant::now())),
+                None => return,
+            },
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                engine.expire(Instant::now(), SystemTime::now(), &mut out);
+            }
+        }
+        for draft in out.drain(..) {
+            if drafts.send(draft).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::custody::{Body, Transition};
+    use crate::decode::Source;
+    use std::time::Duration;
+
+    fn reader(name: &str, mode: ReadMode) -> Arc<ReaderInfo> {
+        Arc::new(ReaderInfo {
+            name: name.into(),
+            location: "dock-door-1".into(),
+            mode,
+            rescan_window: Duration::from_secs(2),
+            departure_timeout: Duration::from_secs(5),
+        })
+    }
+
+    fn read(
+        reader: &Arc<ReaderInfo>,
+        id: &str,
+        antenna: Option<u8>,
+        rssi: Option<f32>,
+    ) -> Observation {
+        let source = if reader.mode == ReadMode::Scan {
+            Source::Barcode
+        } else {
+            Source::Rfid
+        };
+        Observation {
+            reader: reader.clone(),
+            asset: Asset {
+                id: id.into(),
+                raw: id.into(),
+                source,
+            },
+            antenna,
+            rssi_dbm: rssi,
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn custody(d: &Draft) -> &crate::custody::Custody {
+        match &d.body {
+            Body::Custody(c) => c,
+            Body::Alarm(a) => panic!("unexpected alarm {a:?}"),
+        }
+    }
+
+    /// Drives the real task under tokio's paused clock.
+    struct Harness {
+        reads: mpsc::Sender<Observation>,
+        drafts: mpsc::Receiver<Draft>,
+    }
+
+    impl Harness {
+        fn start() -> Self {
+            let (reads, rx) = mpsc::channel(64);
+            let (tx, drafts) = mpsc::channel(64);
+            tokio::spawn(run(rx, tx));
+            Harness { reads, drafts }
+        }
+
+        async fn next(&mut self) -> Draft {
+            self.drafts.recv().await.expect("presence task ended")
+        }
+
+        fn none_pending(&mut self) -> bool {
+            self.drafts.try_recv().is_err()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_card_held_at_a_reader_arrives_once_and_departs_with_totals() {
+        let r = reader("door1-em", ReadMode::Presence);
+        let mut h = Harness::start();
+        // Held for 3 s at 10 frames/s.
+        for _ in 0..30 {
+            h.reads
+                .send(read(&r, "62E3086CED", None, None))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let arrived = h.next().await;
+        assert_eq!(custody(&arrived).transition, Transition::Arrived);
+        assert_eq!(custody(&arrived).reads, 1);
+        assert!(h.none_pending(), "repeats while held must not make events");
+
+        // Nothing yet 4.9 s after the last read; departed at 5 s.
+        tokio::time::sleep(Duration::from_millis(4800)).await;
+        assert!(h.none_pending());
+        let departed = h.next().await;
+        let c = custody(&departed);
+        assert_eq!(c.transition, Transition::Departed);
+        assert_eq!(c.reads, 30);
+        assert!(c.last_seen >= c.first_seen);
+        assert_eq!(&*departed.location, "dock-door-1");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn antennas_and_rssi_fold_into_the_presence() {
+        let r = reader("door1-uhf", ReadMode::Presence);
+        let mut h = Harness::start();
+        h.reads
+            .send(read(&r, "E200", Some(2), Some(-70.0)))
+            .await
+            .unwrap();
+        h.reads
+            .send(read(&r, "E200", Some(1), Some(-55.5)))
+            .await
+            .unwrap();
+        h.reads.send(read(&r, "E200", Some(2), None)).await.unwrap();
+        let arrived = h.next().await;
+        assert_eq!(custody(&arrived).antennas, [2]);
+        let departed = h.next().await;
+        let c = custody(&departed);
+        assert_eq!((c.transition, c.reads), (Transition::Departed, 3));
+        assert_eq!(c.antennas, [1, 2]);
+        assert_eq!(c.rssi_max, Some(-55.5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rescan_inside_the_window_is_a_duplicate_and_outside_it_is_not() {
+        let r = reader("station-scan", ReadMode::Scan);
+        let other = reader("other-scan", ReadMode::Scan);
+        let mut h = Harness::start();
+        h.reads.send(read(&r, "AB/1#+", None, None)).await.unwrap();
+        assert_eq!(custody(&h.next().await).transition, Transition::Scanned);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        h.reads.send(read(&r, "AB/1#+", None, None)).await.unwrap(); // double fire
+        h.reads
+            .send(read(&other, "AB/1#+", None, None))
+            .await
+            .unwrap(); // another reader
+        assert_eq!(&*custody(&h.next().await).reader, "other-scan");
+        // The duplicate refreshed the window: 1.9 s later is still inside it.
+        tokio::time::sleep(Duration::from_millis(1900)).await;
+        h.reads.send(read(&r, "AB/1#+", None, None)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        h.reads.send(read(&r, "AB/1#+", None, None)).await.unwrap();
+        assert_eq!(&*custody(&h.next().await).reader, "station-scan");
+        tokio::task::yield_now().await;
+        assert!(h.none_pending());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_follows_the_field_not_the_history() {
+        let r = reader("door1-uhf", ReadMode::Presence);
+        let s = reader("scan", ReadMode::Scan);
+        let mut engine = Engine::new();
+        let mut out = Vec::new();
+        for i in 0..10_000 {
+            let now = Instant::now();
+            engine.observe(read(&r, &format!("T{i}"), None, None), now);
+            engine.observe(read(&s, &format!("S{i}"), None, None), now);
+            tokio::time::advance(Duration::from_millis(10)).await;
+            engine.expire(Instant::now(), SystemTime::now(), &mut out);
+        }
+        // 5 s departure timeout at 100 tags/s: about 500 present at any time.
+        let (present, deadlines, scans) = engine.footprint();
+        assert!(present <= 501 && deadlines <= 501, "{present} {deadlines}");
+        assert!(scans <= 401, "{scans}");
+        assert_eq!(out.len(), 10_000 - present);
+    }
+}

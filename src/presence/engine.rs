@@ -1,0 +1,197 @@
+//! The presence state machine, free of I/O and clocks so it can be driven
+//! with any `Instant` (tests use tokio's paused clock).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::Observation;
+use crate::config::ReadMode;
+use crate::custody::{Body, Custody, Draft, Transition};
+use crate::identity::Asset;
+
+/// (location, asset id): one presence per asset per location.
+type Key = (Arc<str>, Arc<str>);
+
+struct Present {
+    asset: Asset,
+    reader: Arc<str>,
+    reads: u64,
+    first_seen: SystemTime,
+    last_seen: SystemTime,
+    last_at: Instant,
+    departure_timeout: Duration,
+    /// Bit n set: antenna n+1 saw the tag.
+    antennas: u16,
+    rssi_max: Option<f32>,
+}
+
+impl Present {
+    fn custody(&self, transition: Transition, reads: u64) -> Custody {
+        Custody {
+            transition,
+            asset: self.asset.clone(),
+            reader: self.reader.clone(),
+            reads,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            antennas: (0..16)
+                .filter(|b| self.antennas & (1 << b) != 0)
+                .map(|b| b as u8 + 1)
+                .collect(),
+            rssi_max: self.rssi_max,
+        }
+    }
+}
+
+/// Turns reads into transitions. State for departed assets and stale scans
+/// is dropped, so memory follows what is in the field now, not what ever was.
+#[derive(Default)]
+pub struct Engine {
+    present: HashMap<Key, Present>,
+    /// Departure checks, earliest first. An entry may be stale (the asset was
+    /// read again since); it is re-armed when it comes due. One entry per
+    /// present asset, so the heap never outgrows `present`.
+    deadlines: BinaryHeap<Reverse<(Instant, Key)>>,
+    /// Last scan per (reader, asset), for the rescan window.
+    scans: HashMap<(Arc<str>, Arc<str>), Instant>,
+    /// Longest rescan window seen, bounding how long a scan entry matters.
+    longest_rescan: Duration,
+    next_scan_sweep: Option<Instant>,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Folds one read in; returns the event it makes, if any.
+    pub fn observe(&mut self, obs: Observation, now: Instant) -> Option<Draft> {
+        match obs.reader.mode {
+            ReadMode::Presence => self.observe_presence(obs, now),
+            ReadMode::Scan => self.observe_scan(obs, now),
+        }
+    }
+
+    fn observe_presence(&mut self, obs: Observation, now: Instant) -> Option<Draft> {
+        let key = (obs.reader.location.clone(), obs.asset.id.clone());
+        let antenna_bit = obs
+            .antenna
+            .filter(|a| (1..=16).contains(a))
+            .map_or(0, |a| 1u16 << (a - 1));
+        if let Some(p) = self.present.get_mut(&key) {
+            p.reads += 1;
+            p.last_seen = obs.wall;
+            p.last_at = now;
+            p.antennas |= antenna_bit;
+            p.rssi_max = max_rssi(p.rssi_max, obs.rssi_dbm);
+            return None;
+        }
+        let p = Present {
+            asset: obs.asset,
+            reader: obs.reader.name.clone(),
+            reads: 1,
+            first_seen: obs.wall,
+            last_seen: obs.wall,
+            last_at: now,
+            departure_timeout: obs.reader.departure_timeout,
+            antennas: antenna_bit,
+            rssi_max: obs.rssi_dbm,
+        };
+        let draft = Draft::new(
+            key.0.clone(),
+            obs.wall,
+            Body::Custody(p.custody(Transition::Arrived, 1)),
+        );
+        self.deadlines
+            .push(Reverse((now + p.departure_timeout, key.clone())));
+        self.present.insert(key, p);
+        Some(draft)
+    }
+
+    fn observe_scan(&mut self, obs: Observation, now: Instant) -> Option<Draft> {
+        let window = obs.reader.rescan_window;
+        self.longest_rescan = self.longest_rescan.max(window);
+        let key = (obs.reader.name.clone(), obs.asset.id.clone());
+        // A double-fire or a scan repeated inside the window refreshes it.
+        if let Some(last) = self.scans.insert(key, now) {
+            if now.duration_since(last) < window {
+                return None;
+            }
+        }
+        self.next_scan_sweep
+            .get_or_insert(now + self.longest_rescan);
+        let custody = Custody {
+            transition: Transition::Scanned,
+            asset: obs.asset,
+            reader: obs.reader.name.clone(),
+            reads: 1,
+            first_seen: obs.wall,
+            last_seen: obs.wall,
+            antennas: Vec::new(),
+            rssi_max: None,
+        };
+        Some(Draft::new(
+            obs.reader.location.clone(),
+            obs.wall,
+            Body::Custody(custody),
+        ))
+    }
+
+    /// When [`Engine::expire`] next has work to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let departure = self.deadlines.peek().map(|Reverse((at, _))| *at);
+        match (departure, self.next_scan_sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Emits `departed` for every asset not read for its departure timeout,
+    /// and forgets scans older than any rescan window.
+    pub fn expire(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Draft>) {
+        while let Some(Reverse((at, _))) = self.deadlines.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, key)) = self.deadlines.pop().expect("peeked");
+            let Some(p) = self.present.get(&key) else {
+                continue;
+            };
+            let due = p.last_at + p.departure_timeout;
+            if due > now {
+                self.deadlines.push(Reverse((due, key)));
+                continue;
+            }
+            let p = self.present.remove(&key).expect("looked up above");
+            out.push(Draft::new(
+                key.0,
+                wall,
+                Body::Custody(p.custody(Transition::Departed, p.reads)),
+            ));
+        }
+        if self.next_scan_sweep.is_some_and(|at| at <= now) {
+            let keep = self.longest_rescan;
+            self.scans
+                .retain(|_, last| now.duration_since(*last) < keep);
+            self.next_scan_sweep = (!self.scans.is_empty()).then(|| now + keep);
+        }
+    }
+
+    /// Sizes of the presence map, the deadline heap and the scan map, for
+    /// tests that prove memory stays bounded.
+    #[cfg(test)]
+    pub fn footprint(&self) -> (usize, usize, usize) {
+        (self.present.len(), self.deadlines.len(), self.scans.len())
+    }
+}
+
+fn max_rssi(a: Option<f32>, b: Option<f32>) -> Option<f32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,531 @@
+//! The MQTT uplink: drains the spool in `seq` order with QoS 1 and tells the
+//! spool which events the broker has acknowledged.
+//!
+//! rumqttc 0.25 has no per-publish handle: a PUBACK can only be matched to
+//! its publish by the order of `Outgoing::Publish(pkid)` events. On reconnect
+//! into a clean session it silently drops everything pending, and a packet-id
+//! collision can outlive a reconnect. So rumqttc's memory is treated as a
+//! disposable cache and the spool as the only truth:
+//!
+//! - one task ([`poll_loop`]) owns the `EventLoop`; on any error it wipes
+//!   rumqttc's pending state, tells the uplink, waits until the uplink has
+//!   reset too, wipes again (dropping whatever was queued meanwhile), then
+//!   backs off and reconnects;
+//! - the uplink task ([`Uplink`]) owns correlation and delivery progress, and
+//!   after every CONNACK re-streams from the lowest unacknowledged `seq`.
+//!
+//! Delivery is therefore at-least-once; consumers de-duplicate on `event_id`.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
+    Outgoing, Packet, QoS,
+};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
+use tracing::{debug, error, info, warn};
+
+use super::Status;
+use crate::config::Config;
+use crate::sources::ReaderState;
+use crate::spool::{Committed, Record, SpoolReader};
+use crate::topic::Naming;
+
+/// How long shutdown waits for the broker to take what is still spooled.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the offline status to be acknowledged.
+const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+/// Acknowledged events are deleted from the spool in batches this often.
+const TICK: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum UplinkError {
+    #[error("mqtt.url: {0}")]
+    Url(String),
+    #[error("mqtt.password_file: {0}")]
+    Password(String),
+}
+
+/// Starts the uplink. It ends by itself once the spool is closed and drained
+/// (or the drain grace has passed), after publishing the offline status.
+pub async fn spawn(
+    config: &Config,
+    naming: Naming,
+    spool: SpoolReader,
+    states: mpsc::Receiver<ReaderState>,
+) -> Result<JoinHandle<()>, UplinkError> {
+    let mqtt = &config.mqtt;
+    let broker = mqtt.broker().map_err(UplinkError::Url)?;
+    let client_id = mqtt
+        .client_id
+        .clone()
+        .unwrap_or_else(|| config.gateway.name.clone());
+    let window = usize::from(mqtt.inflight);
+
+    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    options.set_keep_alive(mqtt.keep_alive);
+    // rumqttc's session memory is not trusted (see the module doc).
+    options.set_clean_session(true);
+    // Room for the event window plus status publishes, so pkids never collide
+    // while the broker acknowledges in order.
+    options.set_inflight(u16::try_from(window + 8).unwrap_or(u16::MAX));
+    options.set_last_will(LastWill::new(
+        naming.status(),
+        Status::last_will(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some(user) = &mqtt.username {
+        let password = mqtt
+            .password()
+            .map_err(UplinkError::Password)?
+            .unwrap_or_default();
+        options.set_credentials(user.clone(), password);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, window + 16);
+    let mut network = NetworkOptions::new();
+    network.set_connection_timeout(mqtt.connect_timeout.as_secs().max(1));
+    eventloop.set_network_options(network);
+
+    let (net_tx, net) = mpsc::channel(window * 2 + 64);
+    let force = Arc::new(Notify::new());
+    let backoff = Backoff::new(mqtt.reconnect_min, mqtt.reconnect_max);
+    let poller = tokio::spawn(poll_loop(eventloop, net_tx, force.clone(), backoff));
+
+    // Everything below the oldest spooled record was delivered in an earlier run.
+    let next_seq = spool.committed.borrow().next_seq;
+    let watermark = spool.read(0, 1).await.first().map_or(next_seq, |r| r.seq);
+    info!(host = %broker.host, port = broker.port, from_seq = watermark, "uplink starting");
+
+    let uplink = Uplink {
+        client,
+        naming,
+        spool,
+        window,
+        keep_alive: mqtt.keep_alive,
+        force,
+        connected: false,
+        submitted: VecDeque::new(),
+        parked: None,
+        inflight: HashMap::new(),
+        in_window: 0,
+        waiting_since: None,
+        cursor: watermark,
+        watermark,
+        acked: BTreeSet::new(),
+        reported: watermark,
+        prefetched: VecDeque::new(),
+        committed: Committed {
+            next_seq,
+            closed: false,
+        },
+        status: Status::new(config.readers.iter().map(|r| Arc::from(r.name.as_str()))),
+        status_dirty: true,
+        phase: Phase::Running,
+        broker_down_logged: false,
+    };
+    Ok(tokio::spawn(async move {
+        uplink.run(net, states).await;
+        let _ = timeout(GOODBYE_GRACE, poller).await;
+    }))
+}
+
+/// What the poll task tells the uplink.
+enum Net {
+    Event(Event),
+    /// The connection failed or was torn down. rumqttc's state is already
+    /// wiped; the poll task waits on `resume` before it reconnects.
+    Down {
+        error: String,
+        resume: oneshot::Sender<()>,
+    },
+}
+
+/// Owns the `EventLoop`. Its only state is the connection and the backoff.
+async fn poll_loop(
+    mut eventloop: EventLoop,
+    net: mpsc::Sender<Net>,
+    force: Arc<Notify>,
+    mut backoff: Backoff,
+) {
+    loop {
+        let polled = tokio::select! {
+            polled = eventloop.poll() => polled.map_err(|e: ConnectionError| e.to_string()),
+            // The uplink saw something impossible (or a stuck link): start over.
+            _ = force.notified() => Err("reset by the uplink".to_string()),
+        };
+        match polled {
+            Ok(event) => {
+                let goodbye = matches!(event, Event::Outgoing(Outgoing::Disconnect));
+                if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
+                    backoff.reset();
+                }
+                if net.send(Net::Event(event)).await.is_err() || goodbye {
+                    return;
+                }
+            }
+            Err(error) => {
+                wipe(&mut eventloop);
+                let (resume, resumed) = oneshot::channel();
+                if net.send(Net::Down { error, resume }).await.is_err() || resumed.await.is_err() {
+                    return;
+                }
+                // Requests the uplink queued before it heard of the failure.
+                wipe(&mut eventloop);
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+/// Forgets everything rumqttc holds, so nothing from an old connection is
+/// replayed into a new one behind the uplink's back.
+fn wipe(eventloop: &mut EventLoop) {
+    eventloop.clean();
+    eventloop.pending.clear();
+    eventloop.state.events.clear();
+    eventloop.state.collision = None;
+}
+
+/// A publish handed to rumqttc, waiting to be matched to its packet id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Event(u64),
+    Status { online: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// The spool is closed: deliver what is left, until the deadline.
+    Draining {
+        until: Instant,
+    },
+    /// The offline status is out: wait for its PUBACK, until the deadline.
+    Leaving {
+        until: Instant,
+    },
+    Done,
+}
+
+struct Uplink {
+    client: AsyncClient,
+    naming: Naming,
+    spool: SpoolReader,
+    /// Event publishes unacknowledged on this connection, at most.
+    window: usize,
+    keep_alive: Duration,
+    force: Arc<Notify>,
+    connected: bool,
+
+    // Correlation of rumqttc's events with what was published, in order.
+    submitted: VecDeque<Sent>,
+    /// Popped by `AwaitAck` (a pkid collision): the next `Publish` is this one.
+    parked: Option<Sent>,
+    inflight: HashMap<u16, Sent>,
+    in_window: usize,
+    /// Since when the uplink waits for an acknowledgement with none arriving.
+    waiting_since: Option<Instant>,
+
+    // Delivery progress.
+    /// Next `seq` to publish on this connection.
+    cursor: u64,
+    /// Every `seq` below is acknowledged.
+    watermark: u64,
+    /// Acknowledged `seq`s above the watermark (acks may come out of order).
+    acked: BTreeSet<u64>,
+    /// Watermark last reported to the spool.
+    reported: u64,
+    prefetched: VecDeque<Record>,
+    committed: Committed,
+
+    status: Status,
+    status_dirty: bool,
+    phase: Phase,
+    broker_down_logged: bool,
+}
+
+impl Uplink {
+    async fn run(mut self, mut net: mpsc::Receiver<Net>, mut states: mpsc::Receiver<ReaderState>) {
+        let mut committed = self.spool.committed.clone();
+        let mut states_open = true;
+        let mut spool_open = true;
+        let mut tick = interval(TICK);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        while self.phase != Phase::Done {
+            tokio::select! {
+                event = net.recv() => match event {
+                    Some(Net::Event(event)) => self.on_event(event),
+                    Some(Net::Down { error, resume }) => {
+                        self.on_down(&error);
+                        let _ = resume.send(());
+                    }
+                    None => return,
+                },
+                state = states.recv(), if states_open => match state {
+                    Some(ReaderState { reader, up }) => self.status_dirty |= self.status.set_reader(reader, up),
+                    None => states_open = false,
+                },
+                changed = committed.changed(), if spool_open => {
+                    if changed.is_ok() {
+                        self.committed = *committed.borrow_and_update();
+                    } else {
+                        spool_open = false;
+                        self.committed.closed = true;
+                    }
+                }
+                _ = tick.tick() => self.on_tick().await,
+            }
+            self.advance_phase();
+            if self.connected && self.phase != Phase::Done {
+                self.publish_status_if_dirty();
+                self.fill().await;
+            }
+        }
+        self.report_acks().await;
+        let _ = self.client.try_disconnect();
+        // Let the poll task see the DISCONNECT go out.
+        let _ = timeout(GOODBYE_GRACE, async { while net.recv().await.is_some() {} }).await;
+        info!(delivered_below = self.watermark, "uplink stopped");
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Incoming(Packet::ConnAck(_)) => {
+                info!(
+                    "connected to broker; delivering from seq {}",
+                    self.watermark
+                );
+                self.connected = true;
+                self.broker_down_logged = false;
+                self.cursor = self.watermark;
+                self.status_dirty = true;
+            }
+            Event::Outgoing(Outgoing::Publish(pkid)) => {
+                match self.parked.take().or_else(|| self.submitted.pop_front()) {
+                    // QoS 0 publishes carry pkid 0 and are never acknowledged.
+                    Some(sent) if pkid != 0 => {
+                        self.inflight.insert(pkid, sent);
+                    }
+                    Some(_) => {}
+                    None => self.violation(format!(
+                        "rumqttc sent publish {pkid} that was never submitted"
+                    )),
+                }
+            }
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => match self.submitted.pop_front() {
+                Some(sent) => self.parked = Some(sent),
+                None => self.violation(format!(
+                    "rumqttc parked publish {pkid} that was never submitted"
+                )),
+            },
+            Event::Incoming(Packet::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
+                Some(Sent::Event(seq)) => self.on_acked(seq),
+                Some(Sent::Status { online: false }) => {
+                    if let Phase::Leaving { .. } = self.phase {
+                        self.phase = Phase::Done;
+                    }
+                }
+                Some(Sent::Status { online: true }) => {}
+                None => self.violation(format!("PUBACK for unknown packet id {}", ack.pkid)),
+            },
+            _ => {}
+        }
+    }
+
+    fn on_acked(&mut self, seq: u64) {
+        self.in_window = self.in_window.saturating_sub(1);
+        self.waiting_since = (self.in_window > 0).then(Instant::now);
+        if seq < self.watermark {
+            return;
+        }
+        self.acked.insert(seq);
+        self.advance_watermark();
+    }
+
+    fn advance_watermark(&mut self) {
+        while self.acked.remove(&self.watermark) {
+            self.watermark += 1;
+        }
+    }
+
+    fn on_down(&mut self, error: &str) {
+        if self.connected {
+            warn!(
+                "broker connection lost: {error}; reconnecting (undelivered events stay spooled)"
+            );
+        } else if !self.broker_down_logged {
+            warn!("cannot reach broker: {error}; retrying (events stay spooled)");
+        } else {
+            debug!("broker still unreachable: {error}");
+        }
+        self.broker_down_logged = true;
+        self.connected = false;
+        self.submitted.clear();
+        self.parked = None;
+        self.inflight.clear();
+        self.in_window = 0;
+        self.waiting_since = None;
+        self.prefetched.clear();
+        self.cursor = self.watermark;
+    }
+
+    /// Something that cannot happen if rumqttc behaves as understood: do not
+    /// guess which event an ack belongs to, reconnect and re-stream instead.
+    fn violation(&mut self, what: String) {
+        error!("uplink out of step with rumqttc ({what}); reconnecting");
+        self.force.notify_one();
+    }
+
+    async fn on_tick(&mut self) {
+        self.report_acks().await;
+        // A half-open link (pulled cable: no FIN, no RST) stops acks without
+        // an error; rumqttc's keep-alive notices at about 2x keep-alive.
+        if self
+            .waiting_since
+            .is_some_and(|t| t.elapsed() > self.keep_alive * 2)
+        {
+            self.waiting_since = None;
+            self.violation(format!("no PUBACK for {:?}", self.keep_alive * 2));
+        }
+    }
+
+    async fn report_acks(&mut self) {
+        if self.watermark > self.reported {
+            self.spool.ack(self.watermark).await;
+            self.reported = self.watermark;
+        }
+    }
+
+    fn advance_phase(&mut self) {
+        let now = Instant::now();
+        let delivered = self.watermark >= self.committed.next_seq;
+        self.phase = match self.phase {
+            Phase::Running if self.committed.closed => Phase::Draining {
+                until: now + DRAIN_GRACE,
+            },
+            Phase::Draining { until } if delivered || !self.connected || now >= until => {
+                if !delivered {
+                    let left = self.committed.next_seq - self.watermark;
+                    warn!("{left} events stay spooled and will be delivered after restart");
+                }
+                if self.connected && self.publish_status(false) {
+                    Phase::Leaving {
+                        until: now + GOODBYE_GRACE,
+                    }
+                } else {
+                    Phase::Done
+                }
+            }
+            Phase::Leaving { until } if now >= until || !self.connected => Phase::Done,
+            phase => phase,
+        };
+    }
+
+    fn publish_status_if_dirty(&mut self) {
+        if self.status_dirty && matches!(self.phase, Phase::Running | Phase::Draining { .. }) {
+            self.status_dirty = !self.publish_status(true);
+        }
+    }
+
+    fn publish_status(&mut self, online: bool) -> bool {
+        let payload = self.status.to_json(online);
+        match self
+            .client
+            .try_publish(self.naming.status(), QoS::AtLeastOnce, true, payload)
+        {
+            Ok(()) => {
+                self.submitted.push_back(Sent::Status { online });
+                true
+            }
+            Err(e) => {
+                debug!("status publish deferred: {e}");
+                false
+            }
+        }
+    }
+
+    /// Publishes committed events from the cursor while the window has room.
+    async fn fill(&mut self) {
+        while self.in_window < self.window && self.cursor < self.committed.next_seq {
+            if self.prefetched.is_empty() {
+                let records = self.spool.read(self.cursor, self.window * 2).await;
+                if records.is_empty() {
+                    return; // logged by the spool; retried on the next wake-up
+                }
+                self.prefetched.extend(records);
+            }
+            let Some(record) = self.prefetched.pop_front() else {
+                return;
+            };
+            if record.seq < self.cursor {
+                continue;
+            }
+            if record.seq > self.cursor {
+                // Only a damaged spool has holes; what is not there cannot be sent.
+                error!(
+                    "spool has no events {}..{}; skipping them",
+                    self.cursor, record.seq
+                );
+                self.acked.extend(self.cursor..record.seq);
+                self.advance_watermark();
+            }
+            let seq = record.seq;
+            self.cursor = seq + 1;
+            if self.acked.contains(&seq) {
+                continue;
+            }
+            if let Err(e) =
+                self.client
+                    .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
+            {
+                debug!("publish deferred: {e}");
+                self.cursor = seq;
+                self.prefetched.clear();
+                return;
+            }
+            self.submitted.push_back(Sent::Event(seq));
+            self.in_window += 1;
+            self.waiting_since.get_or_insert_with(Instant::now);
+        }
+    }
+}
+
+/// Capped exponential backoff with jitter, so a fleet of gateways does not
+/// reconnect in lock-step after a broker restart.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    current: Duration,
+    random: RandomState,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        Backoff {
+            min,
+            max,
+            current: min,
+            random: RandomState::new(),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = self.min;
+    }
+
+    fn next(&mut self) -> Duration {
+        let base = self.current;
+        self.current = (self.current * 2).min(self.max);
+        let mut h = self.random.build_hasher();
+        h.write_u32(base.subsec_nanos());
+        // 75 % to 100 % of the base.
+        base.mul_f64(0.75 + (h.finish() % 1000) as f64 / 4000.0)
+    }
+}

@@ -1,0 +1,63 @@
+//! The retained `custodyd.status.v1` document.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use crate::custody::rfc3339;
+
+pub const STATUS_SCHEMA: &str = "custodyd.status.v1";
+
+/// What the status topic says about this gateway. Owned by the uplink, which
+/// republishes it on every connect and every reader state change.
+#[derive(Debug, Clone)]
+pub struct Status {
+    started_at: SystemTime,
+    readers: BTreeMap<Arc<str>, bool>,
+}
+
+impl Status {
+    /// Every reader starts `down` until its device is open.
+    pub fn new(readers: impl IntoIterator<Item = Arc<str>>) -> Self {
+        Status {
+            started_at: SystemTime::now(),
+            readers: readers.into_iter().map(|r| (r, false)).collect(),
+        }
+    }
+
+    /// Returns whether anything changed.
+    pub fn set_reader(&mut self, reader: Arc<str>, up: bool) -> bool {
+        self.readers.insert(reader, up) != Some(up)
+    }
+
+    pub fn to_json(&self, online: bool) -> Vec<u8> {
+        let readers: serde_json::Map<String, serde_json::Value> = self
+            .readers
+            .iter()
+            .map(|(name, up)| {
+                (
+                    name.to_string(),
+                    json!({ "state": if *up { "up" } else { "down" } }),
+                )
+            })
+            .collect();
+        json!({
+            "schema": STATUS_SCHEMA,
+            "state": if online { "online" } else { "offline" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "started_at": rfc3339(self.started_at),
+            "readers": readers,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    /// The Last Will: all the broker can say for a gateway that vanished.
+    pub fn last_will() -> Vec<u8> {
+        json!({ "schema": STATUS_SCHEMA, "state": "offline" })
+            .to_string()
+            .into_bytes()
+    }
+}
