@@ -1,10 +1,222 @@
 //! `custodyd demo`: the whole pipeline with no hardware and no setup.
-//! (Skeleton: filled in by the demo work.)
+//!
+//! Simulated readers on pseudo-terminals are fed real protocol frames (a card
+//! held at a door, cards passing, a corrupted frame, a scan fired twice); the
+//! daemon runs exactly as in production from a generated configuration file;
+//! an embedded MQTT broker on loopback (unless `--broker` names one) carries
+//! the events to a subscriber that prints every message it receives.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::time::Duration;
+
+use anyhow::Context;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::sync::watch;
+use tokio::time::sleep;
+use tokio_util::sync::CancellationToken;
+
+use crate::config;
+
+mod broker;
+mod port;
+
+pub use port::{em4100_frame, SimPort};
 
 #[derive(Debug, clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Use this broker (e.g. mqtt://127.0.0.1:1883) instead of the embedded one.
+    #[arg(long)]
+    broker: Option<String>,
+    /// Stop after this long (e.g. `30s`, `2m`); without it, run until Ctrl-C.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+}
+
+const SITE: &str = "demo-site";
+const GATEWAY: &str = "demo-pi";
+const DOOR: &str = "dock-door-1";
+const STATION: &str = "scan-station-1";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let _ = args;
-    todo!()
+    let url = match args.broker {
+        Some(url) => url,
+        None => {
+            let port = free_port()?;
+            broker::start_embedded(port)?;
+            format!("mqtt://127.0.0.1:{port}")
+        }
+    };
+    let data_dir = std::env::temp_dir().join(format!("custodyd-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let result = run_in(&url, &data_dir, args.duration).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
+}
+
+async fn run_in(
+    url: &str,
+    data_dir: &std::path::Path,
+    duration: Option<Duration>,
+) -> anyhow::Result<()> {
+    let door =
+        SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
+    let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
+    let config_path = data_dir.join("custodyd.toml");
+    std::fs::write(
+        &config_path,
+        demo_config(url, data_dir, door.path(), station.path()),
+    )?;
+    let config =
+        config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
+    println!(
+        "demo: broker {url}; configuration {}",
+        config_path.display()
+    );
+
+    let (ready_tx, ready) = watch::channel(false);
+    let printer = tokio::spawn(print_messages(
+        config.mqtt.broker().map_err(anyhow::Error::msg)?,
+        ready_tx,
+    ));
+
+    let stop = CancellationToken::new();
+    let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
+    let scenes = tokio::spawn(play(door, station, ready));
+
+    match duration {
+        Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
+        None => crate::daemon::signals().await,
+    }
+    scenes.abort();
+    stop.cancel();
+    let result = daemon.await.context("daemon task")?;
+    // Give the subscriber a moment to print the offline status.
+    sleep(Duration::from_millis(300)).await;
+    printer.abort();
+    result
+}
+
+fn demo_config(
+    url: &str,
+    data_dir: &std::path::Path,
+    door: &std::path::Path,
+    station: &std::path::Path,
+) -> String {
+    format!(
+        r#"
+[gateway]
+site = "{SITE}"
+name = "{GATEWAY}"
+data_dir = "{data}"
+
+[mqtt]
+url = "{url}"
+keep_alive = "5s"
+
+[[locations]]
+name = "{DOOR}"
+kind = "dock_door"
+departure_timeout = "2s"
+
+[[locations]]
+name = "{STATION}"
+kind = "scan_station"
+
+[[readers]]
+name = "door1-em"
+location = "{DOOR}"
+path = "{door}"
+protocol = "em4100"
+
+[[readers]]
+name = "station1-scan"
+location = "{STATION}"
+path = "{station}"
+protocol = "ascii-line"
+mode = "scan"
+terminator = "cr"
+"#,
+        data = data_dir.display(),
+        door = door.display(),
+        station = station.display(),
+    )
+}
+
+/// Prints every message the broker delivers under this gateway's topics, and
+/// flags `ready` once the status says every reader is up.
+async fn print_messages(broker: config::Broker, ready: watch::Sender<bool>) {
+    let mut options = MqttOptions::new(format!("{GATEWAY}-demo-printer"), broker.host, broker.port);
+    options.set_keep_alive(Duration::from_secs(5));
+    let (client, mut eventloop) = AsyncClient::new(options, 16);
+    let filter = format!("itad/{SITE}/{GATEWAY}/#");
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.subscribe(&filter, QoS::AtLeastOnce).await;
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let payload = String::from_utf8_lossy(&p.payload);
+                println!("{} {}", p.topic, payload);
+                if p.topic.ends_with("/status") && all_readers_up(&payload) {
+                    ready.send_replace(true);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+fn all_readers_up(status: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(status) else {
+        return false;
+    };
+    v["readers"]
+        .as_object()
+        .is_some_and(|r| !r.is_empty() && r.values().all(|s| s["state"] == "up"))
+}
+
+/// The scenes, played in a loop until the demo ends.
+async fn play(
+    mut door: SimPort,
+    mut station: SimPort,
+    mut ready: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let _ = ready.wait_for(|r| *r).await;
+    loop {
+        println!(
+            "demo: a card is held at {DOOR} for 3 s (30 frames: expect one arrived, then departed)"
+        );
+        for _ in 0..30 {
+            door.write(&em4100_frame("62E3086CED"))?;
+            sleep(Duration::from_millis(100)).await;
+        }
+        println!("demo: a corrupted frame (bad checksum: expect nothing)");
+        let mut bad = em4100_frame("0F00AB12CD");
+        bad[12] ^= 0x01;
+        door.write(&bad)?;
+
+        println!("demo: three cards pass {DOOR} together");
+        for _ in 0..5 {
+            for card in ["01000734E0", "0A0B0C0D0E", "1122334455"] {
+                door.write(&em4100_frame(card))?;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+
+        println!("demo: barcode AB/1#+ scanned at {STATION}, the scanner double-fires (expect one scanned)");
+        station.write(b"AB/1#+\r")?;
+        sleep(Duration::from_millis(300)).await;
+        station.write(b"AB/1#+\r")?;
+        println!("demo: a GS1-128 label scanned");
+        station.write(b"]C18004061414112345400\r")?;
+
+        sleep(Duration::from_secs(4)).await;
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+    Ok(listener.local_addr()?.port())
 }
