@@ -15,6 +15,8 @@ use crate::config::{Protocol, ReadMode, ReaderConfig};
 
 mod ascii_line;
 mod em4100;
+#[cfg(test)]
+mod testutil;
 
 pub use ascii_line::AsciiLineCodec;
 pub use em4100::Em4100Codec;
