@@ -117,4 +117,13 @@ impl Decoder for ReaderCodec {
             ReaderCodec::AsciiLine(c) => c.decode(src),
         }
     }
+
+    /// Forwarded because the default treats leftover bytes at end of stream
+    /// as an error, and an unplugged reader routinely leaves half a frame.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        match self {
+            ReaderCodec::Em4100(c) => c.decode_eof(src),
+            ReaderCodec::AsciiLine(c) => c.decode_eof(src),
+        }
+    }
 }
