@@ -1,21 +1,43 @@
 //! One tag or barcode per line.
-//! (Skeleton: filled in by the decoder work.)
+//!
+//! Serial and CDC-ACM scanners, and RFID readers in "keyboard" output mode,
+//! send the data followed by a record suffix chosen in the device's menu
+//! (CR by default on most scanners), optionally wrapped in STX/ETX and
+//! user-configured prefix/suffix text. A technician often cannot tell which
+//! of CR, LF or CRLF a device sends, so in those modes any of them ends a line
+//! and the empty lines that CRLF produces are ignored.
 
 use std::io;
+use std::mem;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
-use super::{Decoded, Source};
+use super::{Decoded, DropReason, RawRead, Source};
 use crate::config::Terminator;
+
+const STX: u8 = 0x02;
+const ETX: u8 = 0x03;
+const LF: u8 = b'\n';
+const CR: u8 = b'\r';
+/// GS1 barcodes separate variable-length fields with GS, so it is data.
+const GS: char = '\x1d';
 
 #[derive(Debug)]
 pub struct AsciiLineCodec {
     terminator: Terminator,
     prefix: Option<String>,
     suffix: Option<String>,
+    /// Longest line accepted, counting every byte before the terminator
+    /// (STX and prefix/suffix included): it bounds memory, not the data.
     max_len: usize,
     source: Source,
+    /// How much of the buffer is already known to hold no terminator, so bytes
+    /// trickling in one at a time are not searched again on every call.
+    scanned: usize,
+    /// Inside a line already reported as too long: its bytes are thrown away
+    /// as they arrive, up to the next terminator, instead of being buffered.
+    discarding: bool,
 }
 
 impl AsciiLineCodec {
@@ -32,7 +54,51 @@ impl AsciiLineCodec {
             suffix,
             max_len,
             source,
+            scanned: 0,
+            discarding: false,
         }
+    }
+
+    fn is_terminator(&self, b: u8) -> bool {
+        match self.terminator {
+            Terminator::Cr | Terminator::Lf | Terminator::Crlf => b == CR || b == LF,
+            Terminator::Etx => b == ETX,
+        }
+    }
+
+    /// Turns one line (without its terminator) into a read; `None` for a line
+    /// with nothing in it.
+    fn parse_line(&self, mut line: &[u8]) -> Option<Decoded> {
+        if self.terminator == Terminator::Etx {
+            // A record suffix the scanner appends after ETX lands at the start
+            // of the next line, ahead of its optional STX.
+            while let [CR | LF, rest @ ..] = line {
+                line = rest;
+            }
+            line = line.strip_prefix(&[STX]).unwrap_or(line);
+        }
+        if let Some(prefix) = &self.prefix {
+            line = line.strip_prefix(prefix.as_bytes()).unwrap_or(line);
+        }
+        if let Some(suffix) = &self.suffix {
+            line = line.strip_suffix(suffix.as_bytes()).unwrap_or(line);
+        }
+        if line.is_empty() {
+            return None;
+        }
+        let malformed = Some(Decoded::Dropped(DropReason::Malformed));
+        let Ok(text) = std::str::from_utf8(line) else {
+            return malformed;
+        };
+        if text.chars().any(|c| c.is_control() && c != GS) {
+            return malformed;
+        }
+        Some(Decoded::Read(RawRead {
+            data: text.to_owned(),
+            source: self.source,
+            antenna: None,
+            rssi_dbm: None,
+        }))
     }
 }
 
@@ -40,14 +106,335 @@ impl Decoder for AsciiLineCodec {
     type Item = Decoded;
     type Error = io::Error;
 
-    fn decode(&mut self, _src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
-        let _ = (
-            &self.terminator,
-            &self.prefix,
-            &self.suffix,
-            self.max_len,
-            self.source,
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        loop {
+            let from = self.scanned.min(src.len());
+            let end = src[from..]
+                .iter()
+                .position(|&b| self.is_terminator(b))
+                .map(|i| from + i);
+            let Some(end) = end else {
+                if self.discarding {
+                    src.clear();
+                    self.scanned = 0;
+                    return Ok(None);
+                }
+                if src.len() > self.max_len {
+                    src.clear();
+                    self.scanned = 0;
+                    self.discarding = true;
+                    return Ok(Some(Decoded::Dropped(DropReason::TooLong)));
+                }
+                self.scanned = src.len();
+                return Ok(None);
+            };
+            let item = if mem::replace(&mut self.discarding, false) {
+                // The tail of a line already reported as too long.
+                None
+            } else if end > self.max_len {
+                Some(Decoded::Dropped(DropReason::TooLong))
+            } else {
+                self.parse_line(&src[..end])
+            };
+            src.advance(end + 1);
+            self.scanned = 0;
+            if item.is_some() {
+                return Ok(item);
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        let item = self.decode(src)?;
+        if item.is_none() {
+            // An unterminated line may be a scan cut short by the unplug; it
+            // is not trusted, and the next stream starts afresh.
+            src.clear();
+            self.scanned = 0;
+            self.discarding = false;
+        }
+        Ok(item)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::decode::testutil::{decode_chunked, is_subsequence, reads};
+    use DropReason::{Malformed, TooLong};
+
+    const TERMINATORS: [Terminator; 4] = [
+        Terminator::Cr,
+        Terminator::Lf,
+        Terminator::Crlf,
+        Terminator::Etx,
+    ];
+
+    fn codec(terminator: Terminator) -> AsciiLineCodec {
+        AsciiLineCodec::new(terminator, None, None, 32, Source::Barcode)
+    }
+
+    fn read(data: &str) -> Decoded {
+        Decoded::Read(RawRead {
+            data: data.into(),
+            source: Source::Barcode,
+            antenna: None,
+            rssi_dbm: None,
+        })
+    }
+
+    fn dropped(reason: DropReason) -> Decoded {
+        Decoded::Dropped(reason)
+    }
+
+    fn decode_all(codec: &mut AsciiLineCodec, input: &[u8]) -> Vec<Decoded> {
+        decode_chunked(codec, input, &[]).0
+    }
+
+    fn terminator_bytes(terminator: Terminator) -> &'static [u8] {
+        match terminator {
+            Terminator::Cr => b"\r",
+            Terminator::Lf => b"\n",
+            Terminator::Crlf => b"\r\n",
+            Terminator::Etx => b"\x03",
+        }
+    }
+
+    #[test]
+    fn each_terminator_ends_a_line() {
+        for terminator in TERMINATORS {
+            let end = terminator_bytes(terminator);
+            let input = [b"ASSET-1".as_slice(), end, b"ASSET-2", end].concat();
+            assert_eq!(
+                decode_all(&mut codec(terminator), &input),
+                [read("ASSET-1"), read("ASSET-2")],
+                "{terminator:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cr_lf_and_crlf_modes_accept_each_others_line_ends() {
+        for terminator in [Terminator::Cr, Terminator::Lf, Terminator::Crlf] {
+            let input = b"\nA\r\nB\rC\n\n\rD\r";
+            assert_eq!(
+                decode_all(&mut codec(terminator), input),
+                [read("A"), read("B"), read("C"), read("D")],
+                "{terminator:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn etx_mode_strips_stx_and_the_record_suffix_before_it() {
+        let input = b"\x02A\x03\r\n\x02B\x03C\x03";
+        assert_eq!(
+            decode_all(&mut codec(Terminator::Etx), input),
+            [read("A"), read("B"), read("C")]
         );
-        todo!()
+    }
+
+    #[test]
+    fn etx_mode_does_not_split_on_cr_or_lf_inside_a_line() {
+        assert_eq!(
+            decode_all(&mut codec(Terminator::Etx), b"\x02A\rB\x03"),
+            [dropped(Malformed)]
+        );
+    }
+
+    #[test]
+    fn line_arriving_one_byte_at_a_time() {
+        let mut codec = codec(Terminator::Crlf);
+        let mut buf = BytesMut::new();
+        for &b in b"SN12345\r" {
+            assert_eq!(codec.decode(&mut buf).unwrap(), None);
+            buf.extend_from_slice(&[b]);
+        }
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(read("SN12345")));
+        buf.extend_from_slice(b"\n");
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn prefix_and_suffix_are_stripped_only_when_present() {
+        let mut codec = AsciiLineCodec::new(
+            Terminator::Cr,
+            Some("]C1".into()),
+            Some("#END".into()),
+            32,
+            Source::Barcode,
+        );
+        let input = b"]C1ABC#END\r]C1ABC\rABC#END\rABC\r";
+        assert_eq!(
+            decode_all(&mut codec, input),
+            [read("ABC"), read("ABC"), read("ABC"), read("ABC")]
+        );
+    }
+
+    #[test]
+    fn lines_empty_after_stripping_are_ignored() {
+        let mut codec = AsciiLineCodec::new(
+            Terminator::Etx,
+            Some("P".into()),
+            Some("S".into()),
+            32,
+            Source::Barcode,
+        );
+        assert_eq!(
+            decode_all(&mut codec, b"\x03\x02\x03PS\x03\r\n\x03X\x03"),
+            [read("X")]
+        );
+    }
+
+    #[test]
+    fn overlong_line_is_dropped_once_and_the_next_line_decodes() {
+        let long = [vec![b'9'; 100], b"\rGOOD\r".to_vec()].concat();
+        for sizes in [&[][..], &[1], &[5, 33]] {
+            let (items, most_buffered) = decode_chunked(&mut codec(Terminator::Cr), &long, sizes);
+            assert_eq!(items, [dropped(TooLong), read("GOOD")], "chunks {sizes:?}");
+            assert!(
+                most_buffered <= 32 || sizes.is_empty(),
+                "buffered {most_buffered} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn line_of_exactly_max_len_is_accepted() {
+        let line = "X".repeat(32);
+        let input = format!("{line}\r{line}Y\r");
+        assert_eq!(
+            decode_all(&mut codec(Terminator::Cr), input.as_bytes()),
+            [read(&line), dropped(TooLong)]
+        );
+    }
+
+    #[test]
+    fn barcode_punctuation_passes_intact() {
+        assert_eq!(
+            decode_all(&mut codec(Terminator::Cr), b"AB/1#+\r"),
+            [read("AB/1#+")]
+        );
+    }
+
+    #[test]
+    fn gs1_group_separator_is_kept() {
+        let gs1 = "0109501101020917171905081010ABC\x1d21XYZ";
+        let mut codec = AsciiLineCodec::new(Terminator::Cr, None, None, 64, Source::Barcode);
+        assert_eq!(
+            decode_all(&mut codec, format!("{gs1}\r").as_bytes()),
+            [read(gs1)]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_and_control_bytes_are_malformed() {
+        let input = b"AB\xffCD\rAB\tCD\rAB\x00\rAB\x7f\rAB\xc2\x85\rcaf\xc3\xa9\r";
+        assert_eq!(
+            decode_all(&mut codec(Terminator::Cr), input),
+            [
+                dropped(Malformed),
+                dropped(Malformed),
+                dropped(Malformed),
+                dropped(Malformed),
+                dropped(Malformed),
+                read("café"),
+            ]
+        );
+    }
+
+    #[test]
+    fn source_comes_from_the_reader_mode() {
+        let mut codec = AsciiLineCodec::new(Terminator::Lf, None, None, 32, Source::Rfid);
+        let items = decode_all(&mut codec, b"E2801160600002\n");
+        assert!(matches!(
+            &items[..],
+            [Decoded::Read(RawRead {
+                source: Source::Rfid,
+                ..
+            })]
+        ));
+    }
+
+    #[test]
+    fn unterminated_line_at_end_of_stream_is_discarded_quietly() {
+        let mut codec = codec(Terminator::Cr);
+        let mut buf = BytesMut::from(&b"DONE\rHALF"[..]);
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), Some(read("DONE")));
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+    }
+
+    fn any_terminator() -> impl Strategy<Value = Terminator> {
+        prop::sample::select(TERMINATORS.to_vec())
+    }
+
+    fn affix() -> impl Strategy<Value = Option<String>> {
+        prop::option::of("[A-Z\\]\x02]{0,3}")
+    }
+
+    /// Bytes that exercise the framing: line ends, STX and printable text.
+    fn framing_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            1 => any::<u8>(),
+            1 => prop::sample::select(vec![CR, LF, STX, ETX, 0x1d, b'A', b']']),
+            4 => 0x20u8..0x7f,
+        ];
+        prop::collection::vec(byte, 0..128)
+    }
+
+    proptest! {
+        #[test]
+        fn any_input_split_anywhere_decodes_the_same_in_bounded_memory(
+            terminator in any_terminator(),
+            prefix in affix(),
+            suffix in affix(),
+            max_len in 0usize..40,
+            input in prop_oneof![prop::collection::vec(any::<u8>(), 0..512), framing_bytes()],
+            sizes in prop::collection::vec(1usize..50, 1..8),
+        ) {
+            let new = || AsciiLineCodec::new(terminator, prefix.clone(), suffix.clone(), max_len, Source::Barcode);
+            let whole = decode_all(&mut new(), &input);
+            let (split, most_buffered) = decode_chunked(&mut new(), &input, &sizes);
+            prop_assert!(most_buffered <= max_len, "buffered {} bytes", most_buffered);
+            prop_assert_eq!(split, whole);
+        }
+
+        /// Whatever came before, a terminator resynchronises the decoder.
+        #[test]
+        fn good_lines_survive_any_garbage_before_them(
+            terminator in any_terminator(),
+            prefix in affix(),
+            suffix in affix(),
+            parts in prop::collection::vec(
+                (framing_bytes(), prop::collection::vec(prop_oneof![0x20u8..0x7f, Just(0x1d)], 1..32)),
+                1..6,
+            ),
+            sizes in prop::collection::vec(1usize..50, 1..8),
+        ) {
+            let end = terminator_bytes(terminator);
+            let mut input = Vec::new();
+            let mut wanted = Vec::new();
+            for (garbage, data) in &parts {
+                input.extend_from_slice(garbage);
+                input.extend_from_slice(end);
+                if terminator == Terminator::Etx {
+                    input.push(STX);
+                }
+                input.extend_from_slice(prefix.as_deref().unwrap_or("").as_bytes());
+                input.extend_from_slice(data);
+                input.extend_from_slice(suffix.as_deref().unwrap_or("").as_bytes());
+                input.extend_from_slice(end);
+                wanted.push(String::from_utf8(data.clone()).unwrap());
+            }
+            let mut codec = AsciiLineCodec::new(terminator, prefix.clone(), suffix.clone(), 64, Source::Barcode);
+            let (items, _) = decode_chunked(&mut codec, &input, &sizes);
+            let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            let seen = reads(&items);
+            prop_assert!(is_subsequence(&wanted, &seen), "wanted {:?}, decoded {:?}", wanted, seen);
+        }
     }
 }

@@ -1,15 +1,34 @@
 //! EM4100 / RDM6300 frames: `STX, 10 ASCII hex, 2 ASCII hex XOR, ETX`.
-//! (Skeleton: filled in by the decoder work.)
+//!
+//! The reader streams frames for as long as a tag is in the field, with no
+//! length prefix and no escaping, so a frame start is only recognisable by its
+//! STX. The one fact that makes resynchronisation reliable is that a valid
+//! frame can never contain 0x02 after its STX (offsets 1–12 are hex digits and
+//! 13 is ETX): a frame start found inside a rejected frame is always worth
+//! trying, and a good frame can never be swallowed by whatever came before it.
 
 use std::io;
+use std::mem;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
-use super::Decoded;
+use super::{Decoded, DropReason, RawRead, Source};
+
+const STX: u8 = 0x02;
+const ETX: u8 = 0x03;
+const FRAME_LEN: usize = 14;
+/// Version byte plus four data bytes, as hex characters.
+const DATA_HEX_LEN: usize = 10;
 
 #[derive(Debug, Default)]
-pub struct Em4100Codec {}
+pub struct Em4100Codec {
+    /// The bytes being skipped belong to a run already reported (as garbage or
+    /// as a malformed frame), so the rest of the run is dropped silently. This
+    /// keeps the drop counts independent of how the serial driver happens to
+    /// split the stream into reads.
+    skipping: bool,
+}
 
 impl Em4100Codec {
     pub fn new() -> Self {
@@ -21,7 +40,343 @@ impl Decoder for Em4100Codec {
     type Item = Decoded;
     type Error = io::Error;
 
-    fn decode(&mut self, _src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
-        todo!()
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        loop {
+            let start = src.iter().position(|&b| b == STX).unwrap_or(src.len());
+            if start > 0 {
+                src.advance(start);
+                if !mem::replace(&mut self.skipping, true) {
+                    return Ok(Some(Decoded::Dropped(DropReason::Garbage)));
+                }
+                continue;
+            }
+            if src.is_empty() {
+                return Ok(None);
+            }
+            self.skipping = false;
+            if src.len() < FRAME_LEN {
+                src.reserve(FRAME_LEN - src.len());
+                return Ok(None);
+            }
+            match parse_frame(&src[..FRAME_LEN]) {
+                Ok(data) => {
+                    src.advance(FRAME_LEN);
+                    return Ok(Some(Decoded::Read(RawRead {
+                        data,
+                        source: Source::Rfid,
+                        antenna: None,
+                        rssi_dbm: None,
+                    })));
+                }
+                Err(DropReason::Checksum) => {
+                    src.advance(FRAME_LEN);
+                    return Ok(Some(Decoded::Dropped(DropReason::Checksum)));
+                }
+                Err(reason) => {
+                    // Not a frame after all: its STX was noise or the frame was
+                    // cut short, so the next STX (perhaps inside these 14 bytes)
+                    // may be a real frame start. Everything up to it is this
+                    // one drop.
+                    let next = src[1..]
+                        .iter()
+                        .position(|&b| b == STX)
+                        .map_or(src.len(), |i| i + 1);
+                    src.advance(next);
+                    self.skipping = true;
+                    return Ok(Some(Decoded::Dropped(reason)));
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        let item = self.decode(src)?;
+        if item.is_none() {
+            // A frame cut off by the end of the stream is incomplete, not
+            // corrupt; the next stream starts afresh.
+            src.clear();
+            self.skipping = false;
+        }
+        Ok(item)
+    }
+}
+
+/// Checks one 14-byte frame that starts with STX and returns its data as
+/// upper-case hex. The open-source decoders only handle upper case, but
+/// nothing in the format forbids lower case, and rejecting it would lose reads.
+fn parse_frame(frame: &[u8]) -> Result<String, DropReason> {
+    if frame[FRAME_LEN - 1] != ETX {
+        return Err(DropReason::Malformed);
+    }
+    let hex = &frame[1..FRAME_LEN - 1];
+    let mut bytes = [0u8; 6];
+    for (byte, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = (hex_value(pair[0]).ok_or(DropReason::Malformed)? << 4)
+            | hex_value(pair[1]).ok_or(DropReason::Malformed)?;
+    }
+    let (data, checksum) = bytes.split_at(5);
+    if data.iter().fold(0, |acc, b| acc ^ b) != checksum[0] {
+        return Err(DropReason::Checksum);
+    }
+    Ok(hex[..DATA_HEX_LEN]
+        .iter()
+        .map(|&c| c.to_ascii_uppercase() as char)
+        .collect())
+}
+
+fn hex_value(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::decode::testutil::{decode_chunked, is_subsequence, reads};
+    use DropReason::{Checksum, Garbage, Malformed};
+
+    /// Builds a frame for the 10 hex characters, computing the checksum.
+    fn frame(data: &str) -> Vec<u8> {
+        let bytes: Vec<u8> = (0..5)
+            .map(|i| u8::from_str_radix(&data[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let checksum = bytes.iter().fold(0, |acc, b| acc ^ b);
+        let mut frame = vec![STX];
+        frame.extend_from_slice(data.as_bytes());
+        frame.extend_from_slice(format!("{checksum:02X}").as_bytes());
+        frame.push(ETX);
+        frame
+    }
+
+    fn read(data: &str) -> Decoded {
+        Decoded::Read(RawRead {
+            data: data.into(),
+            source: Source::Rfid,
+            antenna: None,
+            rssi_dbm: None,
+        })
+    }
+
+    fn dropped(reason: DropReason) -> Decoded {
+        Decoded::Dropped(reason)
+    }
+
+    fn decode_all(input: &[u8]) -> Vec<Decoded> {
+        decode_chunked(&mut Em4100Codec::new(), input, &[]).0
+    }
+
+    #[test]
+    fn reference_vectors() {
+        let seeed = b"\x02\x36\x32\x45\x33\x30\x38\x36\x43\x45\x44\x30\x38\x03";
+        assert_eq!(decode_all(seeed), [read("62E3086CED")]);
+        let seeed2 = b"\x02\x30\x31\x30\x30\x30\x37\x33\x34\x45\x30\x44\x32\x03";
+        assert_eq!(decode_all(seeed2), [read("01000734E0")]);
+        assert_eq!(frame("62E3086CED"), seeed);
+        assert_eq!(frame("01000734E0"), seeed2);
+    }
+
+    #[test]
+    fn lower_case_hex_is_accepted_and_reported_upper_case() {
+        assert_eq!(decode_all(b"\x0262e3086ced08\x03"), [read("62E3086CED")]);
+        assert_eq!(decode_all(b"\x0201000734e0d2\x03"), [read("01000734E0")]);
+    }
+
+    #[test]
+    fn frame_arriving_one_byte_at_a_time() {
+        let mut codec = Em4100Codec::new();
+        let mut buf = BytesMut::new();
+        let frame = frame("62E3086CED");
+        for &b in &frame[..FRAME_LEN - 1] {
+            buf.extend_from_slice(&[b]);
+            assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        }
+        buf.extend_from_slice(&[ETX]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(read("62E3086CED")));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn several_frames_in_one_read() {
+        let input = [
+            frame("62E3086CED"),
+            frame("01000734E0"),
+            frame("62E3086CED"),
+        ]
+        .concat();
+        assert_eq!(
+            decode_all(&input),
+            [read("62E3086CED"), read("01000734E0"), read("62E3086CED")]
+        );
+    }
+
+    #[test]
+    fn garbage_before_and_between_frames_is_one_drop_per_run() {
+        let input = [
+            b"noise\x03".as_slice(),
+            &frame("62E3086CED"),
+            b"\xff\x00",
+            &frame("01000734E0"),
+        ]
+        .concat();
+        assert_eq!(
+            decode_all(&input),
+            [
+                dropped(Garbage),
+                read("62E3086CED"),
+                dropped(Garbage),
+                read("01000734E0")
+            ]
+        );
+    }
+
+    #[test]
+    fn garbage_run_split_across_reads_is_still_one_drop() {
+        let input = [b"0123456789abcdef".as_slice(), &frame("62E3086CED")].concat();
+        let (items, _) = decode_chunked(&mut Em4100Codec::new(), &input, &[1]);
+        assert_eq!(items, [dropped(Garbage), read("62E3086CED")]);
+    }
+
+    #[test]
+    fn bad_checksum() {
+        assert_eq!(decode_all(b"\x0262E3086CED09\x03"), [dropped(Checksum)]);
+    }
+
+    #[test]
+    fn missing_etx_and_bad_hex_are_malformed() {
+        assert_eq!(decode_all(b"\x0262E3086CED08\x04"), [dropped(Malformed)]);
+        assert_eq!(decode_all(b"\x0262E3086CEG08\x03"), [dropped(Malformed)]);
+        assert_eq!(decode_all(b"\x02 62E3086CED0\x03"), [dropped(Malformed)]);
+    }
+
+    #[test]
+    fn truncated_frame_does_not_swallow_the_next_one() {
+        // The reader lost bytes mid-frame; the next STX falls inside the 14
+        // bytes read for the broken frame.
+        let input = [b"\x0262E30".as_slice(), &frame("01000734E0")].concat();
+        assert_eq!(decode_all(&input), [dropped(Malformed), read("01000734E0")]);
+    }
+
+    #[test]
+    fn malformed_frame_absorbs_junk_up_to_the_next_stx() {
+        let input = [
+            b"\x02this is not a frame at all".as_slice(),
+            &frame("62E3086CED"),
+        ]
+        .concat();
+        assert_eq!(decode_all(&input), [dropped(Malformed), read("62E3086CED")]);
+        let (items, _) = decode_chunked(&mut Em4100Codec::new(), &input, &[3]);
+        assert_eq!(items, [dropped(Malformed), read("62E3086CED")]);
+    }
+
+    #[test]
+    fn junk_after_a_bad_checksum_is_garbage() {
+        let input = [b"\x0262E3086CED09\x03junk".as_slice(), &frame("62E3086CED")].concat();
+        assert_eq!(
+            decode_all(&input),
+            [dropped(Checksum), dropped(Garbage), read("62E3086CED")]
+        );
+    }
+
+    #[test]
+    fn stray_stx_runs_before_a_good_frame() {
+        let input = [b"\x02\x02\x02".as_slice(), &frame("62E3086CED")].concat();
+        assert_eq!(
+            decode_all(&input),
+            [
+                dropped(Malformed),
+                dropped(Malformed),
+                dropped(Malformed),
+                read("62E3086CED")
+            ]
+        );
+    }
+
+    #[test]
+    fn flood_of_garbage_then_a_frame_keeps_the_buffer_small() {
+        // A reader on the wrong baud rate produces a steady stream of junk.
+        let mut state = 0x2545_f491_u32;
+        let mut junk: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect();
+        junk.extend_from_slice(&frame("01000734E0"));
+        let (items, most_buffered) =
+            decode_chunked(&mut Em4100Codec::new(), &junk, &[1, 7, 64, 4096]);
+        assert_eq!(items.last(), Some(&read("01000734E0")));
+        assert!(most_buffered < FRAME_LEN, "buffered {most_buffered} bytes");
+    }
+
+    #[test]
+    fn buffer_without_stx_is_cleared() {
+        let mut codec = Em4100Codec::new();
+        let mut buf = BytesMut::from(&b"no frame start here"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap(), Some(dropped(Garbage)));
+        assert!(buf.is_empty());
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn partial_frame_at_end_of_stream_is_discarded_quietly() {
+        let mut codec = Em4100Codec::new();
+        let mut buf = BytesMut::from(&b"\x0262E308"[..]);
+        assert_eq!(codec.decode_eof(&mut buf).unwrap(), None);
+        assert!(buf.is_empty());
+    }
+
+    /// Bytes that exercise the framing: mostly STX, ETX and hex digits.
+    fn framing_bytes() -> impl Strategy<Value = Vec<u8>> {
+        let byte = prop_oneof![
+            2 => any::<u8>(),
+            1 => Just(STX),
+            1 => Just(ETX),
+            4 => prop::sample::select(b"0123456789ABCDEFabcdef".to_vec()),
+        ];
+        prop::collection::vec(byte, 0..64)
+    }
+
+    fn chunk_sizes() -> impl Strategy<Value = Vec<usize>> {
+        prop::collection::vec(1usize..20, 1..8)
+    }
+
+    proptest! {
+        #[test]
+        fn any_input_split_anywhere_decodes_the_same_in_bounded_memory(
+            input in prop_oneof![prop::collection::vec(any::<u8>(), 0..512), framing_bytes()],
+            sizes in chunk_sizes(),
+        ) {
+            let whole = decode_all(&input);
+            let (split, most_buffered) = decode_chunked(&mut Em4100Codec::new(), &input, &sizes);
+            prop_assert!(most_buffered < FRAME_LEN);
+            prop_assert_eq!(split, whole);
+        }
+
+        /// No garbage, however it ends, can cost a good frame: a valid frame
+        /// never contains 0x02 after its STX, so a frame start inside a
+        /// rejected frame is always retried.
+        #[test]
+        fn good_frames_survive_any_garbage_around_them(
+            parts in prop::collection::vec((framing_bytes(), any::<[u8; 5]>()), 1..6),
+            trailing in framing_bytes(),
+            sizes in chunk_sizes(),
+        ) {
+            let mut input = Vec::new();
+            let mut wanted = Vec::new();
+            for (garbage, data) in &parts {
+                let data: String = data.iter().map(|b| format!("{b:02X}")).collect();
+                input.extend_from_slice(garbage);
+                input.extend_from_slice(&frame(&data));
+                wanted.push(data);
+            }
+            input.extend_from_slice(&trailing);
+            let (items, _) = decode_chunked(&mut Em4100Codec::new(), &input, &sizes);
+            let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+            let seen = reads(&items);
+            prop_assert!(is_subsequence(&wanted, &seen), "wanted {:?}, decoded {:?}", wanted, seen);
+        }
     }
 }

@@ -15,6 +15,8 @@ use crate::config::{Protocol, ReadMode, ReaderConfig};
 
 mod ascii_line;
 mod em4100;
+#[cfg(test)]
+mod testutil;
 
 pub use ascii_line::AsciiLineCodec;
 pub use em4100::Em4100Codec;
@@ -113,6 +115,15 @@ impl Decoder for ReaderCodec {
         match self {
             ReaderCodec::Em4100(c) => c.decode(src),
             ReaderCodec::AsciiLine(c) => c.decode(src),
+        }
+    }
+
+    /// Forwarded because the default treats leftover bytes at end of stream
+    /// as an error, and an unplugged reader routinely leaves half a frame.
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Decoded>, io::Error> {
+        match self {
+            ReaderCodec::Em4100(c) => c.decode_eof(src),
+            ReaderCodec::AsciiLine(c) => c.decode_eof(src),
         }
     }
 }
