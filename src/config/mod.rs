@@ -261,29 +261,3 @@ impl ReaderConfig {
         })
     }
 }
-// TEMP-STUB-BEGIN
-pub struct Broker {
-    pub host: String,
-    pub port: u16,
-    pub tls: bool,
-}
-impl MqttConfig {
-    pub fn broker(&self) -> Result<Broker, String> {
-        let r = self.url.trim_start_matches("mqtt://");
-        let (h, p) = r.rsplit_once(':').unwrap();
-        Ok(Broker {
-            host: h.into(),
-            port: p.parse().unwrap(),
-            tls: false,
-        })
-    }
-    pub fn password(&self) -> Result<Option<String>, String> {
-        Ok(self.password.clone())
-    }
-}
-impl Config {
-    pub fn summary(&self) -> String {
-        String::new()
-    }
-}
-// TEMP-STUB-END
