@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod load;
+mod mqtt;
 
 pub use load::{load, ConfigError, ConfigErrors};
+pub use mqtt::Broker;
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -48,10 +50,12 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("/var/lib/custodyd")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written by hand (in `mqtt.rs`) so the password never reaches a log.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` (TLS `mqtts://` arrives with the operations issue).
+    /// `mqtt://host[:port]`, `tcp://host[:port]` or `mqtts://host[:port]`; see
+    /// [`MqttConfig::broker`].
     #[serde(default = "default_mqtt_url")]
     pub url: String,
     /// First topic segment.
