@@ -12,6 +12,10 @@ use serde::Deserialize;
 
 mod load;
 mod mqtt;
+mod names;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
