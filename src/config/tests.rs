@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Duration;
 
-use super::load::load_with_env;
+use super::load::{load_with_env, serde_names};
 use super::*;
 
 /// A valid configuration whose last table is `readers[0]`, so appending
@@ -73,7 +73,7 @@ fn minimal_file_takes_the_documented_defaults() {
     let mqtt = &config.mqtt;
     assert_eq!(mqtt.url, "mqtt://127.0.0.1:1883");
     assert_eq!(mqtt.root, "itad");
-    assert_eq!(mqtt.client_id, None);
+    assert_eq!(config.client_id(), "g");
     assert_eq!(mqtt.keep_alive, Duration::from_secs(15));
     assert_eq!(mqtt.connect_timeout, Duration::from_secs(5));
     assert_eq!(mqtt.inflight, 32);
@@ -129,6 +129,23 @@ flush_interval = "0s""#,
     assert_eq!(config.mqtt.keep_alive, Duration::from_secs(120));
     assert_eq!(config.mqtt.reconnect_min, Duration::from_millis(100));
     assert_eq!(config.spool.flush_interval, Duration::ZERO);
+}
+
+#[test]
+fn enum_spellings_match_the_file() {
+    for kind in [
+        LocationKind::DockDoor,
+        LocationKind::CageGate,
+        LocationKind::ScanStation,
+    ] {
+        assert!(serde_names::<LocationKind>().contains(&kind.as_str()));
+    }
+    for protocol in [Protocol::Em4100, Protocol::AsciiLine] {
+        assert!(serde_names::<Protocol>().contains(&protocol.as_str()));
+    }
+    for mode in [ReadMode::Presence, ReadMode::Scan] {
+        assert!(serde_names::<ReadMode>().contains(&mode.as_str()));
+    }
 }
 
 // --- environment overrides ---
@@ -445,4 +462,35 @@ fn every_problem_is_reported_at_once() {
             "readers[0] (door1-em).baud"
         ]
     );
+}
+
+// --- summary and secrecy ---
+
+#[test]
+fn summary_shows_the_topics_and_never_the_password() {
+    let toml = with(
+        "[mqtt]\nurl = \"mqtts://broker.lan\"\nusername = \"custodyd\"\npassword = \"hunter2\"",
+    );
+    let config = ok(&toml);
+    let summary = config.summary();
+    for expected in [
+        "reno-1",
+        "dock-pi-03",
+        "broker.lan:8883 (TLS)",
+        "itad/reno-1/dock-pi-03/status",
+        "itad/reno-1/dock-pi-03/custody/+",
+        "door1",
+        "dock_door",
+        "door1-em",
+        "em4100",
+        "presence",
+        "/dev/ttyUSB0",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "{expected:?} missing:\n{summary}"
+        );
+    }
+    assert!(!summary.contains("hunter2"), "{summary}");
+    assert!(!format!("{config:?}").contains("hunter2"));
 }
