@@ -132,6 +132,42 @@ flush_interval = "0s""#,
 }
 
 #[test]
+fn reference_config_loads_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
+    let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.readers.len(), 2);
+    assert_eq!(config.readers[0].protocol, Protocol::Em4100);
+    assert_eq!(config.readers[1].mode(), ReadMode::Scan);
+    assert_eq!(config.locations[1].kind, LocationKind::ScanStation);
+}
+
+#[test]
+fn reference_config_documents_every_key() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml"))
+            .unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.trim_start_matches(['#', ' ']).split_once(" ="))
+        .map(|(key, _)| key)
+        .collect();
+    let sections = [
+        ("[gateway]", serde_names::<GatewayConfig>()),
+        ("[mqtt]", serde_names::<MqttConfig>()),
+        ("[spool]", serde_names::<SpoolConfig>()),
+        ("[[locations]]", serde_names::<LocationConfig>()),
+        ("[[readers]]", serde_names::<ReaderConfig>()),
+    ];
+    for (section, fields) in sections {
+        assert!(text.contains(section), "{section} missing");
+        assert!(!fields.is_empty());
+        for field in fields {
+            assert!(keys.contains(field), "{section} {field} is not documented");
+        }
+    }
+}
+
+#[test]
 fn enum_spellings_match_the_file() {
     for kind in [
         LocationKind::DockDoor,
