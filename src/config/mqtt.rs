@@ -94,6 +94,12 @@ impl fmt::Debug for MqttConfig {
 
 fn parse_broker_url(url: &str) -> Result<Broker, String> {
     const EXPECTED: &str = "expected mqtt://host[:port], tcp://host[:port] or mqtts://host[:port]";
+    if url.contains('@') {
+        // Not echoed: the part before `@` is likely a password.
+        return Err("credentials in the URL are not supported; \
+                    use mqtt.username with mqtt.password or mqtt.password_file"
+            .into());
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!("{url:?}: {EXPECTED}"));
     };
@@ -102,12 +108,6 @@ fn parse_broker_url(url: &str) -> Result<Broker, String> {
         "mqtts" => (true, 8883),
         _ => return Err(format!("unsupported scheme {scheme:?}; {EXPECTED}")),
     };
-    if rest.contains('@') {
-        // Not echoed: the part before `@` is likely a password.
-        return Err("credentials in the URL are not supported; \
-                    use mqtt.username with mqtt.password or mqtt.password_file"
-            .into());
-    }
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if let Some(c) = authority.chars().find(|c| matches!(c, '/' | '?' | '#')) {
         return Err(format!("{url:?}: unexpected {c:?}; {EXPECTED}"));
@@ -238,8 +238,10 @@ mod tests {
 
     #[test]
     fn never_echoes_credentials_in_the_url() {
-        let err = parse_broker_url("mqtt://user:hunter2@broker").unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
+        for url in ["mqtt://user:hunter2@broker", "mqtt:/user:hunter2@broker"] {
+            let err = parse_broker_url(url).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]
