@@ -10,9 +10,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::topic::Naming;
+
 mod load;
+mod mqtt;
+mod names;
+mod summary;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 pub use load::{load, ConfigError, ConfigErrors};
+pub use mqtt::Broker;
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -29,6 +38,22 @@ pub struct Config {
     pub locations: Vec<LocationConfig>,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
+}
+
+impl Config {
+    /// The `{root}/{site}/{gateway}` that every topic of this gateway starts with.
+    pub fn naming(&self) -> Naming {
+        Naming {
+            root: self.mqtt.root.clone(),
+            site: self.gateway.site.clone(),
+            gateway: self.gateway.name.clone(),
+        }
+    }
+
+    /// `mqtt.client_id`, or `gateway.name` when it is not set.
+    pub fn client_id(&self) -> &str {
+        self.mqtt.client_id.as_deref().unwrap_or(&self.gateway.name)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -48,10 +73,12 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("/var/lib/custodyd")
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` is written by hand (in `mqtt.rs`) so the password never reaches a log.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port` (TLS `mqtts://` arrives with the operations issue).
+    /// `mqtt://host[:port]`, `tcp://host[:port]` or `mqtts://host[:port]`; see
+    /// [`MqttConfig::broker`].
     #[serde(default = "default_mqtt_url")]
     pub url: String,
     /// First topic segment.
@@ -159,6 +186,17 @@ pub enum LocationKind {
     ScanStation,
 }
 
+impl LocationKind {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationKind::DockDoor => "dock_door",
+            LocationKind::CageGate => "cage_gate",
+            LocationKind::ScanStation => "scan_station",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocationConfig {
@@ -183,6 +221,16 @@ pub enum Protocol {
     AsciiLine,
 }
 
+impl Protocol {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Em4100 => "em4100",
+            Protocol::AsciiLine => "ascii-line",
+        }
+    }
+}
+
 /// How reads of a reader become custody events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,6 +239,16 @@ pub enum ReadMode {
     Presence,
     /// Barcode-style: each deliberate scan is a `scanned` event.
     Scan,
+}
+
+impl ReadMode {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadMode::Presence => "presence",
+            ReadMode::Scan => "scan",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -1,0 +1,86 @@
+//! The human summary printed by `custodyd check-config`.
+
+use std::fmt::Write;
+
+use humantime::format_duration;
+
+use super::Config;
+
+impl Config {
+    /// A short, terminal-friendly summary of what this gateway will do: where
+    /// it publishes, its topics, locations and readers. Never shows the
+    /// password, only where it comes from.
+    pub fn summary(&self) -> String {
+        let naming = self.naming();
+        let mqtt = &self.mqtt;
+        let mut out = String::new();
+
+        let broker = match mqtt.broker() {
+            Ok(b) if b.tls => format!("{b} (TLS)"),
+            Ok(b) => b.to_string(),
+            Err(e) => format!("invalid url: {e}"),
+        };
+        let auth = match (&mqtt.username, &mqtt.password, &mqtt.password_file) {
+            (None, None, None) => "no login".to_string(),
+            (user, password, file) => {
+                let mut auth = format!("user {}", user.as_deref().unwrap_or("(none)"));
+                if let Some(file) = file {
+                    let _ = write!(auth, ", password from {}", file.display());
+                } else if password.is_some() {
+                    auth.push_str(", password set");
+                }
+                auth
+            }
+        };
+
+        let _ = writeln!(out, "site      {}", self.gateway.site);
+        let _ = writeln!(out, "gateway   {}", self.gateway.name);
+        let _ = writeln!(out, "data dir  {}", self.gateway.data_dir.display());
+        let _ = writeln!(
+            out,
+            "broker    {broker}, client id {}, {auth}",
+            self.client_id()
+        );
+        let _ = writeln!(out, "topics    root {}", mqtt.root);
+        let _ = writeln!(out, "          status   {}", naming.status());
+        let _ = writeln!(out, "          custody  {}", naming.custody("+"));
+
+        let _ = writeln!(out, "locations ({})", self.locations.len());
+        let width = self
+            .locations
+            .iter()
+            .map(|l| l.name.len())
+            .max()
+            .unwrap_or(0);
+        for l in &self.locations {
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:12}  departed after {}",
+                l.name,
+                l.kind.as_str(),
+                format_duration(l.departure_timeout)
+            );
+        }
+
+        let _ = writeln!(out, "readers ({})", self.readers.len());
+        let width = self.readers.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        let loc_width = self
+            .readers
+            .iter()
+            .map(|r| r.location.len())
+            .max()
+            .unwrap_or(0);
+        for r in &self.readers {
+            let _ = writeln!(
+                out,
+                "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}",
+                r.name,
+                r.protocol.as_str(),
+                r.mode().as_str(),
+                r.location,
+                r.path.display()
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,532 @@
+//! Loading and validation, end to end through a real file.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use super::load::{load_with_env, serde_names};
+use super::*;
+
+/// A valid configuration whose last table is `readers[0]`, so appending
+/// `key = value` lines sets keys of that reader.
+const BASE: &str = r#"
+[gateway]
+site = "reno-1"
+name = "dock-pi-03"
+
+[[locations]]
+name = "door1"
+kind = "dock_door"
+
+[[readers]]
+name = "door1-em"
+location = "door1"
+path = "/dev/ttyUSB0"
+protocol = "em4100"
+"#;
+
+fn with(extra: &str) -> String {
+    format!("{BASE}\n{extra}\n")
+}
+
+fn load_env(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(toml.as_bytes()).unwrap();
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    load_with_env(file.path(), env)
+}
+
+fn load_str(toml: &str) -> Result<Config, ConfigErrors> {
+    load_env(toml, &[])
+}
+
+fn ok(toml: &str) -> Config {
+    load_str(toml).unwrap_or_else(|e| panic!("expected a valid config, got:\n{e}"))
+}
+
+fn errors(toml: &str) -> Vec<ConfigError> {
+    match load_str(toml) {
+        Ok(_) => panic!("expected errors for:\n{toml}"),
+        Err(ConfigErrors(errors)) => errors,
+    }
+}
+
+/// The message of the error naming `key`; fails listing every error otherwise.
+fn error_at(errors: &[ConfigError], key: &str) -> String {
+    match errors.iter().find(|e| e.key == key) {
+        Some(e) => e.message.clone(),
+        None => panic!(
+            "no error for key {key:?}; got:\n{}",
+            ConfigErrors(errors.to_vec())
+        ),
+    }
+}
+
+fn assert_error(toml: &str, key: &str) -> String {
+    error_at(&errors(toml), key)
+}
+
+#[test]
+fn minimal_file_takes_the_documented_defaults() {
+    let config = ok("[gateway]\nsite = \"s\"\nname = \"g\"\n");
+    assert_eq!(config.gateway.data_dir, Path::new("/var/lib/custodyd"));
+    let mqtt = &config.mqtt;
+    assert_eq!(mqtt.url, "mqtt://127.0.0.1:1883");
+    assert_eq!(mqtt.root, "itad");
+    assert_eq!(config.client_id(), "g");
+    assert_eq!(mqtt.keep_alive, Duration::from_secs(15));
+    assert_eq!(mqtt.connect_timeout, Duration::from_secs(5));
+    assert_eq!(mqtt.inflight, 32);
+    assert_eq!(mqtt.reconnect_min, Duration::from_millis(250));
+    assert_eq!(mqtt.reconnect_max, Duration::from_secs(5));
+    assert_eq!(mqtt.password(), Ok(None));
+    assert_eq!(config.spool.flush_interval, Duration::from_millis(5));
+    assert_eq!(config.spool.flush_max_events, 512);
+    assert!(config.locations.is_empty() && config.readers.is_empty());
+}
+
+#[test]
+fn reader_and_location_defaults() {
+    let config = ok(&with(
+        r#"
+[[readers]]
+name = "scan1"
+location = "door1"
+path = "/dev/ttyACM0"
+protocol = "ascii-line"
+"#,
+    ));
+    assert_eq!(
+        config.locations[0].departure_timeout,
+        Duration::from_secs(5)
+    );
+    let em = &config.readers[0];
+    assert_eq!(em.baud, 9600);
+    assert_eq!(em.mode(), ReadMode::Presence);
+    assert_eq!(em.rescan_window, Duration::from_secs(2));
+    assert_eq!(em.reopen_max, Duration::from_secs(10));
+    let scan = &config.readers[1];
+    assert_eq!(scan.mode(), ReadMode::Scan);
+    assert_eq!(scan.terminator, Terminator::Cr);
+    assert_eq!(scan.max_len, 128);
+    assert_eq!(
+        (scan.prefix.as_deref(), scan.suffix.as_deref()),
+        (None, None)
+    );
+}
+
+#[test]
+fn durations_are_humantime_strings() {
+    let config = ok(&with(
+        r#"rescan_window = "1m 30s"
+[mqtt]
+keep_alive = "2m"
+reconnect_min = "100ms"
+[spool]
+flush_interval = "0s""#,
+    ));
+    assert_eq!(config.readers[0].rescan_window, Duration::from_secs(90));
+    assert_eq!(config.mqtt.keep_alive, Duration::from_secs(120));
+    assert_eq!(config.mqtt.reconnect_min, Duration::from_millis(100));
+    assert_eq!(config.spool.flush_interval, Duration::ZERO);
+}
+
+#[test]
+fn reference_config_loads_and_validates() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
+    let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.readers.len(), 2);
+    assert_eq!(config.readers[0].protocol, Protocol::Em4100);
+    assert_eq!(config.readers[1].mode(), ReadMode::Scan);
+    assert_eq!(config.locations[1].kind, LocationKind::ScanStation);
+}
+
+#[test]
+fn reference_config_documents_every_key() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml"))
+            .unwrap();
+    let keys: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.trim_start_matches(['#', ' ']).split_once(" ="))
+        .map(|(key, _)| key)
+        .collect();
+    let sections = [
+        ("[gateway]", serde_names::<GatewayConfig>()),
+        ("[mqtt]", serde_names::<MqttConfig>()),
+        ("[spool]", serde_names::<SpoolConfig>()),
+        ("[[locations]]", serde_names::<LocationConfig>()),
+        ("[[readers]]", serde_names::<ReaderConfig>()),
+    ];
+    for (section, fields) in sections {
+        assert!(text.contains(section), "{section} missing");
+        assert!(!fields.is_empty());
+        for field in fields {
+            assert!(keys.contains(field), "{section} {field} is not documented");
+        }
+    }
+}
+
+#[test]
+fn enum_spellings_match_the_file() {
+    for kind in [
+        LocationKind::DockDoor,
+        LocationKind::CageGate,
+        LocationKind::ScanStation,
+    ] {
+        assert!(serde_names::<LocationKind>().contains(&kind.as_str()));
+    }
+    for protocol in [Protocol::Em4100, Protocol::AsciiLine] {
+        assert!(serde_names::<Protocol>().contains(&protocol.as_str()));
+    }
+    for mode in [ReadMode::Presence, ReadMode::Scan] {
+        assert!(serde_names::<ReadMode>().contains(&mode.as_str()));
+    }
+}
+
+// --- environment overrides ---
+
+#[test]
+fn environment_overrides_the_file() {
+    let toml = with("[mqtt]\nurl = \"mqtt://file-broker:1883\"\ninflight = 8");
+    let config = load_env(
+        &toml,
+        &[
+            ("CUSTODYD__MQTT__URL", "mqtt://10.0.0.5:1883"),
+            ("CUSTODYD__GATEWAY__SITE", "x"),
+            ("CUSTODYD__MQTT__KEEP_ALIVE", "30s"),
+            ("custodyd__mqtt__inflight", "64"),
+            ("CUSTODYD_MQTT_ROOT", "single-underscores-are-not-ours"),
+            ("PATH", "/usr/bin"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.mqtt.url, "mqtt://10.0.0.5:1883");
+    assert_eq!(config.gateway.site, "x");
+    assert_eq!(config.mqtt.keep_alive, Duration::from_secs(30));
+    assert_eq!(config.mqtt.inflight, 64);
+    assert_eq!(config.mqtt.root, "itad");
+}
+
+#[test]
+fn environment_fills_a_section_the_file_lacks() {
+    let config = load_env(BASE, &[("CUSTODYD__MQTT__URL", "mqtts://broker")]).unwrap();
+    assert_eq!(config.mqtt.url, "mqtts://broker");
+    assert!(config.mqtt.broker().unwrap().tls);
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let Err(ConfigErrors(errs)) = load_env(BASE, &[("CUSTODYD__MQTT__URLL", "mqtt://x")]) else {
+        panic!("unknown key from the environment was accepted");
+    };
+    let message = error_at(&errs, "mqtt.urll");
+    assert!(message.contains("CUSTODYD__MQTT__URLL"), "{message}");
+
+    let Err(ConfigErrors(errs)) = load_env(BASE, &[("CUSTODYD__MQTT__URL", "http://x")]) else {
+        panic!("bad url from the environment was accepted");
+    };
+    let message = error_at(&errs, "mqtt.url");
+    assert!(message.contains("CUSTODYD__MQTT__URL"), "{message}");
+}
+
+// --- file-level and deserialization errors ---
+
+#[test]
+fn missing_file_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let ConfigErrors(errs) = load_with_env(&path, Vec::new()).unwrap_err();
+    let message = error_at(&errs, "(file)");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+}
+
+#[test]
+fn syntax_error_gives_the_position_but_not_the_line() {
+    let toml =
+        "[gateway]\nsite = \"s\"\nname = \"g\"\n[mqtt]\nusername = \"u\"\npassword = \"hunter2\n";
+    let message = assert_error(toml, "(file)");
+    assert!(message.contains("line 6"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn unknown_keys_in_the_file_are_rejected_by_name() {
+    let message = assert_error(&with("[mqtt]\nkeepalive = \"5s\""), "mqtt.keepalive");
+    assert!(message.contains("keep_alive"), "{message}");
+    assert_error(&with("[logging]\nlevel = \"debug\""), "logging");
+    assert_error(&with("antenna = 2"), "readers[0] (door1-em).antenna");
+    assert_error(
+        &format!("{BASE}\n[[locations]]\nname = \"x\"\nkind = \"dock_door\"\ncolour = 1"),
+        "locations[1] (x).colour",
+    );
+}
+
+#[test]
+fn wrong_types_name_the_key() {
+    assert_error(&with("[mqtt]\ninflight = \"lots\""), "mqtt.inflight");
+    assert_error(&with("[mqtt]\ninflight = 70000"), "mqtt.inflight");
+    assert_error(&with("baud = \"fast\""), "readers[0] (door1-em).baud");
+    assert_error("gateway = 5", "gateway");
+}
+
+#[test]
+fn bad_enum_values_list_the_accepted_ones() {
+    let toml = BASE.replace("\"em4100\"", "\"em4200\"");
+    let message = assert_error(&toml, "readers[0] (door1-em).protocol");
+    assert!(
+        message.contains("em4200") && message.contains("ascii-line"),
+        "{message}"
+    );
+    let toml = BASE.replace("\"em4100\"", "1");
+    let message = assert_error(&toml, "readers[0] (door1-em).protocol");
+    assert!(message.contains("em4100"), "{message}");
+    let toml = BASE.replace("\"dock_door\"", "\"dock\"");
+    let message = assert_error(&toml, "locations[0] (door1).kind");
+    assert!(message.contains("cage_gate"), "{message}");
+}
+
+#[test]
+fn bad_durations_name_the_key() {
+    let message = assert_error(
+        &with("[mqtt]\nkeep_alive = \"5 parsecs\""),
+        "mqtt.keep_alive",
+    );
+    assert!(message.contains("5s"), "{message}");
+    assert_error(&with("[mqtt]\nkeep_alive = 5"), "mqtt.keep_alive");
+}
+
+#[test]
+fn missing_required_keys_name_the_key() {
+    assert_error("[gateway]\nname = \"g\"\n", "gateway.site");
+    assert_error("[mqtt]\nroot = \"x\"\n", "gateway");
+    assert_error(
+        &format!("{BASE}\n[[readers]]\nname = \"r2\"\nlocation = \"door1\"\nprotocol = \"em4100\""),
+        "readers[1] (r2).path",
+    );
+}
+
+// --- validation ---
+
+#[test]
+fn names_must_be_topic_safe() {
+    assert_error(&BASE.replace("\"reno-1\"", "\"\""), "gateway.site");
+    assert_error(
+        &BASE.replace("\"dock-pi-03\"", "\"dock pi\""),
+        "gateway.name",
+    );
+    assert_error(&with("[mqtt]\nroot = \"itad/x\""), "mqtt.root");
+    assert_error(&with("[mqtt]\nclient_id = \"a+b\""), "mqtt.client_id");
+    let toml = BASE.replace("name = \"door1\"", "name = \"door#1\"");
+    assert_error(&toml, "locations[0].name");
+    let toml = BASE.replace("\"door1-em\"", &format!("\"{}\"", "r".repeat(65)));
+    assert_error(&toml, "readers[0].name");
+}
+
+#[test]
+fn duplicates_are_rejected() {
+    let toml = format!(
+        "{BASE}
+[[locations]]
+name = \"door1\"
+kind = \"cage_gate\"
+
+[[readers]]
+name = \"door1-em\"
+location = \"door1\"
+path = \"/dev/ttyUSB0\"
+protocol = \"em4100\"
+"
+    );
+    let errs = errors(&toml);
+    error_at(&errs, "locations[1] (door1).name");
+    error_at(&errs, "readers[1] (door1-em).name");
+    let message = error_at(&errs, "readers[1] (door1-em).path");
+    assert!(message.contains("readers[0]"), "{message}");
+}
+
+#[test]
+fn readers_must_name_a_configured_location() {
+    let toml = format!(
+        "{BASE}
+[[readers]]
+name = \"door9-em\"
+location = \"dock-9\"
+path = \"/dev/ttyUSB1\"
+protocol = \"em4100\"
+"
+    );
+    let message = assert_error(&toml, "readers[1] (door9-em).location");
+    assert!(
+        message.starts_with("unknown location \"dock-9\""),
+        "{message}"
+    );
+}
+
+#[test]
+fn broker_url_must_parse() {
+    let message = assert_error(&with("[mqtt]\nurl = \"http://broker\""), "mqtt.url");
+    assert!(message.contains("mqtts://"), "{message}");
+    let config = ok(&with("[mqtt]\nurl = \"mqtt://[::1]:1884\""));
+    assert_eq!(
+        config.mqtt.broker(),
+        Ok(Broker {
+            host: "::1".into(),
+            port: 1884,
+            tls: false
+        })
+    );
+}
+
+#[test]
+fn password_and_password_file_are_exclusive() {
+    let toml = with(
+        "[mqtt]\nusername = \"u\"\npassword = \"hunter2\"\npassword_file = \"/etc/custodyd/pw\"",
+    );
+    let errs = errors(&toml);
+    error_at(&errs, "mqtt.password");
+    assert!(!ConfigErrors(errs).to_string().contains("hunter2"));
+}
+
+#[test]
+fn password_file_must_be_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let toml = with(&format!(
+        "[mqtt]\nusername = \"u\"\npassword_file = {:?}",
+        missing.display().to_string()
+    ));
+    let message = assert_error(&toml, "mqtt.password_file");
+    assert!(message.contains("missing"), "{message}");
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let toml = with(&format!(
+        "[mqtt]\nusername = \"u\"\npassword_file = {:?}",
+        empty.display().to_string()
+    ));
+    assert_error(&toml, "mqtt.password_file");
+}
+
+#[test]
+fn password_comes_from_the_first_line_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, "  s3cret \nignored\n").unwrap();
+    let toml = with(&format!(
+        "[mqtt]\nusername = \"u\"\npassword_file = {:?}",
+        file.display().to_string()
+    ));
+    assert_eq!(ok(&toml).mqtt.password(), Ok(Some("s3cret".into())));
+    let toml = with("[mqtt]\nusername = \"u\"\npassword = \"pw\"");
+    assert_eq!(ok(&toml).mqtt.password(), Ok(Some("pw".into())));
+}
+
+#[test]
+fn password_needs_a_username() {
+    assert_error(&with("[mqtt]\npassword = \"pw\""), "mqtt.password");
+}
+
+#[test]
+fn keep_alive_must_suit_rumqttc() {
+    for bad in ["0s", "500ms", "1500ms", "70000s"] {
+        assert_error(
+            &with(&format!("[mqtt]\nkeep_alive = \"{bad}\"")),
+            "mqtt.keep_alive",
+        );
+    }
+    ok(&with("[mqtt]\nkeep_alive = \"1s\""));
+}
+
+#[test]
+fn mqtt_numbers_are_bounded() {
+    assert_error(&with("[mqtt]\ninflight = 0"), "mqtt.inflight");
+    assert_error(&with("[mqtt]\ninflight = 1001"), "mqtt.inflight");
+    ok(&with("[mqtt]\ninflight = 1000"));
+    assert_error(
+        &with("[mqtt]\nconnect_timeout = \"0s\""),
+        "mqtt.connect_timeout",
+    );
+    assert_error(
+        &with("[mqtt]\nreconnect_min = \"10s\"\nreconnect_max = \"5s\""),
+        "mqtt.reconnect_min",
+    );
+    assert_error(
+        &with("[mqtt]\nreconnect_min = \"0s\""),
+        "mqtt.reconnect_min",
+    );
+    assert_error(
+        &with("[spool]\nflush_max_events = 0"),
+        "spool.flush_max_events",
+    );
+}
+
+#[test]
+fn reader_and_location_numbers_are_bounded() {
+    assert_error(&with("baud = 0"), "readers[0] (door1-em).baud");
+    assert_error(&with("max_len = 0"), "readers[0] (door1-em).max_len");
+    assert_error(&with("max_len = 65537"), "readers[0] (door1-em).max_len");
+    assert_error(
+        &with("reopen_max = \"0s\""),
+        "readers[0] (door1-em).reopen_max",
+    );
+    let toml = BASE.replace(
+        "kind = \"dock_door\"",
+        "kind = \"dock_door\"\ndeparture_timeout = \"0s\"",
+    );
+    assert_error(&toml, "locations[0] (door1).departure_timeout");
+}
+
+#[test]
+fn prefix_and_suffix_only_apply_to_ascii_line() {
+    let errs = errors(&with("prefix = \"\\u0002\"\nsuffix = \"x\""));
+    error_at(&errs, "readers[0] (door1-em).prefix");
+    error_at(&errs, "readers[0] (door1-em).suffix");
+    ok(&BASE.replace("\"em4100\"", "\"ascii-line\"\nprefix = \"\\u0002\""));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let toml = with("baud = 0\n[mqtt]\ninflight = 0\nurl = \"x\"\n[spool]\nflush_max_events = 0");
+    let keys: Vec<String> = errors(&toml).into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "mqtt.url",
+            "mqtt.inflight",
+            "spool.flush_max_events",
+            "readers[0] (door1-em).baud"
+        ]
+    );
+}
+
+// --- summary and secrecy ---
+
+#[test]
+fn summary_shows_the_topics_and_never_the_password() {
+    let toml = with(
+        "[mqtt]\nurl = \"mqtts://broker.lan\"\nusername = \"custodyd\"\npassword = \"hunter2\"",
+    );
+    let config = ok(&toml);
+    let summary = config.summary();
+    for expected in [
+        "reno-1",
+        "dock-pi-03",
+        "broker.lan:8883 (TLS)",
+        "itad/reno-1/dock-pi-03/status",
+        "itad/reno-1/dock-pi-03/custody/+",
+        "door1",
+        "dock_door",
+        "door1-em",
+        "em4100",
+        "presence",
+        "/dev/ttyUSB0",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "{expected:?} missing:\n{summary}"
+        );
+    }
+    assert!(!summary.contains("hunter2"), "{summary}");
+    assert!(!format!("{config:?}").contains("hunter2"));
+}

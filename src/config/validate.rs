@@ -1,0 +1,244 @@
+//! Checks that need the whole deserialized configuration. Every problem is
+//! collected, so one run of `custodyd check-config` lists all of them.
+
+use std::collections::hash_map::{Entry, HashMap};
+use std::hash::Hash;
+use std::path::Path;
+use std::time::Duration;
+
+use humantime::format_duration;
+
+use super::load::ConfigError;
+use super::names::{entry_label, name_problem};
+use super::{Config, LocationConfig, MqttConfig, Protocol, ReaderConfig};
+
+/// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
+/// zero or at least a second, and sends it as whole seconds in a `u16`.
+const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
+const KEEP_ALIVE_MAX: Duration = Duration::from_secs(u16::MAX as u64);
+const INFLIGHT_MAX: u16 = 1000;
+const MAX_LEN_MAX: usize = 65536;
+
+/// Every problem in `config`; empty when it is usable.
+pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
+    let mut errors = Errors::default();
+    check_name(&mut errors, "gateway.site", &config.gateway.site);
+    check_name(&mut errors, "gateway.name", &config.gateway.name);
+    check_mqtt(&mut errors, &config.mqtt);
+    if config.spool.flush_max_events == 0 {
+        errors.push("spool.flush_max_events", "must be at least 1");
+    }
+    check_locations(&mut errors, &config.locations);
+    check_readers(&mut errors, &config.readers, &config.locations);
+    errors.0
+}
+
+#[derive(Default)]
+struct Errors(Vec<ConfigError>);
+
+impl Errors {
+    fn push(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+fn check_name(errors: &mut Errors, key: &str, name: &str) {
+    if let Some(problem) = name_problem(name) {
+        errors.push(key, problem);
+    }
+}
+
+fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
+    if let Err(e) = mqtt.broker() {
+        errors.push("mqtt.url", e);
+    }
+    check_name(errors, "mqtt.root", &mqtt.root);
+    if let Some(client_id) = &mqtt.client_id {
+        check_name(errors, "mqtt.client_id", client_id);
+    }
+
+    match (&mqtt.password, &mqtt.password_file) {
+        (Some(_), Some(_)) => errors.push(
+            "mqtt.password",
+            "set either mqtt.password or mqtt.password_file, not both",
+        ),
+        (None, Some(_)) => {
+            if let Err(e) = mqtt.password() {
+                errors.push("mqtt.password_file", e);
+            }
+        }
+        _ => {}
+    }
+    if mqtt.username.is_none() {
+        // MQTT 3.1.1 sends a password only together with a user name.
+        for (key, set) in [
+            ("mqtt.password", mqtt.password.is_some()),
+            ("mqtt.password_file", mqtt.password_file.is_some()),
+        ] {
+            if set {
+                errors.push(key, "needs mqtt.username as well");
+            }
+        }
+    }
+
+    let keep_alive = mqtt.keep_alive;
+    if keep_alive < KEEP_ALIVE_MIN {
+        errors.push(
+            "mqtt.keep_alive",
+            format!(
+                "is {}; must be at least 1s (without it a half-open link to the broker \
+                 goes unnoticed)",
+                format_duration(keep_alive)
+            ),
+        );
+    } else if keep_alive > KEEP_ALIVE_MAX {
+        errors.push(
+            "mqtt.keep_alive",
+            format!(
+                "is {}; MQTT allows at most {}",
+                format_duration(keep_alive),
+                format_duration(KEEP_ALIVE_MAX)
+            ),
+        );
+    } else if keep_alive.subsec_nanos() != 0 {
+        errors.push(
+            "mqtt.keep_alive",
+            format!(
+                "is {}; must be whole seconds (MQTT sends the keep-alive in seconds)",
+                format_duration(keep_alive)
+            ),
+        );
+    }
+
+    if mqtt.connect_timeout.is_zero() {
+        errors.push("mqtt.connect_timeout", "must be more than 0");
+    }
+    if !(1..=INFLIGHT_MAX).contains(&mqtt.inflight) {
+        errors.push(
+            "mqtt.inflight",
+            format!("is {}; must be 1 to {INFLIGHT_MAX}", mqtt.inflight),
+        );
+    }
+    if mqtt.reconnect_min.is_zero() {
+        errors.push(
+            "mqtt.reconnect_min",
+            "must be more than 0 (the wait doubles from it; 0 would retry in a tight loop)",
+        );
+    } else if mqtt.reconnect_min > mqtt.reconnect_max {
+        errors.push(
+            "mqtt.reconnect_min",
+            format!(
+                "({}) must not exceed mqtt.reconnect_max ({})",
+                format_duration(mqtt.reconnect_min),
+                format_duration(mqtt.reconnect_max)
+            ),
+        );
+    }
+}
+
+fn check_locations(errors: &mut Errors, locations: &[LocationConfig]) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, location) in locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        check_name(errors, &format!("{label}.name"), &location.name);
+        if let Some(first) = first_seen(&mut seen, location.name.as_str(), i) {
+            errors.push(
+                format!("{label}.name"),
+                format!(
+                    "duplicate name {:?} (also locations[{first}])",
+                    location.name
+                ),
+            );
+        }
+        if location.departure_timeout.is_zero() {
+            errors.push(format!("{label}.departure_timeout"), "must be more than 0");
+        }
+    }
+}
+
+fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[LocationConfig]) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut paths: HashMap<&Path, usize> = HashMap::new();
+    for (i, reader) in readers.iter().enumerate() {
+        let label = entry_label("readers", i, &reader.name);
+        let key = |field: &str| format!("{label}.{field}");
+
+        check_name(errors, &key("name"), &reader.name);
+        if let Some(first) = first_seen(&mut names, reader.name.as_str(), i) {
+            errors.push(
+                key("name"),
+                format!("duplicate name {:?} (also readers[{first}])", reader.name),
+            );
+        }
+
+        if !locations.iter().any(|l| l.name == reader.location) {
+            let known: Vec<&str> = locations.iter().map(|l| l.name.as_str()).collect();
+            let hint = if known.is_empty() {
+                "no [[locations]] are configured".to_string()
+            } else {
+                format!("configured: {}", known.join(", "))
+            };
+            errors.push(
+                key("location"),
+                format!("unknown location {:?} ({hint})", reader.location),
+            );
+        }
+
+        if reader.path.as_os_str().is_empty() {
+            errors.push(key("path"), "must not be empty");
+        } else if let Some(first) = first_seen(&mut paths, reader.path.as_path(), i) {
+            errors.push(
+                key("path"),
+                format!(
+                    "{} is also read by readers[{first}]; a device can have one reader only",
+                    reader.path.display()
+                ),
+            );
+        }
+
+        if reader.baud == 0 {
+            errors.push(key("baud"), "must be more than 0");
+        }
+        if !(1..=MAX_LEN_MAX).contains(&reader.max_len) {
+            errors.push(
+                key("max_len"),
+                format!("is {}; must be 1 to {MAX_LEN_MAX}", reader.max_len),
+            );
+        }
+        if reader.reopen_max.is_zero() {
+            errors.push(
+                key("reopen_max"),
+                "must be more than 0 (0 would retry a missing device in a tight loop)",
+            );
+        }
+        if reader.protocol != Protocol::AsciiLine {
+            for (field, set) in [
+                ("prefix", reader.prefix.is_some()),
+                ("suffix", reader.suffix.is_some()),
+            ] {
+                if set {
+                    errors.push(key(field), "only applies to protocol = \"ascii-line\"");
+                }
+            }
+        }
+    }
+}
+
+/// The index `key` was first seen at, or `None` (remembering `index`) when
+/// this is its first appearance.
+fn first_seen<'a, K: Eq + Hash + ?Sized>(
+    seen: &mut HashMap<&'a K, usize>,
+    key: &'a K,
+    index: usize,
+) -> Option<usize> {
+    match seen.entry(key) {
+        Entry::Occupied(first) => Some(*first.get()),
+        Entry::Vacant(slot) => {
+            slot.insert(index);
+            None
+        }
+    }
+}
