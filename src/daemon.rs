@@ -19,7 +19,6 @@ use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
 use crate::sources::serial::SerialReader;
 use crate::spool::{self, Store};
-use crate::topic::Naming;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
 /// every reader at once, after which readers wait (and their kernel buffers
@@ -28,11 +27,7 @@ const READS_QUEUE: usize = 4096;
 
 /// Runs the daemon until `shutdown` completes, then stops it in order.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let naming = Naming {
-        root: config.mqtt.root.clone(),
-        site: config.gateway.site.clone(),
-        gateway: config.gateway.name.clone(),
-    };
+    let naming = config.naming();
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;

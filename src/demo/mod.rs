@@ -88,9 +88,9 @@ async fn run_in(
         Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
         None => crate::daemon::signals().await,
     }
-    scenes.abort();
     stop.cancel();
     let result = daemon.await.context("daemon task")?;
+    scenes.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();

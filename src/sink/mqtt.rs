@@ -62,13 +62,9 @@ pub async fn spawn(
 ) -> Result<JoinHandle<()>, UplinkError> {
     let mqtt = &config.mqtt;
     let broker = mqtt.broker().map_err(UplinkError::Url)?;
-    let client_id = mqtt
-        .client_id
-        .clone()
-        .unwrap_or_else(|| config.gateway.name.clone());
     let window = usize::from(mqtt.inflight);
 
-    let mut options = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+    let mut options = MqttOptions::new(config.client_id(), broker.host.clone(), broker.port);
     options.set_keep_alive(mqtt.keep_alive);
     // rumqttc's session memory is not trusted (see the module doc).
     options.set_clean_session(true);
