@@ -59,7 +59,8 @@ impl Daemon {
     }
 
     /// Writes `config_toml` to `<tempdir>/custodyd.toml` and starts the
-    /// daemon with it (`RUST_LOG=custodyd=debug`, output to [`Daemon::log`]).
+    /// daemon with it (`RUST_LOG=custodyd=debug`, `NO_COLOR=1`, output to
+    /// [`Daemon::log`]).
     pub fn spawn(&mut self, config_toml: &str) {
         let path = self.dir.path().join("custodyd.toml");
         fs::write(&path, config_toml).expect("write custodyd.toml");
@@ -87,6 +88,8 @@ impl Daemon {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "custodyd=debug")
+            // Plain text in the log file, so tests can search it.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log file"))
             .stderr(log)
