@@ -268,10 +268,12 @@ async fn run(
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 backoff = Duration::from_millis(50);
                 // try_: awaiting the request channel from the task that
-                // drains it could deadlock; it has room for this one.
-                client
-                    .try_subscribe_many(filters.clone())
-                    .expect("queue subscribe");
+                // drains it could deadlock. A failure must not kill this
+                // task silently: it shows up in wait_resubscribed's panic.
+                if let Err(e) = client.try_subscribe_many(filters.clone()) {
+                    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                    state.last_error = Some(format!("queue subscribe: {e}"));
+                }
             }
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
