@@ -1,0 +1,171 @@
+//! The real `custodyd` binary, run as `custodyd run --config <file>`.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use tempfile::TempDir;
+
+use super::{kill_child, signal_child, tail, wait_child};
+
+/// How long a graceful shutdown may take before the test calls it hung.
+const TERMINATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One daemon under test: its own tempdir for config, data and log, and at
+/// most one running process. The process is SIGKILLed on drop, and if the
+/// test is failing the end of its log is printed.
+///
+/// ```ignore
+/// let mut daemon = Daemon::new();
+/// let config = format!("data_dir = {:?}\n...", daemon.data_dir());
+/// daemon.spawn(&config);
+/// ```
+pub struct Daemon {
+    dir: TempDir,
+    /// Written by the first `spawn`, reused by `restart`.
+    config: Option<PathBuf>,
+    child: Option<Child>,
+    runs: u32,
+}
+
+impl Daemon {
+    /// A fresh tempdir; nothing runs until [`Daemon::spawn`].
+    pub fn new() -> Self {
+        Daemon {
+            dir: tempfile::Builder::new()
+                .prefix("custodyd-daemon-")
+                .tempdir()
+                .expect("create daemon tempdir"),
+            config: None,
+            child: None,
+            runs: 0,
+        }
+    }
+
+    /// The tempdir, for any other files a test wants next to the daemon.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `<tempdir>/data`, created empty on first use; put it in the config.
+    /// It survives [`Daemon::restart`], as a real data dir survives a reboot.
+    pub fn data_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("data");
+        fs::create_dir_all(&dir).expect("create daemon data_dir");
+        dir
+    }
+
+    /// Writes `config_toml` to `<tempdir>/custodyd.toml` and starts the
+    /// daemon with it (`RUST_LOG=custodyd=debug`, `NO_COLOR=1`, output to
+    /// [`Daemon::log`]).
+    pub fn spawn(&mut self, config_toml: &str) {
+        let path = self.dir.path().join("custodyd.toml");
+        fs::write(&path, config_toml).expect("write custodyd.toml");
+        self.config = Some(path);
+        self.restart();
+    }
+
+    /// Starts it again with the same config and data dir. Stop it first
+    /// ([`Daemon::terminate`] or [`Daemon::kill`]): which one is the test.
+    pub fn restart(&mut self) {
+        assert!(
+            !self.is_running(),
+            "custodyd is still running: terminate() or kill() it before restarting"
+        );
+        let config = self.config.as_ref().expect("spawn() before restart()");
+        self.runs += 1;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open custodyd.log");
+        writeln!(log, "===== harness: custodyd run {} =====", self.runs).expect("write log");
+        let child = Command::new(env!("CARGO_BIN_EXE_custodyd"))
+            .arg("run")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "custodyd=debug")
+            // Plain text in the log file, so tests can search it.
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log file"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn custodyd");
+        self.child = Some(child);
+    }
+
+    /// The running process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("custodyd is not running").id()
+    }
+
+    /// Whether a process was started and has not exited.
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; panics (with the log) if it takes
+    /// longer than 30 s.
+    pub async fn terminate(&mut self) -> ExitStatus {
+        let child = self.child.as_mut().expect("custodyd was never started");
+        signal_child(child, Signal::SIGTERM);
+        self.wait_exit(TERMINATE_TIMEOUT).await
+    }
+
+    /// SIGKILL and reap: a crash or power cut, nothing gets flushed.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            kill_child(child);
+        }
+    }
+
+    /// Waits for the process to exit by itself (e.g. on a bad config) and
+    /// returns its status; panics with the log after `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("custodyd was never started");
+        if let Some(status) = wait_child(child, timeout).await {
+            return status;
+        }
+        let pid = child.id();
+        kill_child(child);
+        panic!(
+            "custodyd (pid {pid}) did not exit within {timeout:?}\n{}",
+            tail(&self.log(), 60)
+        );
+    }
+
+    /// Everything the daemon printed so far, stdout and stderr interleaved,
+    /// all runs (each starts with a `===== harness: custodyd run N` line).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("custodyd.log")
+    }
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() && self.runs > 0 {
+            eprintln!(
+                "----- custodyd log (last 100 lines) -----\n{}\n-----------------------------------------",
+                tail(&self.log(), 100)
+            );
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! A real Mosquitto broker per test, on a free loopback port.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use tempfile::TempDir;
+
+use super::{free_port, kill_child, signal_child, tail, wait_child, POLL};
+
+/// How long a broker may take to open its listener on a loaded machine.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `restart` keeps retrying a port that is still taken.
+const REBIND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One `mosquitto` process listening on `127.0.0.1:port()`.
+///
+/// Its config, log (`mosquitto.log`) and stderr live in a tempdir that is
+/// removed with it; the process is SIGKILLed on drop.
+pub struct Mosquitto {
+    dir: TempDir,
+    binary: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// Why one launch attempt did not give a running broker.
+enum Launch {
+    /// The port was taken (by someone else, or our own old socket).
+    AddrInUse,
+}
+
+impl Mosquitto {
+    /// Starts a broker on a fresh free port and returns once it accepts TCP
+    /// connections. Retries with another port if the picked one is taken
+    /// between picking and binding.
+    pub async fn start() -> Self {
+        let mut broker = Mosquitto {
+            dir: tempfile::Builder::new()
+                .prefix("custodyd-mosquitto-")
+                .tempdir()
+                .expect("create mosquitto tempdir"),
+            binary: find_binary(),
+            port: 0,
+            child: None,
+        };
+        for _ in 0..20 {
+            broker.port = free_port();
+            if broker.launch().await.is_ok() {
+                return broker;
+            }
+        }
+        panic!("mosquitto: 20 free ports in a row were taken before it could bind them");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `mqtt://127.0.0.1:PORT`, the form custodyd's config takes.
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL and reap: a crash, connections drop without a goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_child(&mut child);
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub async fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("mosquitto is not running");
+        signal_child(&mut child, Signal::SIGTERM);
+        match wait_child(&mut child, READY_TIMEOUT).await {
+            Some(status) => status,
+            None => {
+                kill_child(&mut child);
+                panic!(
+                    "mosquitto ignored SIGTERM for {READY_TIMEOUT:?}\n{}",
+                    tail(&self.log(), 40)
+                );
+            }
+        }
+    }
+
+    /// Starts the broker again on the same port (killing it first if it is
+    /// still running). Retries while the port is still taken: mosquitto sets
+    /// SO_REUSEADDR, so its own old connections in TIME_WAIT do not block the
+    /// bind, but the retry also covers a slow exit.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + REBIND_TIMEOUT;
+        while self.launch().await.is_err() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "mosquitto could not bind port {} again within {REBIND_TIMEOUT:?}\n{}",
+                    self.port,
+                    tail(&self.log(), 40)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The broker's log file and stderr so far (all runs).
+    pub fn log(&self) -> String {
+        let read = |name: &str| fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        format!("{}{}", read("mosquitto.log"), read("mosquitto.stderr"))
+    }
+
+    /// One attempt to run the broker on `self.port`; returns when it is
+    /// listening, `Err` if the port was taken, panics on anything else.
+    async fn launch(&mut self) -> Result<(), Launch> {
+        assert!(self.child.is_none(), "mosquitto is already running");
+        let dir = self.dir.path();
+        let log_path = dir.join("mosquitto.log");
+        let config = dir.join("mosquitto.conf");
+        // `user root`: started as root, mosquitto otherwise switches to the
+        // `mosquitto` user and can no longer write its log into this 0700
+        // tempdir (it then fails to start). Ignored when not run as root.
+        fs::write(
+            &config,
+            format!(
+                "listener {port} 127.0.0.1\n\
+                 allow_anonymous true\n\
+                 persistence false\n\
+                 user root\n\
+                 log_dest file {log}\n\
+                 log_type all\n",
+                port = self.port,
+                log = log_path.display()
+            ),
+        )
+        .expect("write mosquitto.conf");
+        // Only the log written by this run counts when looking for readiness.
+        let log_start = fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+        let stderr = append(&dir.join("mosquitto.stderr"));
+        let mut child = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(stderr.try_clone().expect("dup stderr file"))
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", self.binary.display()));
+
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let this_run = fs::read(&log_path)
+                .map(|all| String::from_utf8_lossy(&all[log_start.min(all.len())..]).into_owned())
+                .unwrap_or_default();
+            if let Some(status) = child.try_wait().expect("waitpid on mosquitto") {
+                if this_run.contains("Address already in use") {
+                    return Err(Launch::AddrInUse);
+                }
+                panic!("mosquitto exited ({status}) while starting\n{}", self.log());
+            }
+            // "... running" is logged once every listener is bound, so a TCP
+            // answer after it is ours, not another test's broker that
+            // happened to grab the same port.
+            if this_run.contains(" running")
+                && TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok()
+            {
+                self.child = Some(child);
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                kill_child(&mut child);
+                panic!(
+                    "mosquitto did not listen on port {} within {READY_TIMEOUT:?}\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn append(path: &Path) -> File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()))
+}
+
+/// `mosquitto` from PATH, else the Debian location (/usr/sbin is often not
+/// on a non-root PATH).
+fn find_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("mosquitto"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "mosquitto not found (PATH, /usr/sbin, /usr/local/sbin): the integration \
+                 tests need a real broker. Run `scripts/test.sh` or `.ci/run`, which install \
+                 it, or `apt-get install mosquitto`."
+            )
+        })
+}
