@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::SpoolConfig;
 use crate::custody::Draft;
@@ -216,6 +216,7 @@ impl SpoolTask {
         }
         self.next_seq = first_seq + batch.len() as u64;
         let next_seq = self.next_seq;
+        debug!("spool committed seq {first_seq}..={}", next_seq - 1);
         self.committed.send_modify(|c| c.next_seq = next_seq);
     }
 

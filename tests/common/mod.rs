@@ -9,6 +9,8 @@
 //! - [`Pty`]: a pseudo-terminal standing in for a serial reader, with a stable
 //!   path that survives unplug/replug;
 //! - [`Daemon`]: the real `custodyd` binary run with a test's config;
+//! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
+//! - [`gateway_config`] and friends: configuration snippets and frames;
 //! - [`wait_until`] and [`free_port`].
 //!
 //! Synchronisation is always "wait for a condition, with a generous deadline":
@@ -25,11 +27,15 @@ mod daemon;
 mod mosquitto;
 mod mqtt;
 mod pty;
+mod relay;
+mod setup;
 
 pub use daemon::Daemon;
 pub use mosquitto::Mosquitto;
 pub use mqtt::{publish, Message, Subscriber};
 pub use pty::Pty;
+pub use relay::{Mode, Relay};
+pub use setup::*;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, ExitStatus};
