@@ -396,3 +396,27 @@ async fn the_daemon_refuses_to_start_on_a_bad_config() {
     assert_eq!(status.code(), Some(2));
     assert!(daemon.log().contains("gateway.bogus"), "{}", daemon.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateway_shows_offline_through_its_last_will() {
+    let broker = Mosquitto::start().await;
+    let sub = Subscriber::connect(&broker.url(), &format!("{GW}/status")).await;
+    let door = Pty::open();
+    let mut daemon = Daemon::new();
+    daemon.spawn(
+        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "1s")),
+    );
+    wait_reader(&sub, "door1-em", "up").await;
+    daemon.kill();
+    // The broker publishes the will after 1.5 keep-alives (2 s) of silence.
+    let msgs = sub
+        .wait_for(
+            |m| m.last().is_some_and(|m| m.json()["state"] == "offline"),
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(
+        msgs.last().unwrap().json(),
+        serde_json::json!({"schema": "custodyd.status.v1", "state": "offline"})
+    );
+}

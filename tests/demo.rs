@@ -1,0 +1,61 @@
+//! `custodyd demo`, the README's first command, as a newcomer runs it: no
+//! hardware, no broker, and the events of its scenes on stdout.
+
+use std::process::Command;
+
+#[test]
+fn the_demo_shows_arrivals_departures_and_one_scan_per_double_fire() {
+    let out = Command::new(env!("CARGO_BIN_EXE_custodyd"))
+        .args(["demo", "--duration", "9s"])
+        .output()
+        .expect("run custodyd demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with("itad/demo-site/demo-pi/custody/"))
+        .map(|l| {
+            serde_json::from_str(l.split_once(' ').expect("topic and payload").1)
+                .expect("JSON payload")
+        })
+        .collect();
+    let count = |transition: &str, id: &str| {
+        events
+            .iter()
+            .filter(|e| e["transition"] == transition && e["asset"]["id"] == id)
+            .count()
+    };
+    // The scenes loop: compare with how often each was played (narrated).
+    let played = |scene: &str| {
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("demo: ") && l.contains(scene))
+            .count()
+    };
+    let (held, scans) = (played("is held"), played("double-fires"));
+    assert!(held >= 1 && scans >= 1, "{stdout}");
+    let arrived = count("arrived", "62E3086CED");
+    assert!(
+        (1..=held).contains(&arrived),
+        "one arrival per hold, not per frame: {stdout}"
+    );
+    assert!(count("departed", "62E3086CED") >= 1, "{stdout}");
+    assert_eq!(
+        count("arrived", "0F00AB12CD"),
+        0,
+        "the corrupted frame is dropped: {stdout}"
+    );
+    let scanned = count("scanned", "AB/1#+");
+    assert!(
+        (1..=scans).contains(&scanned),
+        "a double fire is one scan: {stdout}"
+    );
+    assert!(
+        stdout.contains(r#""state":"offline""#),
+        "offline status at the end: {stdout}"
+    );
+}
