@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
 use crate::sources::serial::SerialReader;
-use crate::spool::{self, Store};
+use crate::spool;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
 /// every reader at once, after which readers wait (and their kernel buffers
@@ -31,9 +31,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
-    let store = Store::open(&data_dir.join("spool.redb"))?;
-    let (drafts, spool_reader, spool_task) =
-        spool::spawn(store, naming.clone(), config.spool.clone())?;
+    let opened = spool::recovery::open(data_dir)?;
+    let (drafts, spool_reader, spool_task) = spool::spawn(
+        opened,
+        data_dir.clone(),
+        naming.clone(),
+        config.spool.clone(),
+    )?;
 
     let (states_tx, states) = mpsc::channel(64);
     let uplink = mqtt::spawn(&config, naming, spool_reader, states).await?;

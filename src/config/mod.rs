@@ -15,6 +15,7 @@ use crate::topic::Naming;
 mod load;
 mod mqtt;
 mod names;
+mod size;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -22,6 +23,7 @@ mod validate;
 
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use size::ByteSize;
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -160,6 +162,15 @@ pub struct SpoolConfig {
     /// Group commit: the most events made durable by one fsync.
     #[serde(default = "default_flush_max_events")]
     pub flush_max_events: usize,
+    /// The most undelivered events the spool holds (their encoded size).
+    /// Past it new events are counted and dropped, never silently; at 80 %
+    /// a `spool_high_water` alarm warns first.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSize,
+}
+
+fn default_max_bytes() -> ByteSize {
+    ByteSize::mib(256)
 }
 
 fn default_flush_interval() -> Duration {
@@ -174,6 +185,7 @@ impl Default for SpoolConfig {
         SpoolConfig {
             flush_interval: default_flush_interval(),
             flush_max_events: default_flush_max_events(),
+            max_bytes: default_max_bytes(),
         }
     }
 }

@@ -10,7 +10,7 @@ use humantime::format_duration;
 
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
-use super::{Config, LocationConfig, MqttConfig, Protocol, ReaderConfig};
+use super::{ByteSize, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig};
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
 /// zero or at least a second, and sends it as whole seconds in a `u16`.
@@ -18,6 +18,8 @@ const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
 const KEEP_ALIVE_MAX: Duration = Duration::from_secs(u16::MAX as u64);
 const INFLIGHT_MAX: u16 = 1000;
 const MAX_LEN_MAX: usize = 65536;
+/// Room for a few hundred events: less would alarm and drop at once.
+const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
 
 /// Every problem in `config`; empty when it is usable.
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
@@ -27,6 +29,9 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_mqtt(&mut errors, &config.mqtt);
     if config.spool.flush_max_events == 0 {
         errors.push("spool.flush_max_events", "must be at least 1");
+    }
+    if config.spool.max_bytes < SPOOL_MIN {
+        errors.push("spool.max_bytes", format!("must be at least {SPOOL_MIN}"));
     }
     check_locations(&mut errors, &config.locations);
     check_readers(&mut errors, &config.readers, &config.locations);

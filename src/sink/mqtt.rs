@@ -95,8 +95,12 @@ pub async fn spawn(
     let poller = tokio::spawn(poll_loop(eventloop, net_tx, force.clone(), backoff));
 
     // Everything below the oldest spooled record was delivered in an earlier run.
-    let next_seq = spool.committed.borrow().next_seq;
-    let watermark = spool.read(0, 1).await.first().map_or(next_seq, |r| r.seq);
+    let committed = *spool.committed.borrow();
+    let watermark = spool
+        .read(0, 1)
+        .await
+        .first()
+        .map_or(committed.next_seq, |r| r.seq);
     info!(host = %broker.host, port = broker.port, from_seq = watermark, "uplink starting");
 
     let uplink = Uplink {
@@ -117,10 +121,7 @@ pub async fn spawn(
         acked: BTreeSet::new(),
         reported: watermark,
         prefetched: VecDeque::new(),
-        committed: Committed {
-            next_seq,
-            closed: false,
-        },
+        committed,
         status: Status::new(config.readers.iter().map(|r| Arc::from(r.name.as_str()))),
         status_dirty: true,
         phase: Phase::Running,
@@ -271,6 +272,7 @@ impl Uplink {
                 changed = committed.changed(), if spool_open => {
                     if changed.is_ok() {
                         self.committed = *committed.borrow_and_update();
+                        self.status_dirty |= self.status.set_spool_dropped(self.committed.dropped);
                     } else {
                         spool_open = false;
                         self.committed.closed = true;

@@ -16,6 +16,8 @@ pub const STATUS_SCHEMA: &str = "custodyd.status.v1";
 pub struct Status {
     started_at: SystemTime,
     readers: BTreeMap<Arc<str>, bool>,
+    /// Events the spool could not keep since start (full spool or disk).
+    spool_dropped: u64,
 }
 
 impl Status {
@@ -24,12 +26,18 @@ impl Status {
         Status {
             started_at: SystemTime::now(),
             readers: readers.into_iter().map(|r| (r, false)).collect(),
+            spool_dropped: 0,
         }
     }
 
     /// Returns whether anything changed.
     pub fn set_reader(&mut self, reader: Arc<str>, up: bool) -> bool {
         self.readers.insert(reader, up) != Some(up)
+    }
+
+    /// Returns whether anything changed.
+    pub fn set_spool_dropped(&mut self, dropped: u64) -> bool {
+        std::mem::replace(&mut self.spool_dropped, dropped) != dropped
     }
 
     pub fn to_json(&self, online: bool) -> Vec<u8> {
@@ -49,6 +57,7 @@ impl Status {
             "version": env!("CARGO_PKG_VERSION"),
             "started_at": rfc3339(self.started_at),
             "readers": readers,
+            "spool": { "dropped": self.spool_dropped },
         })
         .to_string()
         .into_bytes()

@@ -8,9 +8,17 @@
 //! uplink reads committed records and reports acknowledged ones over a second
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
+//!
+//! The spool is bounded by `spool.max_bytes`. What it cannot keep (spool
+//! full, disk full, a failing card) is never silently discarded: it is
+//! counted, logged, shown in the status and reported in a `spool_overflow`
+//! alarm as soon as something can be stored again. A `spool_high_water`
+//! alarm warns at 80 %.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -18,14 +26,21 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::config::SpoolConfig;
-use crate::custody::Draft;
+use crate::custody::{rfc3339, Alarm, Body, Draft};
 use crate::topic::Naming;
 
 mod record;
+pub mod recovery;
 mod store;
 
 pub use record::{RecordV1, StoredRecord};
+pub use recovery::Opened;
 pub use store::{Stats, Store, StoreError};
+
+/// A `spool_high_water` alarm is raised when the spool passes this share of
+/// `max_bytes`, and re-armed once it is back under [`HIGH_WATER_REARM`].
+const HIGH_WATER: f64 = 0.8;
+const HIGH_WATER_REARM: f64 = 0.6;
 
 /// How far the spool has got, as seen by the uplink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +49,8 @@ pub struct Committed {
     pub next_seq: u64,
     /// No producer is left: nothing more will be committed.
     pub closed: bool,
+    /// Events that could not be spooled since start (full spool or disk).
+    pub dropped: u64,
 }
 
 /// A committed event ready to publish.
@@ -83,29 +100,49 @@ impl SpoolReader {
     }
 }
 
-/// Starts the spool task. Returns the producers' sender, the uplink's reader
-/// and the task, which ends once both have been dropped.
+/// Starts the spool task on a spool opened by [`recovery::open`]. Returns the
+/// producers' sender, the uplink's reader and the task, which ends once both
+/// have been dropped.
 pub fn spawn(
-    store: Store,
+    opened: Opened,
+    data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
 ) -> Result<(mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>), StoreError> {
-    let next_seq = store.next_seq()?;
+    let Opened {
+        store,
+        next_seq,
+        reserved,
+        replaced,
+    } = opened;
+    let bytes = store.bytes()?;
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
         next_seq,
         closed: false,
+        dropped: 0,
     });
-    info!(path = %store.path().display(), next_seq, "spool open");
-    let task = SpoolTask {
+    info!(path = %store.path().display(), next_seq, bytes, "spool open");
+    let mut task = SpoolTask {
         store: Arc::new(store),
+        data_dir,
         naming,
         config,
         next_seq,
+        reserved,
+        bytes,
         deleted_below: 0,
+        pending_alarms: Vec::new(),
+        overflow: Overflow::default(),
+        high_water: false,
         committed: committed_tx,
     };
+    if let Some(detail) = replaced {
+        let alarm = task.gateway_alarm("spool_corrupt", detail);
+        task.pending_alarms.push(alarm);
+    }
+    task.high_water = task.bytes as f64 >= task.config.max_bytes.0 as f64 * HIGH_WATER;
     let handle = tokio::spawn(task.run(appends, control));
     Ok((
         append_tx,
@@ -117,12 +154,52 @@ pub fn spawn(
     ))
 }
 
+/// Events that could not be spooled and are not yet reported in an alarm.
+#[derive(Default)]
+struct Overflow {
+    unreported: u64,
+    since: Option<SystemTime>,
+    cause: Option<Cause>,
+    total: u64,
+}
+
+/// Why events could not be spooled.
+#[derive(Debug, Clone)]
+enum Cause {
+    Full,
+    Storage(String),
+}
+
+impl Cause {
+    fn is_storage(cause: &Option<Cause>) -> bool {
+        matches!(cause, Some(Cause::Storage(_)))
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Full => f.write_str("spool.max_bytes reached"),
+            Cause::Storage(e) => write!(f, "storage error: {e}"),
+        }
+    }
+}
+
 struct SpoolTask {
     store: Arc<Store>,
+    data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
     next_seq: u64,
+    /// Every `seq` ever committed is below this (see [`recovery`]).
+    reserved: u64,
+    /// Spooled bytes, as `max_bytes` counts them.
+    bytes: u64,
     deleted_below: u64,
+    /// Alarms waiting for the next commit.
+    pending_alarms: Vec<Draft>,
+    overflow: Overflow,
+    high_water: bool,
     committed: watch::Sender<Committed>,
 }
 
@@ -132,6 +209,9 @@ impl SpoolTask {
         mut appends: mpsc::Receiver<Draft>,
         mut control: mpsc::Receiver<Control>,
     ) {
+        if !self.pending_alarms.is_empty() {
+            self.commit(Vec::new()).await;
+        }
         let mut appends_open = true;
         loop {
             tokio::select! {
@@ -153,12 +233,20 @@ impl SpoolTask {
                 },
             }
         }
-        let store = self.store.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || store.sync())
-            .await
-            .expect("spool sync panicked")
-        {
+        if let Err(e) = self.blocking(|store| store.sync()).await {
             warn!("final spool sync failed, acknowledged events may be re-sent: {e}");
+        }
+    }
+
+    /// Runs a storage call off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(result) => result,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
         }
     }
 
@@ -180,59 +268,193 @@ impl SpoolTask {
         batch
     }
 
+    fn gateway_alarm(&self, kind: &'static str, detail: String) -> Draft {
+        let location = self.naming.gateway.as_str().into();
+        Draft::new(
+            location,
+            SystemTime::now(),
+            Body::Alarm(Alarm {
+                kind,
+                asset: None,
+                detail,
+            }),
+        )
+    }
+
+    fn high_mark(&self) -> u64 {
+        (self.config.max_bytes.0 as f64 * HIGH_WATER) as u64
+    }
+
+    /// Commits pending alarms and `batch`, as much of it as fits.
     async fn commit(&mut self, batch: Vec<Draft>) {
-        let first_seq = self.next_seq;
+        let pending = std::mem::take(&mut self.pending_alarms);
+        let reporting = self.overflow.unreported;
+        let overflow_alarm = (reporting > 0).then(|| self.overflow_alarm());
+        let high_water_before = self.high_water;
+        let alarms: Vec<&Draft> = pending.iter().chain(&overflow_alarm).collect();
+        let (records, refused) = self.admit(&alarms, &batch);
+        if records.is_empty() {
+            self.count_dropped(refused, Cause::Full);
+            self.pending_alarms = pending;
+            return;
+        }
+        let count = records.len() as u64;
+        self.ensure_reserved(self.next_seq + count).await;
+        match self.append(records).await {
+            Ok(bytes) => {
+                if Cause::is_storage(&self.overflow.cause) {
+                    info!("spool writable again");
+                }
+                let first = self.next_seq;
+                self.bytes = bytes;
+                self.next_seq += count;
+                self.overflow.unreported -= reporting;
+                if self.overflow.unreported == 0 {
+                    self.overflow.cause = None;
+                }
+                self.count_dropped(refused, Cause::Full);
+                let next_seq = self.next_seq;
+                debug!("spool committed seq {first}..={}", next_seq - 1);
+                self.committed.send_modify(|c| c.next_seq = next_seq);
+            }
+            Err(e) => {
+                if !Cause::is_storage(&self.overflow.cause) {
+                    error!("cannot write the spool, new events are dropped and counted until it works again: {e}");
+                } else {
+                    debug!("spool still not writable: {e}");
+                }
+                self.high_water = high_water_before;
+                self.pending_alarms = pending;
+                self.count_dropped(batch.len() as u64, Cause::Storage(e.to_string()));
+            }
+        }
+    }
+
+    /// Renders what may be stored: alarms always (they are few and small),
+    /// events while they fit under `max_bytes`. Returns the encoded records,
+    /// numbered from `next_seq`, and how many events did not fit.
+    fn admit(&mut self, alarms: &[&Draft], batch: &[Draft]) -> (Vec<Vec<u8>>, u64) {
         let committed_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
-        let records: Arc<Vec<StoredRecord>> = Arc::new(
-            (first_seq..)
-                .zip(&batch)
-                .map(|(seq, draft)| {
-                    StoredRecord::V1(RecordV1 {
-                        topic: draft.topic(&self.naming),
-                        payload: draft.render(&self.naming, seq),
-                        committed_at_ms,
-                    })
-                })
-                .collect(),
-        );
-        // Never drop a batch: retry until the store takes it. Meanwhile
-        // producers wait on the full channel, which is the back-pressure we want.
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let (store, recs) = (self.store.clone(), records.clone());
-            match tokio::task::spawn_blocking(move || store.append(first_seq, &recs)).await {
-                Ok(Ok(())) => break,
-                Ok(Err(e)) => error!(
-                    "spool commit of {} events failed, retrying in {backoff:?}: {e}",
-                    batch.len()
-                ),
-                Err(e) => error!("spool commit panicked, retrying: {e}"),
+        let encode = |draft: &Draft, seq: u64| {
+            StoredRecord::V1(RecordV1 {
+                topic: draft.topic(&self.naming),
+                payload: draft.render(&self.naming, seq),
+                committed_at_ms,
+            })
+            .encode()
+        };
+        let (mut records, mut refused, mut size) = (Vec::new(), 0, self.bytes);
+        let drafts = alarms
+            .iter()
+            .map(|d| (*d, true))
+            .chain(batch.iter().map(|d| (d, false)));
+        for (draft, is_alarm) in drafts {
+            let record = encode(draft, self.next_seq + records.len() as u64);
+            let n = store::record_bytes(&record);
+            if !is_alarm && size + n > self.config.max_bytes.0 {
+                refused += 1;
+                continue;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            size += n;
+            records.push(record);
+            if !self.high_water && size >= self.high_mark() {
+                self.high_water = true;
+                let detail = format!(
+                    "The spool holds {} KiB of undelivered events, over {:.0} % of spool.max_bytes ({}): the broker \
+                     has not taken events for a while; when the spool is full new events are dropped.",
+                    size >> 10,
+                    HIGH_WATER * 100.0,
+                    self.config.max_bytes
+                );
+                let alarm = self.gateway_alarm("spool_high_water", detail);
+                warn!("spool above {:.0} % of spool.max_bytes", HIGH_WATER * 100.0);
+                let record = encode(&alarm, self.next_seq + records.len() as u64);
+                size += store::record_bytes(&record);
+                records.push(record);
+            }
         }
-        self.next_seq = first_seq + batch.len() as u64;
-        let next_seq = self.next_seq;
-        debug!("spool committed seq {first_seq}..={}", next_seq - 1);
-        self.committed.send_modify(|c| c.next_seq = next_seq);
+        (records, refused)
+    }
+
+    fn overflow_alarm(&self) -> Draft {
+        let since = self
+            .overflow
+            .since
+            .map_or_else(String::new, |t| format!(" since {}", rfc3339(t)));
+        let cause = self
+            .overflow
+            .cause
+            .as_ref()
+            .map_or_else(String::new, |c| format!(" ({c})"));
+        let detail = format!(
+            "{} events could not be spooled{since}{cause} and were dropped; {} since start.",
+            self.overflow.unreported, self.overflow.total
+        );
+        self.gateway_alarm("spool_overflow", detail)
+    }
+
+    fn count_dropped(&mut self, n: u64, cause: Cause) {
+        if n == 0 {
+            return;
+        }
+        if self.overflow.unreported == 0 {
+            self.overflow.since = Some(SystemTime::now());
+            if let Cause::Full = cause {
+                error!("spool full ({cause}): new events are dropped and counted until the broker takes some");
+            }
+        }
+        self.overflow.cause = Some(cause);
+        self.overflow.unreported += n;
+        self.overflow.total += n;
+        let total = self.overflow.total;
+        self.committed.send_modify(|c| c.dropped = total);
+    }
+
+    /// Appends durably; after a failure, reopens the store once (a failed
+    /// write or sync poisons a redb handle) and tries again.
+    async fn append(&mut self, records: Vec<Vec<u8>>) -> Result<u64, StoreError> {
+        let records = Arc::new(records);
+        let first = self.next_seq;
+        let attempt = records.clone();
+        match self.blocking(move |s| s.append(first, &attempt)).await {
+            Ok(bytes) => Ok(bytes),
+            Err(_) => {
+                let path = self.store.path().to_owned();
+                match tokio::task::spawn_blocking(move || Store::reopen(&path)).await {
+                    Ok(Ok(store)) => self.store = Arc::new(store),
+                    Ok(Err(e)) => debug!("spool reopen failed: {e}"),
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+                self.blocking(move |s| s.append(first, &records)).await
+            }
+        }
+    }
+
+    async fn ensure_reserved(&mut self, upto: u64) {
+        if upto <= self.reserved {
+            return;
+        }
+        let (dir, reserve) = (self.data_dir.clone(), upto + recovery::RESERVE_BLOCK);
+        match tokio::task::spawn_blocking(move || recovery::reserve(&dir, reserve)).await {
+            Ok(Ok(())) => self.reserved = reserve,
+            Ok(Err(e)) => warn!(
+                "cannot reserve seq numbers in {}: {e}",
+                self.data_dir.display()
+            ),
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
     }
 
     async fn handle(&mut self, cmd: Control) {
         match cmd {
             Control::Read { from, max, reply } => {
-                let store = self.store.clone();
-                let read = tokio::task::spawn_blocking(move || store.read_from(from, max)).await;
-                let records = match read {
-                    Ok(Ok(records)) => records,
-                    Ok(Err(e)) => {
-                        error!("spool read failed: {e}");
-                        Vec::new()
-                    }
+                let records = match self.blocking(move |s| s.read_from(from, max)).await {
+                    Ok(records) => records,
                     Err(e) => {
-                        error!("spool read panicked: {e}");
+                        error!("spool read failed: {e}");
                         Vec::new()
                     }
                 };
@@ -247,16 +469,29 @@ impl SpoolTask {
                 let _ = reply.send(records);
             }
             Control::Ack { below } if below > self.deleted_below => {
-                let store = self.store.clone();
-                match tokio::task::spawn_blocking(move || store.delete_below(below)).await {
-                    Ok(Ok(())) => self.deleted_below = below,
-                    Ok(Err(e)) => {
+                match self.blocking(move |s| s.delete_below(below)).await {
+                    Ok(bytes) => {
+                        self.deleted_below = below;
+                        self.bytes = bytes;
+                        if (bytes as f64) < self.config.max_bytes.0 as f64 * HIGH_WATER_REARM {
+                            self.high_water = false;
+                        }
+                        // Room again: say what was lost without waiting for the next event.
+                        if self.overflow.unreported > 0 {
+                            self.commit(Vec::new()).await;
+                        }
+                    }
+                    Err(e) => {
                         warn!("could not delete delivered events (they will be re-sent): {e}")
                     }
-                    Err(e) => warn!("spool delete panicked: {e}"),
                 }
             }
             Control::Ack { .. } => {}
         }
     }
+}
+
+/// Holds the spool open for reading by a technician (`custodyd spool`).
+pub fn open_for_inspection(data_dir: &std::path::Path) -> Result<Store, StoreError> {
+    Store::reopen(&data_dir.join(recovery::SPOOL_FILE))
 }

@@ -1,21 +1,28 @@
 //! The blocking storage layer under the spool task: one redb file.
 //!
 //! redb gives crash-safe, checksummed commits (copy-on-write B-trees, one
-//! fsync per `Immediate` commit). Records are keyed by `seq`, and the next
-//! `seq` is stored beside them in the same transaction, so it survives even
-//! when every record has been delivered and deleted.
+//! fsync per `Immediate` commit). Records are keyed by `seq`; the next `seq`
+//! and the spooled byte count are stored beside them in the same
+//! transaction, so both survive even when every record has been delivered.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, StorageBackend, StorageError, TableDefinition,
 };
+use tracing::error;
 
 use super::record::StoredRecord;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQ: &str = "next_seq";
+const BYTES: &str = "bytes";
+
+/// Counted per record on top of its encoding: the key.
+const KEY_BYTES: u64 = 8;
 
 /// redb's default page cache is sized for servers; a door Pi needs a few MiB.
 const CACHE_BYTES: usize = 4 << 20;
@@ -24,12 +31,10 @@ const CACHE_BYTES: usize = 4 << 20;
 pub enum StoreError {
     #[error("spool {path}: {source}")]
     Db { path: PathBuf, source: redb::Error },
-    #[error("spool {path}: record {seq} cannot be decoded: {source}")]
-    Decode {
-        path: PathBuf,
-        seq: u64,
-        source: postcard::Error,
-    },
+    /// The file cannot be trusted: damaged, truncated, not a redb file, or
+    /// written by an incompatible version.
+    #[error("spool {path} is unreadable: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
 }
 
 /// What a technician wants to know about the spool.
@@ -37,6 +42,8 @@ pub enum StoreError {
 pub struct Stats {
     /// Events committed but not yet acknowledged by the broker.
     pub depth: u64,
+    /// Their encoded size, as `spool.max_bytes` counts it.
+    pub bytes: u64,
     pub oldest_seq: Option<u64>,
     /// Commit time of the oldest undelivered event (ms since the Unix epoch).
     pub oldest_committed_at_ms: Option<u64>,
@@ -49,16 +56,85 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// The size a record counts for against `spool.max_bytes`.
+pub fn record_bytes(encoded: &[u8]) -> u64 {
+    encoded.len() as u64 + KEY_BYTES
+}
+
 impl Store {
+    /// Opens (or creates) the spool at `path`, verifying every page first so
+    /// that a damaged file is reported as [`StoreError::Corrupt`] rather than
+    /// trusted (a plain open of a damaged file may even panic).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let fail = |e: redb::Error| StoreError::Db {
-            path: path.to_owned(),
-            source: e,
-        };
-        let db = Database::builder()
+        Self::open_checked(path, true)
+    }
+
+    /// Opens again after an I/O error poisoned the previous handle. The file
+    /// on disk is whatever the last good commit left, so the full check of
+    /// [`Store::open`] is not needed; and it would have to commit, which a
+    /// full disk may refuse.
+    pub fn reopen(path: &Path) -> Result<Store, StoreError> {
+        Self::open_checked(path, false)
+    }
+
+    fn open_checked(path: &Path, check: bool) -> Result<Store, StoreError> {
+        let mut builder = Builder::new();
+        builder
             .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| fail(e.into()))?;
+            .set_check_integrity_on_open(check);
+        Self::init(
+            path,
+            catch_unwind(AssertUnwindSafe(|| builder.create(path))),
+        )
+    }
+
+    /// A spool on any storage: the seam through which power loss is simulated.
+    pub fn open_with_backend(
+        backend: impl StorageBackend,
+        label: &Path,
+    ) -> Result<Store, StoreError> {
+        let mut builder = Builder::new();
+        builder
+            .set_cache_size(CACHE_BYTES)
+            .set_check_integrity_on_open(true);
+        Self::init(
+            label,
+            catch_unwind(AssertUnwindSafe(|| builder.create_with_backend(backend))),
+        )
+    }
+
+    fn init(
+        path: &Path,
+        opened: std::thread::Result<Result<Database, DatabaseError>>,
+    ) -> Result<Store, StoreError> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.to_owned(),
+            detail,
+        };
+        let db = match opened {
+            Err(_) => return Err(corrupt("redb could not make sense of it".into())),
+            Ok(Err(DatabaseError::Storage(StorageError::Corrupted(detail)))) => {
+                return Err(corrupt(detail))
+            }
+            // "Not a redb database": something else was written over it.
+            Ok(Err(DatabaseError::Storage(StorageError::Io(e))))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Err(corrupt(e.to_string()))
+            }
+            Ok(Err(DatabaseError::UpgradeRequired(v))) => {
+                return Err(corrupt(format!(
+                    "written in redb file format {v}, which this version does not read"
+                )))
+            }
+            Ok(Err(e)) => {
+                return Err(StoreError::Db {
+                    path: path.to_owned(),
+                    source: e.into(),
+                })
+            }
+            Ok(Ok(db)) => db,
+        };
         let store = Store {
             db,
             path: path.to_owned(),
@@ -77,9 +153,15 @@ impl Store {
     }
 
     fn fail(&self, e: impl Into<redb::Error>) -> StoreError {
-        StoreError::Db {
-            path: self.path.clone(),
-            source: e.into(),
+        match e.into() {
+            redb::Error::Corrupted(detail) => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail,
+            },
+            source => StoreError::Db {
+                path: self.path.clone(),
+                source,
+            },
         }
     }
 
@@ -95,58 +177,91 @@ impl Store {
         Ok(out)
     }
 
-    /// The `seq` the next committed event gets.
-    pub fn next_seq(&self) -> Result<u64, StoreError> {
+    fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let meta = txn.open_table(META).map_err(|e| self.fail(e))?;
-        let stored = meta
-            .get(NEXT_SEQ)
-            .map_err(|e| self.fail(e))?
-            .map(|g| g.value());
-        Ok(stored.unwrap_or(1))
+        let value = meta.get(key).map_err(|e| self.fail(e))?.map(|g| g.value());
+        Ok(value)
     }
 
-    /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one fsync).
-    pub fn append(&self, first_seq: u64, records: &[StoredRecord]) -> Result<(), StoreError> {
+    /// The `seq` the next committed event gets.
+    pub fn next_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.meta(NEXT_SEQ)?.unwrap_or(1))
+    }
+
+    /// The spooled bytes, as `spool.max_bytes` counts them.
+    pub fn bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.meta(BYTES)?.unwrap_or(0))
+    }
+
+    /// Starts numbering at `next_seq` (a new spool replacing a lost one).
+    pub fn set_next_seq(&self, next_seq: u64) -> Result<(), StoreError> {
         self.write(Durability::Immediate, |txn| {
-            let mut events = txn.open_table(EVENTS)?;
-            for (seq, record) in (first_seq..).zip(records) {
-                events.insert(seq, record.encode().as_slice())?;
-            }
-            let mut meta = txn.open_table(META)?;
-            meta.insert(NEXT_SEQ, first_seq + records.len() as u64)?;
+            txn.open_table(META)?.insert(NEXT_SEQ, next_seq)?;
             Ok(())
         })
     }
 
-    /// Up to `max` records from `from` on, in `seq` order.
+    /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
+    /// fsync). Returns the spooled bytes after it.
+    pub fn append(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
+        self.write(Durability::Immediate, |txn| {
+            let mut events = txn.open_table(EVENTS)?;
+            let mut added = 0;
+            for (seq, record) in (first_seq..).zip(records) {
+                events.insert(seq, record.as_slice())?;
+                added += record_bytes(record);
+            }
+            let mut meta = txn.open_table(META)?;
+            let bytes = meta.get(BYTES)?.map_or(0, |g| g.value()) + added;
+            meta.insert(BYTES, bytes)?;
+            meta.insert(NEXT_SEQ, first_seq + records.len() as u64)?;
+            Ok(bytes)
+        })
+    }
+
+    /// Up to `max` records from `from` on, in `seq` order. A record that does
+    /// not decode is logged and skipped: one bad record must not stop the
+    /// delivery of every record after it.
     pub fn read_from(&self, from: u64, max: usize) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
         let mut out = Vec::new();
         for entry in events.range(from..).map_err(|e| self.fail(e))?.take(max) {
             let (k, v) = entry.map_err(|e| self.fail(e))?;
-            let seq = k.value();
-            let record = StoredRecord::decode(v.value()).map_err(|source| StoreError::Decode {
-                path: self.path.clone(),
-                seq,
-                source,
-            })?;
-            out.push((seq, record));
+            match StoredRecord::decode(v.value()) {
+                Ok(record) => out.push((k.value(), record)),
+                Err(e) => error!(
+                    "spool {}: event {} cannot be decoded and is skipped: {e}",
+                    self.path.display(),
+                    k.value()
+                ),
+            }
         }
         Ok(out)
     }
 
-    /// Forgets every record below `below` (they were acknowledged).
+    /// Forgets every record below `below` (they were acknowledged). Returns
+    /// the spooled bytes after it.
     ///
     /// Not fsynced: after a crash the deletion may roll back and those events
     /// are delivered again, which at-least-once delivery allows. The next
     /// durable append (or [`Store::sync`]) makes it stick.
-    pub fn delete_below(&self, below: u64) -> Result<(), StoreError> {
+    pub fn delete_below(&self, below: u64) -> Result<u64, StoreError> {
         self.write(Durability::None, |txn| {
             let mut events = txn.open_table(EVENTS)?;
-            events.retain_in(..below, |_, _| false)?;
-            Ok(())
+            let mut freed = 0;
+            events.retain_in(..below, |_, v| {
+                freed += record_bytes(v);
+                false
+            })?;
+            let mut meta = txn.open_table(META)?;
+            let bytes = meta
+                .get(BYTES)?
+                .map_or(0, |g| g.value())
+                .saturating_sub(freed);
+            meta.insert(BYTES, bytes)?;
+            Ok(bytes)
         })
     }
 
@@ -156,27 +271,19 @@ impl Store {
     }
 
     pub fn stats(&self) -> Result<Stats, StoreError> {
-        let next_seq = self.next_seq()?;
+        let (next_seq, bytes) = (self.next_seq()?, self.bytes()?);
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
         let depth = events.len().map_err(|e| self.fail(e))?;
         let first = events.first().map_err(|e| self.fail(e))?;
-        let (oldest_seq, oldest_committed_at_ms) = match first {
-            Some((k, v)) => {
-                let seq = k.value();
-                let record =
-                    StoredRecord::decode(v.value()).map_err(|source| StoreError::Decode {
-                        path: self.path.clone(),
-                        seq,
-                        source,
-                    })?;
-                (Some(seq), Some(record.v1().committed_at_ms))
-            }
-            None => (None, None),
-        };
+        let oldest_seq = first.as_ref().map(|(k, _)| k.value());
+        let oldest_committed_at_ms = first
+            .and_then(|(_, v)| StoredRecord::decode(v.value()).ok())
+            .map(|r| r.v1().committed_at_ms);
         let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         Ok(Stats {
             depth,
+            bytes,
             oldest_seq,
             oldest_committed_at_ms,
             next_seq,
@@ -190,27 +297,30 @@ mod tests {
     use super::*;
     use crate::spool::record::RecordV1;
 
-    fn rec(n: u8) -> StoredRecord {
+    fn rec(n: u8) -> Vec<u8> {
         StoredRecord::V1(RecordV1 {
             topic: format!("t/{n}"),
             payload: vec![n],
             committed_at_ms: n as u64,
         })
+        .encode()
     }
 
     #[test]
-    fn seq_survives_reopen_even_when_everything_was_delivered() {
+    fn seq_and_bytes_survive_reopen_even_when_everything_was_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.redb");
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.next_seq().unwrap(), 1);
-        store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
-        store.delete_below(4).unwrap();
+        assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (1, 0));
+        let bytes = store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        assert_eq!(bytes, 3 * record_bytes(&rec(1)));
+        assert_eq!(store.delete_below(3).unwrap(), record_bytes(&rec(3)));
+        assert_eq!(store.delete_below(4).unwrap(), 0);
         store.sync().unwrap();
         drop(store);
 
         let store = Store::open(&path).unwrap();
-        assert_eq!(store.next_seq().unwrap(), 4);
+        assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (4, 0));
         assert!(store.read_from(0, 10).unwrap().is_empty());
     }
 
@@ -233,5 +343,49 @@ mod tests {
             (2, Some(3), 5)
         );
         assert_eq!(stats.oldest_committed_at_ms, Some(3));
+    }
+
+    #[test]
+    fn an_undecodable_record_is_skipped_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("spool.redb")).unwrap();
+        store
+            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)])
+            .unwrap();
+        let got: Vec<u64> = store
+            .read_from(1, 10)
+            .unwrap()
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(got, [1, 3]);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_spool_is_reported_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spool.redb");
+        std::fs::write(&path, vec![0x5A; 64 * 1024]).unwrap();
+        assert!(
+            matches!(Store::open(&path), Err(StoreError::Corrupt { .. })),
+            "garbage file"
+        );
+
+        let store = Store::open(&path.with_extension("ok")).unwrap();
+        store.append(1, &[rec(1), rec(2)]).unwrap();
+        drop(store);
+        // Damage the middle of a real spool.
+        let mut bytes = std::fs::read(path.with_extension("ok")).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid..mid + 4096].iter_mut().for_each(|b| *b ^= 0xA5);
+        std::fs::write(&path, bytes).unwrap();
+        match Store::open(&path) {
+            Err(StoreError::Corrupt { .. }) => {}
+            Ok(store) => assert!(
+                store.read_from(0, 10).is_ok(),
+                "opened: the damage hit free space"
+            ),
+            Err(e) => panic!("damage must read as corruption, got {e}"),
+        }
     }
 }
