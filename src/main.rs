@@ -44,6 +44,24 @@ enum Command {
     },
     /// Run the whole pipeline with simulated readers and an embedded broker; no hardware needed.
     Demo(custodyd::demo::DemoArgs),
+    /// Look into the spool of a stopped daemon.
+    Spool {
+        #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: SpoolCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SpoolCommand {
+    /// Depth, bytes, age of the oldest undelivered event, next seq.
+    Stats,
+    /// The oldest undelivered events, one JSON object a line.
+    Peek {
+        #[arg(default_value_t = 10)]
+        n: usize,
+    },
 }
 
 /// Exit status for a bad configuration (as `check-config` documents).
@@ -72,7 +90,52 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Demo(args) => exit(runtime().block_on(custodyd::demo::run(args))),
+        Command::Spool { config, command } => match load(&config) {
+            Ok(config) => exit(inspect_spool(&config, command)),
+            Err(code) => code,
+        },
     }
+}
+
+fn inspect_spool(config: &Config, command: SpoolCommand) -> anyhow::Result<()> {
+    let store = custodyd::spool::open_for_inspection(&config.gateway.data_dir)?;
+    match command {
+        SpoolCommand::Stats => {
+            let s = store.stats()?;
+            let age = s.oldest_committed_at_ms.map_or("-".to_string(), |ms| {
+                let then = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+                let age = then.elapsed().unwrap_or_default();
+                format!(
+                    "{} (committed {})",
+                    humantime::format_duration(std::time::Duration::from_secs(age.as_secs())),
+                    custodyd::custody::rfc3339(then)
+                )
+            });
+            println!("spool      {}", store.path().display());
+            println!("depth      {} undelivered events", s.depth);
+            println!(
+                "bytes      {} of {} (file {})",
+                s.bytes, config.spool.max_bytes, s.file_bytes
+            );
+            println!(
+                "oldest     seq {} age {age}",
+                s.oldest_seq.map_or("-".to_string(), |q| q.to_string())
+            );
+            println!("next seq   {}", s.next_seq);
+        }
+        SpoolCommand::Peek { n } => {
+            for (seq, record) in store.read_from(0, n)? {
+                let r = record.v1();
+                let event: serde_json::Value = serde_json::from_slice(&r.payload)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&r.payload).into());
+                println!(
+                    "{}",
+                    serde_json::json!({ "seq": seq, "topic": r.topic, "event": event })
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {

@@ -125,7 +125,8 @@ pub fn spawn(
     });
     info!(path = %store.path().display(), next_seq, bytes, "spool open");
     let mut task = SpoolTask {
-        store: Arc::new(store),
+        path: store.path().to_owned(),
+        store: Some(Arc::new(store)),
         data_dir,
         naming,
         config,
@@ -186,7 +187,11 @@ impl fmt::Display for Cause {
 }
 
 struct SpoolTask {
-    store: Arc<Store>,
+    /// `None` after a write error: redb poisons a handle that saw one, and
+    /// the handle must be dropped (releasing the file lock) before the file
+    /// can be opened again, which the next storage call does.
+    store: Option<Arc<Store>>,
+    path: PathBuf,
     data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
@@ -238,16 +243,26 @@ impl SpoolTask {
         }
     }
 
-    /// Runs a storage call off the async threads.
+    /// Runs a storage call off the async threads, reopening the store first
+    /// if an earlier error closed it. A failed write closes it.
     async fn blocking<T: Send + 'static>(
-        &self,
+        &mut self,
         f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(result) => result,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        let store = match &self.store {
+            Some(store) => store.clone(),
+            None => {
+                let path = self.path.clone();
+                let store = Arc::new(run_blocking(move || Store::reopen(&path)).await?);
+                self.store = Some(store.clone());
+                store
+            }
+        };
+        let result = run_blocking(move || f(&store)).await;
+        if result.is_err() {
+            self.store = None;
         }
+        result
     }
 
     /// Group commit: waits up to `flush_interval` after the first event for
@@ -406,28 +421,26 @@ impl SpoolTask {
                 error!("spool full ({cause}): new events are dropped and counted until the broker takes some");
             }
         }
-        self.overflow.cause = Some(cause);
         self.overflow.unreported += n;
         self.overflow.total += n;
+        debug!(
+            "spool dropped {n} events ({cause}); {} since start",
+            self.overflow.total
+        );
+        self.overflow.cause = Some(cause);
         let total = self.overflow.total;
         self.committed.send_modify(|c| c.dropped = total);
     }
 
-    /// Appends durably; after a failure, reopens the store once (a failed
-    /// write or sync poisons a redb handle) and tries again.
+    /// Appends durably; after a failure, tries once more on a reopened store.
     async fn append(&mut self, records: Vec<Vec<u8>>) -> Result<u64, StoreError> {
         let records = Arc::new(records);
         let first = self.next_seq;
         let attempt = records.clone();
         match self.blocking(move |s| s.append(first, &attempt)).await {
             Ok(bytes) => Ok(bytes),
-            Err(_) => {
-                let path = self.store.path().to_owned();
-                match tokio::task::spawn_blocking(move || Store::reopen(&path)).await {
-                    Ok(Ok(store)) => self.store = Arc::new(store),
-                    Ok(Err(e)) => debug!("spool reopen failed: {e}"),
-                    Err(e) => std::panic::resume_unwind(e.into_panic()),
-                }
+            Err(e) => {
+                debug!("spool append failed, retrying on a reopened spool: {e}");
                 self.blocking(move |s| s.append(first, &records)).await
             }
         }
@@ -491,7 +504,42 @@ impl SpoolTask {
     }
 }
 
-/// Holds the spool open for reading by a technician (`custodyd spool`).
+/// Runs blocking storage work off the async threads; a panic there is a
+/// bug and propagates.
+async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Opens the spool of a stopped daemon for a technician (`custodyd spool`).
+/// Never creates one: inspecting the wrong `data_dir` must say so.
 pub fn open_for_inspection(data_dir: &std::path::Path) -> Result<Store, StoreError> {
-    Store::reopen(&data_dir.join(recovery::SPOOL_FILE))
+    let path = data_dir.join(recovery::SPOOL_FILE);
+    if !path.exists() {
+        let missing = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no spool here (wrong gateway.data_dir?)",
+        );
+        return Err(StoreError::Db {
+            path,
+            source: redb::Error::Io(missing),
+        });
+    }
+    match Store::reopen(&path) {
+        Err(StoreError::Db {
+            path,
+            source: redb::Error::DatabaseAlreadyOpen,
+        }) => {
+            let busy = std::io::Error::other(
+                "in use by the running daemon; stop it first (systemctl stop custodyd)",
+            );
+            Err(StoreError::Db {
+                path,
+                source: redb::Error::Io(busy),
+            })
+        }
+        other => other,
+    }
 }
