@@ -2,8 +2,7 @@
 
 use std::io;
 
-use bytes::BytesMut;
-use custodyd::decode::Decoded;
+use custodyd::decode::{testutil, Decoded};
 use tokio_util::codec::Decoder;
 
 /// Splits the fuzz input into chunk sizes and the bytes to decode: the first
@@ -20,33 +19,14 @@ pub fn split_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
     (sizes, bytes)
 }
 
-/// Decodes `bytes` fed in chunks of `sizes`, then ends the stream, checking
-/// that the codec never fails, keeps at most `bound` bytes while waiting for
-/// more input, and consumes everything at end of stream.
+/// Decodes `bytes` fed in chunks of `sizes`, then ends the stream (through
+/// the codec tests' own driver), checking that the codec never kept more
+/// than `bound` bytes while waiting for more input.
 pub fn decode_chunked<C>(codec: &mut C, bytes: &[u8], sizes: &[usize], bound: usize) -> Vec<Decoded>
 where
     C: Decoder<Item = Decoded, Error = io::Error>,
 {
-    let mut buf = BytesMut::new();
-    let mut items = Vec::new();
-    let mut sizes = sizes.iter().copied().cycle();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let n = sizes.next().unwrap_or(rest.len()).min(rest.len());
-        buf.extend_from_slice(&rest[..n]);
-        rest = &rest[n..];
-        while let Some(item) = codec.decode(&mut buf).expect("decoders never fail") {
-            items.push(item);
-        }
-        assert!(
-            buf.len() <= bound,
-            "{} bytes buffered, bound {bound}",
-            buf.len()
-        );
-    }
-    while let Some(item) = codec.decode_eof(&mut buf).expect("decoders never fail") {
-        items.push(item);
-    }
-    assert!(buf.is_empty(), "bytes left after end of stream");
+    let (items, most_buffered) = testutil::decode_chunked(codec, bytes, sizes);
+    assert!(most_buffered <= bound, "{most_buffered} bytes buffered, bound {bound}");
     items
 }

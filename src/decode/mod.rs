@@ -15,8 +15,9 @@ use crate::config::{Protocol, ReadMode, ReaderConfig};
 
 mod ascii_line;
 mod em4100;
-#[cfg(test)]
-mod testutil;
+/// The chunked-decode driver of the codec tests, also used by the fuzz targets.
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
 
 pub use ascii_line::AsciiLineCodec;
 pub use em4100::Em4100Codec;
