@@ -66,6 +66,22 @@ async fn retained_messages_are_flagged_only_when_replayed() {
     assert!(broker.log().contains("terminating"), "{}", broker.log());
 }
 
+/// The fault tests restart the broker under a subscriber that must not miss
+/// anything: a persistent broker keeps a persistent subscriber's queue
+/// across the subscriber's absence and a broker stop and restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_subscriber_gets_what_was_published_while_it_and_the_broker_were_away() {
+    let mut broker = Mosquitto::start_persistent().await;
+    let id = "harness-persistent";
+    drop(Subscriber::connect_persistent(&broker.url(), "harness/#", id).await);
+    publish(&broker.url(), "harness/queued", "while away", false).await;
+    broker.stop().await;
+    broker.restart().await;
+    let sub = Subscriber::connect_persistent(&broker.url(), "harness/#", id).await;
+    sub.wait_for(has("harness/queued", "while away"), PATIENCE)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assert_quiet_for_passes_on_silence_and_fails_on_a_message() {
     let broker = Mosquitto::start().await;
