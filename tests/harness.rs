@@ -6,7 +6,7 @@ mod common;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{publish, wait_until, Message, Mosquitto, Pty, Subscriber, PATIENCE};
+use common::{check_delivery, publish, wait_until, Message, Mosquitto, Pty, Subscriber, PATIENCE};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};
@@ -64,6 +64,79 @@ async fn retained_messages_are_flagged_only_when_replayed() {
 
     broker.stop().await;
     assert!(broker.log().contains("terminating"), "{}", broker.log());
+}
+
+/// The fault tests restart the broker under a subscriber that must not miss
+/// anything: a persistent broker keeps a persistent subscriber's queue
+/// across the subscriber's absence and a broker stop and restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_subscriber_gets_what_was_published_while_it_and_the_broker_were_away() {
+    let mut broker = Mosquitto::start_persistent().await;
+    let id = "harness-persistent";
+    drop(Subscriber::connect_persistent(&broker.url(), "harness/#", id).await);
+    publish(&broker.url(), "harness/queued", "while away", false).await;
+    broker.stop().await;
+    broker.restart().await;
+    let sub = Subscriber::connect_persistent(&broker.url(), "harness/#", id).await;
+    sub.wait_for(has("harness/queued", "while away"), PATIENCE)
+        .await;
+}
+
+/// A custody event as the daemon publishes it, reduced to what the
+/// delivery check reads.
+fn event(seq: u64, event_id: &str) -> Message {
+    Message {
+        topic: "itad/s/g/custody/loc".into(),
+        payload: format!(r#"{{"event_id":"{event_id}","seq":{seq},"asset":{{"id":"A{seq}"}}}}"#)
+            .into_bytes(),
+        retain: false,
+    }
+}
+
+#[test]
+fn check_delivery_counts_re_deliveries_and_ignores_other_topics() {
+    let status = Message {
+        topic: "itad/s/g/status".into(),
+        payload: b"{}".to_vec(),
+        retain: true,
+    };
+    let report = check_delivery(&[
+        event(1, "E1"),
+        event(2, "E2"),
+        status,
+        event(1, "E1"),
+        event(3, "E3"),
+    ]);
+    assert_eq!((report.max_seq, report.duplicates), (3, 1));
+    assert_eq!(report.first_delivery_order, [1, 2, 3]);
+    assert_eq!(report.assets, ["A1", "A2", "A3"]);
+    assert!(report.first_deliveries_in_order());
+}
+
+#[test]
+#[should_panic(expected = "events missing: 2 of 1..=4 never arrived:  2..=3")]
+fn check_delivery_names_a_gap() {
+    check_delivery(&[event(1, "E1"), event(4, "E4")]);
+}
+
+#[test]
+#[should_panic(expected = "seq 2 was delivered as two different events, E2 and X2")]
+fn check_delivery_rejects_a_seq_with_two_event_ids() {
+    check_delivery(&[event(1, "E1"), event(2, "E2"), event(2, "X2")]);
+}
+
+#[test]
+#[should_panic(expected = "event E1 was delivered with two seqs, 1 and 2")]
+fn check_delivery_rejects_an_event_id_with_two_seqs() {
+    check_delivery(&[event(1, "E1"), event(2, "E1")]);
+}
+
+#[test]
+#[should_panic(expected = "seq 1 (E1) was re-delivered with a different payload")]
+fn check_delivery_rejects_a_re_delivery_that_differs() {
+    let mut changed = event(1, "E1");
+    changed.payload.extend_from_slice(b" ");
+    check_delivery(&[event(1, "E1"), changed]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,9 @@
 //! - [`Daemon`]: the real `custodyd` binary run with a test's config;
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
 //! - [`gateway_config`] and friends: configuration snippets and frames;
+//! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
+//!   `event_id`, checked for gaps and for duplicates that are not
+//!   re-deliveries;
 //! - [`wait_until`] and [`free_port`].
 //!
 //! Synchronisation is always "wait for a condition, with a generous deadline":
@@ -24,6 +27,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod daemon;
+mod ledger;
 mod mosquitto;
 mod mqtt;
 mod pty;
@@ -31,6 +35,7 @@ mod relay;
 mod setup;
 
 pub use daemon::Daemon;
+pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::Mosquitto;
 pub use mqtt::{publish, Message, Subscriber};
 pub use pty::Pty;

@@ -25,6 +25,8 @@ pub struct Mosquitto {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Started with [`Mosquitto::start_persistent`].
+    persistent: bool,
 }
 
 /// Why one launch attempt did not give a running broker.
@@ -38,6 +40,32 @@ impl Mosquitto {
     /// connections. Retries with another port if the picked one is taken
     /// between picking and binding.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Like [`Mosquitto::start`], but a broker that keeps what it has
+    /// acknowledged across [`Mosquitto::stop`] + [`Mosquitto::restart`]:
+    ///
+    /// - `persistence true` in the tempdir, `autosave_interval 1`: SIGTERM
+    ///   ([`Mosquitto::stop`]) saves the sessions and their queued QoS 1
+    ///   messages, and the restarted broker loads them. [`Mosquitto::kill`]
+    ///   still loses whatever arrived since the last autosave, as a crashed
+    ///   broker does;
+    /// - `max_queued_messages 0`: no cap on the QoS 1 messages queued per
+    ///   client. Mosquitto's default (1000) silently drops messages it has
+    ///   already acknowledged to the publisher once a subscriber is that far
+    ///   behind, which a backlog drain or a subscriber away during a restart
+    ///   easily is.
+    ///
+    /// Pair it with [`Subscriber::connect_persistent`], whose session (and
+    /// so its queue) survives both its own disconnects and broker restarts.
+    ///
+    /// [`Subscriber::connect_persistent`]: super::Subscriber::connect_persistent
+    pub async fn start_persistent() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(persistent: bool) -> Self {
         let mut broker = Mosquitto {
             dir: tempfile::Builder::new()
                 .prefix("custodyd-mosquitto-")
@@ -46,6 +74,7 @@ impl Mosquitto {
             binary: find_binary(),
             port: 0,
             child: None,
+            persistent,
         };
         for _ in 0..20 {
             broker.port = free_port();
@@ -72,12 +101,24 @@ impl Mosquitto {
         }
     }
 
-    /// SIGTERM and wait for a clean exit.
+    /// SIGTERM and wait for a clean exit. A persistent broker saves its
+    /// state on the way out (checked here).
     pub async fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("mosquitto is not running");
         signal_child(&mut child, Signal::SIGTERM);
         match wait_child(&mut child, READY_TIMEOUT).await {
-            Some(status) => status,
+            Some(status) => {
+                // A broker that cannot write its file still exits cleanly;
+                // a test counting on persistence must not go on silently.
+                let saved = self.dir.path().join("mosquitto.db");
+                assert!(
+                    !self.persistent || saved.is_file(),
+                    "mosquitto stopped without saving {}\n{}",
+                    saved.display(),
+                    tail(&self.log(), 40)
+                );
+                status
+            }
             None => {
                 kill_child(&mut child);
                 panic!(
@@ -121,14 +162,27 @@ impl Mosquitto {
         let log_path = dir.join("mosquitto.log");
         let config = dir.join("mosquitto.conf");
         // `user root`: started as root, mosquitto otherwise switches to the
-        // `mosquitto` user and can no longer write its log into this 0700
-        // tempdir (it then fails to start). Ignored when not run as root.
+        // `mosquitto` user and can no longer write its log (or its
+        // persistence file) into this 0700 tempdir (it then fails to start,
+        // or silently never saves). Ignored when not run as root.
+        let persistence = if self.persistent {
+            // The trailing slash is required: it is a prefix, not a dir.
+            format!(
+                "persistence true\n\
+                 persistence_location {}/\n\
+                 autosave_interval 1\n\
+                 max_queued_messages 0\n",
+                dir.display()
+            )
+        } else {
+            "persistence false\n".to_owned()
+        };
         fs::write(
             &config,
             format!(
                 "listener {port} 127.0.0.1\n\
                  allow_anonymous true\n\
-                 persistence false\n\
+                 {persistence}\
                  user root\n\
                  log_dest file {log}\n\
                  log_type all\n",

@@ -48,7 +48,8 @@ impl fmt::Debug for Message {
 /// resubscribes on every ConnAck; retained messages are then delivered again
 /// and recorded again). Messages published while it was disconnected are lost
 /// to it, as to any clean-session client: after restarting the broker, wait
-/// for [`Subscriber::wait_resubscribed`] before causing new publishes.
+/// for [`Subscriber::wait_resubscribed`] before causing new publishes. A
+/// [`Subscriber::connect_persistent`] one does not lose them.
 pub struct Subscriber {
     client: AsyncClient,
     client_id: String,
@@ -75,9 +76,30 @@ impl Subscriber {
     /// returns only once the broker has acknowledged the subscription, so
     /// anything published afterwards is recorded.
     pub async fn connect(url: &str, filter: &str) -> Self {
-        let client_id = unique_client_id("sub");
+        Self::connect_with(url, filter, unique_client_id("sub"), true).await
+    }
+
+    /// Like [`Subscriber::connect`], but with a persistent session: clean
+    /// session off and the fixed `client_id`, so the broker queues the QoS 1
+    /// messages published while this client is away (its own reconnects, or
+    /// a [`Mosquitto::start_persistent`] broker's stop and restart) and
+    /// delivers them when it is back. Nothing published after `connect`
+    /// returns is then missed, whatever restarts in between; messages the
+    /// broker re-sends after a reconnect are recorded again.
+    ///
+    /// `client_id` must be unique on the broker: a second client with the
+    /// same id takes the session over and disconnects the first.
+    ///
+    /// [`Mosquitto::start_persistent`]: super::Mosquitto::start_persistent
+    pub async fn connect_persistent(url: &str, filter: &str, client_id: &str) -> Self {
+        Self::connect_with(url, filter, client_id.to_owned(), false).await
+    }
+
+    async fn connect_with(url: &str, filter: &str, client_id: String, clean: bool) -> Self {
         let probe_topic = format!("custodyd-harness/probe/{client_id}");
-        let (client, eventloop) = AsyncClient::new(options(url, &client_id), 64);
+        let mut options = options(url, &client_id);
+        options.set_clean_session(clean);
+        let (client, eventloop) = AsyncClient::new(options, 64);
         let state = Arc::new(Mutex::new(State::default()));
         let filters = vec![
             SubscribeFilter::new(filter.to_owned(), QoS::AtLeastOnce),
@@ -98,6 +120,13 @@ impl Subscriber {
     /// Everything received so far, in arrival order.
     pub fn messages(&self) -> Vec<Message> {
         self.lock().messages.clone()
+    }
+
+    /// The messages received after the first `from`, in arrival order: for
+    /// following thousands of messages without copying them all each time.
+    pub fn messages_since(&self, from: usize) -> Vec<Message> {
+        let state = self.lock();
+        state.messages.get(from..).unwrap_or_default().to_vec()
     }
 
     /// Polls the received messages until `pred` holds and returns them;
