@@ -22,6 +22,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
     Outgoing, Packet, QoS,
@@ -173,8 +175,10 @@ async fn poll_loop(
                 if net.send(Net::Down { error, resume }).await.is_err() || resumed.await.is_err() {
                     return;
                 }
-                // Requests the uplink queued before it heard of the failure.
+                // Requests the uplink queued before it heard of the failure,
+                // and any reset it asked for meanwhile: this one covers it.
                 wipe(&mut eventloop);
+                let _ = force.notified().now_or_never();
                 tokio::time::sleep(backoff.next()).await;
             }
         }
@@ -390,7 +394,11 @@ impl Uplink {
             .is_some_and(|t| t.elapsed() > self.keep_alive * 2)
         {
             self.waiting_since = None;
-            self.violation(format!("no PUBACK for {:?}", self.keep_alive * 2));
+            warn!(
+                "no PUBACK for {:?}: the link looks dead; reconnecting",
+                self.keep_alive * 2
+            );
+            self.force.notify_one();
         }
     }
 
