@@ -5,8 +5,8 @@
 //! names the *asset*, not the tag: it drops the header (which binary scheme
 //! was used) and the filter value (a reader hint), so a GIAI-96 and a
 //! GIAI-202 tag for the same asset, or a retagged asset with a new filter,
-//! resolve to one id, and the asset's GS1 barcode can be mapped to the very
-//! same string.
+//! resolve to one id, and [`super::gs1::to_epc_uri`] derives the very same
+//! string from the asset's barcode.
 //!
 //! Anything that is not a valid encoding of a supported scheme becomes a raw
 //! URI that keeps every bit, so two different tags never collapse into one
@@ -207,6 +207,7 @@ fn string7(bits: &mut Bits<'_>, field_bits: usize, max_chars: usize) -> Option<S
 /// the value holds a character outside the GS1 set (which no valid
 /// encoding or element string can).
 ///
+/// Shared with [`super::gs1`] so a tag and a barcode escape identically.
 pub(super) fn uri_escape(value: &str) -> Option<String> {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -272,6 +273,7 @@ impl Bits<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::gs1::{parse, to_epc_uri, CompanyPrefixes};
     use proptest::prelude::*;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -611,6 +613,88 @@ mod tests {
             " ", "#", "$", "@", "[", "\\", "]", "^", "`", "{", "|", "}", "~", "é", "\x1D",
         ] {
             assert_eq!(uri_escape(bad), None, "{bad:?}");
+        }
+    }
+
+    /// GS1 mod-10 check digit, computed independently of `gs1`.
+    fn gs1_check(body: &str) -> u32 {
+        let sum: u32 = body
+            .bytes()
+            .rev()
+            .enumerate()
+            .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
+            .sum();
+        (10 - sum % 10) % 10
+    }
+
+    proptest! {
+        /// The tag and the barcode of one asset resolve to one id, for every
+        /// scheme and partition: the point of both modules.
+        #[test]
+        fn tag_and_barcode_agree(
+            p in 0usize..7,
+            cp_seed: u64,
+            ref_seed: u64,
+            serial in 0u64..1 << 38,
+            filter in 0u64..8,
+            text in "[!\"%-?A-Z_a-z]{1,16}",
+        ) {
+            let (cp_bits, cp_digits) = PARTITIONS[p];
+            let cp = cp_seed % 10u64.pow(cp_digits as u32);
+            let cp_str = format!("{cp:0cp_digits$}");
+            let prefixes = CompanyPrefixes::new([&cp_str]).unwrap();
+            let barcode = |scan: String| to_epc_uri(&parse(&scan).unwrap().unwrap(), &prefixes);
+            let tag = |fields: &[(u64, usize)], bytes| Some(decode_epc(&encode(fields, bytes)).into_string());
+            let head = |header| [(header, 8), (filter, 3), (p as u64, 3), (cp, cp_bits)];
+            let with = |header, rest: &[(u64, usize)]| [&head(header)[..], rest].concat();
+
+            // SGTIN: GTIN-14 = indicator + CP + item reference + check digit.
+            let item_digits = 13 - cp_digits;
+            let item = ref_seed % 10u64.pow(item_digits as u32);
+            let item_str = format!("{item:0item_digits$}");
+            let body = format!("{}{cp_str}{}", &item_str[..1], &item_str[1..]);
+            let gtin = format!("{body}{}", gs1_check(&body));
+            prop_assert_eq!(
+                tag(&with(0x30, &[(item, 44 - cp_bits), (serial, 38)]), 12),
+                barcode(format!("]C101{gtin}21{serial}"))
+            );
+            let mut sgtin198 = with(0x36, &[(item, 44 - cp_bits)]);
+            sgtin198.extend(chars7(&text));
+            prop_assert_eq!(tag(&sgtin198, 26), barcode(format!("]C101{gtin}21{text}")));
+
+            // SSCC = extension + CP + serial reference + check digit.
+            let sr_digits = 17 - cp_digits;
+            let sr = ref_seed % 10u64.pow(sr_digits as u32);
+            let sr_str = format!("{sr:0sr_digits$}");
+            let body = format!("{}{cp_str}{}", &sr_str[..1], &sr_str[1..]);
+            prop_assert_eq!(
+                tag(&with(0x31, &[(sr, 58 - cp_bits)]), 12),
+                barcode(format!("]C100{body}{}", gs1_check(&body)))
+            );
+
+            // GRAI element = 0 + CP + asset type + check digit + serial.
+            let at_digits = 12 - cp_digits;
+            let at = ref_seed % 10u64.pow(at_digits as u32);
+            let at_str = if at_digits == 0 { String::new() } else { format!("{at:0at_digits$}") };
+            let body = format!("{cp_str}{at_str}");
+            let grai = format!("0{body}{}", gs1_check(&body));
+            prop_assert_eq!(
+                tag(&with(0x33, &[(at, 44 - cp_bits), (serial, 38)]), 12),
+                barcode(format!("]C18003{grai}{serial}"))
+            );
+            let mut grai170 = with(0x37, &[(at, 44 - cp_bits)]);
+            grai170.extend(chars7(&text));
+            prop_assert_eq!(tag(&grai170, 22), barcode(format!("]C18003{grai}{text}")));
+
+            // GIAI = CP + IAR.
+            let iar = ref_seed % (1 << (82 - cp_bits));
+            prop_assert_eq!(
+                tag(&with(0x34, &[(iar, 82 - cp_bits)]), 12),
+                barcode(format!("]d28004{cp_str}{iar}"))
+            );
+            let mut giai202 = with(0x38, &[]);
+            giai202.extend(chars7(&text));
+            prop_assert_eq!(tag(&giai202, 26), barcode(format!("]d28004{cp_str}{text}")));
         }
     }
 
