@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use crate::decode::{RawRead, Source};
 
+pub mod epc;
+pub mod gs1;
+
 /// An asset as it appears in events (`asset.id`, `asset.raw`, `asset.source`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Asset {
