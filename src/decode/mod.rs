@@ -15,11 +15,14 @@ use crate::config::{Protocol, ReadMode, ReaderConfig};
 
 mod ascii_line;
 mod em4100;
+mod hex;
 #[cfg(test)]
 mod testutil;
+mod uhf_a0;
 
 pub use ascii_line::AsciiLineCodec;
 pub use em4100::Em4100Codec;
+pub use uhf_a0::{A0Codec, A0Command, A0Event, A0Message, TagRecord, A0_MAX_FRAME};
 
 /// Where a read physically came from; carried into `asset.source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
