@@ -14,13 +14,21 @@ use tokio_util::codec::Decoder;
 use crate::config::{Protocol, ReadMode, ReaderConfig};
 
 mod ascii_line;
+mod chafon;
 mod em4100;
+mod hex;
 /// The chunked-decode driver of the codec tests, also used by the fuzz targets.
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
+mod uhf_a0;
 
 pub use ascii_line::AsciiLineCodec;
+pub use chafon::{
+    ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage, ChafonTag, ChafonVariant, Inventory288,
+    ReaderInfo, CHAFON_MAX_FRAME,
+};
 pub use em4100::Em4100Codec;
+pub use uhf_a0::{A0Codec, A0Command, A0Event, A0Message, TagRecord, A0_MAX_FRAME};
 
 /// Where a read physically came from; carried into `asset.source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -11,9 +11,9 @@ use super::Decoded;
 /// serial port hands over whatever bytes have arrived, then signals end of
 /// stream. Returns everything decoded and the most the codec kept buffered
 /// while waiting for more input, which is the memory a reader can pin.
-pub fn decode_chunked<C>(codec: &mut C, input: &[u8], sizes: &[usize]) -> (Vec<Decoded>, usize)
+pub fn decode_chunked<C>(codec: &mut C, input: &[u8], sizes: &[usize]) -> (Vec<C::Item>, usize)
 where
-    C: Decoder<Item = Decoded, Error = io::Error>,
+    C: Decoder<Error = io::Error>,
 {
     let mut buf = BytesMut::new();
     let mut items = Vec::new();
@@ -48,7 +48,7 @@ pub fn reads(items: &[Decoded]) -> Vec<&str> {
 }
 
 /// Whether `wanted` appears in `seen` in order, possibly with other items between.
-pub fn is_subsequence(wanted: &[&str], seen: &[&str]) -> bool {
+pub fn is_subsequence<T: PartialEq>(wanted: &[T], seen: &[T]) -> bool {
     let mut seen = seen.iter();
     wanted.iter().all(|w| seen.any(|s| s == w))
 }
