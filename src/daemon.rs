@@ -7,6 +7,7 @@
 //! durable. Nothing in flight is dropped on the way.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
@@ -47,9 +48,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
+    let identity = Arc::new(config.identity());
     for reader in &config.readers {
         let source = SerialReader {
             info: ReaderInfo::new(&config, reader),
+            identity: identity.clone(),
             config: reader.clone(),
             reads: reads_tx.clone(),
             states: states_tx.clone(),

@@ -37,6 +37,8 @@ pub struct Config {
     #[serde(default)]
     pub spool: SpoolConfig,
     #[serde(default)]
+    pub identity: IdentityConfig,
+    #[serde(default)]
     pub locations: Vec<LocationConfig>,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
@@ -50,6 +52,13 @@ impl Config {
             site: self.gateway.site.clone(),
             gateway: self.gateway.name.clone(),
         }
+    }
+
+    /// The asset identity resolver this configuration describes (validated:
+    /// the company prefixes are well-formed).
+    pub fn identity(&self) -> crate::identity::Identity {
+        let prefixes = crate::identity::gs1::CompanyPrefixes::new(&self.identity.company_prefixes);
+        crate::identity::Identity::new(prefixes.unwrap_or_default())
     }
 
     /// `mqtt.client_id`, or `gateway.name` when it is not set.
@@ -188,6 +197,16 @@ impl Default for SpoolConfig {
             max_bytes: default_max_bytes(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Known GS1 company prefixes (6 to 12 digits). A GS1 barcode needs its
+    /// company prefix's length to map to the same EPC URI as the asset's
+    /// RFID tag; with an unknown prefix it keeps its element string.
+    #[serde(default)]
+    pub company_prefixes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -33,6 +33,11 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     if config.spool.max_bytes < SPOOL_MIN {
         errors.push("spool.max_bytes", format!("must be at least {SPOOL_MIN}"));
     }
+    for (i, prefix) in config.identity.company_prefixes.iter().enumerate() {
+        if let Err(e) = crate::identity::gs1::CompanyPrefixes::new([prefix]) {
+            errors.push(format!("identity.company_prefixes[{i}]"), e.to_string());
+        }
+    }
     check_locations(&mut errors, &config.locations);
     check_readers(&mut errors, &config.readers, &config.locations);
     errors.0

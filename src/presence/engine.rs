@@ -8,10 +8,19 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use super::Observation;
+use super::{Observation, ReaderInfo};
 use crate::config::ReadMode;
-use crate::custody::{Body, Custody, Draft, Transition};
+use crate::custody::{Alarm, Body, Custody, Draft, Transition};
 use crate::identity::Asset;
+
+/// An [`Observation`] whose asset resolved.
+struct Read<'a> {
+    reader: &'a ReaderInfo,
+    asset: Asset,
+    antenna: Option<u8>,
+    rssi_dbm: Option<f32>,
+    wall: SystemTime,
+}
 
 /// (location, asset id): one presence per asset per location.
 type Key = (Arc<str>, Arc<str>);
@@ -70,13 +79,46 @@ impl Engine {
 
     /// Folds one read in; returns the event it makes, if any.
     pub fn observe(&mut self, obs: Observation, now: Instant) -> Option<Draft> {
-        match obs.reader.mode {
-            ReadMode::Presence => self.observe_presence(obs, now),
-            ReadMode::Scan => self.observe_scan(obs, now),
+        let Observation {
+            reader,
+            asset,
+            antenna,
+            rssi_dbm,
+            wall,
+        } = obs;
+        let asset = match asset {
+            Ok(asset) => asset,
+            Err(rejected) => {
+                let detail = format!(
+                    "Reader {} read {:?}, which names no asset: {}.",
+                    reader.name, rejected.raw, rejected.reason
+                );
+                let alarm = Alarm {
+                    kind: "invalid_scan",
+                    asset: None,
+                    detail,
+                };
+                return Some(Draft::new(
+                    reader.location.clone(),
+                    wall,
+                    Body::Alarm(alarm),
+                ));
+            }
+        };
+        let read = Read {
+            reader: &reader,
+            asset,
+            antenna,
+            rssi_dbm,
+            wall,
+        };
+        match reader.mode {
+            ReadMode::Presence => self.observe_presence(read, now),
+            ReadMode::Scan => self.observe_scan(read, now),
         }
     }
 
-    fn observe_presence(&mut self, obs: Observation, now: Instant) -> Option<Draft> {
+    fn observe_presence(&mut self, obs: Read<'_>, now: Instant) -> Option<Draft> {
         let key = (obs.reader.location.clone(), obs.asset.id.clone());
         let antenna_bit = obs
             .antenna
@@ -112,7 +154,7 @@ impl Engine {
         Some(draft)
     }
 
-    fn observe_scan(&mut self, obs: Observation, now: Instant) -> Option<Draft> {
+    fn observe_scan(&mut self, obs: Read<'_>, now: Instant) -> Option<Draft> {
         let window = obs.reader.rescan_window;
         self.longest_rescan = self.longest_rescan.max(window);
         let key = (obs.reader.name.clone(), obs.asset.id.clone());

@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::config::{Config, ReadMode, ReaderConfig};
 use crate::custody::Draft;
-use crate::identity::Asset;
+use crate::identity::{Asset, Rejected};
 
 mod engine;
 
@@ -48,7 +48,8 @@ impl ReaderInfo {
 #[derive(Debug)]
 pub struct Observation {
     pub reader: Arc<ReaderInfo>,
-    pub asset: Asset,
+    /// What was read, or why it names no asset (it then becomes an alarm).
+    pub asset: Result<Asset, Rejected>,
     pub antenna: Option<u8>,
     pub rssi_dbm: Option<f32>,
     pub wall: SystemTime,
@@ -108,11 +109,11 @@ mod tests {
         };
         Observation {
             reader: reader.clone(),
-            asset: Asset {
+            asset: Ok(Asset {
                 id: id.into(),
                 raw: id.into(),
                 source,
-            },
+            }),
             antenna,
             rssi_dbm: rssi,
             wall: SystemTime::now(),
@@ -221,6 +222,30 @@ mod tests {
         assert_eq!(&*custody(&h.next().await).reader, "station-scan");
         tokio::task::yield_now().await;
         assert!(h.none_pending());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_that_names_no_asset_becomes_an_alarm_not_custody() {
+        let r = reader("station-scan", ReadMode::Scan);
+        let mut h = Harness::start();
+        let mut bad = read(&r, "x", None, None);
+        bad.asset = Err(Rejected {
+            raw: "]C100106141412345678909".into(),
+            reason: "bad check digit".into(),
+        });
+        h.reads.send(bad).await.unwrap();
+        let d = h.next().await;
+        match &d.body {
+            Body::Alarm(a) => {
+                assert_eq!(a.kind, "invalid_scan");
+                assert!(
+                    a.detail.contains("check digit") && a.detail.contains("station-scan"),
+                    "{}",
+                    a.detail
+                );
+            }
+            other => panic!("expected an alarm, got {other:?}"),
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::ReaderState;
 use crate::config::ReaderConfig;
 use crate::decode::{Decoded, DropReason, ReaderCodec};
-use crate::identity;
+use crate::identity::Identity;
 use crate::presence::{Observation, ReaderInfo};
 
 const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -27,6 +27,7 @@ const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 pub struct SerialReader {
     pub config: ReaderConfig,
     pub info: Arc<ReaderInfo>,
+    pub identity: Arc<Identity>,
     pub reads: mpsc::Sender<Observation>,
     pub states: mpsc::Sender<ReaderState>,
 }
@@ -105,7 +106,7 @@ impl SerialReader {
                 Some(Ok(Decoded::Read(raw))) => {
                     let obs = Observation {
                         reader: self.info.clone(),
-                        asset: identity::resolve(&raw),
+                        asset: self.identity.resolve(&raw),
                         antenna: raw.antenna,
                         rssi_dbm: raw.rssi_dbm,
                         wall: SystemTime::now(),
