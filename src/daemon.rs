@@ -18,6 +18,7 @@ use tracing::info;
 use crate::config::Config;
 use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
+use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
 use crate::spool;
 
@@ -40,8 +41,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.spool.clone(),
     )?;
 
-    let (states_tx, states) = mpsc::channel(64);
+    let (states_out, states) = mpsc::channel(64);
     let uplink = mqtt::spawn(&config, naming, spool_reader, states).await?;
+
+    let (states_tx, states_in) = mpsc::channel(64);
+    let watched = config
+        .readers
+        .iter()
+        .map(|r| {
+            let location = Arc::from(r.location.as_str());
+            (
+                Arc::from(r.name.as_str()),
+                Watched {
+                    location,
+                    offline_alarm_after: r.offline_alarm_after,
+                },
+            )
+        })
+        .collect();
+    let monitor = tokio::spawn(monitor::run(watched, states_in, states_out, drafts.clone()));
 
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, drafts));
@@ -73,6 +91,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     cancel.cancel();
     readers.wait().await;
     presence.await.context("presence task")?;
+    monitor.await.context("reader monitor task")?;
     uplink.await.context("uplink task")?;
     spool_task.await.context("spool task")?;
     info!("stopped");

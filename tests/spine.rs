@@ -420,3 +420,37 @@ async fn a_killed_gateway_shows_offline_through_its_last_will() {
         serde_json::json!({"schema": "custodyd.status.v1", "state": "offline"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stays_unplugged_raises_reader_offline_and_its_return_reader_online() {
+    let broker = Mosquitto::start().await;
+    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+    let mut door = Pty::open();
+    let mut daemon = Daemon::new();
+    let config = gateway_config(&broker.url(), &daemon.data_dir())
+        + &door_with_em4100(door.path(), "1s").replace(
+            "protocol = \"em4100\"",
+            "protocol = \"em4100\"\noffline_alarm_after = \"1s\"",
+        );
+    daemon.spawn(&config);
+    wait_reader(&sub, "door1-em", "up").await;
+    let alarm = |kind: &'static str| {
+        move |msgs: &[Message]| {
+            msgs.iter()
+                .any(|m| m.topic == format!("{GW}/alarm/dock-door-1") && m.json()["kind"] == kind)
+        }
+    };
+
+    door.unplug();
+    let msgs = sub.wait_for(alarm("reader_offline"), PATIENCE).await;
+    let a = msgs
+        .iter()
+        .find(|m| m.topic.ends_with("/alarm/dock-door-1"))
+        .unwrap()
+        .json();
+    assert_eq!(a["schema"], "custodyd.alarm.v1");
+    assert!(a["asset"].is_null());
+    assert!(a["detail"].as_str().unwrap().contains("door1-em"), "{a}");
+    door.replug();
+    sub.wait_for(alarm("reader_online"), PATIENCE).await;
+}

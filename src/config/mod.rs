@@ -324,6 +324,14 @@ pub struct ReaderConfig {
     /// Longest wait between attempts to reopen a missing device.
     #[serde(default = "default_reopen_max", with = "humantime_serde")]
     pub reopen_max: Duration,
+    /// A reader down this long raises a `reader_offline` alarm: long enough
+    /// that re-plugging a cable does not page anyone.
+    #[serde(default = "default_offline_alarm_after", with = "humantime_serde")]
+    pub offline_alarm_after: Duration,
+}
+
+fn default_offline_alarm_after() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_baud() -> u32 {

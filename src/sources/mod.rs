@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+pub mod monitor;
 pub mod serial;
 
 /// A reader came up or went down.
