@@ -155,6 +155,15 @@ impl Engine {
     }
 
     fn observe_scan(&mut self, obs: Read<'_>, now: Instant) -> Option<Draft> {
+        // The label of an asset whose tag is in the field here: one asset,
+        // one presence (identity made the ids equal), not a second event.
+        let here = (obs.reader.location.clone(), obs.asset.id.clone());
+        if let Some(p) = self.present.get_mut(&here) {
+            p.reads += 1;
+            p.last_seen = obs.wall;
+            p.last_at = now;
+            return None;
+        }
         let window = obs.reader.rescan_window;
         self.longest_rescan = self.longest_rescan.max(window);
         let key = (obs.reader.name.clone(), obs.asset.id.clone());

@@ -225,6 +225,27 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_scan_of_an_asset_whose_tag_is_present_here_is_the_same_presence() {
+        let tag = reader("door1-uhf", ReadMode::Presence);
+        let scanner = reader("door1-scan", ReadMode::Scan);
+        let uri = "urn:epc:id:giai:0614141.12345400";
+        let mut h = Harness::start();
+        h.reads.send(read(&tag, uri, Some(1), None)).await.unwrap();
+        assert_eq!(custody(&h.next().await).transition, Transition::Arrived);
+        h.reads.send(read(&scanner, uri, None, None)).await.unwrap();
+        let departed = h.next().await;
+        assert_eq!(
+            custody(&departed).transition,
+            Transition::Departed,
+            "no scanned event in between"
+        );
+        assert_eq!(custody(&departed).reads, 2);
+        // Once it has left, a scan is a scan again.
+        h.reads.send(read(&scanner, uri, None, None)).await.unwrap();
+        assert_eq!(custody(&h.next().await).transition, Transition::Scanned);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_read_that_names_no_asset_becomes_an_alarm_not_custody() {
         let r = reader("station-scan", ReadMode::Scan);
         let mut h = Harness::start();
