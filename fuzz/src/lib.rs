@@ -2,7 +2,7 @@
 
 use std::io;
 
-use custodyd::decode::{testutil, Decoded};
+use custodyd::decode::testutil;
 use tokio_util::codec::Decoder;
 
 /// Splits the fuzz input into chunk sizes and the bytes to decode: the first
@@ -21,10 +21,11 @@ pub fn split_input(data: &[u8]) -> (Vec<usize>, &[u8]) {
 
 /// Decodes `bytes` fed in chunks of `sizes`, then ends the stream (through
 /// the codec tests' own driver), checking that the codec never kept more
-/// than `bound` bytes while waiting for more input.
-pub fn decode_chunked<C>(codec: &mut C, bytes: &[u8], sizes: &[usize], bound: usize) -> Vec<Decoded>
+/// than `bound` bytes while waiting for more input. Generic over the item
+/// so that codecs with richer events than `Decoded` share it.
+pub fn decode_chunked<C>(codec: &mut C, bytes: &[u8], sizes: &[usize], bound: usize) -> Vec<C::Item>
 where
-    C: Decoder<Item = Decoded, Error = io::Error>,
+    C: Decoder<Error = io::Error>,
 {
     let (items, most_buffered) = testutil::decode_chunked(codec, bytes, sizes);
     assert!(most_buffered <= bound, "{most_buffered} bytes buffered, bound {bound}");

@@ -137,7 +137,9 @@ pub struct TagRecord {
     /// not checked against the vendor's RSSI table (reference 2.3).
     pub rssi_dbm: i16,
     /// The channel's frequency in the standard regions' table; `None` for an
-    /// index beyond it (a user-defined region).
+    /// index beyond it. A reader set to a user-defined region numbers its
+    /// channels from its own start frequency, which the frame does not carry,
+    /// so for such a reader this value is wrong even when it is `Some`.
     pub freq_khz: Option<u32>,
 }
 
