@@ -114,6 +114,9 @@ data_dir = "{data}"
 url = "{url}"
 keep_alive = "5s"
 
+[identity]
+company_prefixes = ["0614141"]
+
 [[locations]]
 name = "{DOOR}"
 kind = "dock_door"
@@ -209,7 +212,7 @@ async fn play(
         station.write(b"AB/1#+\r")?;
         sleep(Duration::from_millis(300)).await;
         station.write(b"AB/1#+\r")?;
-        println!("demo: a GS1-128 label scanned");
+        println!("demo: a GS1-128 asset label scanned (GIAI: its id is the EPC URI its RFID tag would have)");
         station.write(b"]C18004061414112345400\r")?;
 
         sleep(Duration::from_secs(4)).await;

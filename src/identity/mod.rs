@@ -55,7 +55,9 @@ impl Identity {
                     gs1::to_epc_uri(&elements, &self.company_prefixes)
                         .unwrap_or_else(|| gs1::element_string(&elements)),
                 ),
-                Ok(None) => None,
+                // Not GS1: the text without any AIM symbology prefix, which
+                // says how it was encoded, not what it names.
+                Ok(None) => Some(gs1::without_symbology_id(&read.data).to_owned()),
                 Err(e) => {
                     return Err(Rejected {
                         raw,
