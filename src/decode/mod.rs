@@ -88,7 +88,7 @@ pub enum Decoded {
     Dropped(DropReason),
 }
 
-/// The codec for one configured reader.
+/// The codec for one reader that streams its reads unasked.
 #[derive(Debug)]
 pub enum ReaderCodec {
     Em4100(Em4100Codec),
@@ -96,8 +96,10 @@ pub enum ReaderCodec {
 }
 
 impl ReaderCodec {
-    pub fn for_reader(reader: &ReaderConfig) -> Self {
-        match reader.protocol {
+    /// `None` for the command/reply UHF protocols, whose codecs
+    /// `sources::uhf` drives itself.
+    pub fn for_reader(reader: &ReaderConfig) -> Option<Self> {
+        Some(match reader.protocol {
             Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
             Protocol::AsciiLine => {
                 let source = match reader.mode() {
@@ -112,7 +114,8 @@ impl ReaderCodec {
                     source,
                 ))
             }
-        }
+            Protocol::UhfA0 | Protocol::Chafon => return None,
+        })
     }
 }
 

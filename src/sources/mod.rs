@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 pub mod serial;
+mod uhf;
 
 /// A reader came up or went down.
 #[derive(Debug, Clone, PartialEq, Eq)]
