@@ -158,9 +158,9 @@ impl<'a, C> Link<'a, C> {
     }
 
     /// A command went unanswered: `Ok` to go on with a recovery command
-    /// (which the caller sends), or lost if the last recovery went
-    /// unanswered too.
-    fn unanswered(&mut self, recovery: &str) -> Result<(), Ended> {
+    /// (which the caller sends), or lost if the last recovery, or the first
+    /// command of the session, went unanswered too.
+    fn unanswered(&self, recovery: &str) -> Result<(), Ended> {
         if self.recovering {
             return Err(Ended::Lost(format!(
                 "no answer within {:?}, even after {recovery}",
@@ -168,7 +168,6 @@ impl<'a, C> Link<'a, C> {
             )));
         }
         warn!(reader = %self.name(), "no answer within {:?}; {recovery}", self.reply_timeout());
-        self.recovering = true;
         Ok(())
     }
 
@@ -253,6 +252,7 @@ impl A0Driver<'_> {
     /// Sends Reset and discards whatever arrives while the module reboots.
     async fn reset(&mut self) -> Result<(), Ended> {
         self.link.send(A0Command::Reset).await?;
+        self.link.recovering = true;
         self.work_antenna = None;
         let settled = Instant::now() + RESET_SETTLE;
         while let Some(event) = self.link.next_before(settled).await? {
@@ -363,8 +363,6 @@ struct ChafonDriver<'a> {
 
 impl ChafonDriver<'_> {
     async fn run(mut self) -> Result<Infallible, Ended> {
-        // The first question doubles as the check that a reader answers.
-        self.link.recovering = true;
         self.probe().await?;
         let antennas = self.link.reader.config.antennas().to_vec();
         loop {
@@ -377,6 +375,7 @@ impl ChafonDriver<'_> {
     /// Get Reader Info: logs what answers; lost if nothing does.
     async fn probe(&mut self) -> Result<(), Ended> {
         self.link.send(ChafonCommand::GetReaderInfo).await?;
+        self.link.recovering = true;
         let deadline = Instant::now() + self.link.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
@@ -405,7 +404,7 @@ impl ChafonDriver<'_> {
                 }
                 Some(ChafonEvent::Dropped(reason)) => self.link.dropped(reason),
                 None => {
-                    self.link.unanswered("asking the reader for its info")?;
+                    self.link.unanswered("asking for the reader's info")?;
                     Box::pin(self.probe()).await?;
                     return Ok(None);
                 }
