@@ -193,12 +193,33 @@ async fn a_missing_antenna_is_logged_once_and_the_other_antennas_keep_reading() 
         "logged once, not every round:\n{log}"
     );
     assert!(!log.contains("reader down"), "{log}");
+    wait_health(
+        &d.sub,
+        serde_json::json!({"state": "up", "failing_antennas": [1]}),
+    )
+    .await;
 
     // Plugged back in: the reader says so once.
     d.sim.set_missing(&[]);
     wait_until(PATIENCE, "antenna 1 to be back", || {
         d.daemon.log().contains("antenna 1 inventories again")
     })
+    .await;
+    wait_health(&d.sub, serde_json::json!({"state": "up"})).await;
+}
+
+/// Waits until the latest status shows `door1-uhf` as `health`.
+async fn wait_health(sub: &Subscriber, health: serde_json::Value) {
+    let topic = format!("{GW}/status");
+    sub.wait_for(
+        |msgs| {
+            msgs.iter()
+                .rev()
+                .find(|m| m.topic == topic)
+                .is_some_and(|m| m.json()["readers"]["door1-uhf"] == health)
+        },
+        PATIENCE,
+    )
     .await;
 }
 

@@ -92,6 +92,7 @@ impl SerialReader {
             .send(ReaderState {
                 reader: self.info.name.clone(),
                 up,
+                failing_antennas: Vec::new(),
             })
             .await;
     }

@@ -16,7 +16,8 @@
 //!   answer mode, reading answer frames while their status says more follow.
 //!
 //! Error replies (an antenna missing, ...) are counted and logged once per
-//! antenna state change, never fatal. A command unanswered for
+//! antenna state change, never fatal; the failing antennas are shown on the
+//! status topic. A command unanswered for
 //! `reply_timeout` makes the driver recover: an A0 reader is reset, a Chafon
 //! reader (whose protocol has no reset) is asked for its info. If that gets
 //! no answer either, the session ends as lost, and the serial loop reports the
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::serial::{DropReport, Ended, SerialReader};
+use super::ReaderState;
 use crate::config::{ChafonModel, Protocol, Target};
 use crate::decode::{
     A0Codec, A0Command, A0Event, A0Message, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage,
@@ -179,13 +181,33 @@ impl<'a, C> Link<'a, C> {
         self.drops.count(&self.reader.info.name, reason);
     }
 
-    fn failed(&mut self, antenna: u8, code: u8, meaning: &str) {
-        self.faults
-            .failed(&self.reader.info.name, antenna, code, meaning);
+    async fn failed(&mut self, antenna: u8, code: u8, meaning: &str) {
+        if self
+            .faults
+            .failed(&self.reader.info.name, antenna, code, meaning)
+        {
+            self.report_health().await;
+        }
     }
 
-    fn answered(&mut self, antenna: u8) {
-        self.faults.answered(&self.reader.info.name, antenna);
+    async fn answered(&mut self, antenna: u8) {
+        if self.faults.answered(&self.reader.info.name, antenna) {
+            self.report_health().await;
+        }
+    }
+
+    /// The failing antennas go to the status topic; the serial loop's
+    /// report of the reader going down clears them.
+    async fn report_health(&self) {
+        let _ = self
+            .reader
+            .states
+            .send(ReaderState {
+                reader: self.reader.info.name.clone(),
+                up: true,
+                failing_antennas: self.faults.failing(),
+            })
+            .await;
     }
 }
 
@@ -199,10 +221,12 @@ struct Faults {
 }
 
 impl Faults {
-    fn failed(&mut self, reader: &str, antenna: u8, code: u8, meaning: &str) {
+    /// Returns whether the antenna's state changed.
+    fn failed(&mut self, reader: &str, antenna: u8, code: u8, meaning: &str) -> bool {
         self.total += 1;
         let slot = &mut self.failing[usize::from(antenna - 1)];
-        if slot.replace(code) != Some(code) {
+        let changed = slot.replace(code) != Some(code);
+        if changed {
             warn!(
                 reader,
                 antenna,
@@ -211,12 +235,23 @@ impl Faults {
                 self.total
             );
         }
+        changed
     }
 
-    fn answered(&mut self, reader: &str, antenna: u8) {
-        if self.failing[usize::from(antenna - 1)].take().is_some() {
+    /// Returns whether the antenna's state changed.
+    fn answered(&mut self, reader: &str, antenna: u8) -> bool {
+        let changed = self.failing[usize::from(antenna - 1)].take().is_some();
+        if changed {
             info!(reader, antenna, "antenna {antenna} inventories again");
         }
+        changed
+    }
+
+    fn failing(&self) -> Vec<u8> {
+        (1..)
+            .zip(&self.failing)
+            .filter_map(|(antenna, code)| code.map(|_| antenna))
+            .collect()
     }
 }
 
@@ -299,7 +334,9 @@ impl A0Driver<'_> {
                         self.work_antenna = Some(antenna);
                         return Ok(true);
                     }
-                    self.link.failed(antenna, status, a0_error_meaning(status));
+                    self.link
+                        .failed(antenna, status, a0_error_meaning(status))
+                        .await;
                     return Ok(false);
                 }
                 Some(other) => self.unexpected(&other),
@@ -323,12 +360,14 @@ impl A0Driver<'_> {
                     total_reads,
                     ..
                 }) => {
-                    self.link.answered(antenna);
+                    self.link.answered(antenna).await;
                     debug!(reader = %self.link.name(), antenna, read_rate, total_reads, "round ended");
                     return Ok(());
                 }
                 Some(A0Message::Error { cmd, code: error }) if cmd == code => {
-                    self.link.failed(antenna, error, a0_error_meaning(error));
+                    self.link
+                        .failed(antenna, error, a0_error_meaning(error))
+                        .await;
                     return Ok(());
                 }
                 Some(other) => self.unexpected(&other),
@@ -433,7 +472,7 @@ impl ChafonDriver<'_> {
             match self.next_message(deadline).await? {
                 None => return Ok(()),
                 Some(ChafonMessage::Inventory { tags, more, .. }) => {
-                    self.link.answered(antenna);
+                    self.link.answered(antenna).await;
                     for tag in tags {
                         self.link.deliver(tag.into()).await?;
                     }
@@ -448,7 +487,7 @@ impl ChafonDriver<'_> {
                         0xF8 => "antenna error",
                         _ => "error reply",
                     };
-                    self.link.failed(antenna, status, meaning);
+                    self.link.failed(antenna, status, meaning).await;
                     return Ok(());
                 }
                 Some(_) => {}
