@@ -54,6 +54,15 @@ protocol = "{protocol}"
     )
 }
 
+/// Waits for the first `transition` of the SGTIN tag; returns it and every
+/// message so far.
+async fn first(sub: &Subscriber, transition: &str) -> (serde_json::Value, Vec<Message>) {
+    let msgs = sub
+        .wait_for(|m| !transitions(m, transition, SGTIN).is_empty(), PATIENCE)
+        .await;
+    (transitions(&msgs, transition, SGTIN).remove(0), msgs)
+}
+
 struct Door {
     _broker: Mosquitto,
     sub: Subscriber,
@@ -102,11 +111,7 @@ fn a0_rounds_on(commands: &[Command], antenna: u8) -> usize {
 async fn an_r2000_tag_arrives_as_its_sgtin_and_departs_when_no_longer_reported() {
     let d = door(Kind::A0, "uhf-a0", "antennas = [1, 2]").await;
     d.sim.set_tags(tag_on(2));
-    let msgs = d
-        .sub
-        .wait_for(|m| !transitions(m, "arrived", SGTIN).is_empty(), PATIENCE)
-        .await;
-    let arrived = &transitions(&msgs, "arrived", SGTIN)[0];
+    let (arrived, _) = first(&d.sub, "arrived").await;
     assert_eq!(arrived["asset"]["raw"], EPC);
     assert_eq!(arrived["asset"]["source"], "rfid");
     assert_eq!(arrived["reader"], "door1-uhf");
@@ -131,10 +136,7 @@ async fn an_r2000_tag_arrives_as_its_sgtin_and_departs_when_no_longer_reported()
     );
 
     d.sim.set_tags(Vec::new());
-    let msgs = d
-        .sub
-        .wait_for(|m| !transitions(m, "departed", SGTIN).is_empty(), PATIENCE)
-        .await;
+    let (_, msgs) = first(&d.sub, "departed").await;
     assert_eq!(
         transitions(&msgs, "arrived", SGTIN).len(),
         1,
@@ -150,9 +152,7 @@ async fn an_r2000_tag_arrives_as_its_sgtin_and_departs_when_no_longer_reported()
 async fn session_and_target_use_the_customized_session_inventory() {
     let d = door(Kind::A0, "uhf-a0", "session = 1\ntarget = \"B\"").await;
     d.sim.set_tags(tag_on(1));
-    d.sub
-        .wait_for(|m| !transitions(m, "arrived", SGTIN).is_empty(), PATIENCE)
-        .await;
+    first(&d.sub, "arrived").await;
     // One antenna: selected once after the reset, then rounds only.
     let commands = d.sim.commands();
     let start: Vec<(u8, Vec<u8>)> = commands[..4]
@@ -175,9 +175,7 @@ async fn a_missing_antenna_is_logged_once_and_the_other_antennas_keep_reading() 
     let d = door(Kind::A0, "uhf-a0", "antennas = [1, 2]").await;
     d.sim.set_missing(&[1]);
     d.sim.set_tags(tag_on(2));
-    d.sub
-        .wait_for(|m| !transitions(m, "arrived", SGTIN).is_empty(), PATIENCE)
-        .await;
+    first(&d.sub, "arrived").await;
     let before = d.sim.commands();
     let (missing, working) = (a0_rounds_on(&before, 0), a0_rounds_on(&before, 1));
     d.sim
@@ -210,17 +208,7 @@ async fn a_missing_antenna_is_logged_once_and_the_other_antennas_keep_reading() 
 
 /// Waits until the latest status shows `door1-uhf` as `health`.
 async fn wait_health(sub: &Subscriber, health: serde_json::Value) {
-    let topic = format!("{GW}/status");
-    sub.wait_for(
-        |msgs| {
-            msgs.iter()
-                .rev()
-                .find(|m| m.topic == topic)
-                .is_some_and(|m| m.json()["readers"]["door1-uhf"] == health)
-        },
-        PATIENCE,
-    )
-    .await;
+    wait_reader_status(sub, "door1-uhf", |r| *r == health).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,9 +252,7 @@ async fn a_reader_that_stops_answering_is_reset_then_reopened_and_reads_again() 
 
     d.sim.set_silent(false);
     d.sim.set_tags(tag_on(1));
-    d.sub
-        .wait_for(|m| !transitions(m, "arrived", SGTIN).is_empty(), PATIENCE)
-        .await;
+    first(&d.sub, "arrived").await;
     wait_reader(&d.sub, "door1-uhf", "up").await;
     assert!(d.daemon.is_running());
 }
@@ -283,11 +269,7 @@ async fn a_chafon_288_tag_arrives_through_multi_frame_answers_and_departs() {
     let d = door(Kind::Chafon288, "chafon", "antennas = [1, 2]").await;
     d.sim.set_missing(&[1]);
     d.sim.set_tags(tag_on(2));
-    let msgs = d
-        .sub
-        .wait_for(|m| !transitions(m, "arrived", SGTIN).is_empty(), PATIENCE)
-        .await;
-    let arrived = &transitions(&msgs, "arrived", SGTIN)[0];
+    let (arrived, _) = first(&d.sub, "arrived").await;
     assert_eq!(arrived["asset"]["raw"], EPC);
     assert_eq!(arrived["antennas"], serde_json::json!([2]));
     assert!(
@@ -311,10 +293,7 @@ async fn a_chafon_288_tag_arrives_through_multi_frame_answers_and_departs() {
         .contains("antenna 1: antenna error (error 0xF8)"));
 
     d.sim.set_tags(Vec::new());
-    let msgs = d
-        .sub
-        .wait_for(|m| !transitions(m, "departed", SGTIN).is_empty(), PATIENCE)
-        .await;
+    let (_, msgs) = first(&d.sub, "departed").await;
     assert_eq!(transitions(&msgs, "arrived", SGTIN).len(), 1);
 }
 
@@ -337,7 +316,5 @@ async fn a_silent_chafon_reader_is_reported_down_and_reopened() {
         .await;
     d.sim.set_silent(false);
     d.sim.set_tags(tag_on(1));
-    d.sub
-        .wait_for(|m| !transitions(m, "arrived", SGTIN).is_empty(), PATIENCE)
-        .await;
+    first(&d.sub, "arrived").await;
 }

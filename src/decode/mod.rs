@@ -24,8 +24,8 @@ mod uhf_a0;
 
 pub use ascii_line::AsciiLineCodec;
 pub use chafon::{
-    ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage, ChafonTag, ChafonVariant, Inventory288,
-    ReaderInfo, CHAFON_MAX_FRAME,
+    crc16_mcrf4xx, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage, ChafonTag,
+    ChafonVariant, Inventory288, ReaderInfo, CHAFON_MAX_FRAME,
 };
 pub use em4100::Em4100Codec;
 pub use uhf_a0::{A0Codec, A0Command, A0Event, A0Message, TagRecord, A0_MAX_FRAME};

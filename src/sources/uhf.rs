@@ -159,18 +159,39 @@ impl<'a, C> Link<'a, C> {
         }
     }
 
-    /// A command went unanswered: `Ok` to go on with a recovery command
-    /// (which the caller sends), or lost if the last recovery, or the first
-    /// command of the session, went unanswered too.
-    fn unanswered(&self, recovery: &str) -> Result<(), Ended> {
-        if self.recovering {
-            return Err(Ended::Lost(format!(
-                "no answer within {:?}, even after {recovery}",
-                self.reply_timeout()
-            )));
+    /// The next message, counting dropped frames; any message proves the
+    /// reader answers. `None` once `deadline` passes: the caller then sends
+    /// `recovery`, unless the last recovery, or the first command of the
+    /// session, went unanswered too, which ends the session as lost.
+    async fn next_message<E: ReaderEvent>(
+        &mut self,
+        deadline: Instant,
+        recovery: &str,
+    ) -> Result<Option<E::Message>, Ended>
+    where
+        C: Decoder<Item = E, Error = io::Error>,
+    {
+        loop {
+            match self.next_before(deadline).await? {
+                Some(event) => match event.message() {
+                    Ok(message) => {
+                        self.recovering = false;
+                        return Ok(Some(message));
+                    }
+                    Err(reason) => self.dropped(reason),
+                },
+                None if self.recovering => {
+                    return Err(Ended::Lost(format!(
+                        "no answer within {:?}, even after {recovery}",
+                        self.reply_timeout()
+                    )))
+                }
+                None => {
+                    warn!(reader = %self.name(), "no answer within {:?}; {recovery}", self.reply_timeout());
+                    return Ok(None);
+                }
+            }
         }
-        warn!(reader = %self.name(), "no answer within {:?}; {recovery}", self.reply_timeout());
-        Ok(())
     }
 
     async fn deliver(&self, raw: RawRead) -> Result<(), Ended> {
@@ -208,6 +229,32 @@ impl<'a, C> Link<'a, C> {
                 failing_antennas: self.faults.failing(),
             })
             .await;
+    }
+}
+
+/// A decoded frame of either protocol: a message, or a frame dropped.
+trait ReaderEvent {
+    type Message;
+    fn message(self) -> Result<Self::Message, DropReason>;
+}
+
+impl ReaderEvent for A0Event {
+    type Message = A0Message;
+    fn message(self) -> Result<A0Message, DropReason> {
+        match self {
+            A0Event::Message(message) => Ok(message),
+            A0Event::Dropped(reason) => Err(reason),
+        }
+    }
+}
+
+impl ReaderEvent for ChafonEvent {
+    type Message = ChafonMessage;
+    fn message(self) -> Result<ChafonMessage, DropReason> {
+        match self {
+            ChafonEvent::Message(message) => Ok(message),
+            ChafonEvent::Dropped(reason) => Err(reason),
+        }
     }
 }
 
@@ -301,22 +348,16 @@ impl A0Driver<'_> {
     }
 
     /// The next message, or `None` once `deadline` passes (after which the
-    /// reader has been reset). Any message proves the reader answers.
+    /// reader has been reset).
     async fn next_message(&mut self, deadline: Instant) -> Result<Option<A0Message>, Ended> {
-        loop {
-            match self.link.next_before(deadline).await? {
-                Some(A0Event::Message(message)) => {
-                    self.link.recovering = false;
-                    return Ok(Some(message));
-                }
-                Some(A0Event::Dropped(reason)) => self.link.dropped(reason),
-                None => {
-                    self.link.unanswered("resetting the reader")?;
-                    self.reset().await?;
-                    return Ok(None);
-                }
-            }
+        let message = self
+            .link
+            .next_message(deadline, "resetting the reader")
+            .await?;
+        if message.is_none() {
+            self.reset().await?;
         }
+        Ok(message)
     }
 
     /// 0x74; `true` if the reader switched.
@@ -433,22 +474,16 @@ impl ChafonDriver<'_> {
     }
 
     /// The next message, or `None` once `deadline` passes (after which the
-    /// reader has been probed). Any message proves the reader answers.
+    /// reader has been probed).
     async fn next_message(&mut self, deadline: Instant) -> Result<Option<ChafonMessage>, Ended> {
-        loop {
-            match self.link.next_before(deadline).await? {
-                Some(ChafonEvent::Message(message)) => {
-                    self.link.recovering = false;
-                    return Ok(Some(message));
-                }
-                Some(ChafonEvent::Dropped(reason)) => self.link.dropped(reason),
-                None => {
-                    self.link.unanswered("asking for the reader's info")?;
-                    Box::pin(self.probe()).await?;
-                    return Ok(None);
-                }
-            }
+        let message = self
+            .link
+            .next_message(deadline, "asking for the reader's info")
+            .await?;
+        if message.is_none() {
+            Box::pin(self.probe()).await?;
         }
+        Ok(message)
     }
 
     /// One inventory on `antenna`, reading answer frames until one says it

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use custodyd::decode::crc16_mcrf4xx;
 use tokio::task::JoinHandle;
 
 use super::{wait_until, Pty, PATIENCE};
@@ -134,7 +135,7 @@ fn split(kind: Kind, buf: &mut Vec<u8>) -> Option<Command> {
             Kind::Chafon288 => {
                 let len = usize::from(*buf.first()?) + 1;
                 let frame = buf.get(..len)?;
-                let crc = crc16(&frame[..len - 2]).to_le_bytes();
+                let crc = crc16_mcrf4xx(&frame[..len - 2]).to_le_bytes();
                 (len, len >= 5 && frame[len - 2..] == crc)
             }
         };
@@ -197,26 +198,11 @@ fn answer_a0(state: &State, command: &Command, work_antenna: &mut u8) -> Vec<u8>
     }
 }
 
-/// CRC-16/MCRF4XX, as Chafon readers compute it.
-pub fn crc16(bytes: &[u8]) -> u16 {
-    bytes.iter().fold(0xFFFF, |mut crc, &b| {
-        crc ^= u16::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0x8408
-            } else {
-                crc >> 1
-            };
-        }
-        crc
-    })
-}
-
 /// A Chafon answer from address 00.
 pub fn chafon_frame(cmd: u8, status: u8, data: &[u8]) -> Vec<u8> {
     let mut frame = vec![data.len() as u8 + 5, 0x00, cmd, status];
     frame.extend_from_slice(data);
-    let crc = crc16(&frame);
+    let crc = crc16_mcrf4xx(&frame);
     frame.extend_from_slice(&crc.to_le_bytes());
     frame
 }
