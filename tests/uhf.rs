@@ -318,3 +318,26 @@ async fn a_silent_chafon_reader_is_reported_down_and_reopened() {
     d.sim.set_tags(tag_on(1));
     first(&d.sub, "arrived").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_whose_every_antenna_fails_is_not_polled_in_a_tight_loop() {
+    let mut d = door(Kind::A0, "uhf-a0", "reply_timeout = \"300ms\"").await;
+    d.sim.set_missing(&[1]);
+    let rounds = |c: &[Command]| c.iter().filter(|c| c.cmd == A0_INVENTORY).count();
+    let from = rounds(&d.sim.commands());
+    d.sim
+        .wait_commands("a failed round", |c| rounds(c) > from)
+        .await;
+    let start = std::time::Instant::now();
+    d.sim
+        .wait_commands("three more rounds", |c| rounds(c) > from + 3)
+        .await;
+    // The sim answers every round at once with "antenna missing"; the
+    // daemon waits a reply_timeout after each all-failed cycle.
+    assert!(
+        start.elapsed() >= std::time::Duration::from_millis(3 * 300),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(d.daemon.is_running());
+}

@@ -58,6 +58,11 @@ const CHAFON_SCAN_UNIT: Duration = Duration::from_millis(100);
 /// success; any other status without a tag list is an error reply.
 const CHAFON_INVENTORY: u8 = 0x01;
 const CHAFON_OK: u8 = 0x00;
+const CHAFON_ANTENNA_ERROR: u8 = 0xF8;
+/// "No tag operable": some firmware answers an inventory that found nothing
+/// with this status instead of an empty tag list (reference 3, unverified);
+/// either way the antenna works.
+const CHAFON_NO_TAG: u8 = 0xFB;
 
 /// Drives the reader on `port` until the session ends.
 pub(super) async fn drive(
@@ -194,6 +199,16 @@ impl<'a, C> Link<'a, C> {
         }
     }
 
+    /// Every antenna failed a whole cycle: waits a `reply_timeout` before
+    /// the next, so a reader that answers errors at once is not polled in a
+    /// tight loop.
+    async fn idle(&self) -> Result<(), Ended> {
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(Ended::Cancelled),
+            _ = tokio::time::sleep(self.reply_timeout()) => Ok(()),
+        }
+    }
+
     async fn deliver(&self, raw: RawRead) -> Result<(), Ended> {
         self.reader.deliver(&raw).await
     }
@@ -322,11 +337,15 @@ impl A0Driver<'_> {
             },
         };
         loop {
+            let mut any_answered = false;
             for &antenna in &antennas {
                 if self.work_antenna != Some(antenna) && !self.set_antenna(antenna).await? {
                     continue;
                 }
-                self.round(antenna, inventory.clone()).await?;
+                any_answered |= self.round(antenna, inventory.clone()).await?;
+            }
+            if !any_answered {
+                self.link.idle().await?;
             }
         }
     }
@@ -386,15 +405,15 @@ impl A0Driver<'_> {
     }
 
     /// One inventory round on the work antenna: tags until the round's end
-    /// or an error reply. The deadline runs from the last frame, so a round
-    /// with many tags may take longer than `reply_timeout`.
-    async fn round(&mut self, antenna: u8, inventory: A0Command) -> Result<(), Ended> {
+    /// (`true`) or an error reply. The deadline runs from the last frame, so
+    /// a round with many tags may take longer than `reply_timeout`.
+    async fn round(&mut self, antenna: u8, inventory: A0Command) -> Result<bool, Ended> {
         let code = inventory.code();
         self.link.send(inventory).await?;
         let mut deadline = Instant::now() + self.link.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
-                None => return Ok(()),
+                None => return Ok(false),
                 Some(A0Message::Tag(tag)) => self.link.deliver(tag.into()).await?,
                 Some(A0Message::RoundEnd {
                     read_rate,
@@ -403,13 +422,13 @@ impl A0Driver<'_> {
                 }) => {
                     self.link.answered(antenna).await;
                     debug!(reader = %self.link.name(), antenna, read_rate, total_reads, "round ended");
-                    return Ok(());
+                    return Ok(true);
                 }
                 Some(A0Message::Error { cmd, code: error }) if cmd == code => {
                     self.link
                         .failed(antenna, error, a0_error_meaning(error))
                         .await;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Some(other) => self.unexpected(&other),
             }
@@ -446,8 +465,12 @@ impl ChafonDriver<'_> {
         self.probe().await?;
         let antennas = self.link.reader.config.antennas().to_vec();
         loop {
+            let mut any_answered = false;
             for &antenna in &antennas {
-                self.inventory(antenna).await?;
+                any_answered |= self.inventory(antenna).await?;
+            }
+            if !any_answered {
+                self.link.idle().await?;
             }
         }
     }
@@ -487,8 +510,8 @@ impl ChafonDriver<'_> {
     }
 
     /// One inventory on `antenna`, reading answer frames until one says it
-    /// is the last.
-    async fn inventory(&mut self, antenna: u8) -> Result<(), Ended> {
+    /// is the last (`true`) or an error reply.
+    async fn inventory(&mut self, antenna: u8) -> Result<bool, Ended> {
         let config = &self.link.reader.config;
         let command = match self.variant {
             ChafonVariant::Reader18 => ChafonCommand::Inventory18,
@@ -505,25 +528,31 @@ impl ChafonDriver<'_> {
         let mut deadline = Instant::now() + scan + self.link.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
-                None => return Ok(()),
+                None => return Ok(false),
                 Some(ChafonMessage::Inventory { tags, more, .. }) => {
                     self.link.answered(antenna).await;
                     for tag in tags {
                         self.link.deliver(tag.into()).await?;
                     }
                     if !more {
-                        return Ok(());
+                        return Ok(true);
                     }
+                }
+                Some(ChafonMessage::Reply { cmd, status, .. })
+                    if cmd == CHAFON_INVENTORY && status == CHAFON_NO_TAG =>
+                {
+                    self.link.answered(antenna).await;
+                    return Ok(true);
                 }
                 Some(ChafonMessage::Reply { cmd, status, .. })
                     if cmd == CHAFON_INVENTORY && status != CHAFON_OK =>
                 {
                     let meaning = match status {
-                        0xF8 => "antenna error",
+                        CHAFON_ANTENNA_ERROR => "antenna error",
                         _ => "error reply",
                     };
                     self.link.failed(antenna, status, meaning).await;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Some(_) => {}
             }
