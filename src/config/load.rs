@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::names::entry_label;
 use super::validate::validate;
-use super::{Config, LocationKind, Protocol, ReadMode, Terminator};
+use super::{ChafonModel, Config, LocationKind, Protocol, ReadMode, Target, Terminator};
 
 /// One problem with the configuration, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -238,6 +238,8 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "LocationKind" => serde_names::<LocationKind>(),
         "Protocol" => serde_names::<Protocol>(),
         "ReadMode" => serde_names::<ReadMode>(),
+        "ChafonModel" => serde_names::<ChafonModel>(),
+        "Target" => serde_names::<Target>(),
         "Terminator" => serde_names::<Terminator>(),
         _ => return None,
     })

@@ -250,6 +250,13 @@ pub enum Protocol {
     Em4100,
     /// One tag or barcode per line.
     AsciiLine,
+    /// Impinj R2000 / E710 UHF modules (header 0xA0), driven by custodyd:
+    /// reset, work antenna, real-time inventory rounds.
+    #[serde(rename = "uhf-a0")]
+    UhfA0,
+    /// Chafon UHFReader18 / UHFReader288 family, asked for inventories in
+    /// answer mode.
+    Chafon,
 }
 
 impl Protocol {
@@ -258,8 +265,44 @@ impl Protocol {
         match self {
             Protocol::Em4100 => "em4100",
             Protocol::AsciiLine => "ascii-line",
+            Protocol::UhfA0 => "uhf-a0",
+            Protocol::Chafon => "chafon",
         }
     }
+
+    /// The command/reply UHF protocols, which custodyd drives rather than
+    /// listens to.
+    pub fn is_uhf(self) -> bool {
+        matches!(self, Protocol::UhfA0 | Protocol::Chafon)
+    }
+
+    /// The factory line speed of the hardware that speaks it.
+    fn default_baud(self) -> u32 {
+        match self {
+            Protocol::Em4100 | Protocol::AsciiLine => 9600,
+            Protocol::UhfA0 => 115_200,
+            Protocol::Chafon => 57_600,
+        }
+    }
+}
+
+/// Which Chafon inventory answer layout a `chafon` reader sends: the bytes
+/// cannot tell them apart, so it is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ChafonModel {
+    /// UHFReader18: no antenna, no RSSI in answers.
+    #[serde(rename = "18")]
+    Reader18,
+    /// UHFReader288 / UHFReader86 and the fixed readers: antenna and RSSI.
+    #[serde(rename = "288")]
+    Reader288,
+}
+
+/// The Gen2 inventoried flag a UHF inventory round selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Target {
+    A,
+    B,
 }
 
 /// How reads of a reader become custody events.
@@ -300,8 +343,9 @@ pub struct ReaderConfig {
     pub location: String,
     /// Serial device; prefer `/dev/serial/by-id/...`, which survives re-plugging.
     pub path: PathBuf,
-    #[serde(default = "default_baud")]
-    pub baud: u32,
+    /// Defaults to the protocol's factory speed; see [`ReaderConfig::baud`].
+    #[serde(default)]
+    pub baud: Option<u32>,
     pub protocol: Protocol,
     /// Defaults to `presence` for RFID protocols and `scan` for `ascii-line`.
     #[serde(default)]
@@ -328,15 +372,33 @@ pub struct ReaderConfig {
     /// that re-plugging a cable does not page anyone.
     #[serde(default = "default_offline_alarm_after", with = "humantime_serde")]
     pub offline_alarm_after: Duration,
+    /// UHF: 1-based antenna ports inventoried in turn; default `[1]`.
+    #[serde(default)]
+    pub antennas: Option<Vec<u8>>,
+    /// UHF: the reader's bus address; default 0xFF, which every reader answers.
+    #[serde(default)]
+    pub address: Option<u8>,
+    /// UHF: Gen2 session (0-3) of the inventory rounds.
+    #[serde(default)]
+    pub session: Option<u8>,
+    /// UHF: Gen2 target (A or B) of the inventory rounds.
+    #[serde(default)]
+    pub target: Option<Target>,
+    /// `chafon`: which answer layout the reader sends; default "288".
+    #[serde(default)]
+    pub chafon_variant: Option<ChafonModel>,
+    /// UHF: how long a command may go unanswered before the reader is reset.
+    #[serde(default, with = "humantime_serde")]
+    pub reply_timeout: Option<Duration>,
 }
 
 fn default_offline_alarm_after() -> Duration {
     Duration::from_secs(30)
 }
 
-fn default_baud() -> u32 {
-    9600
-}
+/// Broadcast: answered by a UHF reader whatever address it was given.
+const UHF_BROADCAST: u8 = 0xFF;
+const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 fn default_rescan_window() -> Duration {
     Duration::from_secs(2)
 }
@@ -353,8 +415,34 @@ fn default_reopen_max() -> Duration {
 impl ReaderConfig {
     pub fn mode(&self) -> ReadMode {
         self.mode.unwrap_or(match self.protocol {
-            Protocol::Em4100 => ReadMode::Presence,
+            Protocol::Em4100 | Protocol::UhfA0 | Protocol::Chafon => ReadMode::Presence,
             Protocol::AsciiLine => ReadMode::Scan,
         })
+    }
+
+    /// `baud`, or the protocol's factory speed: 9600 for em4100 and
+    /// ascii-line, 115200 for uhf-a0, 57600 for chafon.
+    pub fn baud(&self) -> u32 {
+        self.baud.unwrap_or(self.protocol.default_baud())
+    }
+
+    /// UHF: the 1-based antennas to inventory, in order.
+    pub fn antennas(&self) -> &[u8] {
+        self.antennas.as_deref().unwrap_or(&[1])
+    }
+
+    /// UHF: the address commands are sent to.
+    pub fn address(&self) -> u8 {
+        self.address.unwrap_or(UHF_BROADCAST)
+    }
+
+    /// `chafon`: the answer layout.
+    pub fn chafon_variant(&self) -> ChafonModel {
+        self.chafon_variant.unwrap_or(ChafonModel::Reader288)
+    }
+
+    /// UHF: how long a command may go unanswered.
+    pub fn reply_timeout(&self) -> Duration {
+        self.reply_timeout.unwrap_or(DEFAULT_REPLY_TIMEOUT)
     }
 }

@@ -71,15 +71,20 @@ impl Config {
             .max()
             .unwrap_or(0);
         for r in &self.readers {
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}",
+                "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}, {} baud",
                 r.name,
                 r.protocol.as_str(),
                 r.mode().as_str(),
                 r.location,
-                r.path.display()
+                r.path.display(),
+                r.baud()
             );
+            if r.protocol.is_uhf() {
+                let _ = write!(out, ", antennas {:?}", r.antennas());
+            }
+            out.push('\n');
         }
         out
     }

@@ -101,7 +101,7 @@ protocol = "ascii-line"
         Duration::from_secs(5)
     );
     let em = &config.readers[0];
-    assert_eq!(em.baud, 9600);
+    assert_eq!(em.baud(), 9600);
     assert_eq!(em.mode(), ReadMode::Presence);
     assert_eq!(em.rescan_window, Duration::from_secs(2));
     assert_eq!(em.reopen_max, Duration::from_secs(10));
@@ -135,9 +135,12 @@ flush_interval = "0s""#,
 fn reference_config_loads_and_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
     let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.readers.len(), 2);
+    assert_eq!(config.readers.len(), 3);
     assert_eq!(config.readers[0].protocol, Protocol::Em4100);
     assert_eq!(config.readers[1].mode(), ReadMode::Scan);
+    let uhf = &config.readers[2];
+    assert_eq!(uhf.protocol, Protocol::UhfA0);
+    assert_eq!((uhf.baud(), uhf.antennas()), (115_200, &[1, 2][..]));
     assert_eq!(config.locations[1].kind, LocationKind::ScanStation);
 }
 
@@ -176,7 +179,12 @@ fn enum_spellings_match_the_file() {
     ] {
         assert!(serde_names::<LocationKind>().contains(&kind.as_str()));
     }
-    for protocol in [Protocol::Em4100, Protocol::AsciiLine] {
+    for protocol in [
+        Protocol::Em4100,
+        Protocol::AsciiLine,
+        Protocol::UhfA0,
+        Protocol::Chafon,
+    ] {
         assert!(serde_names::<Protocol>().contains(&protocol.as_str()));
     }
     for mode in [ReadMode::Presence, ReadMode::Scan] {
@@ -483,6 +491,100 @@ fn prefix_and_suffix_only_apply_to_ascii_line() {
     error_at(&errs, "readers[0] (door1-em).prefix");
     error_at(&errs, "readers[0] (door1-em).suffix");
     ok(&BASE.replace("\"em4100\"", "\"ascii-line\"\nprefix = \"\\u0002\""));
+}
+
+// --- UHF readers ---
+
+fn uhf(protocol: &str, extra: &str) -> String {
+    with(&format!(
+        "[[readers]]\nname = \"uhf1\"\nlocation = \"door1\"\npath = \"/dev/ttyUSB1\"\n\
+         protocol = \"{protocol}\"\n{extra}"
+    ))
+}
+
+#[test]
+fn uhf_readers_take_protocol_defaults() {
+    let config = ok(&uhf("uhf-a0", ""));
+    let a0 = &config.readers[1];
+    assert_eq!(a0.baud(), 115_200);
+    assert_eq!(a0.mode(), ReadMode::Presence);
+    assert_eq!(a0.antennas(), [1]);
+    assert_eq!(a0.address(), 0xFF);
+    assert_eq!(a0.reply_timeout(), Duration::from_secs(1));
+    assert_eq!((a0.session, a0.target), (None, None));
+    let config = ok(&uhf("chafon", ""));
+    let chafon = &config.readers[1];
+    assert_eq!(chafon.baud(), 57_600);
+    assert_eq!(chafon.chafon_variant(), ChafonModel::Reader288);
+    assert_eq!(config.readers[0].baud(), 9600);
+    let config = ok(&uhf(
+        "chafon",
+        "baud = 115200\nantennas = [4, 1]\naddress = 0\nsession = 2\ntarget = \"B\"\n\
+         reply_timeout = \"300ms\"\nchafon_variant = \"288\"",
+    ));
+    let chafon = &config.readers[1];
+    assert_eq!((chafon.baud(), chafon.antennas()), (115_200, &[4, 1][..]));
+    assert_eq!((chafon.address(), chafon.session), (0, Some(2)));
+    assert_eq!(chafon.target, Some(Target::B));
+    assert_eq!(chafon.reply_timeout(), Duration::from_millis(300));
+    let summary = config.summary();
+    assert!(
+        summary.contains("/dev/ttyUSB0, 9600 baud\n")
+            && summary.contains("/dev/ttyUSB1, 115200 baud, antennas [4, 1]"),
+        "{summary}"
+    );
+    assert_eq!(
+        ok(&uhf("chafon", "chafon_variant = \"18\"")).readers[1].chafon_variant(),
+        ChafonModel::Reader18
+    );
+}
+
+#[test]
+fn uhf_keys_are_errors_on_other_protocols() {
+    for key in [
+        "antennas = [1]",
+        "address = 1",
+        "session = 1",
+        "target = \"A\"",
+        "reply_timeout = \"1s\"",
+        "chafon_variant = \"288\"",
+    ] {
+        let name = key.split_once(' ').unwrap().0;
+        let message = assert_error(&with(key), &format!("readers[0] (door1-em).{name}"));
+        assert!(message.contains("only applies to"), "{message}");
+    }
+    assert_error(
+        &uhf("uhf-a0", "chafon_variant = \"18\""),
+        "readers[1] (uhf1).chafon_variant",
+    );
+}
+
+#[test]
+fn uhf_values_are_checked() {
+    let at = |field: &str| format!("readers[1] (uhf1).{field}");
+    ok(&uhf("uhf-a0", "antennas = [1, 2, 3, 4, 5, 6, 7, 8]"));
+    for bad in ["[]", "[0]", "[9]", "[1, 1]"] {
+        assert_error(
+            &uhf("uhf-a0", &format!("antennas = {bad}")),
+            &at("antennas"),
+        );
+    }
+    assert_error(&uhf("chafon", "antennas = [5]"), &at("antennas"));
+    assert_error(&uhf("uhf-a0", "session = 4"), &at("session"));
+    assert_error(
+        &uhf("uhf-a0", "reply_timeout = \"0s\""),
+        &at("reply_timeout"),
+    );
+    assert_error(&uhf("uhf-a0", "target = \"C\""), &at("target"));
+    assert_error(
+        &uhf("chafon", "chafon_variant = \"86\""),
+        &at("chafon_variant"),
+    );
+    let reader18 = "chafon_variant = \"18\"\n";
+    for extra in ["antennas = [2]", "session = 1", "target = \"B\""] {
+        let name = extra.split_once(' ').unwrap().0;
+        assert_error(&uhf("chafon", &format!("{reader18}{extra}")), &at(name));
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use humantime::format_duration;
 
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
-use super::{ByteSize, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig};
+use super::{ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig};
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
 /// zero or at least a second, and sends it as whole seconds in a `u16`.
@@ -18,6 +18,12 @@ const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
 const KEEP_ALIVE_MAX: Duration = Duration::from_secs(u16::MAX as u64);
 const INFLIGHT_MAX: u16 = 1000;
 const MAX_LEN_MAX: usize = 65536;
+/// R2000/E710 modules have up to 8 ports (0x74 takes 0-7).
+const A0_PORTS: u8 = 8;
+/// The Chafon Ant bitmask has four bits.
+const CHAFON_PORTS: u8 = 4;
+/// Gen2 sessions S0-S3.
+const MAX_SESSION: u8 = 3;
 /// Room for a few hundred events: less would alarm and drop at once.
 const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
 
@@ -209,7 +215,7 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
             );
         }
 
-        if reader.baud == 0 {
+        if reader.baud == Some(0) {
             errors.push(key("baud"), "must be more than 0");
         }
         if !(1..=MAX_LEN_MAX).contains(&reader.max_len) {
@@ -234,6 +240,88 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
                 }
             }
         }
+        check_uhf(errors, reader, &key);
+    }
+}
+
+/// The keys of the command/reply UHF protocols: set on any other protocol
+/// they would be silently ignored, so they are errors there.
+fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> String) {
+    let chafon = reader.protocol == Protocol::Chafon;
+    let uhf_keys = [
+        ("antennas", reader.antennas.is_some()),
+        ("address", reader.address.is_some()),
+        ("session", reader.session.is_some()),
+        ("target", reader.target.is_some()),
+        ("reply_timeout", reader.reply_timeout.is_some()),
+    ];
+    if !reader.protocol.is_uhf() {
+        for (field, set) in uhf_keys {
+            if set {
+                errors.push(
+                    key(field),
+                    "only applies to protocol = \"uhf-a0\" or \"chafon\"",
+                );
+            }
+        }
+    }
+    if !chafon && reader.chafon_variant.is_some() {
+        errors.push(
+            key("chafon_variant"),
+            "only applies to protocol = \"chafon\"",
+        );
+    }
+    if !reader.protocol.is_uhf() {
+        return;
+    }
+    let reader18 = chafon && reader.chafon_variant() == ChafonModel::Reader18;
+    let ports = if chafon { CHAFON_PORTS } else { A0_PORTS };
+    let antennas = reader.antennas();
+    if antennas.is_empty() {
+        errors.push(key("antennas"), "must list at least one antenna");
+    }
+    for (i, &antenna) in antennas.iter().enumerate() {
+        if !(1..=ports).contains(&antenna) {
+            errors.push(
+                key("antennas"),
+                format!("antenna {antenna} does not exist; ports are numbered 1 to {ports}"),
+            );
+        } else if antennas[..i].contains(&antenna) {
+            errors.push(
+                key("antennas"),
+                format!("antenna {antenna} is listed twice"),
+            );
+        }
+    }
+    if reader18 && antennas != [1] {
+        errors.push(
+            key("antennas"),
+            "a UHFReader18 (chafon_variant = \"18\") cannot be told which antenna to use",
+        );
+    }
+    if let Some(session) = reader.session {
+        if session > MAX_SESSION {
+            errors.push(
+                key("session"),
+                format!("is {session}; must be 0 to {MAX_SESSION}"),
+            );
+        }
+    }
+    if reader18 {
+        for (field, set) in [
+            ("session", reader.session.is_some()),
+            ("target", reader.target.is_some()),
+        ] {
+            if set {
+                errors.push(
+                    key(field),
+                    "a UHFReader18 (chafon_variant = \"18\") inventory takes no session or target",
+                );
+            }
+        }
+    }
+    if reader.reply_timeout.is_some_and(|t| t.is_zero()) {
+        errors.push(key("reply_timeout"), "must be more than 0");
     }
 }
 

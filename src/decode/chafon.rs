@@ -312,7 +312,8 @@ fn antenna_number(mask: u8) -> Option<u8> {
 }
 
 /// CRC-16/MCRF4XX: reflected polynomial 0x8408, init 0xFFFF, no final XOR.
-fn crc16_mcrf4xx(bytes: &[u8]) -> u16 {
+/// Public for the reader simulator of the integration tests.
+pub fn crc16_mcrf4xx(bytes: &[u8]) -> u16 {
     bytes.iter().fold(0xFFFF, |mut crc, &b| {
         crc ^= u16::from(b);
         for _ in 0..8 {

@@ -24,8 +24,8 @@ mod uhf_a0;
 
 pub use ascii_line::AsciiLineCodec;
 pub use chafon::{
-    ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage, ChafonTag, ChafonVariant, Inventory288,
-    ReaderInfo, CHAFON_MAX_FRAME,
+    crc16_mcrf4xx, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage, ChafonTag,
+    ChafonVariant, Inventory288, ReaderInfo, CHAFON_MAX_FRAME,
 };
 pub use em4100::Em4100Codec;
 pub use uhf_a0::{A0Codec, A0Command, A0Event, A0Message, TagRecord, A0_MAX_FRAME};
@@ -88,7 +88,7 @@ pub enum Decoded {
     Dropped(DropReason),
 }
 
-/// The codec for one configured reader.
+/// The codec for one reader that streams its reads unasked.
 #[derive(Debug)]
 pub enum ReaderCodec {
     Em4100(Em4100Codec),
@@ -96,8 +96,10 @@ pub enum ReaderCodec {
 }
 
 impl ReaderCodec {
-    pub fn for_reader(reader: &ReaderConfig) -> Self {
-        match reader.protocol {
+    /// `None` for the command/reply UHF protocols, whose codecs
+    /// `sources::uhf` drives itself.
+    pub fn for_reader(reader: &ReaderConfig) -> Option<Self> {
+        Some(match reader.protocol {
             Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
             Protocol::AsciiLine => {
                 let source = match reader.mode() {
@@ -112,7 +114,8 @@ impl ReaderCodec {
                     source,
                 ))
             }
-        }
+            Protocol::UhfA0 | Protocol::Chafon => return None,
+        })
     }
 }
 

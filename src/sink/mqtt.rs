@@ -270,7 +270,7 @@ impl Uplink {
                     None => return,
                 },
                 state = states.recv(), if states_open => match state {
-                    Some(ReaderState { reader, up }) => self.status_dirty |= self.status.set_reader(reader, up),
+                    Some(state) => self.status_dirty |= self.status.set_reader(state),
                     None => states_open = false,
                 },
                 changed = committed.changed(), if spool_open => {

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use serde_json::json;
 
 use crate::custody::rfc3339;
+use crate::sources::ReaderState;
 
 pub const STATUS_SCHEMA: &str = "custodyd.status.v1";
 
@@ -15,7 +16,8 @@ pub const STATUS_SCHEMA: &str = "custodyd.status.v1";
 #[derive(Debug, Clone)]
 pub struct Status {
     started_at: SystemTime,
-    readers: BTreeMap<Arc<str>, bool>,
+    /// Up or down, and the failing antennas of an up reader.
+    readers: BTreeMap<Arc<str>, (bool, Vec<u8>)>,
     /// Events the spool could not keep since start (full spool or disk).
     spool_dropped: u64,
 }
@@ -25,14 +27,18 @@ impl Status {
     pub fn new(readers: impl IntoIterator<Item = Arc<str>>) -> Self {
         Status {
             started_at: SystemTime::now(),
-            readers: readers.into_iter().map(|r| (r, false)).collect(),
+            readers: readers
+                .into_iter()
+                .map(|r| (r, (false, Vec::new())))
+                .collect(),
             spool_dropped: 0,
         }
     }
 
     /// Returns whether anything changed.
-    pub fn set_reader(&mut self, reader: Arc<str>, up: bool) -> bool {
-        self.readers.insert(reader, up) != Some(up)
+    pub fn set_reader(&mut self, state: ReaderState) -> bool {
+        let health = (state.up, state.failing_antennas);
+        self.readers.insert(state.reader, health.clone()) != Some(health)
     }
 
     /// Returns whether anything changed.
@@ -44,11 +50,12 @@ impl Status {
         let readers: serde_json::Map<String, serde_json::Value> = self
             .readers
             .iter()
-            .map(|(name, up)| {
-                (
-                    name.to_string(),
-                    json!({ "state": if *up { "up" } else { "down" } }),
-                )
+            .map(|(name, (up, failing))| {
+                let mut reader = json!({ "state": if *up { "up" } else { "down" } });
+                if !failing.is_empty() {
+                    reader["failing_antennas"] = json!(failing);
+                }
+                (name.to_string(), reader)
             })
             .collect();
         json!({

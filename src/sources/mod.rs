@@ -10,10 +10,14 @@ use std::sync::Arc;
 
 pub mod monitor;
 pub mod serial;
+mod uhf;
 
-/// A reader came up or went down.
+/// A reader came up or went down, or its antennas' health changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReaderState {
     pub reader: Arc<str>,
     pub up: bool,
+    /// 1-based antennas whose last inventory got an error reply (UHF
+    /// readers); empty for the others and for a reader that is down.
+    pub failing_antennas: Vec<u8>,
 }

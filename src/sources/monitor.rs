@@ -129,6 +129,7 @@ mod tests {
         let state = |up| ReaderState {
             reader: "door1-em".into(),
             up,
+            failing_antennas: vec![],
         };
 
         // Up right away: no alarm for the start-up moment it was down.

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::ReaderState;
 use crate::config::ReaderConfig;
-use crate::decode::{Decoded, DropReason, ReaderCodec};
+use crate::decode::{Decoded, DropReason, RawRead, ReaderCodec};
 use crate::identity::Identity;
 use crate::presence::{Observation, ReaderInfo};
 
@@ -33,7 +33,7 @@ pub struct SerialReader {
 }
 
 /// How one session with the device ended.
-enum Ended {
+pub(super) enum Ended {
     Cancelled,
     /// Device error or end of stream: it was unplugged or failed.
     Lost(String),
@@ -49,13 +49,19 @@ impl SerialReader {
         // Log once per state change, not once per retry.
         let mut last_open_error: Option<String> = None;
         loop {
-            match tokio_serial::new(&path, self.config.baud).open_native_async() {
+            match tokio_serial::new(&path, self.config.baud()).open_native_async() {
                 Ok(port) => {
                     info!(reader = %name, device = %path, "reader up");
                     last_open_error = None;
                     backoff = FIRST_RETRY;
                     self.report(true).await;
-                    let ended = self.read_frames(port, &cancel).await;
+                    // UHF hook: command/reply readers are driven by
+                    // sources::uhf; the others stream and are only read.
+                    let ended = match ReaderCodec::for_reader(&self.config) {
+                        Some(codec) => self.read_frames(port, codec, &cancel).await,
+                        None => super::uhf::drive(&self, port, &cancel).await,
+                    };
+                    // End of UHF hook.
                     self.report(false).await;
                     match ended {
                         Ended::Cancelled | Ended::PipelineClosed => return,
@@ -86,6 +92,7 @@ impl SerialReader {
             .send(ReaderState {
                 reader: self.info.name.clone(),
                 up,
+                failing_antennas: Vec::new(),
             })
             .await;
     }
@@ -93,9 +100,10 @@ impl SerialReader {
     async fn read_frames(
         &self,
         port: tokio_serial::SerialStream,
+        codec: ReaderCodec,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut frames = FramedRead::new(port, ReaderCodec::for_reader(&self.config));
+        let mut frames = FramedRead::new(port, codec);
         let mut drops = DropReport::default();
         loop {
             let item = tokio::select! {
@@ -104,15 +112,8 @@ impl SerialReader {
             };
             match item {
                 Some(Ok(Decoded::Read(raw))) => {
-                    let obs = Observation {
-                        reader: self.info.clone(),
-                        asset: self.identity.resolve(&raw),
-                        antenna: raw.antenna,
-                        rssi_dbm: raw.rssi_dbm,
-                        wall: SystemTime::now(),
-                    };
-                    if self.reads.send(obs).await.is_err() {
-                        return Ended::PipelineClosed;
+                    if let Err(ended) = self.deliver(&raw).await {
+                        return ended;
                     }
                 }
                 Some(Ok(Decoded::Dropped(reason))) => drops.count(&self.info.name, reason),
@@ -123,15 +124,33 @@ impl SerialReader {
     }
 }
 
+impl SerialReader {
+    /// Resolves a read to its asset and hands it to presence; fails only
+    /// when presence is gone.
+    pub(super) async fn deliver(&self, raw: &RawRead) -> Result<(), Ended> {
+        let obs = Observation {
+            reader: self.info.clone(),
+            asset: self.identity.resolve(raw),
+            antenna: raw.antenna,
+            rssi_dbm: raw.rssi_dbm,
+            wall: SystemTime::now(),
+        };
+        self.reads
+            .send(obs)
+            .await
+            .map_err(|_| Ended::PipelineClosed)
+    }
+}
+
 /// Counts dropped frames and logs a summary now and then.
 #[derive(Default)]
-struct DropReport {
+pub(super) struct DropReport {
     counts: HashMap<DropReason, u64>,
     last_report: Option<Instant>,
 }
 
 impl DropReport {
-    fn count(&mut self, reader: &str, reason: DropReason) {
+    pub(super) fn count(&mut self, reader: &str, reason: DropReason) {
         debug!(reader, reason = reason.as_str(), "frame dropped");
         *self.counts.entry(reason).or_default() += 1;
         let now = Instant::now();

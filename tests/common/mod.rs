@@ -9,6 +9,8 @@
 //! - [`Pty`]: a pseudo-terminal standing in for a serial reader, with a stable
 //!   path that survives unplug/replug;
 //! - [`Daemon`]: the real `custodyd` binary run with a test's config;
+//! - [`ReaderSim`]: a UHF reader (R2000 or Chafon) answering the daemon's
+//!   commands on a [`Pty`];
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
 //! - [`gateway_config`] and friends: configuration snippets and frames;
 //! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
@@ -31,6 +33,7 @@ mod ledger;
 mod mosquitto;
 mod mqtt;
 mod pty;
+mod reader_sim;
 mod relay;
 mod setup;
 
@@ -39,6 +42,7 @@ pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::Mosquitto;
 pub use mqtt::{publish, Message, Subscriber};
 pub use pty::Pty;
+pub use reader_sim::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
 pub use relay::{Mode, Relay};
 pub use setup::*;
 

@@ -86,13 +86,23 @@ pub fn transitions(msgs: &[Message], transition: &str, asset: &str) -> Vec<serde
 
 /// Waits until the latest status message has `reader` in `state`.
 pub async fn wait_reader(sub: &Subscriber, reader: &str, state: &str) {
+    wait_reader_status(sub, reader, |r| r["state"] == state).await;
+}
+
+/// Waits until `reader`'s entry in the latest status message satisfies
+/// `cond`.
+pub async fn wait_reader_status(
+    sub: &Subscriber,
+    reader: &str,
+    cond: impl Fn(&serde_json::Value) -> bool,
+) {
     let topic = format!("{GW}/status");
     sub.wait_for(
         |msgs| {
             msgs.iter()
                 .rev()
                 .find(|m| m.topic == topic)
-                .is_some_and(|m| m.json()["readers"][reader]["state"] == state)
+                .is_some_and(|m| cond(&m.json()["readers"][reader]))
         },
         PATIENCE,
     )
