@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
 use crate::sources::serial::SerialReader;
+use crate::sources::ReaderLink;
 use crate::spool;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
@@ -49,10 +50,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let readers = TaskTracker::new();
     for reader in &config.readers {
         let source = SerialReader {
-            info: ReaderInfo::new(&config, reader),
             config: reader.clone(),
-            reads: reads_tx.clone(),
-            states: states_tx.clone(),
+            link: ReaderLink {
+                info: ReaderInfo::new(&config, reader),
+                reads: reads_tx.clone(),
+                states: states_tx.clone(),
+            },
         };
         readers.spawn(source.run(cancel.clone()));
     }
