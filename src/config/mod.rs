@@ -272,6 +272,30 @@ pub enum Terminator {
     Etx,
 }
 
+/// `kind = "hid"`: which key ends a scan. It must match the suffix the
+/// scanner is programmed to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndOn {
+    Enter,
+    Tab,
+    EnterOrTab,
+}
+
+impl EndOn {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndOn::Enter => "enter",
+            EndOn::Tab => "tab",
+            EndOn::EnterOrTab => "enter_or_tab",
+        }
+    }
+}
+
+/// The GS1 field separator (FNC1 in the symbol), as scanners transmit it.
+pub const GS: &str = "\u{1d}";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReaderConfig {

@@ -1,5 +1,6 @@
 //! Frame decoding: bytes from a reader into reads, one `tokio_util` codec per
-//! protocol.
+//! serial protocol, and the keymap that turns a HID scanner's key events into
+//! scans.
 //!
 //! Decoders never fail the stream: a bad frame is reported as
 //! [`Decoded::Dropped`] so the reader task can count it, and the decoder
@@ -15,6 +16,7 @@ use crate::config::{Protocol, ReadMode, ReaderConfig};
 
 mod ascii_line;
 mod em4100;
+pub mod keymap;
 /// The chunked-decode driver of the codec tests, also used by the fuzz targets.
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
@@ -61,6 +63,8 @@ pub enum DropReason {
     TooLong,
     /// Bytes that could not start a frame, skipped while resynchronising.
     Garbage,
+    /// A HID scan whose end key did not come within `scan_timeout`.
+    Unterminated,
 }
 
 impl DropReason {
@@ -70,6 +74,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::TooLong => "too_long",
             DropReason::Garbage => "garbage",
+            DropReason::Unterminated => "unterminated",
         }
     }
 }
