@@ -14,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{Config, ReaderKind};
 use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
+use crate::sources::hid::HidReader;
 use crate::sources::serial::SerialReader;
 use crate::sources::ReaderLink;
 use crate::spool;
@@ -49,15 +50,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
     for reader in &config.readers {
-        let source = SerialReader {
-            config: reader.clone(),
-            link: ReaderLink {
-                info: ReaderInfo::new(&config, reader),
-                reads: reads_tx.clone(),
-                states: states_tx.clone(),
-            },
+        let link = ReaderLink {
+            info: ReaderInfo::new(&config, reader),
+            reads: reads_tx.clone(),
+            states: states_tx.clone(),
         };
-        readers.spawn(source.run(cancel.clone()));
+        let config = reader.clone();
+        match (reader.kind, reader.protocol) {
+            (ReaderKind::Serial, Some(protocol)) => readers.spawn(
+                SerialReader {
+                    config,
+                    protocol,
+                    link,
+                }
+                .run(cancel.clone()),
+            ),
+            (ReaderKind::Serial, None) => {
+                anyhow::bail!("readers {}: serial reader without a protocol", reader.name)
+            }
+            (ReaderKind::Hid, _) => readers.spawn(HidReader { config, link }.run(cancel.clone())),
+        };
     }
     drop((reads_tx, states_tx));
     readers.close();

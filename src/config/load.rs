@@ -9,7 +9,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::names::entry_label;
 use super::validate::validate;
-use super::{Config, LocationKind, Protocol, ReadMode, Terminator};
+use super::{Config, EndOn, LocationKind, Protocol, ReadMode, ReaderKind, Terminator};
 
 /// One problem with the configuration, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,6 +239,8 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "Protocol" => serde_names::<Protocol>(),
         "ReadMode" => serde_names::<ReadMode>(),
         "Terminator" => serde_names::<Terminator>(),
+        "ReaderKind" => serde_names::<ReaderKind>(),
+        "EndOn" => serde_names::<EndOn>(),
         _ => return None,
     })
 }

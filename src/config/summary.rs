@@ -75,7 +75,7 @@ impl Config {
                 out,
                 "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}",
                 r.name,
-                r.protocol.as_str(),
+                r.input_name(),
                 r.mode().as_str(),
                 r.location,
                 r.path.display()

@@ -32,6 +32,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// What a reader in `mode` reads: a presence reader reads tags, a
+    /// scanner barcodes.
+    pub fn for_mode(mode: ReadMode) -> Self {
+        match mode {
+            ReadMode::Presence => Source::Rfid,
+            ReadMode::Scan => Source::Barcode,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Rfid => "rfid",
@@ -93,22 +102,17 @@ pub enum ReaderCodec {
 }
 
 impl ReaderCodec {
-    pub fn for_reader(reader: &ReaderConfig) -> Self {
-        match reader.protocol {
+    /// `protocol` is the serial reader's (validation makes it required there).
+    pub fn new(protocol: Protocol, reader: &ReaderConfig) -> Self {
+        match protocol {
             Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
-            Protocol::AsciiLine => {
-                let source = match reader.mode() {
-                    ReadMode::Presence => Source::Rfid,
-                    ReadMode::Scan => Source::Barcode,
-                };
-                ReaderCodec::AsciiLine(AsciiLineCodec::new(
-                    reader.terminator,
-                    reader.prefix.clone(),
-                    reader.suffix.clone(),
-                    reader.max_len,
-                    source,
-                ))
-            }
+            Protocol::AsciiLine => ReaderCodec::AsciiLine(AsciiLineCodec::new(
+                reader.terminator(),
+                reader.prefix.clone(),
+                reader.suffix.clone(),
+                reader.max_len,
+                Source::for_mode(reader.mode()),
+            )),
         }
     }
 }

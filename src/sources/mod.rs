@@ -1,8 +1,8 @@
 //! Sources: the readers at the door.
 //!
 //! Each reader is a task that owns its device: it opens it, decodes its input
-//! (with the protocol's codec), resolves each read to an asset and hands it
-//! to presence. A missing or vanished device is
+//! (a serial protocol's codec, or a HID scanner's keymap), resolves each read
+//! to an asset and hands it to presence. A missing or vanished device is
 //! retried with capped exponential backoff; the daemon never stops for one
 //! bad reader. State changes (up, down) go to the uplink for the retained
 //! status topic. [`run_with_reopen`] is that loop, shared by every kind of
@@ -24,6 +24,7 @@ use crate::decode::{Decoded, DropReason};
 use crate::identity;
 use crate::presence::{Observation, ReaderInfo};
 
+pub mod hid;
 pub mod serial;
 
 /// A reader came up or went down.

@@ -7,11 +7,13 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::{run_with_reopen, DropReport, Ended, ReaderLink};
-use crate::config::ReaderConfig;
+use crate::config::{Protocol, ReaderConfig};
 use crate::decode::ReaderCodec;
 
 pub struct SerialReader {
     pub config: ReaderConfig,
+    /// The reader's `protocol`, required for serial readers.
+    pub protocol: Protocol,
     pub link: ReaderLink,
 }
 
@@ -23,7 +25,7 @@ impl SerialReader {
             &self.config.path,
             self.config.reopen_max,
             &cancel,
-            || tokio_serial::new(&path, self.config.baud).open_native_async(),
+            || tokio_serial::new(&path, self.config.baud()).open_native_async(),
             |port| self.read_frames(port, &cancel),
         )
         .await
@@ -34,7 +36,8 @@ impl SerialReader {
         port: tokio_serial::SerialStream,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut frames = FramedRead::new(port, ReaderCodec::for_reader(&self.config));
+        let codec = ReaderCodec::new(self.protocol, &self.config);
+        let mut frames = FramedRead::new(port, codec);
         let mut drops = DropReport::default();
         loop {
             let item = tokio::select! {
