@@ -8,6 +8,8 @@
 //!   and survives broker restarts, plus [`publish`] for one-off messages;
 //! - [`Pty`]: a pseudo-terminal standing in for a serial reader, with a stable
 //!   path that survives unplug/replug;
+//! - [`VirtualScanner`]: a virtual USB keyboard-wedge scanner through
+//!   `/dev/uinput`, likewise, where the machine has uinput;
 //! - [`Daemon`]: the real `custodyd` binary run with a test's config;
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
 //! - [`gateway_config`] and friends: configuration snippets and frames;
@@ -33,6 +35,7 @@ mod mqtt;
 mod pty;
 mod relay;
 mod setup;
+mod uinput;
 
 pub use daemon::Daemon;
 pub use ledger::{check_delivery, Ledger, Report};
@@ -41,6 +44,7 @@ pub use mqtt::{publish, Message, Subscriber};
 pub use pty::Pty;
 pub use relay::{Mode, Relay};
 pub use setup::*;
+pub use uinput::VirtualScanner;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, ExitStatus};
