@@ -314,10 +314,10 @@ impl EndOn {
     }
 }
 
-/// One reader. Keys that only apply to one kind or protocol are `Option`s
-/// without a serde default, so validation can tell "set" from "left out" and
-/// reject a key that would silently do nothing (`baud` on a HID scanner); the
-/// accessors below supply the documented defaults.
+/// One reader. Keys that only apply to one kind or protocol are `Option`s,
+/// `None` when left out rather than filled with their default, so validation
+/// can reject a key that would silently do nothing (`baud` on a HID
+/// scanner); the accessors below supply the documented defaults.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReaderConfig {
