@@ -15,11 +15,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
-use crate::config::Config;
+use crate::config::{Config, ReaderKind};
 use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
+use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
+use crate::sources::ReaderLink;
 use crate::spool;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
@@ -68,14 +70,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let readers = TaskTracker::new();
     let identity = Arc::new(config.identity());
     for reader in &config.readers {
-        let source = SerialReader {
+        let link = ReaderLink {
             info: ReaderInfo::new(&config, reader),
             identity: identity.clone(),
-            config: reader.clone(),
             reads: reads_tx.clone(),
             states: states_tx.clone(),
         };
-        readers.spawn(source.run(cancel.clone()));
+        let config = reader.clone();
+        match (reader.kind, reader.protocol) {
+            (ReaderKind::Serial, Some(protocol)) => readers.spawn(
+                SerialReader {
+                    config,
+                    protocol,
+                    link,
+                }
+                .run(cancel.clone()),
+            ),
+            (ReaderKind::Serial, None) => {
+                anyhow::bail!("readers {}: serial reader without a protocol", reader.name)
+            }
+            (ReaderKind::Hid, _) => readers.spawn(HidReader { config, link }.run(cancel.clone())),
+        };
     }
     drop((reads_tx, states_tx));
     readers.close();

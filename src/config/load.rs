@@ -9,7 +9,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::names::entry_label;
 use super::validate::validate;
-use super::{ChafonModel, Config, LocationKind, Protocol, ReadMode, Target, Terminator};
+use super::{
+    ChafonModel, Config, EndOn, LocationKind, Protocol, ReadMode, ReaderKind, Target, Terminator,
+};
 
 /// One problem with the configuration, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,6 +243,8 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "ChafonModel" => serde_names::<ChafonModel>(),
         "Target" => serde_names::<Target>(),
         "Terminator" => serde_names::<Terminator>(),
+        "ReaderKind" => serde_names::<ReaderKind>(),
+        "EndOn" => serde_names::<EndOn>(),
         _ => return None,
     })
 }

@@ -334,6 +334,52 @@ pub enum Terminator {
     Etx,
 }
 
+/// How the daemon talks to a reader's device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReaderKind {
+    /// A serial or CDC-ACM port whose bytes a `protocol` frames.
+    #[default]
+    Serial,
+    /// A USB HID keyboard wedge (barcode scanner) read through Linux evdev.
+    Hid,
+}
+
+impl ReaderKind {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReaderKind::Serial => "serial",
+            ReaderKind::Hid => "hid",
+        }
+    }
+}
+
+/// `kind = "hid"`: which key ends a scan. It must match the suffix the
+/// scanner is programmed to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndOn {
+    Enter,
+    Tab,
+    EnterOrTab,
+}
+
+impl EndOn {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndOn::Enter => "enter",
+            EndOn::Tab => "tab",
+            EndOn::EnterOrTab => "enter_or_tab",
+        }
+    }
+}
+
+/// One reader. Keys that only apply to one kind or protocol are `Option`s,
+/// `None` when left out rather than filled with their default, so validation
+/// can reject a key that would silently do nothing (`baud` on a HID
+/// scanner); the accessors below supply the documented defaults.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReaderConfig {
@@ -341,30 +387,45 @@ pub struct ReaderConfig {
     pub name: String,
     /// Name of a `[[locations]]` entry.
     pub location: String,
-    /// Serial device; prefer `/dev/serial/by-id/...`, which survives re-plugging.
+    #[serde(default)]
+    pub kind: ReaderKind,
+    /// The device: prefer `/dev/serial/by-id/...` or `/dev/input/by-id/...`,
+    /// which survive re-plugging.
     pub path: PathBuf,
-    /// Defaults to the protocol's factory speed; see [`ReaderConfig::baud`].
+    /// Serial only; see [`ReaderConfig::baud`].
     #[serde(default)]
     pub baud: Option<u32>,
-    pub protocol: Protocol,
-    /// Defaults to `presence` for RFID protocols and `scan` for `ascii-line`.
+    /// Required for serial readers, not allowed for HID ones (their keystrokes
+    /// are decoded by the keymap).
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// Defaults to `presence` for RFID protocols and `scan` otherwise.
     #[serde(default)]
     pub mode: Option<ReadMode>,
     /// Same code from the same reader within this window is a duplicate (scan mode).
     #[serde(default = "default_rescan_window", with = "humantime_serde")]
     pub rescan_window: Duration,
-    /// `ascii-line`: what ends a line.
-    #[serde(default = "default_terminator")]
-    pub terminator: Terminator,
+    /// `ascii-line`: what ends a line; see [`ReaderConfig::terminator`].
+    #[serde(default)]
+    pub terminator: Option<Terminator>,
     /// `ascii-line`: stripped from the start of a line when present.
     #[serde(default)]
     pub prefix: Option<String>,
     /// `ascii-line`: stripped from the end of a line when present.
     #[serde(default)]
     pub suffix: Option<String>,
-    /// `ascii-line`: longer lines are dropped and counted.
+    /// `ascii-line` and `hid`: longer lines or scans are dropped and counted.
     #[serde(default = "default_max_len")]
     pub max_len: usize,
+    /// HID only; see [`ReaderConfig::end_on`].
+    #[serde(default)]
+    pub end_on: Option<EndOn>,
+    /// HID only; see [`ReaderConfig::gs_substitute`].
+    #[serde(default)]
+    pub gs_substitute: Option<String>,
+    /// HID only; see [`ReaderConfig::scan_timeout`].
+    #[serde(default, with = "humantime_serde")]
+    pub scan_timeout: Option<Duration>,
     /// Longest wait between attempts to reopen a missing device.
     #[serde(default = "default_reopen_max", with = "humantime_serde")]
     pub reopen_max: Duration,
@@ -402,9 +463,6 @@ const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 fn default_rescan_window() -> Duration {
     Duration::from_secs(2)
 }
-fn default_terminator() -> Terminator {
-    Terminator::Cr
-}
 fn default_max_len() -> usize {
     128
 }
@@ -412,18 +470,59 @@ fn default_reopen_max() -> Duration {
     Duration::from_secs(10)
 }
 
+/// The GS1 field separator (FNC1 in the symbol), as scanners transmit it.
+pub const GS: &str = "\u{1d}";
+
 impl ReaderConfig {
     pub fn mode(&self) -> ReadMode {
-        self.mode.unwrap_or(match self.protocol {
-            Protocol::Em4100 | Protocol::UhfA0 | Protocol::Chafon => ReadMode::Presence,
-            Protocol::AsciiLine => ReadMode::Scan,
+        self.mode.unwrap_or(match (self.kind, self.protocol) {
+            (ReaderKind::Serial, Some(Protocol::Em4100 | Protocol::UhfA0 | Protocol::Chafon)) => {
+                ReadMode::Presence
+            }
+            _ => ReadMode::Scan,
         })
     }
 
     /// `baud`, or the protocol's factory speed: 9600 for em4100 and
     /// ascii-line, 115200 for uhf-a0, 57600 for chafon.
     pub fn baud(&self) -> u32 {
-        self.baud.unwrap_or(self.protocol.default_baud())
+        self.baud
+            .unwrap_or(self.protocol.map_or(9600, Protocol::default_baud))
+    }
+
+    /// `ascii-line`: `cr` unless set (the usual factory setting of scanners).
+    pub fn terminator(&self) -> Terminator {
+        self.terminator.unwrap_or(Terminator::Cr)
+    }
+
+    /// HID: Enter unless set (the usual factory suffix of keyboard wedges).
+    pub fn end_on(&self) -> EndOn {
+        self.end_on.unwrap_or(EndOn::Enter)
+    }
+
+    /// HID: what Ctrl+] (how most keyboard wedges type the GS1 separator)
+    /// becomes in the scan; GS itself unless set, so GS1 data keeps its
+    /// field boundaries.
+    pub fn gs_substitute(&self) -> &str {
+        self.gs_substitute.as_deref().unwrap_or(GS)
+    }
+
+    /// HID: how long a scan may go without its terminator before it is
+    /// dropped (500 ms unless set). A scanner types a whole code within a
+    /// few tens of milliseconds, so a longer silence means the end key was
+    /// lost or the scanner sends another one.
+    pub fn scan_timeout(&self) -> Duration {
+        self.scan_timeout.unwrap_or(Duration::from_millis(500))
+    }
+
+    /// What decodes this reader's input, for summaries: the protocol of a
+    /// serial reader, `hid` for a keyboard wedge.
+    pub fn input_name(&self) -> &'static str {
+        match (self.kind, self.protocol) {
+            (ReaderKind::Hid, _) => ReaderKind::Hid.as_str(),
+            (ReaderKind::Serial, Some(protocol)) => protocol.as_str(),
+            (ReaderKind::Serial, None) => "(no protocol)",
+        }
     }
 
     /// UHF: the 1-based antennas to inventory, in order.

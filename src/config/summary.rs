@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use humantime::format_duration;
 
-use super::Config;
+use super::{Config, Protocol};
 
 impl Config {
     /// A short, terminal-friendly summary of what this gateway will do: where
@@ -75,13 +75,13 @@ impl Config {
                 out,
                 "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}, {} baud",
                 r.name,
-                r.protocol.as_str(),
+                r.input_name(),
                 r.mode().as_str(),
                 r.location,
                 r.path.display(),
                 r.baud()
             );
-            if r.protocol.is_uhf() {
+            if r.protocol.is_some_and(Protocol::is_uhf) {
                 let _ = write!(out, ", antennas {:?}", r.antennas());
             }
             out.push('\n');

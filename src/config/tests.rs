@@ -101,13 +101,14 @@ protocol = "ascii-line"
         Duration::from_secs(5)
     );
     let em = &config.readers[0];
+    assert_eq!(em.kind, ReaderKind::Serial);
     assert_eq!(em.baud(), 9600);
     assert_eq!(em.mode(), ReadMode::Presence);
     assert_eq!(em.rescan_window, Duration::from_secs(2));
     assert_eq!(em.reopen_max, Duration::from_secs(10));
     let scan = &config.readers[1];
     assert_eq!(scan.mode(), ReadMode::Scan);
-    assert_eq!(scan.terminator, Terminator::Cr);
+    assert_eq!(scan.terminator(), Terminator::Cr);
     assert_eq!(scan.max_len, 128);
     assert_eq!(
         (scan.prefix.as_deref(), scan.suffix.as_deref()),
@@ -136,11 +137,13 @@ fn reference_config_loads_and_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
     let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.readers.len(), 3);
-    assert_eq!(config.readers[0].protocol, Protocol::Em4100);
+    assert_eq!(config.readers[0].protocol, Some(Protocol::Em4100));
     assert_eq!(config.readers[1].mode(), ReadMode::Scan);
     let uhf = &config.readers[2];
-    assert_eq!(uhf.protocol, Protocol::UhfA0);
+    assert_eq!(uhf.protocol, Some(Protocol::UhfA0));
     assert_eq!((uhf.baud(), uhf.antennas()), (115_200, &[1, 2][..]));
+    assert_eq!(config.readers[3].kind, ReaderKind::Hid);
+    assert_eq!(config.readers[3].mode(), ReadMode::Scan);
     assert_eq!(config.locations[1].kind, LocationKind::ScanStation);
 }
 
@@ -189,6 +192,12 @@ fn enum_spellings_match_the_file() {
     }
     for mode in [ReadMode::Presence, ReadMode::Scan] {
         assert!(serde_names::<ReadMode>().contains(&mode.as_str()));
+    }
+    for kind in [ReaderKind::Serial, ReaderKind::Hid] {
+        assert!(serde_names::<ReaderKind>().contains(&kind.as_str()));
+    }
+    for end_on in [EndOn::Enter, EndOn::Tab, EndOn::EnterOrTab] {
+        assert!(serde_names::<EndOn>().contains(&end_on.as_str()));
     }
 }
 
@@ -502,6 +511,18 @@ fn uhf(protocol: &str, extra: &str) -> String {
     ))
 }
 
+/// `BASE` plus a HID scanner as `readers[1]`, followed by `extra` lines of it.
+fn with_hid(extra: &str) -> String {
+    with(&format!(
+        "[[readers]]
+name = \"scan1-hid\"
+location = \"door1\"
+kind = \"hid\"
+path = \"/dev/input/by-id/usb-Honeywell_1900-event-kbd\"
+{extra}"
+    ))
+}
+
 #[test]
 fn uhf_readers_take_protocol_defaults() {
     let config = ok(&uhf("uhf-a0", ""));
@@ -585,6 +606,88 @@ fn uhf_values_are_checked() {
         let name = extra.split_once(' ').unwrap().0;
         assert_error(&uhf("chafon", &format!("{reader18}{extra}")), &at(name));
     }
+}
+
+#[test]
+fn hid_readers_take_the_documented_defaults() {
+    let config = ok(&with_hid(""));
+    let hid = &config.readers[1];
+    assert_eq!(hid.kind, ReaderKind::Hid);
+    assert_eq!(hid.protocol, None);
+    assert_eq!(hid.mode(), ReadMode::Scan);
+    assert_eq!(hid.end_on(), EndOn::Enter);
+    assert_eq!(hid.gs_substitute(), "\u{1d}");
+    assert_eq!(hid.scan_timeout(), Duration::from_millis(500));
+    assert_eq!(hid.max_len, 128);
+    assert_eq!(hid.input_name(), "hid");
+
+    let config = ok(&with_hid(
+        "end_on = \"enter_or_tab\"\ngs_substitute = \"|\"\nscan_timeout = \"1s\"\nmode = \"presence\"",
+    ));
+    let hid = &config.readers[1];
+    assert_eq!(hid.end_on(), EndOn::EnterOrTab);
+    assert_eq!(hid.gs_substitute(), "|");
+    assert_eq!(hid.scan_timeout(), Duration::from_secs(1));
+    assert_eq!(hid.mode(), ReadMode::Presence);
+}
+
+#[test]
+fn serial_keys_are_errors_on_hid_readers_and_say_what_to_use() {
+    let errs = errors(&with_hid(
+        "protocol = \"ascii-line\"\nbaud = 9600\nterminator = \"cr\"\nprefix = \"x\"",
+    ));
+    let label = "readers[1] (scan1-hid)";
+    let message = error_at(&errs, &format!("{label}.protocol"));
+    assert!(message.contains("kind = \"hid\""), "{message}");
+    error_at(&errs, &format!("{label}.baud"));
+    let message = error_at(&errs, &format!("{label}.terminator"));
+    assert!(message.contains("end_on"), "{message}");
+    // prefix only applies to ascii-line, which a HID reader is not.
+    assert_eq!(errs.len(), 3, "{}", ConfigErrors(errs.clone()));
+}
+
+#[test]
+fn hid_keys_are_errors_on_serial_readers() {
+    let errs = errors(&with(
+        "end_on = \"tab\"\ngs_substitute = \"|\"\nscan_timeout = \"1s\"",
+    ));
+    for key in ["end_on", "gs_substitute", "scan_timeout"] {
+        let message = error_at(&errs, &format!("readers[0] (door1-em).{key}"));
+        assert!(message.contains("kind = \"hid\""), "{message}");
+    }
+}
+
+#[test]
+fn serial_readers_need_a_protocol() {
+    let message = assert_error(
+        &BASE.replace("protocol = \"em4100\"\n", ""),
+        "readers[0] (door1-em).protocol",
+    );
+    assert!(
+        message.contains("em4100") && message.contains("hid"),
+        "{message}"
+    );
+    // `kind = "serial"` is the default, and may be spelled out.
+    ok(&with("kind = \"serial\""));
+}
+
+#[test]
+fn hid_values_are_checked() {
+    let label = "readers[1] (scan1-hid)";
+    assert_error(
+        &with_hid("scan_timeout = \"0s\""),
+        &format!("{label}.scan_timeout"),
+    );
+    assert_error(
+        &with_hid("gs_substitute = \"\""),
+        &format!("{label}.gs_substitute"),
+    );
+    assert_error(&with_hid("max_len = 0"), &format!("{label}.max_len"));
+    let message = assert_error(&with_hid("end_on = \"cr\""), &format!("{label}.end_on"));
+    assert!(message.contains("enter_or_tab"), "{message}");
+    let toml = with_hid("").replace("\"hid\"", "\"usb\"");
+    let message = assert_error(&toml, &format!("{label}.kind"));
+    assert!(message.contains("serial, hid"), "{message}");
 }
 
 #[test]

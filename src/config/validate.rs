@@ -10,7 +10,9 @@ use humantime::format_duration;
 
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
-use super::{ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig};
+use super::{
+    ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig, ReaderKind,
+};
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
 /// zero or at least a second, and sends it as whole seconds in a `u16`.
@@ -230,7 +232,7 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
                 "must be more than 0 (0 would retry a missing device in a tight loop)",
             );
         }
-        if reader.protocol != Protocol::AsciiLine {
+        if reader.protocol != Some(Protocol::AsciiLine) {
             for (field, set) in [
                 ("prefix", reader.prefix.is_some()),
                 ("suffix", reader.suffix.is_some()),
@@ -240,14 +242,76 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
                 }
             }
         }
-        check_uhf(errors, reader, &key);
+        match reader.kind {
+            ReaderKind::Serial => check_serial(errors, reader, &key),
+            ReaderKind::Hid => check_hid(errors, reader, &key),
+        }
+    }
+}
+
+/// A serial reader needs a protocol, and HID keys would do nothing on it.
+fn check_serial(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> String) {
+    if reader.protocol.is_none() {
+        errors.push(
+            key("protocol"),
+            "is required for serial readers: \"em4100\", \"ascii-line\", \"uhf-a0\" \
+             or \"chafon\" (or set kind = \"hid\" for a USB keyboard-wedge scanner)",
+        );
+    }
+    check_uhf(errors, reader, key);
+    for (field, set) in [
+        ("end_on", reader.end_on.is_some()),
+        ("gs_substitute", reader.gs_substitute.is_some()),
+        ("scan_timeout", reader.scan_timeout.is_some()),
+    ] {
+        if set {
+            errors.push(key(field), "only applies to kind = \"hid\"");
+        }
+    }
+}
+
+/// A HID scanner is decoded by the keymap: serial framing keys would be
+/// silently ignored, so they are errors, each saying what to use instead.
+fn check_hid(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> String) {
+    for (field, set, why) in [
+        (
+            "protocol",
+            reader.protocol.is_some(),
+            "keystrokes are decoded by the US keymap; remove it",
+        ),
+        (
+            "baud",
+            reader.baud.is_some(),
+            "a USB keyboard has no line speed; remove it",
+        ),
+        (
+            "terminator",
+            reader.terminator.is_some(),
+            "use end_on = \"enter\", \"tab\" or \"enter_or_tab\"",
+        ),
+    ] {
+        if set {
+            errors.push(
+                key(field),
+                format!("does not apply to kind = \"hid\" ({why})"),
+            );
+        }
+    }
+    if reader.gs_substitute.as_deref() == Some("") {
+        errors.push(
+            key("gs_substitute"),
+            "must not be empty (GS1 fields would run together)",
+        );
+    }
+    if reader.scan_timeout.is_some_and(|t| t.is_zero()) {
+        errors.push(key("scan_timeout"), "must be more than 0");
     }
 }
 
 /// The keys of the command/reply UHF protocols: set on any other protocol
 /// they would be silently ignored, so they are errors there.
 fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> String) {
-    let chafon = reader.protocol == Protocol::Chafon;
+    let chafon = reader.protocol == Some(Protocol::Chafon);
     let uhf_keys = [
         ("antennas", reader.antennas.is_some()),
         ("address", reader.address.is_some()),
@@ -255,7 +319,7 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
         ("target", reader.target.is_some()),
         ("reply_timeout", reader.reply_timeout.is_some()),
     ];
-    if !reader.protocol.is_uhf() {
+    if !reader.protocol.is_some_and(Protocol::is_uhf) {
         for (field, set) in uhf_keys {
             if set {
                 errors.push(
@@ -271,7 +335,7 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
             "only applies to protocol = \"chafon\"",
         );
     }
-    if !reader.protocol.is_uhf() {
+    if !reader.protocol.is_some_and(Protocol::is_uhf) {
         return;
     }
     let reader18 = chafon && reader.chafon_variant() == ChafonModel::Reader18;

@@ -162,7 +162,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::decode::testutil::{decode_chunked, is_subsequence, reads};
+    use crate::decode::testutil::{barcode as read, decode_chunked, is_subsequence, reads};
     use DropReason::{Malformed, TooLong};
 
     const TERMINATORS: [Terminator; 4] = [
@@ -174,15 +174,6 @@ mod tests {
 
     fn codec(terminator: Terminator) -> AsciiLineCodec {
         AsciiLineCodec::new(terminator, None, None, 32, Source::Barcode)
-    }
-
-    fn read(data: &str) -> Decoded {
-        Decoded::Read(RawRead {
-            data: data.into(),
-            source: Source::Barcode,
-            antenna: None,
-            rssi_dbm: None,
-        })
     }
 
     fn dropped(reason: DropReason) -> Decoded {

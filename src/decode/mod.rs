@@ -1,5 +1,6 @@
 //! Frame decoding: bytes from a reader into reads, one `tokio_util` codec per
-//! protocol.
+//! serial protocol, and the keymap that turns a HID scanner's key events into
+//! scans.
 //!
 //! Decoders never fail the stream: a bad frame is reported as
 //! [`Decoded::Dropped`] so the reader task can count it, and the decoder
@@ -17,6 +18,7 @@ mod ascii_line;
 mod chafon;
 mod em4100;
 mod hex;
+pub mod keymap;
 /// The chunked-decode driver of the codec tests, also used by the fuzz targets.
 #[cfg(any(test, feature = "testutil"))]
 pub mod testutil;
@@ -38,6 +40,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// What a reader in `mode` reads: a presence reader reads tags, a
+    /// scanner barcodes.
+    pub fn for_mode(mode: ReadMode) -> Self {
+        match mode {
+            ReadMode::Presence => Source::Rfid,
+            ReadMode::Scan => Source::Barcode,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Rfid => "rfid",
@@ -69,6 +80,8 @@ pub enum DropReason {
     TooLong,
     /// Bytes that could not start a frame, skipped while resynchronising.
     Garbage,
+    /// A HID scan whose end key did not come within `scan_timeout`.
+    Unterminated,
 }
 
 impl DropReason {
@@ -78,6 +91,7 @@ impl DropReason {
             DropReason::Malformed => "malformed",
             DropReason::TooLong => "too_long",
             DropReason::Garbage => "garbage",
+            DropReason::Unterminated => "unterminated",
         }
     }
 }
@@ -96,24 +110,19 @@ pub enum ReaderCodec {
 }
 
 impl ReaderCodec {
-    /// `None` for the command/reply UHF protocols, whose codecs
+    /// `protocol` is the serial reader's (validation makes it required
+    /// there). `None` for the command/reply UHF protocols, whose codecs
     /// `sources::uhf` drives itself.
-    pub fn for_reader(reader: &ReaderConfig) -> Option<Self> {
-        Some(match reader.protocol {
+    pub fn new(protocol: Protocol, reader: &ReaderConfig) -> Option<Self> {
+        Some(match protocol {
             Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
-            Protocol::AsciiLine => {
-                let source = match reader.mode() {
-                    ReadMode::Presence => Source::Rfid,
-                    ReadMode::Scan => Source::Barcode,
-                };
-                ReaderCodec::AsciiLine(AsciiLineCodec::new(
-                    reader.terminator,
-                    reader.prefix.clone(),
-                    reader.suffix.clone(),
-                    reader.max_len,
-                    source,
-                ))
-            }
+            Protocol::AsciiLine => ReaderCodec::AsciiLine(AsciiLineCodec::new(
+                reader.terminator(),
+                reader.prefix.clone(),
+                reader.suffix.clone(),
+                reader.max_len,
+                Source::for_mode(reader.mode()),
+            )),
             Protocol::UhfA0 | Protocol::Chafon => return None,
         })
     }

@@ -1,13 +1,30 @@
 //! Sources: the readers at the door.
 //!
-//! Each reader is a task that owns its device: it opens it, frames its bytes
-//! with the protocol's codec, resolves each read to an asset and hands it to
-//! presence. A missing or vanished device is retried with capped exponential
-//! backoff; the daemon never stops for one bad reader. State changes (up,
-//! down) go to the uplink for the retained status topic.
+//! Each reader is a task that owns its device: it opens it, decodes its input
+//! (a serial protocol's codec, or a HID scanner's keymap), resolves each read
+//! to an asset and hands it to presence. A missing or vanished device is
+//! retried with capped exponential backoff; the daemon never stops for one
+//! bad reader. State changes (up, down) go to the uplink for the retained
+//! status topic. [`run_with_reopen`] is that loop, shared by every kind of
+//! reader; a kind supplies how to open its device and how to read it.
 
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::decode::{Decoded, DropReason, RawRead};
+use crate::identity::Identity;
+use crate::presence::{Observation, ReaderInfo};
+
+pub mod hid;
 pub mod monitor;
 pub mod serial;
 mod uhf;
@@ -20,4 +37,152 @@ pub struct ReaderState {
     /// 1-based antennas whose last inventory got an error reply (UHF
     /// readers); empty for the others and for a reader that is down.
     pub failing_antennas: Vec<u8>,
+}
+
+/// A reader task's connections to the rest of the pipeline.
+pub struct ReaderLink {
+    pub info: Arc<ReaderInfo>,
+    pub identity: Arc<Identity>,
+    pub reads: mpsc::Sender<Observation>,
+    pub states: mpsc::Sender<ReaderState>,
+}
+
+/// How one session with a device ended.
+pub enum Ended {
+    Cancelled,
+    /// Device error or end of stream: it was unplugged or failed.
+    Lost(String),
+    /// Presence is gone: the daemon is shutting down.
+    PipelineClosed,
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+/// Dropped frames are summarised in the log at most this often, so a
+/// garbage flood cannot flood the journal too.
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+impl ReaderLink {
+    async fn report(&self, up: bool) {
+        let _ = self
+            .states
+            .send(ReaderState {
+                reader: self.info.name.clone(),
+                up,
+                failing_antennas: Vec::new(),
+            })
+            .await;
+    }
+
+    /// Hands a decoded item on: a read resolved to its asset to presence, a
+    /// drop to `drops`. `Err` when presence is gone.
+    pub async fn deliver(&self, item: Decoded, drops: &mut DropReport) -> Result<(), Ended> {
+        match item {
+            Decoded::Read(raw) => self.deliver_read(&raw).await,
+            Decoded::Dropped(reason) => {
+                drops.count(&self.info.name, reason);
+                Ok(())
+            }
+        }
+    }
+
+    /// Resolves a read to its asset and hands it to presence.
+    pub(super) async fn deliver_read(&self, raw: &RawRead) -> Result<(), Ended> {
+        let obs = Observation {
+            reader: self.info.clone(),
+            asset: self.identity.resolve(raw),
+            antenna: raw.antenna,
+            rssi_dbm: raw.rssi_dbm,
+            wall: SystemTime::now(),
+        };
+        self.reads
+            .send(obs)
+            .await
+            .map_err(|_| Ended::PipelineClosed)
+    }
+}
+
+/// Runs one reader until `cancel` or until presence is gone: `open`s the
+/// device at `path`, reports it up, runs a `session` on it until it ends,
+/// reports it down, and opens it again, waiting from 250 ms doubling up to
+/// `reopen_max` between failed attempts. Each state change is logged once,
+/// not each retry. A session owns its device, so a lost device is closed
+/// before the next attempt.
+pub async fn run_with_reopen<D, E, S>(
+    link: &ReaderLink,
+    path: &Path,
+    reopen_max: Duration,
+    cancel: &CancellationToken,
+    mut open: impl FnMut() -> Result<D, E>,
+    mut session: impl FnMut(D) -> S,
+) where
+    E: Display,
+    S: Future<Output = Ended>,
+{
+    let name = &link.info.name;
+    let path = path.display();
+    let mut backoff = FIRST_RETRY;
+    let mut last_open_error: Option<String> = None;
+    loop {
+        match open() {
+            Ok(device) => {
+                info!(reader = %name, device = %path, "reader up");
+                last_open_error = None;
+                backoff = FIRST_RETRY;
+                link.report(true).await;
+                let ended = session(device).await;
+                link.report(false).await;
+                match ended {
+                    Ended::Cancelled | Ended::PipelineClosed => return,
+                    Ended::Lost(why) => {
+                        warn!(reader = %name, device = %path, "reader down: {why}; reopening")
+                    }
+                }
+            }
+            Err(e) => {
+                let why = e.to_string();
+                if last_open_error.as_deref() != Some(&why) {
+                    warn!(reader = %name, device = %path, "cannot open reader: {why}; retrying up to every {:?}", reopen_max);
+                    last_open_error = Some(why);
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(reopen_max);
+    }
+}
+
+/// Counts dropped frames and logs a summary now and then.
+#[derive(Default)]
+pub struct DropReport {
+    counts: HashMap<DropReason, u64>,
+    last_report: Option<Instant>,
+}
+
+impl DropReport {
+    pub(super) fn count(&mut self, reader: &str, reason: DropReason) {
+        debug!(reader, reason = reason.as_str(), "frame dropped");
+        *self.counts.entry(reason).or_default() += 1;
+        let now = Instant::now();
+        if self
+            .last_report
+            .is_some_and(|t| now.duration_since(t) < DROP_REPORT_EVERY)
+        {
+            return;
+        }
+        self.last_report = Some(now);
+        let mut summary: Vec<String> = self
+            .counts
+            .iter()
+            .map(|(r, n)| format!("{} {n}", r.as_str()))
+            .collect();
+        summary.sort();
+        warn!(
+            reader,
+            "dropped bad frames since start: {}",
+            summary.join(", ")
+        );
+    }
 }

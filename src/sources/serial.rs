@@ -1,100 +1,43 @@
 //! Serial readers (`/dev/ttyUSB*`, `/dev/ttyACM*`, or their stable
 //! `/dev/serial/by-id/...` names) through tokio-serial.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
 use tokio_serial::SerialPortBuilderExt;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
 
-use super::ReaderState;
-use crate::config::ReaderConfig;
-use crate::decode::{Decoded, DropReason, RawRead, ReaderCodec};
-use crate::identity::Identity;
-use crate::presence::{Observation, ReaderInfo};
-
-const FIRST_RETRY: Duration = Duration::from_millis(250);
-/// Dropped frames are summarised in the log at most this often, so a
-/// garbage flood cannot flood the journal too.
-const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
+use super::{run_with_reopen, DropReport, Ended, ReaderLink};
+use crate::config::{Protocol, ReaderConfig};
+use crate::decode::ReaderCodec;
 
 pub struct SerialReader {
     pub config: ReaderConfig,
-    pub info: Arc<ReaderInfo>,
-    pub identity: Arc<Identity>,
-    pub reads: mpsc::Sender<Observation>,
-    pub states: mpsc::Sender<ReaderState>,
-}
-
-/// How one session with the device ended.
-pub(super) enum Ended {
-    Cancelled,
-    /// Device error or end of stream: it was unplugged or failed.
-    Lost(String),
-    /// Presence is gone: the daemon is shutting down.
-    PipelineClosed,
+    /// The reader's `protocol`, required for serial readers.
+    pub protocol: Protocol,
+    pub link: ReaderLink,
 }
 
 impl SerialReader {
     pub async fn run(self, cancel: CancellationToken) {
-        let name = &self.info.name;
         let path = self.config.path.display().to_string();
-        let mut backoff = FIRST_RETRY;
-        // Log once per state change, not once per retry.
-        let mut last_open_error: Option<String> = None;
-        loop {
-            match tokio_serial::new(&path, self.config.baud()).open_native_async() {
-                Ok(port) => {
-                    info!(reader = %name, device = %path, "reader up");
-                    last_open_error = None;
-                    backoff = FIRST_RETRY;
-                    self.report(true).await;
-                    // UHF hook: command/reply readers are driven by
-                    // sources::uhf; the others stream and are only read.
-                    let ended = match ReaderCodec::for_reader(&self.config) {
-                        Some(codec) => self.read_frames(port, codec, &cancel).await,
-                        None => super::uhf::drive(&self, port, &cancel).await,
-                    };
-                    // End of UHF hook.
-                    self.report(false).await;
-                    match ended {
-                        Ended::Cancelled | Ended::PipelineClosed => return,
-                        Ended::Lost(why) => {
-                            warn!(reader = %name, device = %path, "reader down: {why}; reopening")
-                        }
-                    }
-                }
-                Err(e) => {
-                    let why = e.to_string();
-                    if last_open_error.as_deref() != Some(&why) {
-                        warn!(reader = %name, device = %path, "cannot open reader: {why}; retrying up to every {:?}", self.config.reopen_max);
-                        last_open_error = Some(why);
-                    }
-                }
-            }
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(self.config.reopen_max);
-        }
+        run_with_reopen(
+            &self.link,
+            &self.config.path,
+            self.config.reopen_max,
+            &cancel,
+            || tokio_serial::new(&path, self.config.baud()).open_native_async(),
+            |port| self.session(port, &cancel),
+        )
+        .await
     }
 
-    async fn report(&self, up: bool) {
-        let _ = self
-            .states
-            .send(ReaderState {
-                reader: self.info.name.clone(),
-                up,
-                failing_antennas: Vec::new(),
-            })
-            .await;
+    /// UHF hook: command/reply readers are driven by `sources::uhf`; the
+    /// others stream and are only read.
+    async fn session(&self, port: tokio_serial::SerialStream, cancel: &CancellationToken) -> Ended {
+        match ReaderCodec::new(self.protocol, &self.config) {
+            Some(codec) => self.read_frames(port, codec, cancel).await,
+            None => super::uhf::drive(self, port, cancel).await,
+        }
     }
 
     async fn read_frames(
@@ -111,66 +54,14 @@ impl SerialReader {
                 item = frames.next() => item,
             };
             match item {
-                Some(Ok(Decoded::Read(raw))) => {
-                    if let Err(ended) = self.deliver(&raw).await {
+                Some(Ok(decoded)) => {
+                    if let Err(ended) = self.link.deliver(decoded, &mut drops).await {
                         return ended;
                     }
                 }
-                Some(Ok(Decoded::Dropped(reason))) => drops.count(&self.info.name, reason),
                 Some(Err(e)) => return Ended::Lost(e.to_string()),
                 None => return Ended::Lost("device closed".into()),
             }
         }
-    }
-}
-
-impl SerialReader {
-    /// Resolves a read to its asset and hands it to presence; fails only
-    /// when presence is gone.
-    pub(super) async fn deliver(&self, raw: &RawRead) -> Result<(), Ended> {
-        let obs = Observation {
-            reader: self.info.clone(),
-            asset: self.identity.resolve(raw),
-            antenna: raw.antenna,
-            rssi_dbm: raw.rssi_dbm,
-            wall: SystemTime::now(),
-        };
-        self.reads
-            .send(obs)
-            .await
-            .map_err(|_| Ended::PipelineClosed)
-    }
-}
-
-/// Counts dropped frames and logs a summary now and then.
-#[derive(Default)]
-pub(super) struct DropReport {
-    counts: HashMap<DropReason, u64>,
-    last_report: Option<Instant>,
-}
-
-impl DropReport {
-    pub(super) fn count(&mut self, reader: &str, reason: DropReason) {
-        debug!(reader, reason = reason.as_str(), "frame dropped");
-        *self.counts.entry(reason).or_default() += 1;
-        let now = Instant::now();
-        if self
-            .last_report
-            .is_some_and(|t| now.duration_since(t) < DROP_REPORT_EVERY)
-        {
-            return;
-        }
-        self.last_report = Some(now);
-        let mut summary: Vec<String> = self
-            .counts
-            .iter()
-            .map(|(r, n)| format!("{} {n}", r.as_str()))
-            .collect();
-        summary.sort();
-        warn!(
-            reader,
-            "dropped bad frames since start: {}",
-            summary.join(", ")
-        );
     }
 }

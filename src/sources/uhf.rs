@@ -33,8 +33,9 @@ use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::serial::{DropReport, Ended, SerialReader};
+use super::serial::SerialReader;
 use super::ReaderState;
+use super::{DropReport, Ended};
 use crate::config::{ChafonModel, Protocol, Target};
 use crate::decode::{
     A0Codec, A0Command, A0Event, A0Message, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage,
@@ -70,7 +71,7 @@ pub(super) async fn drive(
     port: SerialStream,
     cancel: &CancellationToken,
 ) -> Ended {
-    let ended = match reader.config.protocol {
+    let ended = match reader.protocol {
         Protocol::Chafon => {
             let variant = match reader.config.chafon_variant() {
                 ChafonModel::Reader18 => ChafonVariant::Reader18,
@@ -130,7 +131,7 @@ impl<'a, C> Link<'a, C> {
     }
 
     fn name(&self) -> &str {
-        &self.reader.info.name
+        &self.reader.link.info.name
     }
 
     fn reply_timeout(&self) -> Duration {
@@ -210,24 +211,24 @@ impl<'a, C> Link<'a, C> {
     }
 
     async fn deliver(&self, raw: RawRead) -> Result<(), Ended> {
-        self.reader.deliver(&raw).await
+        self.reader.link.deliver_read(&raw).await
     }
 
     fn dropped(&mut self, reason: DropReason) {
-        self.drops.count(&self.reader.info.name, reason);
+        self.drops.count(&self.reader.link.info.name, reason);
     }
 
     async fn failed(&mut self, antenna: u8, code: u8, meaning: &str) {
         if self
             .faults
-            .failed(&self.reader.info.name, antenna, code, meaning)
+            .failed(&self.reader.link.info.name, antenna, code, meaning)
         {
             self.report_health().await;
         }
     }
 
     async fn answered(&mut self, antenna: u8) {
-        if self.faults.answered(&self.reader.info.name, antenna) {
+        if self.faults.answered(&self.reader.link.info.name, antenna) {
             self.report_health().await;
         }
     }
@@ -237,9 +238,10 @@ impl<'a, C> Link<'a, C> {
     async fn report_health(&self) {
         let _ = self
             .reader
+            .link
             .states
             .send(ReaderState {
-                reader: self.reader.info.name.clone(),
+                reader: self.reader.link.info.name.clone(),
                 up: true,
                 failing_antennas: self.faults.failing(),
             })

@@ -8,6 +8,8 @@
 //!   and survives broker restarts, plus [`publish`] for one-off messages;
 //! - [`Pty`]: a pseudo-terminal standing in for a serial reader, with a stable
 //!   path that survives unplug/replug;
+//! - [`VirtualScanner`]: a virtual USB keyboard-wedge scanner through
+//!   `/dev/uinput`, likewise, where the machine has uinput;
 //! - [`Daemon`]: the real `custodyd` binary run with a test's config;
 //! - [`ReaderSim`]: a UHF reader (R2000 or Chafon) answering the daemon's
 //!   commands on a [`Pty`];
@@ -36,6 +38,7 @@ mod pty;
 mod reader_sim;
 mod relay;
 mod setup;
+mod uinput;
 
 pub use daemon::Daemon;
 pub use ledger::{check_delivery, Ledger, Report};
@@ -45,6 +48,7 @@ pub use pty::Pty;
 pub use reader_sim::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
 pub use relay::{Mode, Relay};
 pub use setup::*;
+pub use uinput::VirtualScanner;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Child, ExitStatus};

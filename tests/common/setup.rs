@@ -66,6 +66,26 @@ terminator = "cr"
     )
 }
 
+/// A scan station with a USB keyboard-wedge scanner on `path`; `extra` adds
+/// keys to the reader (`reopen_max = "200ms"`, ...).
+pub fn station_with_hid_scanner(path: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[[locations]]
+name = "scan-station-2"
+kind = "scan_station"
+
+[[readers]]
+name = "station2-hid"
+location = "scan-station-2"
+kind = "hid"
+path = "{}"
+{extra}
+"#,
+        path.display()
+    )
+}
+
 pub use custodyd::demo::em4100_frame;
 
 /// Custody events among `msgs`, as JSON.
