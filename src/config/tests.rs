@@ -136,7 +136,7 @@ flush_interval = "0s""#,
 fn reference_config_loads_and_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
     let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.readers.len(), 3);
+    assert_eq!(config.readers.len(), 4);
     assert_eq!(config.readers[0].protocol, Some(Protocol::Em4100));
     assert_eq!(config.readers[1].mode(), ReadMode::Scan);
     let uhf = &config.readers[2];
