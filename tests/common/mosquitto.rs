@@ -25,6 +25,9 @@ pub struct Mosquitto {
     binary: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// Mosquitto's `log_type` lines: everything for the tests (their
+    /// failure messages show it), less for the load harness.
+    log_types: &'static [&'static str],
 }
 
 /// Why one launch attempt did not give a running broker.
@@ -38,6 +41,17 @@ impl Mosquitto {
     /// connections. Retries with another port if the picked one is taken
     /// between picking and binding.
     pub async fn start() -> Self {
+        Self::start_logging(&["all"]).await
+    }
+
+    /// Like [`Mosquitto::start`], but without mosquitto's per-message debug
+    /// log, which would cost the broker more than the traffic itself: for
+    /// measurements (the load harness).
+    pub async fn start_quiet() -> Self {
+        Self::start_logging(&["error", "warning", "notice", "information"]).await
+    }
+
+    async fn start_logging(log_types: &'static [&'static str]) -> Self {
         let mut broker = Mosquitto {
             dir: tempfile::Builder::new()
                 .prefix("custodyd-mosquitto-")
@@ -46,6 +60,7 @@ impl Mosquitto {
             binary: find_binary(),
             port: 0,
             child: None,
+            log_types,
         };
         for _ in 0..20 {
             broker.port = free_port();
@@ -58,6 +73,11 @@ impl Mosquitto {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The broker process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `mqtt://127.0.0.1:PORT`, the form custodyd's config takes.
@@ -123,6 +143,11 @@ impl Mosquitto {
         // `user root`: started as root, mosquitto otherwise switches to the
         // `mosquitto` user and can no longer write its log into this 0700
         // tempdir (it then fails to start). Ignored when not run as root.
+        let log_types: String = self
+            .log_types
+            .iter()
+            .map(|t| format!("log_type {t}\n"))
+            .collect();
         fs::write(
             &config,
             format!(
@@ -131,7 +156,7 @@ impl Mosquitto {
                  persistence false\n\
                  user root\n\
                  log_dest file {log}\n\
-                 log_type all\n",
+                 {log_types}",
                 port = self.port,
                 log = log_path.display()
             ),
