@@ -23,6 +23,12 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// Dropped frames are summarised in the log at most this often, so a
 /// garbage flood cannot flood the journal too.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
+/// Initial read buffer of a reader. tokio-serial zero-fills all of the
+/// buffer's spare room on every read (including the one that finds nothing),
+/// so FramedRead's default of 8 KiB meant 16 KiB of memset per frame at one
+/// frame per read. A serial reader at 9,600 baud delivers under 1 KiB/s; the
+/// buffer still grows if more arrives at once.
+const READ_BUFFER: usize = 256;
 
 pub struct SerialReader {
     pub config: ReaderConfig,
@@ -94,7 +100,8 @@ impl SerialReader {
         port: tokio_serial::SerialStream,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut frames = FramedRead::new(port, ReaderCodec::for_reader(&self.config));
+        let codec = ReaderCodec::for_reader(&self.config);
+        let mut frames = FramedRead::with_capacity(port, codec, READ_BUFFER);
         let mut drops = DropReport::default();
         loop {
             let item = tokio::select! {
