@@ -45,6 +45,14 @@ const DRAIN_GRACE: Duration = Duration::from_secs(5);
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 /// Acknowledged events are deleted from the spool in batches this often.
 const TICK: Duration = Duration::from_millis(250);
+/// Committed records fetched from the spool per read, at least. Each read
+/// queues behind the spool task's group commit (up to `flush_interval` of
+/// waiting for a batch plus its fsync), so while new events keep arriving a
+/// small read-ahead caps the drain of a backlog: with 64 records a read the
+/// load harness drained an outage's backlog at about 4,700 events/s while
+/// new events kept coming at 3,900/s; with 512, at about 20,000/s. It costs
+/// up to 512 records (about 270 KiB) held in memory.
+const READ_AHEAD: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
@@ -461,7 +469,8 @@ impl Uplink {
     async fn fill(&mut self) {
         while self.in_window < self.window && self.cursor < self.committed.next_seq {
             if self.prefetched.is_empty() {
-                let records = self.spool.read(self.cursor, self.window * 2).await;
+                let want = (self.window * 2).max(READ_AHEAD);
+                let records = self.spool.read(self.cursor, want).await;
                 if records.is_empty() {
                     return; // logged by the spool; retried on the next wake-up
                 }

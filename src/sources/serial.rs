@@ -10,6 +10,13 @@ use super::{run_with_reopen, DropReport, Ended, ReaderLink};
 use crate::config::{Protocol, ReaderConfig};
 use crate::decode::ReaderCodec;
 
+/// Initial read buffer of a reader. tokio-serial zero-fills all of the
+/// buffer's spare room on every read (including the one that finds nothing),
+/// so FramedRead's default of 8 KiB meant 16 KiB of memset per frame at one
+/// frame per read. A serial reader at 9,600 baud delivers under 1 KiB/s; the
+/// buffer still grows if more arrives at once.
+const READ_BUFFER: usize = 256;
+
 pub struct SerialReader {
     pub config: ReaderConfig,
     /// The reader's `protocol`, required for serial readers.
@@ -46,7 +53,7 @@ impl SerialReader {
         codec: ReaderCodec,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut frames = FramedRead::new(port, codec);
+        let mut frames = FramedRead::with_capacity(port, codec, READ_BUFFER);
         let mut drops = DropReport::default();
         loop {
             let item = tokio::select! {

@@ -11,6 +11,9 @@ use tempfile::TempDir;
 
 use super::{free_port, kill_child, signal_child, tail, wait_child, POLL};
 
+/// Every log line, for the tests: their failure messages show the log.
+const LOG_ALL: &[&str] = &["all"];
+
 /// How long a broker may take to open its listener on a loaded machine.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `restart` keeps retrying a port that is still taken.
@@ -27,6 +30,9 @@ pub struct Mosquitto {
     child: Option<Child>,
     /// Started with [`Mosquitto::start_persistent`].
     persistent: bool,
+    /// Mosquitto's `log_type` lines: everything for the tests (their
+    /// failure messages show it), less for the load harness.
+    log_types: &'static [&'static str],
 }
 
 /// Why one launch attempt did not give a running broker.
@@ -40,7 +46,14 @@ impl Mosquitto {
     /// connections. Retries with another port if the picked one is taken
     /// between picking and binding.
     pub async fn start() -> Self {
-        Self::start_with(false).await
+        Self::start_with(false, LOG_ALL).await
+    }
+
+    /// Like [`Mosquitto::start`], but without mosquitto's per-message debug
+    /// log, which would cost the broker more than the traffic itself: for
+    /// measurements (the load harness).
+    pub async fn start_quiet() -> Self {
+        Self::start_with(false, &["error", "warning", "notice", "information"]).await
     }
 
     /// Like [`Mosquitto::start`], but a broker that keeps what it has
@@ -62,10 +75,10 @@ impl Mosquitto {
     ///
     /// [`Subscriber::connect_persistent`]: super::Subscriber::connect_persistent
     pub async fn start_persistent() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, LOG_ALL).await
     }
 
-    async fn start_with(persistent: bool) -> Self {
+    async fn start_with(persistent: bool, log_types: &'static [&'static str]) -> Self {
         let mut broker = Mosquitto {
             dir: tempfile::Builder::new()
                 .prefix("custodyd-mosquitto-")
@@ -75,6 +88,7 @@ impl Mosquitto {
             port: 0,
             child: None,
             persistent,
+            log_types,
         };
         for _ in 0..20 {
             broker.port = free_port();
@@ -87,6 +101,11 @@ impl Mosquitto {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The broker process, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// `mqtt://127.0.0.1:PORT`, the form custodyd's config takes.
@@ -177,6 +196,11 @@ impl Mosquitto {
         } else {
             "persistence false\n".to_owned()
         };
+        let log_types: String = self
+            .log_types
+            .iter()
+            .map(|t| format!("log_type {t}\n"))
+            .collect();
         fs::write(
             &config,
             format!(
@@ -185,7 +209,7 @@ impl Mosquitto {
                  {persistence}\
                  user root\n\
                  log_dest file {log}\n\
-                 log_type all\n",
+                 {log_types}",
                 port = self.port,
                 log = log_path.display()
             ),
