@@ -209,19 +209,7 @@ impl Decoder for ChafonCodec {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<ChafonEvent>, io::Error> {
-        loop {
-            if let Some(item) = self.decode(src)? {
-                return Ok(Some(item));
-            }
-            if src.is_empty() {
-                self.skipping = false;
-                return Ok(None);
-            }
-            // The stream ended inside a candidate frame: cut off, not
-            // corrupt, so not counted; a real frame may start inside it.
-            src.advance(1);
-            self.skipping = true;
-        }
+        super::decode_eof_resyncing(self, src, |c| &mut c.skipping)
     }
 }
 
@@ -414,7 +402,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::decode::testutil::decode_chunked;
+    use crate::decode::testutil::{decode_chunked, junk};
     use ChafonVariant::{Reader18, Reader288};
     use DropReason::{Checksum, Garbage, Malformed};
 
@@ -840,15 +828,7 @@ mod tests {
 
     #[test]
     fn flood_of_garbage_then_an_answer_keeps_the_buffer_bounded() {
-        let mut state = 0x2545_f491_u32;
-        let mut junk: Vec<u8> = (0..100_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as u8
-            })
-            .collect();
+        let mut junk = junk(100_000);
         junk.extend_from_slice(&hex("07 00 01 01 01 00 1E 4B"));
         let (items, most_buffered) = decode_chunked(
             &mut ChafonCodec::new(Reader288, 0),

@@ -133,7 +133,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::decode::testutil::{decode_chunked, is_subsequence, reads};
+    use crate::decode::testutil::{decode_chunked, is_subsequence, junk, reads};
     use DropReason::{Checksum, Garbage, Malformed};
 
     /// Builds a frame for the 10 hex characters, computing the checksum.
@@ -295,15 +295,7 @@ mod tests {
     #[test]
     fn flood_of_garbage_then_a_frame_keeps_the_buffer_small() {
         // A reader on the wrong baud rate produces a steady stream of junk.
-        let mut state = 0x2545_f491_u32;
-        let mut junk: Vec<u8> = (0..200_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as u8
-            })
-            .collect();
+        let mut junk = junk(200_000);
         junk.extend_from_slice(&frame("01000734E0"));
         let (items, most_buffered) =
             decode_chunked(&mut Em4100Codec::new(), &junk, &[1, 7, 64, 4096]);

@@ -32,6 +32,29 @@ pub use chafon::{
 pub use em4100::Em4100Codec;
 pub use uhf_a0::{A0Codec, A0Command, A0Event, A0Message, TagRecord, A0_MAX_FRAME};
 
+/// End of stream for a binary codec that resynchronises byte by byte:
+/// decodes what is complete; a trailing candidate frame is cut off, not
+/// corrupt, so it is skipped a byte at a time without being counted (a real
+/// frame may start inside it). `skipping` is the codec's "inside a run of
+/// rejected bytes" flag, which this leaves cleared.
+fn decode_eof_resyncing<C: Decoder>(
+    codec: &mut C,
+    src: &mut BytesMut,
+    skipping: fn(&mut C) -> &mut bool,
+) -> Result<Option<C::Item>, C::Error> {
+    loop {
+        if let Some(item) = codec.decode(src)? {
+            return Ok(Some(item));
+        }
+        if src.is_empty() {
+            *skipping(codec) = false;
+            return Ok(None);
+        }
+        bytes::Buf::advance(src, 1);
+        *skipping(codec) = true;
+    }
+}
+
 /// Where a read physically came from; carried into `asset.source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {

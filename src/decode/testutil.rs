@@ -39,6 +39,20 @@ where
 }
 
 /// A barcode read of `data`, as a scanner's decoder makes it.
+/// `n` bytes of deterministic junk (xorshift), like a reader on the wrong
+/// baud rate produces, for the codecs' flood tests.
+pub fn junk(n: usize) -> Vec<u8> {
+    let mut state = 0x2545_f491_u32;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state as u8
+        })
+        .collect()
+}
+
 pub fn barcode(data: &str) -> Decoded {
     Decoded::Read(RawRead {
         data: data.into(),

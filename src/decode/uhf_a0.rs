@@ -193,20 +193,7 @@ impl Decoder for A0Codec {
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<A0Event>, io::Error> {
-        loop {
-            if let Some(item) = self.decode(src)? {
-                return Ok(Some(item));
-            }
-            if src.is_empty() {
-                self.skipping = false;
-                return Ok(None);
-            }
-            // The stream ended inside a candidate frame. Cut off is not
-            // corrupt, so it is not counted, but it may have been a false
-            // start with a real frame inside it.
-            src.advance(1);
-            self.skipping = true;
-        }
+        super::decode_eof_resyncing(self, src, |c| &mut c.skipping)
     }
 }
 
@@ -400,7 +387,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::decode::testutil::decode_chunked;
+    use crate::decode::testutil::{decode_chunked, junk};
     use DropReason::{Checksum, Garbage, Malformed};
 
     fn hex(text: &str) -> Vec<u8> {
@@ -857,15 +844,7 @@ mod tests {
     #[test]
     fn flood_of_garbage_then_a_frame_keeps_the_buffer_bounded() {
         // A reader on the wrong baud rate produces a steady stream of junk.
-        let mut state = 0x2545_f491_u32;
-        let mut junk: Vec<u8> = (0..200_000)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as u8
-            })
-            .collect();
+        let mut junk = junk(200_000);
         junk.extend_from_slice(&hex("A0 04 01 89 22 B0"));
         let (items, most_buffered) = decode_chunked(&mut A0Codec::new(1), &junk, &[1, 7, 64, 4096]);
         assert_eq!(
