@@ -16,6 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::config::{Config, ReaderKind};
+use crate::ops::systemd::{self, Health};
 use crate::presence::{self, ReaderInfo};
 use crate::sink::mqtt;
 use crate::sources::hid::HidReader;
@@ -36,15 +37,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
     let opened = spool::recovery::open(data_dir)?;
+    let mut health = Health::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
         data_dir.clone(),
         naming.clone(),
         config.spool.clone(),
+        health.stage("spool"),
     )?;
 
     let (states_out, states) = mpsc::channel(64);
-    let uplink = mqtt::spawn(&config, naming, spool_reader, states).await?;
+    let uplink = mqtt::spawn(
+        &config,
+        naming,
+        spool_reader,
+        states,
+        health.stage("uplink"),
+    )
+    .await?;
 
     let (states_tx, states_in) = mpsc::channel(64);
     let watched = config
@@ -64,7 +74,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let monitor = tokio::spawn(monitor::run(watched, states_in, states_out, drafts.clone()));
 
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
-    let presence = tokio::spawn(presence::run(reads, drafts));
+    let presence = tokio::spawn(presence::run(reads, drafts, health.stage("presence")));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
@@ -100,8 +110,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         readers = config.readers.len(),
         "custodyd running"
     );
+    let systemd = systemd::ready(health);
 
     shutdown.await;
+    systemd.stopping().await;
     info!("shutting down: stopping readers, delivering what is in flight");
     cancel.cancel();
     readers.wait().await;

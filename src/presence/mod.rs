@@ -14,6 +14,7 @@ use tokio::time::{sleep_until, Instant};
 use crate::config::{Config, ReadMode, ReaderConfig};
 use crate::custody::Draft;
 use crate::identity::{Asset, Rejected};
+use crate::ops::systemd::Stage;
 
 mod engine;
 
@@ -56,14 +57,19 @@ pub struct Observation {
 }
 
 /// Runs until every sender of `reads` is gone. Assets still present then get
-/// no `departed`: they did not leave, the daemon stopped.
-pub async fn run(mut reads: mpsc::Receiver<Observation>, drafts: mpsc::Sender<Draft>) {
+/// no `departed`: they did not leave, the daemon stopped. `stage` tells the
+/// systemd watchdog whether the loop still comes back for reads.
+pub async fn run(
+    mut reads: mpsc::Receiver<Observation>,
+    drafts: mpsc::Sender<Draft>,
+    stage: Stage,
+) {
     let mut engine = Engine::new();
     let mut out = Vec::new();
     loop {
         let deadline = engine.next_deadline();
         tokio::select! {
-            read = reads.recv() => match read {
+            read = stage.idle(reads.recv()) => match read {
                 Some(obs) => out.extend(engine.observe(obs, Instant::now())),
                 None => return,
             },
@@ -137,7 +143,11 @@ mod tests {
         fn start() -> Self {
             let (reads, rx) = mpsc::channel(64);
             let (tx, drafts) = mpsc::channel(64);
-            tokio::spawn(run(rx, tx));
+            tokio::spawn(run(
+                rx,
+                tx,
+                crate::ops::systemd::Health::default().stage("presence"),
+            ));
             Harness { reads, drafts }
         }
 

@@ -35,6 +35,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Status;
 use crate::config::Config;
+use crate::ops::systemd::Stage;
 use crate::sources::ReaderState;
 use crate::spool::{Committed, Record, SpoolReader};
 use crate::topic::Naming;
@@ -64,11 +65,13 @@ pub enum UplinkError {
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
 /// (or the drain grace has passed), after publishing the offline status.
+/// `stage` tells the systemd watchdog whether it still comes back for events.
 pub async fn spawn(
     config: &Config,
     naming: Naming,
     spool: SpoolReader,
     states: mpsc::Receiver<ReaderState>,
+    stage: Stage,
 ) -> Result<JoinHandle<()>, UplinkError> {
     let mqtt = &config.mqtt;
     let broker = mqtt.broker().map_err(UplinkError::Url)?;
@@ -138,7 +141,7 @@ pub async fn spawn(
         broker_down_logged: false,
     };
     Ok(tokio::spawn(async move {
-        uplink.run(net, states).await;
+        uplink.run(net, states, stage).await;
         let _ = timeout(GOODBYE_GRACE, poller).await;
     }))
 }
@@ -261,7 +264,12 @@ struct Uplink {
 }
 
 impl Uplink {
-    async fn run(mut self, mut net: mpsc::Receiver<Net>, mut states: mpsc::Receiver<ReaderState>) {
+    async fn run(
+        mut self,
+        mut net: mpsc::Receiver<Net>,
+        mut states: mpsc::Receiver<ReaderState>,
+        stage: Stage,
+    ) {
         let mut committed = self.spool.committed.clone();
         let mut states_open = true;
         let mut spool_open = true;
@@ -269,7 +277,7 @@ impl Uplink {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         while self.phase != Phase::Done {
             tokio::select! {
-                event = net.recv() => match event {
+                event = stage.idle(net.recv()) => match event {
                     Some(Net::Event(event)) => self.on_event(event),
                     Some(Net::Down { error, resume }) => {
                         self.on_down(&error);

@@ -27,6 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::SpoolConfig;
 use crate::custody::{rfc3339, Alarm, Body, Draft};
+use crate::ops::systemd::Stage;
 use crate::topic::Naming;
 
 mod record;
@@ -102,12 +103,14 @@ impl SpoolReader {
 
 /// Starts the spool task on a spool opened by [`recovery::open`]. Returns the
 /// producers' sender, the uplink's reader and the task, which ends once both
-/// have been dropped.
+/// have been dropped. `stage` tells the systemd watchdog whether the task
+/// still comes back for commands.
 pub fn spawn(
     opened: Opened,
     data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
+    stage: Stage,
 ) -> Result<(mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>), StoreError> {
     let Opened {
         store,
@@ -144,7 +147,7 @@ pub fn spawn(
         task.pending_alarms.push(alarm);
     }
     task.high_water = task.bytes as f64 >= task.config.max_bytes.0 as f64 * HIGH_WATER;
-    let handle = tokio::spawn(task.run(appends, control));
+    let handle = tokio::spawn(task.run(appends, control, stage));
     Ok((
         append_tx,
         SpoolReader {
@@ -213,6 +216,7 @@ impl SpoolTask {
         mut self,
         mut appends: mpsc::Receiver<Draft>,
         mut control: mpsc::Receiver<Control>,
+        stage: Stage,
     ) {
         if !self.pending_alarms.is_empty() {
             self.commit(Vec::new()).await;
@@ -222,7 +226,7 @@ impl SpoolTask {
             tokio::select! {
                 // Acks and reads first: they free space and keep the uplink moving.
                 biased;
-                cmd = control.recv() => match cmd {
+                cmd = stage.idle(control.recv()) => match cmd {
                     Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },

@@ -1,0 +1,455 @@
+//! `custodyd devices`: what is plugged in, named the way the configuration
+//! wants it.
+//!
+//! A technician at a door has a reader and a scanner in a USB hub and needs
+//! their `path`s. The kernel's names (`/dev/ttyUSB0`, `/dev/input/event3`)
+//! follow plug order and change after a re-plug or a reboot; the names udev
+//! derives from vendor, product and serial number (`/dev/serial/by-id/...`,
+//! `/dev/input/by-id/...`, or `/dev/custodyd/...` from our own rules) do not.
+//! So this lists each device node with the links that point at it, best
+//! first, and prints the line to paste.
+//!
+//! Everything is read below a root directory, `/` in production, so the tests
+//! build a fake `/dev` and `/sys` (real symlinks, as udev makes them).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Component, Path, PathBuf};
+
+/// Link directories, best first: the first link found for a node is the one
+/// suggested for the configuration.
+const LINK_DIRS: [&str; 3] = ["dev/custodyd", "dev/serial/by-id", "dev/input/by-id"];
+
+/// Kernel names of the serial ports readers sit on: USB-serial adapters,
+/// CDC-ACM devices, the Pi's PL011 UARTs. The Pi's mini UART (`ttyS0`) is
+/// found through `/dev/serial0`, as `ttyS*` on other machines are mostly
+/// legacy ports with nothing behind them.
+const SERIAL_NODES: [&str; 3] = ["ttyUSB", "ttyACM", "ttyAMA"];
+
+#[derive(Debug, Default, PartialEq)]
+pub struct Inventory {
+    pub serial: Vec<Port>,
+    /// Input devices with a keyboard interface (`*-event-kbd`): HID barcode
+    /// scanners, and keyboards, which look the same to the kernel.
+    pub scanners: Vec<Port>,
+    pub gpiochips: Vec<GpioChip>,
+}
+
+/// A serial port or input device.
+#[derive(Debug, PartialEq)]
+pub struct Port {
+    /// The kernel's node, e.g. `/dev/ttyUSB0`.
+    pub node: PathBuf,
+    /// Stable names that point at `node`, best first.
+    pub links: Vec<PathBuf>,
+    /// What the device calls itself (input devices only).
+    pub name: Option<String>,
+}
+
+impl Port {
+    /// What to put in a reader's `path`.
+    pub fn config_path(&self) -> &Path {
+        self.links.first().unwrap_or(&self.node)
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub struct GpioChip {
+    pub node: PathBuf,
+    /// The driver's label (`pinctrl-bcm2711`, `pinctrl-rp1`): on a Pi 5
+    /// the header's pins are not on every kernel's `gpiochip0`.
+    pub label: Option<String>,
+    pub lines: Option<u32>,
+}
+
+/// Looks for devices below `root` (`/` on a real system). Unreadable or
+/// missing directories are simply empty: a Pi without a scanner has no
+/// `/dev/input/by-id`.
+pub fn scan(root: &Path) -> Inventory {
+    let mut serial = BTreeMap::new();
+    let mut scanners = BTreeMap::new();
+    let mut gpiochips = Vec::new();
+    for name in entries(&root.join("dev")) {
+        let node = Path::new("/dev").join(&name);
+        if is_numbered(&name, &SERIAL_NODES) {
+            serial.insert(node.clone(), new_port(node));
+        } else if is_numbered(&name, &["gpiochip"]) {
+            gpiochips.push(gpio_chip(root, &name));
+        }
+    }
+    let links = LINK_DIRS
+        .iter()
+        .map(|dir| (*dir, entries(&root.join(dir))))
+        .chain([("dev", entries(&root.join("dev")))]);
+    for (dir, names) in links {
+        for name in names {
+            if dir == "dev/input/by-id" && !name.ends_with("-event-kbd")
+                || dir == "dev" && !is_numbered(&name, &["serial"])
+            {
+                continue;
+            }
+            let link = Path::new("/").join(dir).join(&name);
+            // A link to a node that is gone is stale (udev removes both).
+            let Some(node) = link_target(root, &link)
+                .filter(|node| node.strip_prefix("/").is_ok_and(|n| root.join(n).exists()))
+            else {
+                continue;
+            };
+            let ports = if node.starts_with("/dev/input") {
+                &mut scanners
+            } else if file_name(&node).starts_with("tty") {
+                &mut serial
+            } else {
+                continue;
+            };
+            ports
+                .entry(node.clone())
+                .or_insert_with(|| new_port(node))
+                .links
+                .push(link);
+        }
+    }
+    let scanners = scanners
+        .into_values()
+        .map(|mut port| {
+            let sys = Path::new("sys/class/input").join(file_name(&port.node));
+            port.name = read_trimmed(&root.join(sys).join("device/name"));
+            port
+        })
+        .collect();
+    Inventory {
+        serial: serial.into_values().collect(),
+        scanners,
+        gpiochips,
+    }
+}
+
+fn new_port(node: PathBuf) -> Port {
+    Port {
+        node,
+        links: Vec::new(),
+        name: None,
+    }
+}
+
+/// `name` is one of `prefixes` followed by a number (`ttyUSB0`, not `ttyUSB`).
+fn is_numbered(name: &str, prefixes: &[&str]) -> bool {
+    prefixes.iter().any(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// The names in `dir`, sorted; none if it cannot be read.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    names
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
+}
+
+/// Where the symlink `link` (a path on the target system) points, as a path on
+/// the target system: udev's links are relative (`../../ttyUSB0`), and are
+/// resolved here by name, so a fake tree resolves as the real one does.
+fn link_target(root: &Path, link: &Path) -> Option<PathBuf> {
+    let target = fs::read_link(root.join(link.strip_prefix("/").ok()?)).ok()?;
+    let mut resolved = PathBuf::from("/");
+    for part in link.parent()?.join(target).components() {
+        match part {
+            Component::ParentDir => {
+                resolved.pop();
+            }
+            Component::Normal(part) => resolved.push(part),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    Some(resolved)
+}
+
+fn read_trimmed(path: &Path) -> Option<String> {
+    let text = fs::read_to_string(path).ok()?;
+    Some(text.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+fn gpio_chip(root: &Path, name: &str) -> GpioChip {
+    let node = Path::new("/dev").join(name);
+    let (label, lines) = chip_info(&root.join("dev").join(name))
+        .or_else(|| legacy_sysfs_info(root, name))
+        .map_or((None, None), |(label, lines)| (Some(label), Some(lines)));
+    GpioChip { node, label, lines }
+}
+
+/// `struct gpiochip_info` of linux/gpio.h.
+#[repr(C)]
+struct ChipInfo {
+    name: [u8; 32],
+    label: [u8; 32],
+    lines: u32,
+}
+
+// GPIO_GET_CHIPINFO_IOCTL = _IOR(0xB4, 0x01, struct gpiochip_info).
+nix::ioctl_read!(gpio_get_chipinfo, 0xB4, 0x01, ChipInfo);
+
+/// Label and line count from the chip itself, as `gpiodetect` asks it; needs
+/// read access to the node (the `gpio` group).
+fn chip_info(node: &Path) -> Option<(String, u32)> {
+    let file = fs::File::open(node).ok()?;
+    let mut info = ChipInfo {
+        name: [0; 32],
+        label: [0; 32],
+        lines: 0,
+    };
+    // SAFETY: the fd is open for the call, and `info` is the struct the
+    // ioctl writes, of its exact layout. Not a GPIO chip: ENOTTY, no write.
+    unsafe { gpio_get_chipinfo(file.as_raw_fd(), &mut info) }.ok()?;
+    let label = info.label.split(|&b| b == 0).next().unwrap_or(&[]);
+    Some((String::from_utf8_lossy(label).into_owned(), info.lines))
+}
+
+/// Label and line count from the legacy `/sys/class/gpio/gpiochipBASE`
+/// directories (numbered by first GPIO, not by chip), for a node that cannot
+/// be opened: the one whose `device` is the parent of the chip's own device
+/// directory `/sys/bus/gpio/devices/gpiochipN`.
+fn legacy_sysfs_info(root: &Path, name: &str) -> Option<(String, u32)> {
+    let chip = fs::canonicalize(root.join("sys/bus/gpio/devices").join(name)).ok()?;
+    let parent = chip.parent()?;
+    let class = root.join("sys/class/gpio");
+    entries(&class)
+        .into_iter()
+        .map(|entry| class.join(entry))
+        .find(|dir| fs::canonicalize(dir.join("device")).is_ok_and(|d| d == parent))
+        .and_then(|dir| {
+            let label = read_trimmed(&dir.join("label"))?;
+            let lines = read_trimmed(&dir.join("ngpio"))?.parse().ok()?;
+            Some((label, lines))
+        })
+}
+
+impl fmt::Display for Inventory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Serial ports (readers with kind = \"serial\"):")?;
+        ports(f, &self.serial)?;
+        writeln!(
+            f,
+            "\nKeyboard-like input devices: HID barcode scanners (kind = \"hid\"), and keyboards:"
+        )?;
+        ports(f, &self.scanners)?;
+        writeln!(f, "\nGPIO chips:")?;
+        if self.gpiochips.is_empty() {
+            writeln!(f, "  none found")?;
+        }
+        for chip in &self.gpiochips {
+            write!(f, "  {}", chip.node.display())?;
+            if let Some(label) = &chip.label {
+                write!(f, "  {label}")?;
+            }
+            if let Some(lines) = chip.lines {
+                write!(f, ", {lines} lines")?;
+            }
+            writeln!(f)?;
+        }
+        Ok(())
+    }
+}
+
+fn ports(f: &mut fmt::Formatter<'_>, ports: &[Port]) -> fmt::Result {
+    if ports.is_empty() {
+        return writeln!(f, "  none found");
+    }
+    for port in ports {
+        write!(f, "  {}", port.node.display())?;
+        if let Some(name) = &port.name {
+            write!(f, "  \"{name}\"")?;
+        }
+        if port.links.is_empty() {
+            write!(
+                f,
+                "  (no stable name: the number may change on re-plugging)"
+            )?;
+        }
+        writeln!(f)?;
+        // Debug-quoting makes it a valid TOML string.
+        writeln!(
+            f,
+            "      path = {:?}",
+            port.config_path().display().to_string()
+        )?;
+        for other in port.links.iter().skip(1) {
+            writeln!(f, "      also {}", other.display())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    const FTDI: &str = "usb-FTDI_FT232R_USB_UART_A10K7QZB-if00-port0";
+    const SCANNER: &str = "usb-Datalogic_ADC_Inc._Handheld_Barcode_Scanner_S_N_G19J83912-event-kbd";
+
+    /// A fake root with what a Pi at a door shows: an FTDI reader (also named
+    /// by custodyd's udev rule), a CP210x without a by-id link, the Pi's
+    /// UARTs, a scanner with its mouse interface, and the GPIO chip.
+    fn pi() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let mkdir = |p: &str| fs::create_dir_all(r.join(p)).unwrap();
+        let touch = |p: &str| fs::write(r.join(p), "").unwrap();
+        let link = |target: &str, p: &str| symlink(target, r.join(p)).unwrap();
+        let write = |p: &str, text: &str| fs::write(r.join(p), text).unwrap();
+
+        for dir in [
+            "dev/serial/by-id",
+            "dev/input/by-id",
+            "dev/custodyd",
+            "sys/class/input/event3/device",
+            "sys/devices/platform/soc/fe200000.gpio/gpiochip0",
+            "sys/bus/gpio/devices",
+            "sys/class/gpio/gpiochip512",
+        ] {
+            mkdir(dir);
+        }
+        for node in [
+            "dev/ttyUSB0",
+            "dev/ttyUSB1",
+            "dev/ttyAMA0",
+            "dev/ttyS0",
+            "dev/ttyS1",
+            "dev/tty1",
+            "dev/input/event3",
+            "dev/input/event4",
+            "dev/gpiochip0",
+        ] {
+            touch(node);
+        }
+        link("../../ttyUSB0", &format!("dev/serial/by-id/{FTDI}"));
+        link("../ttyUSB0", "dev/custodyd/door1-em");
+        link("../event3", &format!("dev/input/by-id/{SCANNER}"));
+        link(
+            "../event4",
+            "dev/input/by-id/usb-Datalogic_ADC_Inc._Handheld_Barcode_Scanner-event-mouse",
+        );
+        link("ttyS0", "dev/serial0");
+        link("ttyAMA0", "dev/serial1");
+        write(
+            "sys/class/input/event3/device/name",
+            "Datalogic ADC Inc. Handheld Barcode Scanner\n",
+        );
+        link(
+            "../../../devices/platform/soc/fe200000.gpio/gpiochip0",
+            "sys/bus/gpio/devices/gpiochip0",
+        );
+        link(
+            "../../../devices/platform/soc/fe200000.gpio",
+            "sys/class/gpio/gpiochip512/device",
+        );
+        write("sys/class/gpio/gpiochip512/label", "pinctrl-bcm2711\n");
+        write("sys/class/gpio/gpiochip512/ngpio", "58\n");
+        root
+    }
+
+    fn port(node: &str, links: &[&str], name: Option<&str>) -> Port {
+        Port {
+            node: node.into(),
+            links: links.iter().map(PathBuf::from).collect(),
+            name: name.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn finds_each_device_with_its_stable_names_best_first() {
+        let root = pi();
+        let found = scan(root.path());
+        let by_id = format!("/dev/serial/by-id/{FTDI}");
+        assert_eq!(
+            found.serial,
+            [
+                port("/dev/ttyAMA0", &["/dev/serial1"], None),
+                port("/dev/ttyS0", &["/dev/serial0"], None),
+                port("/dev/ttyUSB0", &["/dev/custodyd/door1-em", &by_id], None),
+                port("/dev/ttyUSB1", &[], None),
+            ]
+        );
+        assert_eq!(
+            found.scanners,
+            [port(
+                "/dev/input/event3",
+                &[&format!("/dev/input/by-id/{SCANNER}")],
+                Some("Datalogic ADC Inc. Handheld Barcode Scanner"),
+            )],
+            "keyboard interfaces only, not the mouse"
+        );
+        assert_eq!(
+            found.gpiochips,
+            [GpioChip {
+                node: "/dev/gpiochip0".into(),
+                label: Some("pinctrl-bcm2711".into()),
+                lines: Some(58),
+            }]
+        );
+    }
+
+    #[test]
+    fn prints_a_config_line_per_device() {
+        let root = pi();
+        let text = scan(root.path()).to_string();
+        for expected in [
+            "  /dev/ttyUSB0\n      path = \"/dev/custodyd/door1-em\"\n",
+            &format!("      also /dev/serial/by-id/{FTDI}\n"),
+            "  /dev/ttyUSB1  (no stable name: the number may change on re-plugging)\n      path = \"/dev/ttyUSB1\"\n",
+            "      path = \"/dev/serial0\"\n",
+            &format!("  /dev/input/event3  \"Datalogic ADC Inc. Handheld Barcode Scanner\"\n      path = \"/dev/input/by-id/{SCANNER}\"\n"),
+            "  /dev/gpiochip0  pinctrl-bcm2711, 58 lines\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        // Every suggested path parses as the TOML the config file is.
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("path = "))
+        {
+            let table = toml::de::DeTable::parse(line.trim()).unwrap().into_inner();
+            let (key, value) = table.iter().next().unwrap();
+            assert_eq!(key.get_ref(), "path");
+            let toml::de::DeValue::String(path) = value.get_ref() else {
+                panic!("not a string: {line}");
+            };
+            assert!(path.starts_with("/dev/"), "{line}");
+        }
+    }
+
+    #[test]
+    fn an_empty_machine_says_so_in_every_section() {
+        let root = tempfile::tempdir().unwrap();
+        let found = scan(root.path());
+        assert_eq!(found, Inventory::default());
+        assert_eq!(found.to_string().matches("  none found\n").count(), 3);
+    }
+
+    #[test]
+    fn absolute_links_resolve_below_the_root_and_stale_ones_are_skipped() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        fs::create_dir_all(r.join("dev/custodyd")).unwrap();
+        fs::write(r.join("dev/ttyACM0"), "").unwrap();
+        symlink("/dev/ttyACM0", r.join("dev/custodyd/scan1")).unwrap();
+        symlink("../ttyUSB3", r.join("dev/custodyd/gone")).unwrap();
+        let found = scan(r);
+        assert_eq!(
+            found.serial,
+            [port("/dev/ttyACM0", &["/dev/custodyd/scan1"], None)]
+        );
+    }
+}
