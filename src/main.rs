@@ -44,6 +44,8 @@ enum Command {
     },
     /// Run the whole pipeline with simulated readers and an embedded broker; no hardware needed.
     Demo(custodyd::demo::DemoArgs),
+    /// List serial ports, HID scanners and GPIO chips, with the `path` to configure.
+    Devices,
     /// Look into the spool of a stopped daemon.
     Spool {
         #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
@@ -90,6 +92,10 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Demo(args) => exit(runtime().block_on(custodyd::demo::run(args))),
+        Command::Devices => {
+            print!("{}", custodyd::ops::devices::scan(std::path::Path::new("/")));
+            ExitCode::SUCCESS
+        }
         Command::Spool { config, command } => match load(&config) {
             Ok(config) => exit(inspect_spool(&config, command)),
             Err(code) => code,
