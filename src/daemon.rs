@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -110,9 +111,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         readers = config.readers.len(),
         "custodyd running"
     );
+    // A first poll installs the signal handlers before READY=1: systemd may
+    // stop the service as soon as it is ready.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let requested = shutdown.as_mut().now_or_never().is_some();
     let systemd = systemd::ready(health);
 
-    shutdown.await;
+    if !requested {
+        shutdown.await;
+    }
     systemd.stopping().await;
     info!("shutting down: stopping readers, delivering what is in flight");
     cancel.cancel();

@@ -93,7 +93,10 @@ fn main() -> ExitCode {
         },
         Command::Demo(args) => exit(runtime().block_on(custodyd::demo::run(args))),
         Command::Devices => {
-            print!("{}", custodyd::ops::devices::scan(std::path::Path::new("/")));
+            print!(
+                "{}",
+                custodyd::ops::devices::scan(std::path::Path::new("/"))
+            );
             ExitCode::SUCCESS
         }
         Command::Spool { config, command } => match load(&config) {

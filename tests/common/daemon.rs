@@ -29,6 +29,8 @@ pub struct Daemon {
     config: Option<PathBuf>,
     child: Option<Child>,
     runs: u32,
+    /// Extra environment for every run, as systemd would set it.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -42,6 +44,7 @@ impl Daemon {
             config: None,
             child: None,
             runs: 0,
+            env: Vec::new(),
         }
     }
 
@@ -68,6 +71,11 @@ impl Daemon {
         self.restart();
     }
 
+    /// Sets `key=value` in the environment of the next and every later run.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
+    }
+
     /// Starts it again with the same config and data dir. Stop it first
     /// ([`Daemon::terminate`] or [`Daemon::kill`]): which one is the test.
     pub fn restart(&mut self) {
@@ -90,6 +98,7 @@ impl Daemon {
             .env("RUST_LOG", "custodyd=debug")
             // Plain text in the log file, so tests can search it.
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log file"))
             .stderr(log)

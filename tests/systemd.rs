@@ -1,0 +1,147 @@
+//! The daemon under systemd's notify protocol (`Type=notify`, `WatchdogSec=`):
+//! the real binary, a real Mosquitto, and a Unix datagram socket bound by the
+//! test standing in for systemd's `NOTIFY_SOCKET`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use tempfile::TempDir;
+use tokio::net::UnixDatagram;
+
+/// What systemd would receive: every datagram, one state a line.
+struct NotifySocket {
+    _dir: TempDir,
+    path: PathBuf,
+    socket: UnixDatagram,
+    states: Vec<String>,
+}
+
+impl NotifySocket {
+    fn bind() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir for the notify socket");
+        let path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+        NotifySocket {
+            _dir: dir,
+            path,
+            socket,
+            states: Vec::new(),
+        }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().expect("utf-8 tempdir")
+    }
+
+    /// Receives until `count` states equal to `state` have arrived in all;
+    /// panics with what did arrive after `timeout`.
+    async fn wait_for(&mut self, state: &str, count: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while self.count(state) < count {
+            match tokio::time::timeout_at(deadline, self.socket.recv(&mut buf)).await {
+                Ok(Ok(n)) => self.push(&buf[..n]),
+                Ok(Err(e)) => panic!("notify socket: {e}"),
+                Err(_) => panic!(
+                    "timed out after {timeout:?} waiting for {count} x {state}; received {:?}",
+                    self.states
+                ),
+            }
+        }
+    }
+
+    /// Takes whatever is already queued, without waiting.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = self.socket.try_recv(&mut buf) {
+            self.push(&buf[..n]);
+        }
+    }
+
+    fn push(&mut self, datagram: &[u8]) {
+        let text = std::str::from_utf8(datagram).expect("notify messages are text");
+        self.states.extend(text.lines().map(str::to_owned));
+    }
+
+    fn count(&self, state: &str) -> usize {
+        self.states.iter().filter(|s| *s == state).count()
+    }
+
+    fn position(&self, state: &str) -> Option<usize> {
+        self.states.iter().position(|s| s == state)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_after_the_spool_opens_watchdog_while_running_stopping_on_sigterm() {
+    let broker = Mosquitto::start().await;
+    let door = Pty::open();
+    let mut notify = NotifySocket::bind();
+    let mut daemon = Daemon::new();
+    daemon.set_env("NOTIFY_SOCKET", notify.path());
+    daemon.set_env("WATCHDOG_USEC", "2000000");
+    let data_dir = daemon.data_dir();
+    daemon
+        .spawn(&(gateway_config(&broker.url(), &data_dir) + &door_with_em4100(door.path(), "3s")));
+
+    notify.wait_for("READY=1", 1, PATIENCE).await;
+    assert!(
+        data_dir.join("spool.redb").exists(),
+        "READY=1 before the spool was opened"
+    );
+    // Pinged every second (half of WATCHDOG_USEC) while the pipeline is idle
+    // and healthy: three pings take at least two seconds.
+    notify.wait_for("WATCHDOG=1", 3, PATIENCE).await;
+    assert_eq!(
+        notify.position("READY=1"),
+        Some(0),
+        "nothing before READY=1: {:?}",
+        notify.states
+    );
+
+    let status = daemon.terminate().await;
+    assert!(status.success(), "{status}\n{}", daemon.log());
+    notify.drain();
+    let stopping = notify
+        .position("STOPPING=1")
+        .unwrap_or_else(|| panic!("no STOPPING=1 after SIGTERM: {:?}", notify.states));
+    assert_eq!(
+        stopping,
+        notify.states.len() - 1,
+        "nothing after STOPPING=1: {:?}",
+        notify.states
+    );
+    assert_eq!(notify.count("READY=1"), 1, "{:?}", notify.states);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_watchdog_pings_unless_systemd_asks_for_them() {
+    let broker = Mosquitto::start().await;
+    let door = Pty::open();
+    let mut notify = NotifySocket::bind();
+    let mut daemon = Daemon::new();
+    daemon.set_env("NOTIFY_SOCKET", notify.path());
+    let config = gateway_config(&broker.url(), &daemon.data_dir());
+    daemon.spawn(&(config + &door_with_em4100(door.path(), "3s")));
+    notify.wait_for("READY=1", 1, PATIENCE).await;
+    // At once: the signal handlers are in place before READY=1.
+    let status = daemon.terminate().await;
+    assert!(status.success(), "{status}\n{}", daemon.log());
+    notify.drain();
+    assert_eq!(notify.states, ["READY=1", "STOPPING=1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_config_exits_2_without_ready() {
+    let mut notify = NotifySocket::bind();
+    let mut daemon = Daemon::new();
+    daemon.set_env("NOTIFY_SOCKET", notify.path());
+    daemon.spawn("[gateway]\nsite = \"no name\"\n");
+    let status = daemon.wait_exit(PATIENCE).await;
+    assert_eq!(status.code(), Some(2), "{}", daemon.log());
+    notify.drain();
+    assert_eq!(notify.states, Vec::<String>::new());
+}
