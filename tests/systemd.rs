@@ -75,17 +75,26 @@ impl NotifySocket {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ready_after_the_spool_opens_watchdog_while_running_stopping_on_sigterm() {
+/// A broker and the daemon with one door reader, notifying `notify`, with
+/// `WATCHDOG_USEC` set as systemd sets it for `WatchdogSec=`.
+async fn start(notify: &NotifySocket, watchdog_usec: Option<&str>) -> (Mosquitto, Pty, Daemon) {
     let broker = Mosquitto::start().await;
     let door = Pty::open();
-    let mut notify = NotifySocket::bind();
     let mut daemon = Daemon::new();
     daemon.set_env("NOTIFY_SOCKET", notify.path());
-    daemon.set_env("WATCHDOG_USEC", "2000000");
+    if let Some(usec) = watchdog_usec {
+        daemon.set_env("WATCHDOG_USEC", usec);
+    }
+    let config = gateway_config(&broker.url(), &daemon.data_dir());
+    daemon.spawn(&(config + &door_with_em4100(door.path(), "3s")));
+    (broker, door, daemon)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_after_the_spool_opens_watchdog_while_running_stopping_on_sigterm() {
+    let mut notify = NotifySocket::bind();
+    let (_broker, _door, mut daemon) = start(&notify, Some("2000000")).await;
     let data_dir = daemon.data_dir();
-    daemon
-        .spawn(&(gateway_config(&broker.url(), &data_dir) + &door_with_em4100(door.path(), "3s")));
 
     notify.wait_for("READY=1", 1, PATIENCE).await;
     assert!(
@@ -119,13 +128,8 @@ async fn ready_after_the_spool_opens_watchdog_while_running_stopping_on_sigterm(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_watchdog_pings_unless_systemd_asks_for_them() {
-    let broker = Mosquitto::start().await;
-    let door = Pty::open();
     let mut notify = NotifySocket::bind();
-    let mut daemon = Daemon::new();
-    daemon.set_env("NOTIFY_SOCKET", notify.path());
-    let config = gateway_config(&broker.url(), &daemon.data_dir());
-    daemon.spawn(&(config + &door_with_em4100(door.path(), "3s")));
+    let (_broker, _door, mut daemon) = start(&notify, None).await;
     notify.wait_for("READY=1", 1, PATIENCE).await;
     // At once: the signal handlers are in place before READY=1.
     let status = daemon.terminate().await;
