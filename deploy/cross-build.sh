@@ -58,14 +58,12 @@ command -v rustup >/dev/null || {
     exit 1
 }
 for t in "${targets[@]}"; do
-    set -- $t
-    rustup target add "$1"
+    rustup target add "${t%% *}"
 done
 
 out=${CARGO_TARGET_DIR:-target}
 for t in "${targets[@]}"; do
-    set -- $t
-    triple=$1 gnu=$2 qemu=$3
+    read -r triple gnu qemu <<<"$t"
     step "cargo build --release --target $triple"
     cargo build --release --locked --bin custodyd --target "$triple"
     bin=$out/$triple/release/custodyd

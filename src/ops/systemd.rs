@@ -67,7 +67,7 @@ impl Health {
     /// The first stage that has ended or has been working for longer than
     /// `limit`, with how long it has been working (`None` once ended).
     pub fn stalled(&self, limit: Duration) -> Option<(&'static str, Option<Duration>)> {
-        let now = self.millis();
+        let now = millis_since(self.base);
         self.stages
             .iter()
             .find_map(|(name, state)| match state.load(Ordering::Relaxed) {
@@ -79,10 +79,11 @@ impl Health {
                 }
             })
     }
+}
 
-    fn millis(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
-    }
+/// Milliseconds since `base`, kept below the encodings of [`ENDED`].
+fn millis_since(base: Instant) -> u64 {
+    u64::try_from(base.elapsed().as_millis()).map_or(ENDED - 2, |ms| ms.min(ENDED - 2))
 }
 
 /// One stage's side of [`Health`]: owned by the stage's task, so dropping it
@@ -103,8 +104,8 @@ impl Stage {
     }
 
     fn mark_working(&self) {
-        let millis = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 2);
-        self.state.store(millis + 1, Ordering::Relaxed);
+        self.state
+            .store(millis_since(self.base) + 1, Ordering::Relaxed);
     }
 }
 
