@@ -154,7 +154,7 @@ impl Notifier {
 }
 
 fn notify(state: NotifyState<'_>) {
-    if let Err(e) = sd_notify::notify(&[state.clone()]) {
+    if let Err(e) = sd_notify::notify(std::slice::from_ref(&state)) {
         warn!("telling systemd {state}: {e}");
     }
 }
