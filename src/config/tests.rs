@@ -717,7 +717,7 @@ fn summary_shows_the_topics_and_never_the_password() {
     for expected in [
         "reno-1",
         "dock-pi-03",
-        "broker.lan:8883 (TLS)",
+        "broker.lan:8883 (TLS, system CAs)",
         "itad/reno-1/dock-pi-03/status",
         "itad/reno-1/dock-pi-03/custody/+",
         "door1",
