@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod decode;
 pub mod demo;
 pub mod identity;
+pub mod ops;
 pub mod presence;
 pub mod rules;
 pub mod sink;

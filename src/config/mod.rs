@@ -15,6 +15,7 @@ use crate::topic::Naming;
 mod load;
 mod mqtt;
 mod names;
+mod secrets;
 mod size;
 mod summary;
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod validate;
 
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 
 /// Default location of the configuration file installed by the package.
