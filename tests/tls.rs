@@ -89,18 +89,23 @@ async fn events_arrive_over_mutual_tls() {
     );
 }
 
-/// Runs the daemon against a broker that will not have it, reads a card, and
-/// checks that the daemon says why (`expected` in its log), that nothing
-/// reached the broker, and that the event is still spooled after a stop.
+/// A daemon that trusts `pki` but has no client certificate, against a
+/// broker whose certificate `pki` signed for `names`. The daemon must say why
+/// it is refused (`expected`, in its log), the broker must get nothing, and a
+/// card read meanwhile must stay spooled through a stop. Returns the broker
+/// and the stopped daemon.
 async fn refused_and_spooled(
-    broker: &Mosquitto,
-    daemon: &mut Daemon,
-    config: &str,
+    pki: &Pki,
+    names: &[&str],
+    require_certificate: bool,
     expected: &[&str],
-) {
+) -> (Mosquitto, Daemon) {
+    let broker = tls_broker(pki, names, require_certificate).await;
+    let mut daemon = Daemon::new();
+    let config = gateway_config(&broker.tls_url(), &daemon.data_dir()) + &tls_keys(pki, None);
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
-    daemon.spawn(&(config.to_owned() + &door_with_em4100(door.path(), "1s")));
+    daemon.spawn(&(config + &door_with_em4100(door.path(), "1s")));
     wait_until(PATIENCE, "the daemon logs the refusal", || {
         let log = daemon.log();
         expected.iter().all(|e| log.contains(e))
@@ -135,19 +140,16 @@ async fn refused_and_spooled(
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no depth in:\n{stats}"));
     assert!(depth >= 1, "the event did not stay spooled:\n{stats}");
+    (broker, daemon)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refuses_a_broker_whose_certificate_names_another_host() {
-    let pki = Pki::new();
     // Signed by the right CA, but for another name than the URL's 127.0.0.1.
-    let broker = tls_broker(&pki, &["other.example"], false).await;
-    let mut daemon = Daemon::new();
-    let config = gateway_config(&broker.tls_url(), &daemon.data_dir()) + &tls_keys(&pki, None);
     refused_and_spooled(
-        &broker,
-        &mut daemon,
-        &config,
+        &Pki::new(),
+        &["other.example"],
+        false,
         &[
             "cannot reach broker",
             "not valid for name \"127.0.0.1\"",
@@ -161,13 +163,10 @@ async fn refuses_a_broker_whose_certificate_names_another_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_requiring_a_client_certificate_refuses_none_and_gets_the_events_once_given_one() {
     let pki = Pki::new();
-    let broker = tls_broker(&pki, &["127.0.0.1"], true).await;
-    let mut daemon = Daemon::new();
-    let config = gateway_config(&broker.tls_url(), &daemon.data_dir()) + &tls_keys(&pki, None);
-    refused_and_spooled(
-        &broker,
-        &mut daemon,
-        &config,
+    let (broker, mut daemon) = refused_and_spooled(
+        &pki,
+        &["127.0.0.1"],
+        true,
         &[
             "cannot reach broker",
             "CertificateRequired",
