@@ -22,6 +22,7 @@ use crate::sink::connect;
 
 #[derive(Debug, clap::Args)]
 pub struct TailArgs {
+    /// The gateway's configuration: broker, login, TLS and topic names.
     #[arg(long, default_value = config::DEFAULT_PATH)]
     pub config: PathBuf,
     /// Only messages about this location (repeatable). Gateway-wide messages
