@@ -111,10 +111,13 @@ fn health_and_unknown_schemas_are_flattened_to_key_values() {
         "2026-11-22 10:20:00  dock-pi-03        health    readers door1-em up  \
          mqtt.connected=true mqtt.reconnects=1 spool.bytes=1590 spool.depth=3"
     );
-    let reply = r#"{"id":"r-17","ok":true,"command":"ping"}"#;
+    // As src/command.rs replies.
+    let reply = r#"{"schema":"custodyd.cmd-reply.v1","id":"r-17","command":"ping","ok":true,
+        "result":{"version":"0.1.0"}}"#;
     assert_eq!(
         render(&format!("{GW}/cmd-reply/ping"), reply),
-        "2026-11-22 10:20:00  dock-pi-03        cmd-reply ping  command=ping id=r-17 ok=true"
+        "2026-11-22 10:20:00  dock-pi-03        cmd-reply ping  command=ping id=r-17 ok=true \
+         result.version=0.1.0"
     );
 }
 
