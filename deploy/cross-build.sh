@@ -10,10 +10,10 @@
 # qemu-user with apt-get (as root, or through sudo), adds the targets' std
 # with `rustup target add` (this downloads from the Rust project's server, so
 # needs that server reachable; it was from the project's build machine), and
-# builds with the linkers named in .cargo/config.toml. The C parts of the
-# dependency tree (aws-lc-sys and ring under rustls, for TLS to the broker)
-# are compiled by the `cc` crate with the same cross gcc; nothing needs a
-# target libudev or OpenSSL. Each binary is then run under qemu-user with the
+# builds with the linkers named in .cargo/config.toml. The C part of the
+# dependency tree (ring, rustls's crypto for TLS to the broker) is compiled by
+# the `cc` crate with the same cross gcc; nothing needs cmake, a target
+# libudev or OpenSSL. Each binary is then run under qemu-user with the
 # target's libc from the cross packages: `custodyd --version` and
 # `custodyd check-config deploy/custodyd.toml`.
 #

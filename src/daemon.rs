@@ -16,10 +16,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::info;
 
+use crate::command::Commands;
 use crate::config::{Config, ReaderKind};
 use crate::ops::systemd::{self, Health};
 use crate::presence::{self, ReaderInfo};
-use crate::sink::mqtt;
+use crate::rules;
+use crate::sink::{mqtt, Bus};
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
@@ -48,11 +50,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     )?;
 
     let (states_out, states) = mpsc::channel(64);
+    let mut bus = Bus::new();
+    let commands = Commands::new().spawn(naming.clone(), &mut bus);
     let uplink = mqtt::spawn(
         &config,
         naming,
         spool_reader,
         states,
+        bus,
         health.stage("uplink"),
     )
     .await?;
@@ -75,7 +80,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let monitor = tokio::spawn(monitor::run(watched, states_in, states_out, drafts.clone()));
 
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
-    let presence = tokio::spawn(presence::run(reads, drafts, health.stage("presence")));
+    let (decided, transitions) = mpsc::channel(READS_QUEUE);
+    let presence = tokio::spawn(presence::run(reads, decided, health.stage("presence")));
+    let rules = tokio::spawn(rules::run(transitions, drafts));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
@@ -103,7 +110,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             (ReaderKind::Hid, _) => readers.spawn(HidReader { config, link }.run(cancel.clone())),
         };
     }
-    drop((reads_tx, states_tx));
     readers.close();
     info!(
         site = %config.gateway.site,
@@ -124,9 +130,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     info!("shutting down: stopping readers, delivering what is in flight");
     cancel.cancel();
     readers.wait().await;
+    // Held until now so that a gateway with no reader (yet) keeps serving.
+    drop((reads_tx, states_tx));
     presence.await.context("presence task")?;
+    rules.await.context("custody rules task")?;
     monitor.await.context("reader monitor task")?;
     uplink.await.context("uplink task")?;
+    commands.await.context("command dispatcher")?;
     spool_task.await.context("spool task")?;
     info!("stopped");
     Ok(())

@@ -5,14 +5,16 @@
 //!
 //! ```text
 //! sources (serial readers) -> decode (frame codecs) -> identity (asset id)
-//!   -> presence (dedup, arrived/departed/scanned) -> custody (event drafts)
-//!   -> spool (durable, assigns seq) -> sink (MQTT, deleted only after PUBACK)
+//!   -> presence (dedup, arrived/departed/scanned) -> rules (zones, gates,
+//!   stations: custody event drafts) -> spool (durable, assigns seq)
+//!   -> sink (MQTT, deleted only after PUBACK)
 //! ```
 //!
 //! Each stage is a task that owns its state and talks to the next over a
 //! bounded channel; [`daemon::run`] wires them and shuts them down in order.
 
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod custody;
 pub mod daemon;
@@ -21,6 +23,7 @@ pub mod demo;
 pub mod identity;
 pub mod ops;
 pub mod presence;
+pub mod rules;
 pub mod sink;
 pub mod sources;
 pub mod spool;

@@ -30,6 +30,15 @@ impl Naming {
     pub fn alarm(&self, location: &str) -> String {
         self.gateway_topic(&format!("alarm/{location}"))
     }
+
+    /// The filter for every command addressed to this gateway.
+    pub fn commands(&self) -> String {
+        self.gateway_topic("cmd/+")
+    }
+
+    pub fn command_reply(&self, command: &str) -> String {
+        self.gateway_topic(&format!("cmd-reply/{command}"))
+    }
 }
 
 /// Canonical asset id with every byte outside `A-Z a-z 0-9 . _ - :` percent-encoded.

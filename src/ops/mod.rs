@@ -1,5 +1,6 @@
-//! Running custodyd as a service on a Pi: systemd and the devices a
-//! technician configures.
+//! Running custodyd as a service on a Pi: systemd, the devices a technician
+//! configures, and watching what the gateway publishes.
 
 pub mod devices;
 pub mod systemd;
+pub mod tail;

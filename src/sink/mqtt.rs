@@ -24,17 +24,15 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
-    Outgoing, Packet, QoS,
-};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use super::Status;
-use crate::config::Config;
+use super::bus::{self, Bus, Inbound, Outbound, Route};
+use super::{connect, Status};
+use crate::config::{Config, ConfigErrors};
 use crate::ops::systemd::Stage;
 use crate::sources::ReaderState;
 use crate::spool::{Committed, Record, SpoolReader};
@@ -54,13 +52,14 @@ const TICK: Duration = Duration::from_millis(250);
 /// new events kept coming at 3,900/s; with 512, at about 20,000/s. It costs
 /// up to 512 records (about 270 KiB) held in memory.
 const READ_AHEAD: usize = 512;
+/// Publishes besides the event window that may be unacknowledged at once
+/// (status, command replies).
+const OUTBOUND_ROOM: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
-    #[error("mqtt.url: {0}")]
-    Url(String),
-    #[error("mqtt.password_file: {0}")]
-    Password(String),
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
 }
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
@@ -71,36 +70,26 @@ pub async fn spawn(
     naming: Naming,
     spool: SpoolReader,
     states: mpsc::Receiver<ReaderState>,
+    bus: Bus,
     stage: Stage,
 ) -> Result<JoinHandle<()>, UplinkError> {
     let mqtt = &config.mqtt;
-    let broker = mqtt.broker().map_err(UplinkError::Url)?;
     let window = usize::from(mqtt.inflight);
 
-    let mut options = MqttOptions::new(config.client_id(), broker.host.clone(), broker.port);
-    options.set_keep_alive(mqtt.keep_alive);
-    // rumqttc's session memory is not trusted (see the module doc).
-    options.set_clean_session(true);
-    // Room for the event window plus status publishes, so pkids never collide
-    // while the broker acknowledges in order.
-    options.set_inflight(u16::try_from(window + 8).unwrap_or(u16::MAX));
-    options.set_last_will(LastWill::new(
-        naming.status(),
-        Status::last_will(),
-        QoS::AtLeastOnce,
-        true,
-    ));
-    if let Some(user) = &mqtt.username {
-        let password = mqtt
-            .password()
-            .map_err(UplinkError::Password)?
-            .unwrap_or_default();
-        options.set_credentials(user.clone(), password);
-    }
-    let (client, mut eventloop) = AsyncClient::new(options, window + 16);
-    let mut network = NetworkOptions::new();
-    network.set_connection_timeout(mqtt.connect_timeout.as_secs().max(1));
-    eventloop.set_network_options(network);
+    let capacity = window + OUTBOUND_ROOM * 2;
+    let (client, eventloop) = connect::client(mqtt, config.client_id(), capacity, |options| {
+        // rumqttc's session memory is not trusted (see the module doc).
+        options.set_clean_session(true);
+        // Room for the event window plus status and bus publishes, so pkids never
+        // collide while the broker acknowledges in order.
+        options.set_inflight(u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX));
+        options.set_last_will(LastWill::new(
+            naming.status(),
+            Status::last_will(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    })?;
 
     let (net_tx, net) = mpsc::channel(window * 2 + 64);
     let force = Arc::new(Notify::new());
@@ -114,7 +103,8 @@ pub async fn spawn(
         .await
         .first()
         .map_or(committed.next_seq, |r| r.seq);
-    info!(host = %broker.host, port = broker.port, from_seq = watermark, "uplink starting");
+    // The URL holds no credentials: validation refuses them there.
+    info!(broker = %mqtt.url, from_seq = watermark, "uplink starting");
 
     let uplink = Uplink {
         client,
@@ -139,9 +129,10 @@ pub async fn spawn(
         status_dirty: true,
         phase: Phase::Running,
         broker_down_logged: false,
+        routes: bus.routes,
     };
     Ok(tokio::spawn(async move {
-        uplink.run(net, states, stage).await;
+        uplink.run(net, states, bus.outbound, stage).await;
         let _ = timeout(GOODBYE_GRACE, poller).await;
     }))
 }
@@ -166,7 +157,7 @@ async fn poll_loop(
 ) {
     loop {
         let polled = tokio::select! {
-            polled = eventloop.poll() => polled.map_err(|e: ConnectionError| e.to_string()),
+            polled = eventloop.poll() => polled.map_err(|e: ConnectionError| connect::describe(&e)),
             // The uplink saw something impossible (or a stuck link): start over.
             _ = force.notified() => Err("reset by the uplink".to_string()),
         };
@@ -209,7 +200,11 @@ fn wipe(eventloop: &mut EventLoop) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
     Event(u64),
-    Status { online: bool },
+    Status {
+        online: bool,
+    },
+    /// A bus publish: nothing waits for its acknowledgement.
+    Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +256,9 @@ struct Uplink {
     status_dirty: bool,
     phase: Phase,
     broker_down_logged: bool,
+
+    /// Subscriptions renewed on every connect, and where their messages go.
+    routes: Vec<Route>,
 }
 
 impl Uplink {
@@ -268,6 +266,7 @@ impl Uplink {
         mut self,
         mut net: mpsc::Receiver<Net>,
         mut states: mpsc::Receiver<ReaderState>,
+        mut outbound: mpsc::Receiver<Outbound>,
         stage: Stage,
     ) {
         let mut committed = self.spool.committed.clone();
@@ -298,6 +297,7 @@ impl Uplink {
                         self.committed.closed = true;
                     }
                 }
+                Some(message) = outbound.recv() => self.publish_outbound(message),
                 _ = tick.tick() => self.on_tick().await,
             }
             self.advance_phase();
@@ -324,7 +324,9 @@ impl Uplink {
                 self.broker_down_logged = false;
                 self.cursor = self.watermark;
                 self.status_dirty = true;
+                self.subscribe();
             }
+            Event::Incoming(Packet::Publish(publish)) => self.route(publish),
             Event::Outgoing(Outgoing::Publish(pkid)) => {
                 match self.parked.take().or_else(|| self.submitted.pop_front()) {
                     // QoS 0 publishes carry pkid 0 and are never acknowledged.
@@ -350,7 +352,7 @@ impl Uplink {
                         self.phase = Phase::Done;
                     }
                 }
-                Some(Sent::Status { online: true }) => {}
+                Some(Sent::Status { online: true } | Sent::Other) => {}
                 None => self.violation(format!("PUBACK for unknown packet id {}", ack.pkid)),
             },
             _ => {}
@@ -448,6 +450,55 @@ impl Uplink {
             Phase::Leaving { until } if now >= until || !self.connected => Phase::Done,
             phase => phase,
         };
+    }
+
+    /// The session is clean, so every connect starts without subscriptions.
+    fn subscribe(&mut self) {
+        for route in &self.routes {
+            if let Err(e) = self
+                .client
+                .try_subscribe(route.filter.as_str(), QoS::AtLeastOnce)
+            {
+                // The request queue is sized for this; a failure is a reset in progress.
+                warn!("subscribing to {} failed: {e}", route.filter);
+            }
+        }
+    }
+
+    fn route(&mut self, publish: rumqttc::Publish) {
+        let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| bus::matches(&r.filter, &publish.topic))
+        else {
+            debug!("message on {} matches no subscription", publish.topic);
+            return;
+        };
+        let message = Inbound {
+            topic: publish.topic,
+            payload: publish.payload,
+            retain: publish.retain,
+        };
+        if let Err(e) = route.to.try_send(message) {
+            error!(
+                "dropped a message on {}: its handler is not keeping up ({e})",
+                route.filter
+            );
+        }
+    }
+
+    fn publish_outbound(&mut self, message: Outbound) {
+        if !self.connected {
+            debug!("not connected: dropped the publish to {}", message.topic);
+            return;
+        }
+        match self
+            .client
+            .try_publish(message.topic, message.qos, message.retain, message.payload)
+        {
+            Ok(()) => self.submitted.push_back(Sent::Other),
+            Err(e) => warn!("publish dropped: {e}"),
+        }
     }
 
     fn publish_status_if_dirty(&mut self) {

@@ -1,0 +1,145 @@
+//! The uplink's traffic besides spooled events: topics the gateway
+//! subscribes to (release policy, manifests, commands) and messages it
+//! publishes without spooling (health, command replies).
+//!
+//! Those messages are not the custody record: a command reply or a health
+//! sample that cannot go out now is stale by the time the broker is back, so
+//! they are published only while connected and otherwise dropped. What is
+//! subscribed to is retained by the broker or re-sent by the requester, and
+//! every subscription is renewed on each connect (the session is clean), so
+//! the broker re-delivers retained state after an outage.
+
+use bytes::Bytes;
+use rumqttc::QoS;
+use tokio::sync::mpsc;
+
+/// A message the broker delivered on a subscribed topic.
+#[derive(Debug, Clone)]
+pub struct Inbound {
+    pub topic: String,
+    pub payload: Bytes,
+    pub retain: bool,
+}
+
+/// A message to publish now, without spooling.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: QoS,
+    pub retain: bool,
+}
+
+/// Where messages on a topic filter go.
+#[derive(Debug)]
+pub(super) struct Route {
+    pub filter: String,
+    pub to: mpsc::Sender<Inbound>,
+}
+
+/// Built while the daemon wires its stages, then handed to the uplink.
+#[derive(Debug)]
+pub struct Bus {
+    pub(super) routes: Vec<Route>,
+    pub(super) outbound: mpsc::Receiver<Outbound>,
+    publisher: mpsc::Sender<Outbound>,
+}
+
+/// Queue of non-spooled publishes: a burst of command replies, at most.
+const OUTBOUND_QUEUE: usize = 64;
+
+impl Bus {
+    pub fn new() -> Self {
+        let (publisher, outbound) = mpsc::channel(OUTBOUND_QUEUE);
+        Bus {
+            routes: Vec::new(),
+            outbound,
+            publisher,
+        }
+    }
+
+    /// Messages on topics matching `filter` (MQTT wildcards `+` and `#`) are
+    /// sent to the returned receiver. A message matching several filters goes
+    /// to the first one subscribed. If the receiver lags `capacity` messages
+    /// behind, newer ones are dropped with an error logged: its owner must
+    /// keep up (it only parses and stores).
+    pub fn subscribe(&mut self, filter: String, capacity: usize) -> mpsc::Receiver<Inbound> {
+        let (to, rx) = mpsc::channel(capacity);
+        self.routes.push(Route { filter, to });
+        rx
+    }
+
+    /// A handle to publish with; publishing never waits for the broker.
+    pub fn publisher(&self) -> Publisher {
+        Publisher(self.publisher.clone())
+    }
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Publishes without spooling. Cloned freely; dropped messages are logged by
+/// the uplink, not reported back.
+#[derive(Debug, Clone)]
+pub struct Publisher(mpsc::Sender<Outbound>);
+
+impl Publisher {
+    /// Queues `payload` for `topic`; returns false if the queue is full
+    /// (the uplink is stuck or gone), in which case the message is dropped.
+    pub fn publish(&self, topic: String, payload: Vec<u8>, qos: QoS, retain: bool) -> bool {
+        self.0
+            .try_send(Outbound {
+                topic,
+                payload,
+                qos,
+                retain,
+            })
+            .is_ok()
+    }
+}
+
+/// Whether `topic` matches the subscription `filter` (MQTT 3.1.1, 4.7).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    for want in filter.split('/') {
+        match (want, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (want, Some(level)) if want == level => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_as_mqtt_says() {
+        let yes = [
+            ("itad/s/release/#", "itad/s/release/AB%2F1"),
+            ("itad/s/release/#", "itad/s/release"),
+            ("itad/s/gw/cmd/+", "itad/s/gw/cmd/ping"),
+            ("#", "anything/at/all"),
+            ("a/+/c", "a//c"),
+        ];
+        let no = [
+            ("itad/s/gw/cmd/+", "itad/s/gw/cmd/ping/extra"),
+            ("itad/s/gw/cmd/+", "itad/s/gw/cmd"),
+            ("itad/s/release/#", "itad/t/release/x"),
+            ("a/b", "a/b/c"),
+            ("a/b/c", "a/b"),
+        ];
+        for (filter, topic) in yes {
+            assert!(matches(filter, topic), "{filter} should match {topic}");
+        }
+        for (filter, topic) in no {
+            assert!(!matches(filter, topic), "{filter} should not match {topic}");
+        }
+    }
+}
