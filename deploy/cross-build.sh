@@ -2,7 +2,7 @@
 # Cross-builds custodyd for the Raspberry Pi and shows that the binaries run.
 #
 #   deploy/cross-build.sh          build both targets, run them under qemu
-#   deploy/cross-build.sh --deb    the same, then the aarch64 .deb (cargo deb)
+#   deploy/cross-build.sh --deb    the same, then the arm64 and armhf .debs (cargo deb)
 #
 # Targets: aarch64-unknown-linux-gnu (Pi 3/4/5 with 64-bit Raspberry Pi OS or
 # Debian arm64) and armv7-unknown-linux-gnueabihf (32-bit Raspberry Pi OS).
@@ -74,7 +74,9 @@ for t in "${targets[@]}"; do
 done
 
 if $deb; then
-    step "cargo deb --target aarch64-unknown-linux-gnu"
     command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
-    cargo deb --locked --no-build --target aarch64-unknown-linux-gnu
+    for t in "${targets[@]}"; do
+        step "cargo deb --target ${t%% *}"
+        cargo deb --locked --no-build --target "${t%% *}"
+    done
 fi
