@@ -81,7 +81,11 @@ async fn run_in(
     ));
 
     let stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
+    let daemon = tokio::spawn(crate::daemon::run(
+        config_path,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
     let scenes = tokio::spawn(play(door, station, ready));
 
     match duration {
