@@ -44,7 +44,7 @@ mod uinput;
 pub use daemon::Daemon;
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::Mosquitto;
-pub use mqtt::{publish, Message, Subscriber};
+pub use mqtt::{publish, publish_many, Message, Subscriber};
 pub use process::*;
 pub use pty::Pty;
 pub use reader_sim::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
