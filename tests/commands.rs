@@ -6,22 +6,6 @@ mod common;
 
 use common::*;
 
-/// Sends `body` to `cmd/{command}` and returns the reply that carries `id`.
-async fn ask(
-    broker: &Mosquitto,
-    sub: &Subscriber,
-    command: &str,
-    body: &str,
-    id: &str,
-) -> serde_json::Value {
-    publish(&broker.url(), &format!("{GW}/cmd/{command}"), body, false).await;
-    let topic = format!("{GW}/cmd-reply/{command}");
-    let is_reply = |m: &Message| m.topic == topic && m.json()["id"] == id;
-    sub.wait_for(|msgs| msgs.iter().any(is_reply), PATIENCE)
-        .await;
-    sub.messages().into_iter().find(is_reply).unwrap().json()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_answers_and_bad_requests_get_error_replies() {
     let broker = Mosquitto::start().await;

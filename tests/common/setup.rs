@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Message, Subscriber, PATIENCE};
+use super::{publish, Message, Mosquitto, Subscriber, PATIENCE};
 
 /// Topic prefix of the gateway that [`gateway_config`] configures.
 pub const GW: &str = "itad/test-site/gw-1";
@@ -127,4 +127,21 @@ pub async fn wait_reader_status(
         PATIENCE,
     )
     .await;
+}
+
+/// Sends `body` to the gateway's `cmd/{command}` and returns the reply
+/// that carries `id` (`sub` must be subscribed to the replies).
+pub async fn ask(
+    broker: &Mosquitto,
+    sub: &Subscriber,
+    command: &str,
+    body: &str,
+    id: &str,
+) -> serde_json::Value {
+    publish(&broker.url(), &format!("{GW}/cmd/{command}"), body, false).await;
+    let topic = format!("{GW}/cmd-reply/{command}");
+    let is_reply = |m: &Message| m.topic == topic && m.json()["id"] == id;
+    sub.wait_for(|msgs| msgs.iter().any(is_reply), PATIENCE)
+        .await;
+    sub.messages().into_iter().find(is_reply).unwrap().json()
 }
