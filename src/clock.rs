@@ -80,10 +80,11 @@ pub async fn watch(
             (false, false) => {
                 alarmed = true;
                 warn!("the system clock is not NTP-synchronised; events are marked clock_synced=false");
-                let detail = "The system clock is not synchronised (the kernel reports STA_UNSYNC): \
+                let detail =
+                    "The system clock is not synchronised (the kernel reports STA_UNSYNC): \
                               event timestamps may be wrong and carry clock_synced=false until NTP \
                               synchronises it."
-                    .to_string();
+                        .to_string();
                 let alarm = Body::Alarm(Alarm {
                     kind: "clock_unsynced",
                     asset: None,

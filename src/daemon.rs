@@ -211,7 +211,11 @@ impl Supervisor {
         self.front = Some(Front::start(&config, &self.links, carried)?);
         let readers: Vec<&str> = config.readers.iter().map(|r| r.name.as_str()).collect();
         let locations: Vec<&str> = config.locations.iter().map(|l| l.name.as_str()).collect();
-        info!(readers = readers.len(), locations = locations.len(), "reloaded");
+        info!(
+            readers = readers.len(),
+            locations = locations.len(),
+            "reloaded"
+        );
         let reply = json!({ "readers": readers, "locations": locations });
         self.config = config;
         Ok(Ok(reply))

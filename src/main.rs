@@ -199,5 +199,5 @@ fn stderr_is_journal() -> bool {
     let Ok(stat) = nix::sys::stat::fstat(std::io::stderr()) else {
         return false;
     };
-    dev.parse() == Ok(u64::from(stat.st_dev)) && ino.parse() == Ok(u64::from(stat.st_ino))
+    dev.parse() == Ok(stat.st_dev) && ino.parse() == Ok(stat.st_ino)
 }

@@ -86,7 +86,10 @@ async fn status_is_the_status_document_plus_uptime() {
     assert!(status["uptime_s"].is_u64(), "{status}");
     let mut without_uptime = status.clone();
     without_uptime.as_object_mut().unwrap().remove("uptime_s");
-    assert_eq!(without_uptime, retained, "the same document as the status topic");
+    assert_eq!(
+        without_uptime, retained,
+        "the same document as the status topic"
+    );
     assert_eq!(status["readers"]["door1-em"]["state"], "up");
 }
 
@@ -98,7 +101,11 @@ async fn inventory_lists_the_assets_present_now() {
     let _daemon = door_daemon(&broker, &sub, &door, "30s").await;
 
     let empty = ask(&broker, &sub, "inventory", r#"{"id":"i-0"}"#, "i-0").await;
-    assert_eq!(empty["result"]["locations"]["dock-door-1"], serde_json::json!([]), "{empty}");
+    assert_eq!(
+        empty["result"]["locations"]["dock-door-1"],
+        serde_json::json!([]),
+        "{empty}"
+    );
 
     for _ in 0..3 {
         door.write(&em4100_frame(CARD)).await;
@@ -110,7 +117,14 @@ async fn inventory_lists_the_assets_present_now() {
     let mut listed = serde_json::Value::Null;
     for round in 0..50 {
         let id = format!("i-{}", round + 1);
-        let reply = ask(&broker, &sub, "inventory", &format!(r#"{{"id":"{id}"}}"#), &id).await;
+        let reply = ask(
+            &broker,
+            &sub,
+            "inventory",
+            &format!(r#"{{"id":"{id}"}}"#),
+            &id,
+        )
+        .await;
         listed = reply["result"]["locations"]["dock-door-1"][0].clone();
         if listed["reads"] == 3 {
             break;
@@ -131,7 +145,10 @@ async fn inventory_lists_the_assets_present_now() {
     )
     .await;
     assert_eq!(unknown["ok"], false);
-    assert!(unknown["error"].as_str().unwrap().contains("unknown location"));
+    assert!(unknown["error"]
+        .as_str()
+        .unwrap()
+        .contains("unknown location"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,8 +176,17 @@ async fn a_command_flood_is_cut_down_and_the_daemon_keeps_working() {
     };
     let deadline = std::time::Instant::now() + PATIENCE;
     while !answered(&sub.messages()) {
-        assert!(std::time::Instant::now() < deadline, "no ping reply after the flood");
-        publish(&broker.url(), &format!("{GW}/cmd/ping"), r#"{"id":"after"}"#, false).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ping reply after the flood"
+        );
+        publish(
+            &broker.url(),
+            &format!("{GW}/cmd/ping"),
+            r#"{"id":"after"}"#,
+            false,
+        )
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 

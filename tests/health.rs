@@ -34,7 +34,9 @@ async fn health_where(sub: &Subscriber, cond: impl Fn(&Value) -> bool) -> Value 
             PATIENCE,
         )
         .await;
-    let sample = msgs.into_iter().find(|m| m.topic == topic && cond(&m.json()));
+    let sample = msgs
+        .into_iter()
+        .find(|m| m.topic == topic && cond(&m.json()));
     let sample = sample.unwrap();
     assert!(!sample.retain, "health is not retained");
     sample.json()
@@ -79,7 +81,10 @@ async fn health_counts_reads_drops_error_replies_and_invalid_scans() {
     station.write(format!("{BAD_GTIN}\r").as_bytes()).await;
     let alarm = format!("{GW}/alarm/scan-station-1");
     sub.wait_for(
-        |m| m.iter().any(|m| m.topic == alarm && m.json()["kind"] == "invalid_scan"),
+        |m| {
+            m.iter()
+                .any(|m| m.topic == alarm && m.json()["kind"] == "invalid_scan")
+        },
         PATIENCE,
     )
     .await;
@@ -100,15 +105,24 @@ async fn health_counts_reads_drops_error_replies_and_invalid_scans() {
         em["dropped"],
         serde_json::json!({"checksum": 2, "malformed": 1, "too_long": 0, "garbage": 1, "unterminated": 0}),
     );
-    assert_eq!((&em["error_replies"], &em["invalid_scans"]), (&0.into(), &0.into()));
+    assert_eq!(
+        (&em["error_replies"], &em["invalid_scans"]),
+        (&0.into(), &0.into())
+    );
     assert!(em["reads_per_s"].is_number());
     let station = &sample["readers"]["station1-scan"];
-    assert_eq!((&station["reads"], &station["state"]), (&1.into(), &"up".into()));
+    assert_eq!(
+        (&station["reads"], &station["state"]),
+        (&1.into(), &"up".into())
+    );
     let uhf = &sample["readers"]["door1-uhf"];
     assert_eq!((&uhf["reads"], &uhf["state"]), (&0.into(), &"up".into()));
 
     assert_eq!(sample["schema"], "custodyd.health.v1");
-    assert_eq!((&sample["site"], &sample["gateway"]), (&"test-site".into(), &"gw-1".into()));
+    assert_eq!(
+        (&sample["site"], &sample["gateway"]),
+        (&"test-site".into(), &"gw-1".into())
+    );
     assert_eq!(sample["clock_synced"], true);
     assert!(sample["uptime_s"].is_u64() && sample["interval_s"].is_number());
     // The arrival and the invalid_scan alarm.
@@ -117,13 +131,24 @@ async fn health_counts_reads_drops_error_replies_and_invalid_scans() {
     assert_eq!((&spool["bytes"], &spool["dropped"]), (&0.into(), &0.into()));
     assert!(spool["oldest_age_s"].is_null() && spool["max_bytes"].is_u64());
     let mqtt = &sample["mqtt"];
-    assert_eq!((&mqtt["connected"], &mqtt["reconnects"]), (&true.into(), &0.into()));
-    assert!(mqtt["publish_latency_ms"]["last"].as_f64().is_some_and(|ms| ms > 0.0));
+    assert_eq!(
+        (&mqtt["connected"], &mqtt["reconnects"]),
+        (&true.into(), &0.into())
+    );
+    assert!(mqtt["publish_latency_ms"]["last"]
+        .as_f64()
+        .is_some_and(|ms| ms > 0.0));
     for key in ["avg", "max", "count"] {
-        assert!(mqtt["publish_latency_ms"].get(key).is_some(), "{key}: {mqtt}");
+        assert!(
+            mqtt["publish_latency_ms"].get(key).is_some(),
+            "{key}: {mqtt}"
+        );
     }
     let process = &sample["process"];
-    assert!(process["rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20), "{process}");
+    assert!(
+        process["rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20),
+        "{process}"
+    );
     assert!(process["cpu_percent"].is_number(), "{process}");
     drop(sim);
 }
@@ -147,8 +172,14 @@ async fn an_unsynced_clock_is_alarmed_once_per_spell_and_shown_in_health() {
     };
     sub.wait_for(|m| clock_alarms(m).len() == 1, PATIENCE).await;
     let alarm = &clock_alarms(&sub.messages())[0];
-    assert_eq!((&alarm["location"], &alarm["clock_synced"]), (&"gw-1".into(), &false.into()));
-    assert!(alarm["detail"].as_str().unwrap().contains("not synchronised"));
+    assert_eq!(
+        (&alarm["location"], &alarm["clock_synced"]),
+        (&"gw-1".into(), &false.into())
+    );
+    assert!(alarm["detail"]
+        .as_str()
+        .unwrap()
+        .contains("not synchronised"));
     health_where(&sub, |h| h["clock_synced"] == false).await;
 
     // Events made meanwhile say so.
@@ -156,7 +187,10 @@ async fn an_unsynced_clock_is_alarmed_once_per_spell_and_shown_in_health() {
     door.write(&em4100_frame(CARD)).await;
     sub.wait_for(|m| !transitions(m, "arrived", CARD).is_empty(), PATIENCE)
         .await;
-    assert_eq!(transitions(&sub.messages(), "arrived", CARD)[0]["clock_synced"], false);
+    assert_eq!(
+        transitions(&sub.messages(), "arrived", CARD)[0]["clock_synced"],
+        false
+    );
 
     // Synced: no alarm, the health says so; unsynced again: one more alarm.
     daemon.set_clock_synced(true);
@@ -169,7 +203,8 @@ async fn an_unsynced_clock_is_alarmed_once_per_spell_and_shown_in_health() {
     daemon.set_clock_synced(false);
     sub.wait_for(|m| clock_alarms(m).len() == 2, PATIENCE).await;
     let seen = sub.messages().len();
-    sub.wait_for(|m| health_after(m, seen, false) >= 2, PATIENCE).await;
+    sub.wait_for(|m| health_after(m, seen, false) >= 2, PATIENCE)
+        .await;
     assert_eq!(clock_alarms(&sub.messages()).len(), 2, "once per spell");
     // Alarms are spooled events like custody: numbered in one sequence.
     let mut seqs: Vec<u64> = sub
@@ -200,7 +235,10 @@ fn log_line(args: &[&str], journal: Option<bool>) -> String {
     let data = dir.path().join("data");
     std::fs::write(
         &config,
-        format!("[gateway]\nsite = \"s\"\nname = \"g\"\ndata_dir = \"{}\"\n", data.display()),
+        format!(
+            "[gateway]\nsite = \"s\"\nname = \"g\"\ndata_dir = \"{}\"\n",
+            data.display()
+        ),
     )
     .unwrap();
     let stderr = dir.path().join("stderr");
@@ -227,17 +265,25 @@ fn log_line(args: &[&str], journal: Option<bool>) -> String {
 #[test]
 fn logs_are_human_without_timestamps_in_the_journal_and_json_on_request() {
     let starts_with_timestamp = |line: &str| {
-        line.len() > 20 && line.as_bytes()[..4].iter().all(u8::is_ascii_digit) && line.as_bytes()[4] == b'-'
+        line.len() > 20
+            && line.as_bytes()[..4].iter().all(u8::is_ascii_digit)
+            && line.as_bytes()[4] == b'-'
     };
 
     let human = log_line(&[], None);
-    assert!(human.contains("ERROR") && human.contains("no spool here"), "{human}");
+    assert!(
+        human.contains("ERROR") && human.contains("no spool here"),
+        "{human}"
+    );
     assert!(starts_with_timestamp(&human), "{human}");
     assert!(!human.contains('\x1b'), "no colours into a file: {human:?}");
 
     let journal = log_line(&[], Some(true));
     assert!(journal.trim_start().starts_with("ERROR"), "{journal}");
-    assert!(!starts_with_timestamp(&journal) && !journal.contains('\x1b'), "{journal:?}");
+    assert!(
+        !starts_with_timestamp(&journal) && !journal.contains('\x1b'),
+        "{journal:?}"
+    );
     // Inherited, but stderr is not that stream: timestamps stay.
     let elsewhere = log_line(&[], Some(false));
     assert!(starts_with_timestamp(&elsewhere), "{elsewhere}");
@@ -250,5 +296,8 @@ fn logs_are_human_without_timestamps_in_the_journal_and_json_on_request() {
     assert_eq!(lines.len(), 1, "{json}");
     assert_eq!(lines[0]["level"], "ERROR");
     assert!(lines[0]["timestamp"].is_string());
-    assert!(lines[0]["fields"]["message"].as_str().unwrap().contains("no spool here"));
+    assert!(lines[0]["fields"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no spool here"));
 }

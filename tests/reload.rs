@@ -29,7 +29,10 @@ async fn start(broker: &Mosquitto, sub: &Subscriber, door: &Pty) -> Daemon {
 
 /// Holds the card at the door: a frame every 50 ms until `stop` is set.
 /// Returns how many frames it wrote.
-fn hold_card(door: Arc<Pty>, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<u64> {
+fn hold_card(
+    door: Arc<Pty>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
         let mut frames = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -65,7 +68,9 @@ async fn a_reload_command_adds_a_reader_and_keeps_what_is_in_the_field() {
         .await;
 
     // The card stays in the field while the readers are restarted.
-    daemon.rewrite_config(&(door_config(&daemon, &broker, &door) + &station_with_scanner(station.path())));
+    daemon.rewrite_config(
+        &(door_config(&daemon, &broker, &door) + &station_with_scanner(station.path())),
+    );
     let reply = ask(&broker, &sub, "reload", r#"{"id":"r-1"}"#, "r-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(
@@ -91,7 +96,12 @@ async fn a_reload_command_adds_a_reader_and_keeps_what_is_in_the_field() {
     let msgs = sub.messages();
     let arrived = transitions(&msgs, "arrived", CARD);
     let departed = transitions(&msgs, "departed", CARD);
-    assert_eq!((arrived.len(), departed.len()), (1, 1), "{:#?}", custody(&msgs));
+    assert_eq!(
+        (arrived.len(), departed.len()),
+        (1, 1),
+        "{:#?}",
+        custody(&msgs)
+    );
     assert_eq!(
         departed[0]["reads"], frames,
         "every frame written across the reload was read, and folded into one presence"
@@ -112,7 +122,8 @@ async fn sighup_reloads_replacing_one_reader_by_another() {
     let mut daemon = start(&broker, &sub, &door).await;
 
     daemon.rewrite_config(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &station_with_scanner(station.path())),
+        &(gateway_config(&broker.url(), &daemon.data_dir())
+            + &station_with_scanner(station.path())),
     );
     daemon.signal(Signal::SIGHUP);
     wait_until(PATIENCE, "the daemon to reload", || {
@@ -185,7 +196,10 @@ protocol = "em4100"
     let reply = ask(&broker, &sub, "reload", r#"{"id":"bad-2"}"#, "bad-2").await;
     assert_eq!(reply["ok"], false, "{reply}");
     let error = reply["error"].as_str().unwrap();
-    assert!(error.contains("[gateway] changed") && error.contains("restart"), "{error}");
+    assert!(
+        error.contains("[gateway] changed") && error.contains("restart"),
+        "{error}"
+    );
 
     // The old reader never stopped.
     door.write(&em4100_frame(CARD)).await;
@@ -194,6 +208,10 @@ protocol = "em4100"
     let msgs = sub.messages();
     let report = check_delivery(&msgs);
     assert_eq!(report.max_seq, 2);
-    assert_eq!(daemon.log().matches("reader up").count(), 1, "not restarted");
+    assert_eq!(
+        daemon.log().matches("reader up").count(),
+        1,
+        "not restarted"
+    );
     assert_link_kept(&daemon, &msgs);
 }

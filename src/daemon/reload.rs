@@ -58,8 +58,14 @@ mod tests {
         assert!(refusal.starts_with("[gateway] changed"), "{refusal}");
         assert!(refusal.contains("restart"), "{refusal}");
 
-        let both = format!("{}[spool]\nmax_bytes = \"1MiB\"\n", BASE.replace("b:1883", "c:1883"));
+        let both = format!(
+            "{}[spool]\nmax_bytes = \"1MiB\"\n",
+            BASE.replace("b:1883", "c:1883")
+        );
         let refusal = needs_restart(&running, &config(&both)).unwrap();
-        assert!(refusal.starts_with("[mqtt] and [spool] changed"), "{refusal}");
+        assert!(
+            refusal.starts_with("[mqtt] and [spool] changed"),
+            "{refusal}"
+        );
     }
 }

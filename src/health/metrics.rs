@@ -203,7 +203,9 @@ pub struct LatencyWindow {
 impl Latency {
     pub fn record(&self, latency: Duration) {
         // At least 1 µs, so 0 can mean "none yet".
-        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.last_us.store(us, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
         self.count.fetch_add(1, Relaxed);

@@ -63,7 +63,12 @@ pub fn spawn(
             }
             let sample = sampler.sample(Instant::now(), SystemTime::now());
             // Dropped while the broker is unreachable: the next one will do.
-            if !publisher.publish(topic.clone(), sample.to_string().into_bytes(), QoS::AtMostOnce, false) {
+            if !publisher.publish(
+                topic.clone(),
+                sample.to_string().into_bytes(),
+                QoS::AtMostOnce,
+                false,
+            ) {
                 debug!("health sample dropped: the uplink is not keeping up");
             }
         }

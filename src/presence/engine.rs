@@ -249,10 +249,8 @@ impl Engine {
     /// location now (every location in `locations`, and any other still
     /// holding assets, e.g. one a reload removed), or at `only`.
     pub fn inventory(&self, locations: &[Arc<str>], only: Option<&str>) -> Result<Value, String> {
-        let mut by_location: BTreeMap<&str, Vec<&Present>> = locations
-            .iter()
-            .map(|l| (&**l, Vec::new()))
-            .collect();
+        let mut by_location: BTreeMap<&str, Vec<&Present>> =
+            locations.iter().map(|l| (&**l, Vec::new())).collect();
         for ((location, _), p) in &self.present {
             by_location.entry(location).or_default().push(p);
         }
@@ -266,7 +264,8 @@ impl Engine {
         let listed: Map<String, Value> = by_location
             .into_iter()
             .map(|(location, mut present)| {
-                present.sort_by(|a, b| (a.first_seen, &a.asset.id).cmp(&(b.first_seen, &b.asset.id)));
+                present
+                    .sort_by(|a, b| (a.first_seen, &a.asset.id).cmp(&(b.first_seen, &b.asset.id)));
                 total += present.len();
                 let assets = present.iter().map(|p| p.inventory_entry()).collect();
                 (location.to_string(), Value::Array(assets))

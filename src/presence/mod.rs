@@ -331,7 +331,10 @@ mod tests {
         let here = &all["locations"]["dock-door-1"][0];
         assert_eq!(here["asset"]["id"], "E200");
         assert_eq!(here["asset"]["source"], "rfid");
-        assert_eq!((&here["reader"], &here["reads"]), (&"door1-uhf".into(), &2.into()));
+        assert_eq!(
+            (&here["reader"], &here["reads"]),
+            (&"door1-uhf".into(), &2.into())
+        );
         assert_eq!(here["antennas"], serde_json::json!([1, 2]));
         assert!(here["first_seen"].is_string() && here["last_seen"].is_string());
         let one = inventory(serde_json::json!({"id": "i-1", "location": "scan-1"}));

@@ -237,7 +237,10 @@ fn wipe(eventloop: &mut EventLoop) {
 enum Sent {
     /// A spooled event, and when it was handed to rumqttc (for the publish
     /// latency on the health topic).
-    Event { seq: u64, at: Instant },
+    Event {
+        seq: u64,
+        at: Instant,
+    },
     Status {
         online: bool,
     },

@@ -93,7 +93,10 @@ impl Daemon {
     /// Replaces the config file of a running daemon (which reads it again on
     /// a reload); [`Daemon::restart`] uses it too.
     pub fn rewrite_config(&self, config_toml: &str) {
-        let path = self.config.as_ref().expect("spawn() before rewrite_config()");
+        let path = self
+            .config
+            .as_ref()
+            .expect("spawn() before rewrite_config()");
         fs::write(path, config_toml).expect("rewrite custodyd.toml");
     }
 
@@ -104,7 +107,10 @@ impl Daemon {
 
     /// Sends `signal` to the running process.
     pub fn signal(&mut self, signal: Signal) {
-        signal_child(self.child.as_mut().expect("custodyd is not running"), signal);
+        signal_child(
+            self.child.as_mut().expect("custodyd is not running"),
+            signal,
+        );
     }
 
     /// Starts it again with the same config and data dir. Stop it first
