@@ -76,13 +76,7 @@ async fn status_is_the_status_document_plus_uptime() {
     let reply = ask(&broker, &sub, "status", r#"{"id":"s-1"}"#, "s-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
     let status = &reply["result"];
-    let retained = sub
-        .messages()
-        .into_iter()
-        .rev()
-        .find(|m| m.topic == format!("{GW}/status"))
-        .unwrap()
-        .json();
+    let retained = latest_status(&sub.messages()).unwrap();
     assert!(status["uptime_s"].is_u64(), "{status}");
     let mut without_uptime = status.clone();
     without_uptime.as_object_mut().unwrap().remove("uptime_s");

@@ -87,23 +87,9 @@ async fn a_reload_command_adds_a_reader_and_keeps_what_is_in_the_field() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let frames = holding.await.unwrap();
 
-    sub.wait_for(|m| !transitions(m, "departed", CARD).is_empty(), PATIENCE)
-        .await;
-    sub.assert_quiet_for(Duration::from_millis(500), |m| {
-        m.topic.contains("/custody/")
-    })
-    .await;
-    let msgs = sub.messages();
-    let arrived = transitions(&msgs, "arrived", CARD);
-    let departed = transitions(&msgs, "departed", CARD);
+    let (msgs, departed) = one_visit(&sub, CARD).await;
     assert_eq!(
-        (arrived.len(), departed.len()),
-        (1, 1),
-        "{:#?}",
-        custody(&msgs)
-    );
-    assert_eq!(
-        departed[0]["reads"], frames,
+        departed["reads"], frames,
         "every frame written across the reload was read, and folded into one presence"
     );
     let scanned = &transitions(&msgs, "scanned", LABEL)[0];
@@ -131,14 +117,8 @@ async fn sighup_reloads_replacing_one_reader_by_another() {
     })
     .await;
     wait_reader(&sub, "station1-scan", "up").await;
-    let status = format!("{GW}/status");
     sub.wait_for(
-        |m| {
-            m.iter()
-                .rev()
-                .find(|m| m.topic == status)
-                .is_some_and(|m| m.json()["readers"].get("door1-em").is_none())
-        },
+        |m| latest_status(m).is_some_and(|s| s["readers"].get("door1-em").is_none()),
         PATIENCE,
     )
     .await;
