@@ -22,6 +22,7 @@ pub mod decode;
 pub mod demo;
 pub mod health;
 pub mod identity;
+pub mod ops;
 pub mod presence;
 pub mod rules;
 pub mod sink;
