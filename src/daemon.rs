@@ -90,7 +90,7 @@ pub async fn run(
 
     // The supervisor's own tasks, stopped before the spool's input closes.
     let background = CancellationToken::new();
-    let health = health::spawn(
+    let health_topic = health::spawn(
         naming.clone(),
         config.gateway.health_interval,
         health::Sources {
@@ -159,7 +159,7 @@ pub async fn run(
         front.stop().await?;
     }
     background.cancel();
-    health.await.context("health task")?;
+    health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
     drop(links);
     uplink.await.context("uplink task")?;
