@@ -2,17 +2,22 @@
 //! front that a reload restarts.
 //!
 //! ```text
-//!   front (front.rs; restarted by a reload)  |  supervisor (lives as long as the process)
-//!   readers -> presence -> rules ------------+-> spool -> uplink <-> broker
-//!          \-> monitor (states, alarms) -----+------------^  ^  \-> command dispatcher
-//!                                            |  clock watcher   health
+//!  front (front.rs): restarted by a reload  |  supervisor: as long as the process
+//!                                           |
+//!  readers -> presence -> rules ------------+---> spool ---> uplink <-> broker
+//!         \-> monitor --- alarms -----------+--/            ^  ^  |
+//!                     \-- reader states ----+---------------/   |  v
+//!                                           |  clock watcher    |  command dispatcher
+//!                                           |  (alarms: spool)  |  -> status: uplink
+//!                                           |  health ----------/  -> inventory: presence
+//!                                           |                      -> reload: supervisor
 //! ```
 //!
 //! The supervisor holds the spool, the uplink and its bus, the command
 //! dispatcher, the health task and the clock watcher, and the senders the
-//! front feeds them through ([`front::Links`]). A reload (the `reload`
+//! front feeds them through (`front::Links`). A reload (the `reload`
 //! command or SIGHUP) re-reads the configuration file; if it is valid and
-//! changes only what the front is built from ([`reload`]), the front is
+//! changes only what the front is built from (`reload.rs`), the front is
 //! stopped in order, which delivers everything it decided to the spool, and
 //! a new one is started from the new file. The spool's input never closes on
 //! the way and the uplink stays connected: no offline status, no reconnect.
