@@ -23,7 +23,7 @@ const CR: u8 = b'\r';
 /// GS1 barcodes separate variable-length fields with GS, so it is data.
 const GS: char = '\x1d';
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AsciiLineCodec {
     terminator: Terminator,
     prefix: Option<String>,
