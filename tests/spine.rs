@@ -202,6 +202,33 @@ async fn a_barcode_full_of_topic_wildcards_is_published_intact_and_never_alters_
     }
 }
 
+/// A serial scanner set to wrap each scan in STX/ETX and to send AIM
+/// symbology identifiers, with the factory CR suffix: the framing is
+/// stripped, and the asset is the code without its identifier (a GS1 one
+/// says how to read the data: the label's EPC URI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framed_scan_with_an_aim_identifier_is_the_asset_it_names() {
+    let broker = Mosquitto::start().await;
+    let sub = Subscriber::connect(&broker.url(), "#").await;
+    let scanner = Pty::open();
+    let mut daemon = Daemon::new();
+    daemon.spawn(
+        &(gateway_config(&broker.url(), &daemon.data_dir())
+            + "[identity]\ncompany_prefixes = [\"0614141\"]\n"
+            + &station_with_scanner(scanner.path())),
+    );
+    wait_reader(&sub, "station1-scan", "up").await;
+
+    scanner.write(b"\x02]C0ASSET-0042\x03\r").await;
+    scanner.write(b"\x02]C18004061414112345400\x03\r").await;
+    let msgs = sub.wait_for(|m| custody(m).len() == 2, PATIENCE).await;
+    let events = custody(&msgs);
+    assert_eq!(events[0]["asset"]["id"], "ASSET-0042");
+    assert_eq!(events[0]["asset"]["raw"], "]C0ASSET-0042");
+    assert_eq!(events[1]["asset"]["id"], "urn:epc:id:giai:0614141.12345400");
+    assert_eq!(events[1]["asset"]["raw"], "]C18004061414112345400");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_goes_offline_cleanly_and_seq_continues_after_restart() {
     let broker = Mosquitto::start().await;
