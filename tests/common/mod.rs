@@ -40,7 +40,6 @@ mod relay;
 mod setup;
 mod uinput;
 
-pub use custodyd::demo::uhf::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
 pub use daemon::Daemon;
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::Mosquitto;
@@ -50,6 +49,9 @@ pub use pty::{wait_commands, Pty};
 pub use relay::{Mode, Relay};
 pub use setup::*;
 pub use uinput::VirtualScanner;
+
+// The simulated UHF reader is the library's, shared with `custodyd demo`.
+pub use custodyd::demo::uhf::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
 
 use std::time::{Duration, Instant};
 
