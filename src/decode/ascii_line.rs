@@ -193,6 +193,17 @@ mod tests {
         AsciiLineCodec::new(terminator, None, None, 32, Source::Barcode)
     }
 
+    /// A barcode codec of lines up to 32 bytes with a `prefix` and `suffix`.
+    fn with_affixes(terminator: Terminator, prefix: &str, suffix: &str) -> AsciiLineCodec {
+        AsciiLineCodec::new(
+            terminator,
+            Some(prefix.into()),
+            Some(suffix.into()),
+            32,
+            Source::Barcode,
+        )
+    }
+
     fn dropped(reason: DropReason) -> Decoded {
         Decoded::Dropped(reason)
     }
@@ -285,13 +296,7 @@ mod tests {
     #[test]
     fn framing_is_stripped_outside_the_prefix_and_suffix() {
         for terminator in TERMINATORS {
-            let mut codec = AsciiLineCodec::new(
-                terminator,
-                Some("]C1".into()),
-                Some("#END".into()),
-                32,
-                Source::Barcode,
-            );
+            let mut codec = with_affixes(terminator, "]C1", "#END");
             let etx = if terminator == Terminator::Etx {
                 ""
             } else {
@@ -312,13 +317,7 @@ mod tests {
     /// works, whether or not the framing byte is also sent around it.
     #[test]
     fn a_prefix_or_suffix_that_holds_the_framing_byte_still_matches() {
-        let mut codec = AsciiLineCodec::new(
-            Terminator::Cr,
-            Some("\x02P".into()),
-            Some("S\x03".into()),
-            32,
-            Source::Barcode,
-        );
+        let mut codec = with_affixes(Terminator::Cr, "\x02P", "S\x03");
         let input = b"\x02PABCS\x03\r\x02\x02PDEFS\x03\x03\r";
         assert_eq!(decode_all(&mut codec, input), [read("ABC"), read("DEF")]);
     }
@@ -347,13 +346,7 @@ mod tests {
 
     #[test]
     fn prefix_and_suffix_are_stripped_only_when_present() {
-        let mut codec = AsciiLineCodec::new(
-            Terminator::Cr,
-            Some("]C1".into()),
-            Some("#END".into()),
-            32,
-            Source::Barcode,
-        );
+        let mut codec = with_affixes(Terminator::Cr, "]C1", "#END");
         let input = b"]C1ABC#END\r]C1ABC\rABC#END\rABC\r";
         assert_eq!(
             decode_all(&mut codec, input),
@@ -363,13 +356,7 @@ mod tests {
 
     #[test]
     fn lines_empty_after_stripping_are_ignored() {
-        let mut codec = AsciiLineCodec::new(
-            Terminator::Etx,
-            Some("P".into()),
-            Some("S".into()),
-            32,
-            Source::Barcode,
-        );
+        let mut codec = with_affixes(Terminator::Etx, "P", "S");
         assert_eq!(
             decode_all(&mut codec, b"\x03\x02\x03PS\x03\r\n\x03X\x03"),
             [read("X")]
