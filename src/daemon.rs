@@ -1,40 +1,76 @@
-//! Wiring: starts every stage of the pipeline and stops them in order.
+//! Wiring: a supervisor that owns the long-lived part of the pipeline, and a
+//! front that a reload restarts.
 //!
-//! Shutdown cascades down the data flow: the readers are cancelled; when the
-//! last one is gone, presence sees its input close and ends; that closes the
-//! spool's input, which tells the uplink to deliver what is left, publish the
-//! offline status and disconnect; the spool then makes its last deletions
-//! durable. Nothing in flight is dropped on the way.
+//! ```text
+//!  front (front.rs): restarted by a reload  |  supervisor: as long as the process
+//!                                           |
+//!  readers -> presence -> rules ------------+---> spool ---> uplink <-> broker
+//!         \-> monitor --- alarms -----------+--/            ^  ^  |
+//!                     \-- reader states ----+---------------/   |  v
+//!                                           |  clock watcher    |  command dispatcher
+//!                                           |  (alarms: spool)  |  -> status: uplink
+//!                                           |  health ----------/  -> inventory: presence
+//!                                           |                      -> reload: supervisor
+//! ```
+//!
+//! The supervisor holds the spool, the uplink and its bus, the command
+//! dispatcher, the health task and the clock watcher, and the senders the
+//! front feeds them through (`front::Links`). A reload (the `reload`
+//! command or SIGHUP) re-reads the configuration file; if it is valid and
+//! changes only what the front is built from (`reload.rs`), the front is
+//! stopped in order, which delivers everything it decided to the spool, and
+//! a new one is started from the new file. The spool's input never closes on
+//! the way and the uplink stays connected: no offline status, no reconnect.
+//!
+//! Shutdown cascades down the data flow: the front is stopped (readers
+//! cancelled; when the last one is gone, presence sees its input close and
+//! ends, then the rules and the monitor); the supervisor's own producers
+//! stop; the spool's input closes, which tells the uplink to deliver what is
+//! left, publish the offline status and disconnect; the spool then makes its
+//! last deletions durable. Nothing in flight is dropped on the way.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::FutureExt;
-use tokio::sync::mpsc;
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{error, info, warn};
 
-use crate::command::Commands;
-use crate::config::{Config, ReaderKind};
+use crate::command::{Commands, Reply};
+use crate::config::{self, Config};
+use crate::health::{self, metrics::Metrics};
 use crate::ops::systemd::{self, Health};
-use crate::presence::{self, ReaderInfo};
-use crate::rules;
-use crate::sink::{mqtt, Bus};
-use crate::sources::hid::HidReader;
-use crate::sources::monitor::{self, Watched};
-use crate::sources::serial::SerialReader;
-use crate::sources::ReaderLink;
-use crate::spool;
+use crate::presence;
+use crate::sink::mqtt::{self, Reporting};
+use crate::sink::Bus;
+use crate::{clock, spool};
 
-/// Reads waiting for presence, at most: a burst of a few hundred ms from
-/// every reader at once, after which readers wait (and their kernel buffers
-/// hold the rest).
-const READS_QUEUE: usize = 4096;
+mod front;
+mod reload;
 
-/// Runs the daemon until `shutdown` completes, then stops it in order.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+use front::{Carried, Front, Links};
+
+/// Runs the daemon on `config`, read from `config_file` (which a reload
+/// reads again), until `shutdown` completes, then stops it in order.
+pub async fn run(
+    config_file: PathBuf,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // SIGHUP's default action ends the process: take it over before anything.
+    let mut hangups = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+    if let Some(file) = clock::test_override() {
+        warn!(
+            "clock state read from {} ({}) instead of the kernel: a test seam, not for production",
+            file.display(),
+            clock::TEST_STATE_ENV
+        );
+    }
     let naming = config.naming();
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -48,69 +84,65 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.spool.clone(),
         health.stage("spool"),
     )?;
+    let metrics = Arc::new(Metrics::default());
 
-    let (states_out, states) = mpsc::channel(64);
+    // Command handlers are registered before the dispatcher starts; each
+    // goes to the task that owns what the command is about.
     let mut bus = Bus::new();
-    let commands = Commands::new().spawn(naming.clone(), &mut bus);
+    let mut commands = Commands::new();
+    let status_requests = commands.register("status");
+    let mut reloads = commands.register("reload");
+    // The presence stage outlives each presence task: a reload hands it on.
+    let carried = Carried {
+        presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
+    };
+    let dispatcher = commands.spawn(naming.clone(), &mut bus);
+
+    // The supervisor's own tasks, stopped before the spool's input closes.
+    let background = CancellationToken::new();
+    let health_topic = health::spawn(
+        naming.clone(),
+        config.gateway.health_interval,
+        health::Sources {
+            metrics: metrics.clone(),
+            spool: spool_reader.committed.clone(),
+            max_bytes: config.spool.max_bytes.0,
+            clock_synced: clock::is_synced,
+        },
+        bus.publisher(),
+        background.clone(),
+    );
+    let clock = tokio::spawn(clock::watch(
+        clock::is_synced,
+        naming.gateway.as_str().into(),
+        drafts.clone(),
+        background.clone(),
+    ));
+
+    let (states, states_in) = mpsc::channel(64);
+    let (readers, configured) = watch::channel(reader_names(&config));
+    let reporting = Reporting {
+        readers: configured,
+        status_requests,
+        metrics: metrics.clone(),
+    };
     let uplink = mqtt::spawn(
         &config,
         naming,
         spool_reader,
-        states,
+        states_in,
         bus,
+        reporting,
         health.stage("uplink"),
     )
     .await?;
 
-    let (states_tx, states_in) = mpsc::channel(64);
-    let watched = config
-        .readers
-        .iter()
-        .map(|r| {
-            let location = Arc::from(r.location.as_str());
-            (
-                Arc::from(r.name.as_str()),
-                Watched {
-                    location,
-                    offline_alarm_after: r.offline_alarm_after,
-                },
-            )
-        })
-        .collect();
-    let monitor = tokio::spawn(monitor::run(watched, states_in, states_out, drafts.clone()));
-
-    let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
-    let (decided, transitions) = mpsc::channel(READS_QUEUE);
-    let presence = tokio::spawn(presence::run(reads, decided, health.stage("presence")));
-    let rules = tokio::spawn(rules::run(transitions, drafts));
-
-    let cancel = CancellationToken::new();
-    let readers = TaskTracker::new();
-    let identity = Arc::new(config.identity());
-    for reader in &config.readers {
-        let link = ReaderLink {
-            info: ReaderInfo::new(&config, reader),
-            identity: identity.clone(),
-            reads: reads_tx.clone(),
-            states: states_tx.clone(),
-        };
-        let config = reader.clone();
-        match (reader.kind, reader.protocol) {
-            (ReaderKind::Serial, Some(protocol)) => readers.spawn(
-                SerialReader {
-                    config,
-                    protocol,
-                    link,
-                }
-                .run(cancel.clone()),
-            ),
-            (ReaderKind::Serial, None) => {
-                anyhow::bail!("readers {}: serial reader without a protocol", reader.name)
-            }
-            (ReaderKind::Hid, _) => readers.spawn(HidReader { config, link }.run(cancel.clone())),
-        };
-    }
-    readers.close();
+    let links = Links {
+        drafts,
+        states,
+        metrics,
+    };
+    let front = Front::start(&config, &links, carried)?;
     info!(
         site = %config.gateway.site,
         gateway = %config.gateway.name,
@@ -121,30 +153,111 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // stop the service as soon as it is ready.
     let mut shutdown = std::pin::pin!(shutdown);
     let requested = shutdown.as_mut().now_or_never().is_some();
+    let mut supervisor = Supervisor {
+        config_file,
+        config,
+        links,
+        readers,
+        front: Some(front),
+    };
     let systemd = systemd::ready(health);
 
     if !requested {
-        shutdown.await;
+        loop {
+            tokio::select! {
+                _ = shutdown.as_mut() => break,
+                Some(()) = hangups.recv() => {
+                    // The outcome is logged; there is no one else to tell.
+                    let _ = supervisor.reload("SIGHUP").await?;
+                }
+                Some(request) = reloads.recv() => {
+                    let reply = supervisor.reload("reload command").await?;
+                    let _ = request.reply.send(reply);
+                }
+            }
+        }
     }
+
     systemd.stopping().await;
+    let Supervisor { front, links, .. } = supervisor;
     info!("shutting down: stopping readers, delivering what is in flight");
-    cancel.cancel();
-    readers.wait().await;
-    // Held until now so that a gateway with no reader (yet) keeps serving.
-    drop((reads_tx, states_tx));
-    presence.await.context("presence task")?;
-    rules.await.context("custody rules task")?;
-    monitor.await.context("reader monitor task")?;
+    if let Some(front) = front {
+        front.stop().await?;
+    }
+    background.cancel();
+    health_topic.await.context("health task")?;
+    clock.await.context("clock watcher")?;
+    drop(links);
     uplink.await.context("uplink task")?;
-    commands.await.context("command dispatcher")?;
+    dispatcher.await.context("command dispatcher")?;
     spool_task.await.context("spool task")?;
     info!("stopped");
     Ok(())
 }
 
+/// The running configuration and the front built from it.
+struct Supervisor {
+    config_file: PathBuf,
+    config: Config,
+    links: Links,
+    /// The configured readers, for the status document.
+    readers: watch::Sender<Vec<Arc<str>>>,
+    /// `None` only while a reload swaps it.
+    front: Option<Front>,
+}
+
+impl Supervisor {
+    /// Re-reads the configuration file and applies it if it is valid and
+    /// changes nothing that needs a restart; otherwise keeps the running
+    /// one and says why. `Err` only if the front could not be restarted
+    /// (a task of it panicked), which ends the daemon.
+    async fn reload(&mut self, trigger: &str) -> anyhow::Result<Reply> {
+        let file = self.config_file.display();
+        let config = match config::load(&self.config_file) {
+            Ok(config) => config,
+            Err(errors) => {
+                let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                let errors = errors.join("; ");
+                error!("reload ({trigger}) refused, keeping the running configuration: {file} is invalid: {errors}");
+                return Ok(Err(format!(
+                    "{file} is invalid, the running configuration is kept: {errors}"
+                )));
+            }
+        };
+        if let Some(refusal) = reload::needs_restart(&self.config, &config) {
+            warn!("reload ({trigger}) refused: {refusal}");
+            return Ok(Err(refusal));
+        }
+        info!("reload ({trigger}): restarting the readers with {file}");
+        let front = self.front.take().expect("a front runs between reloads");
+        let carried = front.stop().await?;
+        let names = reader_names(&config);
+        self.links.metrics.retain_readers(&names);
+        self.readers.send_replace(names.clone());
+        self.front = Some(Front::start(&config, &self.links, carried)?);
+        let readers: Vec<&str> = config.readers.iter().map(|r| r.name.as_str()).collect();
+        let locations: Vec<&str> = config.locations.iter().map(|l| l.name.as_str()).collect();
+        info!(
+            readers = readers.len(),
+            locations = locations.len(),
+            "reloaded"
+        );
+        let reply = json!({ "readers": readers, "locations": locations });
+        self.config = config;
+        Ok(Ok(reply))
+    }
+}
+
+fn reader_names(config: &Config) -> Vec<Arc<str>> {
+    config
+        .readers
+        .iter()
+        .map(|r| r.name.as_str().into())
+        .collect()
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn signals() {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

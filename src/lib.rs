@@ -20,6 +20,7 @@ pub mod custody;
 pub mod daemon;
 pub mod decode;
 pub mod demo;
+pub mod health;
 pub mod identity;
 pub mod ops;
 pub mod presence;

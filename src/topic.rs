@@ -31,6 +31,10 @@ impl Naming {
         self.gateway_topic(&format!("alarm/{location}"))
     }
 
+    pub fn health(&self) -> String {
+        self.gateway_topic("health")
+    }
+
     /// The filter for every command addressed to this gateway.
     pub fn commands(&self) -> String {
         self.gateway_topic("cmd/+")
@@ -81,5 +85,6 @@ mod tests {
             "itad/reno-1/dock-pi-03/custody/dock-door-1"
         );
         assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
+        assert_eq!(n.health(), "itad/reno-1/dock-pi-03/health");
     }
 }

@@ -736,6 +736,23 @@ fn summary_shows_the_topics_and_never_the_password() {
     assert!(!format!("{config:?}").contains("hunter2"));
 }
 
+#[test]
+fn health_interval_defaults_to_a_minute_and_is_bounded() {
+    let config = ok(BASE);
+    assert_eq!(config.gateway.health_interval, Duration::from_secs(60));
+    let toml = BASE.replace(
+        "name = \"dock-pi-03\"",
+        "name = \"dock-pi-03\"\nhealth_interval = \"5s\"",
+    );
+    assert_eq!(ok(&toml).gateway.health_interval, Duration::from_secs(5));
+    let toml = BASE.replace(
+        "name = \"dock-pi-03\"",
+        "name = \"dock-pi-03\"\nhealth_interval = \"100ms\"",
+    );
+    let message = assert_error(&toml, "gateway.health_interval");
+    assert!(message.contains("at least 1s"), "{message}");
+}
+
 // --- TLS keys and exposed secrets ---
 
 #[test]

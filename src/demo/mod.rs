@@ -1,7 +1,9 @@
 //! `custodyd demo`: the whole pipeline with no hardware and no setup.
 //!
 //! Simulated readers on pseudo-terminals are fed real protocol frames (a card
-//! held at a door, cards passing, a corrupted frame, a scan fired twice); the
+//! held at a door, cards passing, a corrupted frame, a pallet of tagged
+//! laptops through a UHF portal that answers the daemon's commands, a scan
+//! fired twice); the
 //! daemon runs exactly as in production from a generated configuration file;
 //! an embedded MQTT broker on loopback (unless `--broker` names one) carries
 //! the events to a subscriber that prints every message it receives.
@@ -19,8 +21,9 @@ use crate::config;
 
 mod broker;
 mod port;
+pub mod uhf;
 
-pub use port::{em4100_frame, SimPort};
+pub use port::{em4100_frame, AsyncSimPort, SimPort};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -62,11 +65,15 @@ async fn run_in(
     let door =
         SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
+    let portal = SimPort::open()
+        .and_then(SimPort::into_async)
+        .context("opening a pseudo-terminal for the simulated UHF portal")?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path()),
+        demo_config(url, data_dir, door.path(), station.path()) + &portal_config(portal.path()),
     )?;
+    let portal = uhf::ReaderSim::start(uhf::Kind::A0, std::sync::Arc::new(portal));
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     println!(
@@ -81,8 +88,12 @@ async fn run_in(
     ));
 
     let stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
-    let scenes = tokio::spawn(play(door, station, ready));
+    let daemon = tokio::spawn(crate::daemon::run(
+        config_path,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
+    let scenes = tokio::spawn(play(door, station, portal, ready));
 
     match duration {
         Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
@@ -146,6 +157,21 @@ terminator = "cr"
     )
 }
 
+/// The UHF portal at the door: an R2000 module with two antennas.
+fn portal_config(portal: &std::path::Path) -> String {
+    format!(
+        r#"
+[[readers]]
+name = "door1-uhf"
+location = "{DOOR}"
+path = "{}"
+protocol = "uhf-a0"
+antennas = [1, 2]
+"#,
+        portal.display()
+    )
+}
+
 /// Prints every message the broker delivers under this gateway's topics, and
 /// flags `ready` once the status says every reader is up.
 async fn print_messages(broker: config::Broker, ready: watch::Sender<bool>) {
@@ -184,6 +210,7 @@ fn all_readers_up(status: &str) -> bool {
 async fn play(
     mut door: SimPort,
     mut station: SimPort,
+    portal: uhf::ReaderSim,
     mut ready: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = ready.wait_for(|r| *r).await;
@@ -207,6 +234,8 @@ async fn play(
             }
             sleep(Duration::from_millis(100)).await;
         }
+
+        uhf::pallet_passes(&portal, DOOR).await;
 
         println!("demo: barcode AB/1#+ scanned at {STATION}, the scanner double-fires (expect one scanned)");
         station.write(b"AB/1#+\r")?;

@@ -15,7 +15,9 @@
 //! what is not is a stage that took something and never came back for more,
 //! or whose task has ended. Each stage's loop marks this by awaiting its main
 //! input through [`Stage::idle`], one line per loop, so the check costs an
-//! atomic store per iteration and nothing when idle.
+//! atomic store per iteration and nothing when idle. A stage is registered
+//! once per process: a task that a reload restarts (presence) hands its
+//! stage on to the next, so the watchdog watches it across reloads.
 //!
 //! Without `NOTIFY_SOCKET` (not under systemd, or in tests) nothing is sent;
 //! without `WATCHDOG_USEC` no watchdog task runs.
@@ -87,7 +89,8 @@ fn millis_since(base: Instant) -> u64 {
 }
 
 /// One stage's side of [`Health`]: owned by the stage's task, so dropping it
-/// (the task ending, or panicking) marks the stage ended.
+/// (the task ending, or panicking) marks the stage ended. A task that a
+/// reload replaces hands it back instead, for the next one.
 pub struct Stage {
     base: Instant,
     state: Arc<AtomicU64>,

@@ -248,6 +248,7 @@ mod tests {
                 identity: Default::default(),
                 reads,
                 states,
+                metrics: Default::default(),
             },
             rx,
         )

@@ -1,0 +1,166 @@
+//! The front of the pipeline: readers, the reader monitor, presence and the
+//! custody rules. Everything in it is built from `[[locations]]`,
+//! `[[readers]]` and `[identity]`, so a reload stops the front and starts a
+//! new one from the new file, while the spool and the uplink behind it run on.
+//!
+//! Adding a stage to the front: spawn it in [`Front::start`] next to what
+//! feeds it, and await it in [`Front::stop`] after what feeds it, so stopping
+//! still cascades down the data flow and everything in flight reaches the
+//! spool. What must outlive a reload goes in [`Carried`]: state that would
+//! otherwise be rebuilt wrong (presence's assets in the field, and its
+//! systemd watchdog stage, which would end with the task), and the
+//! receivers of bus subscriptions and command handlers, which can only be
+//! registered before the uplink and the dispatcher start. The supervisor
+//! creates them once; each front hands them to the next.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ReaderKind};
+use crate::custody::Draft;
+use crate::health::metrics::Metrics;
+use crate::presence::{self, Observation, ReaderInfo};
+use crate::rules;
+use crate::sources::hid::HidReader;
+use crate::sources::monitor::{self, Watched};
+use crate::sources::serial::SerialReader;
+use crate::sources::{ReaderLink, ReaderState};
+
+/// Reads waiting for presence, at most: a burst of a few hundred ms from
+/// every reader at once, after which readers wait (and their kernel buffers
+/// hold the rest).
+const READS_QUEUE: usize = 4096;
+
+/// Where a front delivers, owned by the supervisor and kept across reloads.
+pub struct Links {
+    /// Into the spool.
+    pub drafts: mpsc::Sender<Draft>,
+    /// Reader states, to the uplink's status document.
+    pub states: mpsc::Sender<ReaderState>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What one front hands to the next (see the module doc).
+pub struct Carried {
+    pub presence: presence::State,
+}
+
+/// A running front.
+pub struct Front {
+    cancel: CancellationToken,
+    readers: TaskTracker,
+    /// Held until [`Front::stop`] so that a gateway with no reader (yet)
+    /// keeps serving.
+    reads: mpsc::Sender<Observation>,
+    states: mpsc::Sender<ReaderState>,
+    presence: JoinHandle<presence::State>,
+    rules: JoinHandle<()>,
+    monitor: JoinHandle<()>,
+}
+
+impl Front {
+    /// Starts the front `config` describes (validated: every serial reader
+    /// has a protocol).
+    pub fn start(config: &Config, links: &Links, mut carried: Carried) -> anyhow::Result<Front> {
+        let (states, states_in) = mpsc::channel(64);
+        let watched = config
+            .readers
+            .iter()
+            .map(|r| {
+                let location = Arc::from(r.location.as_str());
+                (
+                    Arc::from(r.name.as_str()),
+                    Watched {
+                        location,
+                        offline_alarm_after: r.offline_alarm_after,
+                    },
+                )
+            })
+            .collect();
+        let monitor = tokio::spawn(monitor::run(
+            watched,
+            states_in,
+            links.states.clone(),
+            links.drafts.clone(),
+        ));
+
+        let (reads, reads_in) = mpsc::channel(READS_QUEUE);
+        let (decided, transitions) = mpsc::channel(READS_QUEUE);
+        carried.presence.locations = config
+            .locations
+            .iter()
+            .map(|l| l.name.as_str().into())
+            .collect();
+        let presence = tokio::spawn(presence::run(carried.presence, reads_in, decided));
+        let rules = tokio::spawn(rules::run(transitions, links.drafts.clone()));
+
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let identity = Arc::new(config.identity());
+        for reader in &config.readers {
+            let info = ReaderInfo::new(config, reader);
+            let link = ReaderLink {
+                metrics: links.metrics.reader(&info.name),
+                info,
+                identity: identity.clone(),
+                reads: reads.clone(),
+                states: states.clone(),
+            };
+            let config = reader.clone();
+            match (reader.kind, reader.protocol) {
+                (ReaderKind::Serial, Some(protocol)) => tracker.spawn(
+                    SerialReader {
+                        config,
+                        protocol,
+                        link,
+                    }
+                    .run(cancel.clone()),
+                ),
+                (ReaderKind::Serial, None) => {
+                    anyhow::bail!("readers {}: serial reader without a protocol", reader.name)
+                }
+                (ReaderKind::Hid, _) => {
+                    tracker.spawn(HidReader { config, link }.run(cancel.clone()))
+                }
+            };
+        }
+        tracker.close();
+        Ok(Front {
+            cancel,
+            readers: tracker,
+            reads,
+            states,
+            presence,
+            rules,
+            monitor,
+        })
+    }
+
+    /// Stops the front down the data flow: the readers are cancelled; when
+    /// the last one is gone presence sees its input close, hands on what it
+    /// decided and ends, then the rules, then the monitor. Everything they
+    /// decided is in the spool's channel when this returns.
+    pub async fn stop(self) -> anyhow::Result<Carried> {
+        let Front {
+            cancel,
+            readers,
+            reads,
+            states,
+            presence,
+            rules,
+            monitor,
+        } = self;
+        cancel.cancel();
+        readers.wait().await;
+        drop((reads, states));
+        let presence = presence.await.context("presence task")?;
+        rules.await.context("custody rules task")?;
+        monitor.await.context("reader monitor task")?;
+        Ok(Carried { presence })
+    }
+}
