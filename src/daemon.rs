@@ -44,7 +44,7 @@ use tracing::{error, info, warn};
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
 use crate::health::{self, metrics::Metrics};
-use crate::ops::systemd::{self, Health};
+use crate::ops::systemd::{self, Health, Notifier};
 use crate::presence;
 use crate::sink::mqtt::{self, Reporting};
 use crate::sink::Bus;
@@ -159,8 +159,8 @@ pub async fn run(
         links,
         readers,
         front: Some(front),
+        systemd: systemd::ready(health),
     };
-    let systemd = systemd::ready(health);
 
     if !requested {
         loop {
@@ -178,8 +178,13 @@ pub async fn run(
         }
     }
 
+    let Supervisor {
+        front,
+        links,
+        systemd,
+        ..
+    } = supervisor;
     systemd.stopping().await;
-    let Supervisor { front, links, .. } = supervisor;
     info!("shutting down: stopping readers, delivering what is in flight");
     if let Some(front) = front {
         front.stop().await?;
@@ -204,6 +209,8 @@ struct Supervisor {
     readers: watch::Sender<Vec<Arc<str>>>,
     /// `None` only while a reload swaps it.
     front: Option<Front>,
+    /// Told when a reload starts and ends.
+    systemd: Notifier,
 }
 
 impl Supervisor {
@@ -230,11 +237,13 @@ impl Supervisor {
         }
         info!("reload ({trigger}): restarting the readers with {file}");
         let front = self.front.take().expect("a front runs between reloads");
+        self.systemd.reloading();
         let carried = front.stop().await?;
         let names = reader_names(&config);
         self.links.metrics.retain_readers(&names);
         self.readers.send_replace(names.clone());
         self.front = Some(Front::start(&config, &self.links, carried)?);
+        self.systemd.reloaded();
         let readers: Vec<&str> = config.readers.iter().map(|r| r.name.as_str()).collect();
         let locations: Vec<&str> = config.locations.iter().map(|l| l.name.as_str()).collect();
         info!(

@@ -1,6 +1,7 @@
-//! The daemon under systemd's notify protocol (`Type=notify`, `WatchdogSec=`):
-//! the real binary, a real Mosquitto, and a Unix datagram socket bound by the
-//! test standing in for systemd's `NOTIFY_SOCKET`.
+//! The daemon under systemd's notify protocol (`Type=notify`, `WatchdogSec=`,
+//! `ExecReload=` sending SIGHUP): the real binary, a real Mosquitto, and a
+//! Unix datagram socket bound by the test standing in for systemd's
+//! `NOTIFY_SOCKET`.
 
 mod common;
 
@@ -8,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio::net::UnixDatagram;
 
@@ -72,6 +74,22 @@ impl NotifySocket {
 
     fn position(&self, state: &str) -> Option<usize> {
         self.states.iter().position(|s| s == state)
+    }
+
+    /// The states received, watchdog pings left out and each
+    /// `MONOTONIC_USEC=` value replaced by `*`.
+    fn without_pings(&self) -> Vec<String> {
+        self.states
+            .iter()
+            .filter(|s| *s != "WATCHDOG=1")
+            .map(|s| match s.split_once('=') {
+                Some(("MONOTONIC_USEC", usec)) => {
+                    assert!(usec.parse::<u64>().is_ok(), "{s}");
+                    "MONOTONIC_USEC=*".to_owned()
+                }
+                _ => s.clone(),
+            })
+            .collect()
     }
 }
 
@@ -148,4 +166,41 @@ async fn a_bad_config_exits_2_without_ready() {
     assert_eq!(status.code(), Some(2), "{}", daemon.log());
     notify.drain();
     assert_eq!(notify.states, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_is_bracketed_by_reloading_and_ready_and_the_watchdog_outlives_it() {
+    let mut notify = NotifySocket::bind();
+    let (_broker, _door, mut daemon) = start(&notify, Some("2000000")).await;
+    notify.wait_for("READY=1", 1, PATIENCE).await;
+
+    // The same file twice, as `systemctl reload` would: two fronts (and two
+    // presence tasks) replaced. One SIGHUP at a time: signals coalesce.
+    for reloads in 1..=2 {
+        daemon.signal(Signal::SIGHUP);
+        notify.wait_for("READY=1", 1 + reloads, PATIENCE).await;
+    }
+    // Presence's watchdog stage survived both: an ended stage would stop
+    // the pings at once.
+    let pings = notify.count("WATCHDOG=1");
+    notify.wait_for("WATCHDOG=1", pings + 3, PATIENCE).await;
+
+    // A refused reload stops nothing, so it tells systemd nothing.
+    daemon.rewrite_config("[gateway]\nsite = \"no name\"\n");
+    daemon.signal(Signal::SIGHUP);
+    wait_until(PATIENCE, "the reload to be refused", || {
+        daemon.log().contains("reload (SIGHUP) refused")
+    })
+    .await;
+
+    let status = daemon.terminate().await;
+    assert!(status.success(), "{status}\n{}", daemon.log());
+    notify.drain();
+    let bracket = ["RELOADING=1", "MONOTONIC_USEC=*", "READY=1"];
+    let expected: Vec<&str> = std::iter::once("READY=1")
+        .chain(bracket)
+        .chain(bracket)
+        .chain(["STOPPING=1"])
+        .collect();
+    assert_eq!(notify.without_pings(), expected);
 }

@@ -1,8 +1,11 @@
-//! Telling systemd how the daemon is: `READY=1`, `WATCHDOG=1`, `STOPPING=1`.
+//! Telling systemd how the daemon is: `READY=1`, `RELOADING=1`, `WATCHDOG=1`,
+//! `STOPPING=1`.
 //!
 //! The unit is `Type=notify`, so `systemctl start` returns, and units ordered
 //! after custodyd start, only once the configuration is valid and the spool is
-//! open. With `WatchdogSec=` set, systemd kills and restarts the daemon when
+//! open. A reload (SIGHUP, from `systemctl reload`, or the `reload` command)
+//! is bracketed by `RELOADING=1` and a new `READY=1`, so `systemctl reload`
+//! returns once the new configuration runs. With `WatchdogSec=` set, systemd kills and restarts the daemon when
 //! the pings stop, so they are sent only while the pipeline is healthy: a
 //! daemon that is alive but wedged (a stage stuck behind a hung disk, a
 //! deadlock, a task that died) is worse than a restart, because it looks up
@@ -136,15 +139,33 @@ pub struct Notifier {
 /// starts pinging it every half timeout while `health` says the pipeline is
 /// healthy.
 pub fn ready(health: Health) -> Notifier {
-    notify(NotifyState::Ready);
+    notify(&[NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled().map(|timeout| {
         info!(?timeout, "systemd watchdog enabled");
-        tokio::spawn(watchdog(health, timeout, notify))
+        tokio::spawn(watchdog(health, timeout, |state| notify(&[state])))
     });
     Notifier { watchdog }
 }
 
 impl Notifier {
+    /// `RELOADING=1`: a reload starts. Must be followed by
+    /// [`Notifier::reloaded`]; systemd 253 and later also want the
+    /// monotonic time of the start, to tell this reload from a later one.
+    pub fn reloading(&self) {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => notify(&[NotifyState::Reloading, now]),
+            Err(e) => {
+                warn!("reading the monotonic clock for systemd: {e}");
+                notify(&[NotifyState::Reloading]);
+            }
+        }
+    }
+
+    /// `READY=1` again: the reload is done.
+    pub fn reloaded(&self) {
+        notify(&[NotifyState::Ready]);
+    }
+
     /// Stops the watchdog pings and sends `STOPPING=1`: from here systemd
     /// times the shutdown with `TimeoutStopSec=`, not the watchdog.
     pub async fn stopping(self) {
@@ -152,13 +173,15 @@ impl Notifier {
             watchdog.abort();
             let _ = watchdog.await;
         }
-        notify(NotifyState::Stopping);
+        notify(&[NotifyState::Stopping]);
     }
 }
 
-fn notify(state: NotifyState<'_>) {
-    if let Err(e) = sd_notify::notify(std::slice::from_ref(&state)) {
-        warn!("telling systemd {state}: {e}");
+/// Sends `states` in one message.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        let states: Vec<String> = states.iter().map(ToString::to_string).collect();
+        warn!("telling systemd {}: {e}", states.join(" "));
     }
 }
 
