@@ -191,6 +191,7 @@ fn custody_draft(transition: Transition) -> Draft {
             last_seen: t,
             antennas: vec![],
             rssi_max: None,
+            context: Default::default(),
         }),
     )
 }

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use tracing::info;
 
 use crate::command::Commands;
-use crate::config::{Config, ReaderKind};
+use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::presence::{self, ReaderInfo};
 use crate::rules;
 use crate::sink::{mqtt, Bus};
@@ -70,7 +70,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
     let (decided, transitions) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, decided));
-    let rules = tokio::spawn(rules::run(transitions, drafts));
+    // Badge reads skip presence (a badge is not an asset) and go to the
+    // station context in the rules task.
+    let (badges_tx, badges) = mpsc::channel(64);
+    let stations = rules::station::Stations::new(&config);
+    let rules = tokio::spawn(rules::run(transitions, badges, drafts, stations));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
@@ -79,7 +83,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         let link = ReaderLink {
             info: ReaderInfo::new(&config, reader),
             identity: identity.clone(),
-            reads: reads_tx.clone(),
+            reads: match reader.role {
+                ReaderRole::Asset => reads_tx.clone(),
+                ReaderRole::Badge => badges_tx.clone(),
+            },
             states: states_tx.clone(),
         };
         let config = reader.clone();
@@ -111,7 +118,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     cancel.cancel();
     readers.wait().await;
     // Held until now so that a gateway with no reader (yet) keeps serving.
-    drop((reads_tx, states_tx));
+    drop((reads_tx, states_tx, badges_tx));
     presence.await.context("presence task")?;
     rules.await.context("custody rules task")?;
     monitor.await.context("reader monitor task")?;

@@ -31,6 +31,11 @@ impl Naming {
         self.gateway_topic(&format!("alarm/{location}"))
     }
 
+    /// Station context changes (`custodyd.context.v1`).
+    pub fn context(&self, location: &str) -> String {
+        self.gateway_topic(&format!("context/{location}"))
+    }
+
     /// The filter for every command addressed to this gateway.
     pub fn commands(&self) -> String {
         self.gateway_topic("cmd/+")
@@ -81,5 +86,9 @@ mod tests {
             "itad/reno-1/dock-pi-03/custody/dock-door-1"
         );
         assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
+        assert_eq!(
+            n.context("scan-1"),
+            "itad/reno-1/dock-pi-03/context/scan-1"
+        );
     }
 }

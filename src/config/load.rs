@@ -244,6 +244,7 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "Target" => serde_names::<Target>(),
         "Terminator" => serde_names::<Terminator>(),
         "ReaderKind" => serde_names::<ReaderKind>(),
+        "ReaderRole" => serde_names::<super::ReaderRole>(),
         "EndOn" => serde_names::<EndOn>(),
         _ => return None,
     })

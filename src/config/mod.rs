@@ -16,6 +16,7 @@ mod load;
 mod mqtt;
 mod names;
 mod size;
+mod station;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ mod validate;
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
 pub use size::ByteSize;
+pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -42,6 +44,10 @@ pub struct Config {
     pub locations: Vec<LocationConfig>,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
+    #[serde(default)]
+    pub station: StationConfig,
+    #[serde(default)]
+    pub operators: Operators,
 }
 
 impl Config {
@@ -237,6 +243,16 @@ pub struct LocationConfig {
     /// No read of an asset for this long at this location makes a `departed`.
     #[serde(default = "default_departure_timeout", with = "humantime_serde")]
     pub departure_timeout: Duration,
+    /// `cage_gate` only: the gate is also a scan station; see
+    /// [`LocationConfig::is_station`].
+    #[serde(default)]
+    pub station: Option<bool>,
+    /// Stations only; see [`LocationConfig::operator_timeout`].
+    #[serde(default, with = "humantime_serde")]
+    pub operator_timeout: Option<Duration>,
+    /// Stations only; see [`LocationConfig::require_operator`].
+    #[serde(default)]
+    pub require_operator: Option<bool>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -389,6 +405,10 @@ pub struct ReaderConfig {
     pub location: String,
     #[serde(default)]
     pub kind: ReaderKind,
+    /// `badge`: an operator badge reader at a station, whose reads never
+    /// become assets.
+    #[serde(default)]
+    pub role: ReaderRole,
     /// The device: prefer `/dev/serial/by-id/...` or `/dev/input/by-id/...`,
     /// which survive re-plugging.
     pub path: PathBuf,

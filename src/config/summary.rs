@@ -44,6 +44,9 @@ impl Config {
         let _ = writeln!(out, "topics    root {}", mqtt.root);
         let _ = writeln!(out, "          status   {}", naming.status());
         let _ = writeln!(out, "          custody  {}", naming.custody("+"));
+        if self.locations.iter().any(|l| l.is_station()) {
+            let _ = writeln!(out, "          context  {}", naming.context("+"));
+        }
 
         let _ = writeln!(out, "locations ({})", self.locations.len());
         let width = self
@@ -53,13 +56,26 @@ impl Config {
             .max()
             .unwrap_or(0);
         for l in &self.locations {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {:width$}  {:12}  departed after {}",
                 l.name,
                 l.kind.as_str(),
                 format_duration(l.departure_timeout)
             );
+            if l.is_station() {
+                let _ = write!(
+                    out,
+                    "; station, operator timeout {}{}",
+                    format_duration(l.operator_timeout()),
+                    if l.require_operator() {
+                        ", operator required"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            out.push('\n');
         }
 
         let _ = writeln!(out, "readers ({})", self.readers.len());
@@ -76,7 +92,10 @@ impl Config {
                 "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}, {} baud",
                 r.name,
                 r.input_name(),
-                r.mode().as_str(),
+                match r.role {
+                    super::ReaderRole::Badge => "badge",
+                    super::ReaderRole::Asset => r.mode().as_str(),
+                },
                 r.location,
                 r.path.display(),
                 r.baud()

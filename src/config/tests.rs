@@ -7,6 +7,8 @@ use std::time::Duration;
 use super::load::{load_with_env, serde_names};
 use super::*;
 
+mod station;
+
 /// A valid configuration whose last table is `readers[0]`, so appending
 /// `key = value` lines sets keys of that reader.
 const BASE: &str = r#"
@@ -136,7 +138,8 @@ flush_interval = "0s""#,
 fn reference_config_loads_and_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
     let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.readers.len(), 4);
+    assert_eq!(config.readers.len(), 5);
+    assert_eq!(config.readers[4].role, ReaderRole::Badge);
     assert_eq!(config.readers[0].protocol, Some(Protocol::Em4100));
     assert_eq!(config.readers[1].mode(), ReadMode::Scan);
     let uhf = &config.readers[2];
@@ -163,6 +166,7 @@ fn reference_config_documents_every_key() {
         ("[spool]", serde_names::<SpoolConfig>()),
         ("[[locations]]", serde_names::<LocationConfig>()),
         ("[[readers]]", serde_names::<ReaderConfig>()),
+        ("[station]", serde_names::<StationConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -195,6 +199,9 @@ fn enum_spellings_match_the_file() {
     }
     for kind in [ReaderKind::Serial, ReaderKind::Hid] {
         assert!(serde_names::<ReaderKind>().contains(&kind.as_str()));
+    }
+    for role in [ReaderRole::Asset, ReaderRole::Badge] {
+        assert!(serde_names::<ReaderRole>().contains(&role.as_str()));
     }
     for end_on in [EndOn::Enter, EndOn::Tab, EndOn::EnterOrTab] {
         assert!(serde_names::<EndOn>().contains(&end_on.as_str()));

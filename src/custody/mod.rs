@@ -15,6 +15,10 @@ use ulid::Ulid;
 use crate::identity::Asset;
 use crate::topic::Naming;
 
+mod context;
+
+pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
+
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
 
@@ -48,6 +52,8 @@ pub struct Custody {
     /// Antennas that saw the tag, ascending.
     pub antennas: Vec<u8>,
     pub rssi_max: Option<f32>,
+    /// The station context a scan was made in; empty elsewhere.
+    pub context: Context,
 }
 
 /// Something a person should look at.
@@ -63,6 +69,7 @@ pub struct Alarm {
 pub enum Body {
     Custody(Custody),
     Alarm(Alarm),
+    Context(ContextChange),
 }
 
 /// An event decided but not yet committed (it has no `seq` yet).
@@ -90,6 +97,7 @@ impl Draft {
         match self.body {
             Body::Custody(_) => naming.custody(&self.location),
             Body::Alarm(_) => naming.alarm(&self.location),
+            Body::Context(_) => naming.context(&self.location),
         }
     }
 
@@ -118,6 +126,7 @@ impl Draft {
                 last_seen: rfc3339(c.last_seen),
                 antennas: &c.antennas,
                 rssi_max: c.rssi_max,
+                context: (&c.context).into(),
             }),
             Body::Alarm(a) => serde_json::to_vec(&AlarmJson {
                 schema: ALARM_SCHEMA,
@@ -126,6 +135,7 @@ impl Draft {
                 asset: a.asset.as_ref().map(AssetJson::from),
                 detail: &a.detail,
             }),
+            Body::Context(c) => serde_json::to_vec(&c.json(common)),
         };
         json.expect("event JSON has only string keys and finite numbers")
     }
@@ -179,6 +189,8 @@ struct CustodyJson<'a> {
     last_seen: String,
     antennas: &'a [u8],
     rssi_max: Option<f32>,
+    #[serde(flatten)]
+    context: context::ContextJson<'a>,
 }
 
 #[derive(Serialize)]
@@ -217,6 +229,7 @@ mod tests {
                 last_seen: t,
                 antennas: vec![],
                 rssi_max: None,
+                context: Context::default(),
             }),
         );
         let naming = Naming {
@@ -233,6 +246,11 @@ mod tests {
         assert_eq!(v["asset"]["source"], "barcode");
         assert_eq!(v["transition"], "scanned");
         assert!(v["from_zone"].is_null() && v["rssi_max"].is_null());
+        for key in ["operator", "action", "container"] {
+            assert!(v[key].is_null(), "{key} must be present and null outside a station");
+        }
+        let obj = v.as_object().unwrap();
+        assert!(obj.contains_key("operator") && obj.contains_key("container"));
         for key in [
             "site",
             "gateway",

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{Observation, ReaderInfo};
 use crate::config::ReadMode;
-use crate::custody::{Alarm, Body, Custody, Draft, Transition};
+use crate::custody::{Alarm, Body, Context, Custody, Draft, Transition};
 use crate::identity::Asset;
 
 /// An [`Observation`] whose asset resolved.
@@ -52,6 +52,7 @@ impl Present {
                 .map(|b| b as u8 + 1)
                 .collect(),
             rssi_max: self.rssi_max,
+            context: Context::default(),
         }
     }
 }
@@ -184,6 +185,7 @@ impl Engine {
             last_seen: obs.wall,
             antennas: Vec::new(),
             rssi_max: None,
+            context: Context::default(),
         };
         Some(Draft::new(
             obs.reader.location.clone(),

@@ -123,7 +123,7 @@ mod tests {
     fn custody(d: &Draft) -> &crate::custody::Custody {
         match &d.body {
             Body::Custody(c) => c,
-            Body::Alarm(a) => panic!("unexpected alarm {a:?}"),
+            other => panic!("expected custody, got {other:?}"),
         }
     }
 

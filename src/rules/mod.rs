@@ -8,14 +8,41 @@
 //! event it makes is durable like any other.
 
 use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
 
 use crate::custody::Draft;
+use crate::presence::Observation;
+
+pub mod station;
+
+use station::Stations;
 
 /// Runs until presence closes its output; passes on what it decides.
-pub async fn run(mut input: mpsc::Receiver<Draft>, output: mpsc::Sender<Draft>) {
-    while let Some(draft) = input.recv().await {
-        if output.send(draft).await.is_err() {
-            return;
+/// `badges` are the reads of badge readers, which skip presence: a badge is
+/// not an asset.
+pub async fn run(
+    mut input: mpsc::Receiver<Draft>,
+    mut badges: mpsc::Receiver<Observation>,
+    output: mpsc::Sender<Draft>,
+    mut stations: Stations,
+) {
+    let mut out = Vec::new();
+    loop {
+        let deadline = stations.next_deadline();
+        tokio::select! {
+            draft = input.recv() => match draft {
+                Some(draft) => stations.on_draft(draft, Instant::now(), &mut out),
+                None => return,
+            },
+            Some(badge) = badges.recv() => stations.on_badge(badge, Instant::now(), &mut out),
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                stations.expire(Instant::now(), &mut out);
+            }
+        }
+        for draft in out.drain(..) {
+            if output.send(draft).await.is_err() {
+                return;
+            }
         }
     }
 }
