@@ -6,7 +6,7 @@ use std::process::Command;
 #[test]
 fn the_demo_shows_arrivals_departures_and_one_scan_per_double_fire() {
     let out = Command::new(env!("CARGO_BIN_EXE_custodyd"))
-        .args(["demo", "--duration", "9s"])
+        .args(["demo", "--duration", "14s"])
         .output()
         .expect("run custodyd demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -54,8 +54,45 @@ fn the_demo_shows_arrivals_departures_and_one_scan_per_double_fire() {
         (1..=scans).contains(&scanned),
         "a double fire is one scan: {stdout}"
     );
+    station_scene(&stdout);
     assert!(
         stdout.contains(r#""state":"offline""#),
         "offline status at the end: {stdout}"
+    );
+}
+
+/// The operator at the scan station: signed in by badge, never custody
+/// herself, and on every laptop she wiped.
+fn station_scene(stdout: &str) {
+    let events = |kind: &str| -> Vec<serde_json::Value> {
+        let prefix = format!("itad/demo-site/demo-pi/{kind}/scan-station-1 ");
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|payload| serde_json::from_str(payload).expect("JSON payload"))
+            .collect()
+    };
+    let contexts = events("context");
+    assert!(
+        contexts
+            .iter()
+            .any(|e| e["change"] == "signed_in" && e["operator"] == "op-ann"),
+        "{stdout}"
+    );
+    let wiped: Vec<_> = events("custody")
+        .into_iter()
+        .filter(|e| e["asset"]["id"] == "urn:epc:id:giai:0614141.LT0001")
+        .collect();
+    assert!(!wiped.is_empty(), "{stdout}");
+    for e in &wiped {
+        assert_eq!(
+            (&e["operator"], &e["action"], &e["container"]),
+            (&"op-ann".into(), &"wiped".into(), &"GAY-0042".into()),
+            "{e}"
+        );
+    }
+    assert!(
+        !stdout.contains(r#""id":"0C00F1A2B3""#),
+        "a badge became an asset: {stdout}"
     );
 }

@@ -19,6 +19,7 @@ use crate::config;
 
 mod broker;
 mod port;
+mod station;
 
 pub use port::{em4100_frame, SimPort};
 
@@ -62,10 +63,11 @@ async fn run_in(
     let door =
         SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
+    let station_scene = station::Scene::open().context("opening the simulated badge reader")?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path()),
+        demo_config(url, data_dir, door.path(), station.path()) + &station_scene.config(),
     )?;
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
@@ -82,7 +84,7 @@ async fn run_in(
 
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
-    let scenes = tokio::spawn(play(door, station, ready));
+    let scenes = tokio::spawn(play(door, station, station_scene, ready));
 
     match duration {
         Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
@@ -184,6 +186,7 @@ fn all_readers_up(status: &str) -> bool {
 async fn play(
     mut door: SimPort,
     mut station: SimPort,
+    mut station_scene: station::Scene,
     mut ready: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = ready.wait_for(|r| *r).await;
@@ -214,6 +217,7 @@ async fn play(
         station.write(b"AB/1#+\r")?;
         println!("demo: a GS1-128 asset label scanned (GIAI: its id is the EPC URI its RFID tag would have)");
         station.write(b"]C18004061414112345400\r")?;
+        station_scene.play(&mut station).await?;
 
         sleep(Duration::from_secs(4)).await;
     }

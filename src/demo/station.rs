@@ -1,0 +1,86 @@
+//! Demo scene at the scan station: an operator badges in, selects an action
+//! and a gaylord, and wipes a batch of laptops; every scan carries who, what
+//! and where into, and each change of that context is an event of its own.
+
+use std::time::Duration;
+
+use tokio::time::sleep;
+
+use super::{em4100_frame, SimPort, STATION};
+
+/// The operator's EM4100 badge, and who it belongs to.
+const BADGE: &str = "0C00F1A2B3";
+const OPERATOR: &str = "op-ann";
+const GAYLORD: &str = "GAY-0042";
+/// GIAI asset labels (GS1-128, AI 8004) of the laptops.
+const LAPTOPS: [&str; 4] = [
+    "]C180040614141LT0001",
+    "]C180040614141LT0002",
+    "]C180040614141LT0003",
+    "]C180040614141LT0004",
+];
+
+/// The scene and the badge reader it plays on.
+pub struct Scene {
+    badges: SimPort,
+}
+
+impl Scene {
+    pub fn open() -> std::io::Result<Scene> {
+        Ok(Scene {
+            badges: SimPort::open()?,
+        })
+    }
+
+    /// The scene's part of the demo configuration: the station's badge
+    /// reader, the container labels and the operator table.
+    pub fn config(&self) -> String {
+        format!(
+            r#"
+[[readers]]
+name = "station1-badge"
+location = "{STATION}"
+path = "{}"
+protocol = "em4100"
+role = "badge"
+rescan_window = "500ms"
+
+[station]
+container_prefixes = ["GAY-"]
+
+[operators]
+"{BADGE}" = "{OPERATOR}"
+"#,
+            self.badges.path().display()
+        )
+    }
+
+    /// Plays the scene once, scanning on the station's `scanner`.
+    pub async fn play(&mut self, scanner: &mut SimPort) -> anyhow::Result<()> {
+        sleep(Duration::from_millis(500)).await;
+        println!("demo: {OPERATOR} badges in at {STATION} (expect context signed_in, no custody)");
+        self.tap().await?;
+        println!(
+            "demo: she scans ACT:WIPED and gaylord {GAYLORD}, then wipes {} laptops \
+             (each scanned event carries operator, action and container)",
+            LAPTOPS.len()
+        );
+        for code in ["ACT:WIPED", GAYLORD].into_iter().chain(LAPTOPS) {
+            scanner.write(format!("{code}\r").as_bytes())?;
+            sleep(Duration::from_millis(200)).await;
+        }
+        println!("demo: ACT:CLEAR, and she badges out (expect context cleared, then signed_out)");
+        scanner.write(b"ACT:CLEAR\r")?;
+        sleep(Duration::from_millis(600)).await;
+        self.tap().await
+    }
+
+    /// A badge held to the reader for a moment: a few frames.
+    async fn tap(&mut self) -> anyhow::Result<()> {
+        for _ in 0..3 {
+            self.badges.write(&em4100_frame(BADGE))?;
+            sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+}
