@@ -20,6 +20,7 @@ pub mod custody;
 pub mod daemon;
 pub mod decode;
 pub mod demo;
+pub mod gpio;
 pub mod identity;
 pub mod presence;
 pub mod rules;
