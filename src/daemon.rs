@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::command::Commands;
 use crate::config::{Config, ReaderKind, ReaderRole};
+use crate::gpio;
 use crate::presence::{self, ReaderInfo};
 use crate::rules;
 use crate::sink::{mqtt, Bus};
@@ -44,6 +45,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         naming.clone(),
         config.spool.clone(),
     )?;
+
+    // One GPIO backend, shared by every task that owns pins; none without
+    // pins. Opened before anything waits on the network, so gate outputs
+    // are claimed (and driven safe) at once.
+    let pins = match config.uses_gpio() {
+        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
+        false => None,
+    };
 
     let (states_out, states) = mpsc::channel(64);
     let mut bus = Bus::new();
@@ -125,6 +134,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     uplink.await.context("uplink task")?;
     commands.await.context("command dispatcher")?;
     spool_task.await.context("spool task")?;
+    if let Some(pins) = &pins {
+        // Every task that owned an output has ended: all are inactive now.
+        pins.close().await;
+    }
     info!("stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod gpio;
 mod load;
 mod mqtt;
 mod names;
@@ -22,6 +23,7 @@ mod summary;
 mod tests;
 mod validate;
 
+pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
 pub use size::ByteSize;
@@ -48,6 +50,8 @@ pub struct Config {
     pub station: StationConfig,
     #[serde(default)]
     pub operators: Operators,
+    #[serde(default)]
+    pub gpio: GpioConfig,
 }
 
 impl Config {
@@ -65,6 +69,12 @@ impl Config {
     pub fn identity(&self) -> crate::identity::Identity {
         let prefixes = crate::identity::gs1::CompanyPrefixes::new(&self.identity.company_prefixes);
         crate::identity::Identity::new(prefixes.unwrap_or_default())
+    }
+
+    /// Whether any location uses a GPIO pin: without one, GPIO is never
+    /// opened (a gateway with only readers runs on any Linux machine).
+    pub fn uses_gpio(&self) -> bool {
+        self.locations.iter().any(|l| !l.gpio_pins().is_empty())
     }
 
     /// `mqtt.client_id`, or `gateway.name` when it is not set.

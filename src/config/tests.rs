@@ -167,6 +167,7 @@ fn reference_config_documents_every_key() {
         ("[[locations]]", serde_names::<LocationConfig>()),
         ("[[readers]]", serde_names::<ReaderConfig>()),
         ("[station]", serde_names::<StationConfig>()),
+        ("[gpio]", serde_names::<GpioConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -741,4 +742,32 @@ fn summary_shows_the_topics_and_never_the_password() {
     }
     assert!(!summary.contains("hunter2"), "{summary}");
     assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+#[test]
+fn gpio_defaults_to_the_pi_and_is_not_used_without_pins() {
+    let config = ok(BASE);
+    assert_eq!(config.gpio.backend, GpioBackend::Rppal);
+    assert_eq!(config.gpio.debounce, Duration::from_millis(20));
+    assert!(!config.uses_gpio());
+    let sim = ok(&with(
+        "[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/g.sock\"",
+    ));
+    assert_eq!(sim.gpio.backend, GpioBackend::Sim);
+}
+
+#[test]
+fn gpio_keys_are_checked() {
+    assert!(
+        assert_error(&with("[gpio]\nbackend = \"sim\""), "gpio.sim_socket").contains("required")
+    );
+    assert!(assert_error(
+        &with("[gpio]\nsim_socket = \"/tmp/g.sock\""),
+        "gpio.sim_socket"
+    )
+    .contains("only applies"));
+    assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
+    assert!(
+        assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("rppal, sim")
+    );
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use humantime::format_duration;
 
+use super::gpio::PinClaims;
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
 use super::{
-    ByteSize, ChafonModel, Config, LocationConfig, LocationKind, MqttConfig, Protocol,
-    ReaderConfig, ReaderKind, ReaderRole, CLEAR_ACTION,
+    ByteSize, ChafonModel, Config, GpioBackend, GpioConfig, LocationConfig, LocationKind,
+    MqttConfig, Protocol, ReaderConfig, ReaderKind, ReaderRole, CLEAR_ACTION,
 };
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
@@ -27,6 +28,8 @@ const A0_PORTS: u8 = 8;
 const CHAFON_PORTS: u8 = 4;
 /// Gen2 sessions S0-S3.
 const MAX_SESSION: u8 = 3;
+/// Longer than any contact bounce; more would only delay the sensor.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// Room for a few hundred events: less would alarm and drop at once.
 const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
 
@@ -50,6 +53,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_locations(&mut errors, &config.locations);
     check_readers(&mut errors, &config.readers, &config.locations);
     check_stations(&mut errors, config);
+    check_gpio(&mut errors, &config.gpio, &config.locations);
     errors.0
 }
 
@@ -520,6 +524,40 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
     if reader.reply_timeout.is_some_and(|t| t.is_zero()) {
         errors.push(key("reply_timeout"), "must be more than 0");
     }
+}
+
+/// `[gpio]`, and every pin of every location: on the header, used once.
+fn check_gpio(errors: &mut Errors, gpio: &GpioConfig, locations: &[LocationConfig]) {
+    match (gpio.backend, &gpio.sim_socket) {
+        (GpioBackend::Sim, None) => errors.push(
+            "gpio.sim_socket",
+            "is required with backend = \"sim\" (the socket the simulated pins are driven through)",
+        ),
+        (GpioBackend::Rppal, Some(_)) => {
+            errors.push("gpio.sim_socket", "only applies to backend = \"sim\"")
+        }
+        _ => {}
+    }
+    if let Some(problem) = debounce_problem(Some(gpio.debounce)) {
+        errors.push("gpio.debounce", problem);
+    }
+    let mut claims = PinClaims::default();
+    for (i, location) in locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        for (field, pin) in location.gpio_pins() {
+            let key = format!("{label}.{field}");
+            if let Some(problem) = claims.claim(&key, pin) {
+                errors.push(key, problem);
+            }
+        }
+    }
+}
+
+/// Why a `debounce` is too long, if it is.
+fn debounce_problem(debounce: Option<Duration>) -> Option<String> {
+    debounce
+        .filter(|d| *d > DEBOUNCE_MAX)
+        .map(|d| format!("is {}; at most 1s", format_duration(d)))
 }
 
 /// The index `key` was first seen at, or `None` (remembering `index`) when
