@@ -45,6 +45,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         naming.clone(),
         config.spool.clone(),
     )?;
+    // Durable copies of retained topics and other small state; one per
+    // process (redb), each owner takes its table.
+    let retained = crate::retained::Retained::open(data_dir)?;
 
     // One GPIO backend, shared by every task that owns pins; none without
     // pins. Opened before anything waits on the network, so gate outputs
@@ -83,7 +86,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // station context in the rules task.
     let (badges_tx, badges) = mpsc::channel(64);
     let stations = rules::station::Stations::new(&config);
-    let rules = tokio::spawn(rules::run(transitions, badges, drafts, stations));
+    let contexts = retained.table(rules::station::TABLE)?;
+    let rules = tokio::spawn(rules::run(transitions, badges, drafts, stations, contexts));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();

@@ -86,9 +86,6 @@ mod tests {
             "itad/reno-1/dock-pi-03/custody/dock-door-1"
         );
         assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
-        assert_eq!(
-            n.context("scan-1"),
-            "itad/reno-1/dock-pi-03/context/scan-1"
-        );
+        assert_eq!(n.context("scan-1"), "itad/reno-1/dock-pi-03/context/scan-1");
     }
 }

@@ -125,10 +125,14 @@ impl Station {
     }
 }
 
+/// Context events in order, each once: delivery is at-least-once, and a
+/// daemon killed before the broker's PUBACK sends the event again.
 fn contexts(msgs: &[Message]) -> Vec<Value> {
+    let mut seen = std::collections::HashSet::new();
     msgs.iter()
         .filter(|m| m.topic == format!("{GW}/context/{STATION}"))
         .map(|m| m.json())
+        .filter(|e| seen.insert(e["event_id"].as_str().unwrap().to_string()))
         .collect()
 }
 
@@ -162,8 +166,14 @@ async fn badges_sign_operators_in_and_out_and_never_become_assets() {
     assert_eq!(e["schema"], "custodyd.context.v1");
     assert_eq!(e["location"], STATION);
     assert_eq!(e["reader"], "station1-badge");
-    assert!(e["seq"].as_u64().is_some() && e["event_id"].is_string(), "{e}");
-    assert_eq!(summary(&e), ("signed_in".into(), s("op-ann"), Value::Null, Value::Null));
+    assert!(
+        e["seq"].as_u64().is_some() && e["event_id"].is_string(),
+        "{e}"
+    );
+    assert_eq!(
+        summary(&e),
+        ("signed_in".into(), s("op-ann"), Value::Null, Value::Null)
+    );
 
     st.scan("LAPTOP-0001").await;
     assert_eq!(st.scanned("LAPTOP-0001").await["operator"], "op-ann");
@@ -177,12 +187,17 @@ async fn badges_sign_operators_in_and_out_and_never_become_assets() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     st.tap(ANN).await;
     let e = st.context_event(2).await;
-    assert_eq!(summary(&e), ("signed_out".into(), Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        summary(&e),
+        ("signed_out".into(), Value::Null, Value::Null, Value::Null)
+    );
     st.scan("LAPTOP-0002").await;
     assert!(st.scanned("LAPTOP-0002").await["operator"].is_null());
 
     st.sub
-        .assert_quiet_for(Duration::from_millis(500), |m| m.topic.contains("/context/"))
+        .assert_quiet_for(Duration::from_millis(500), |m| {
+            m.topic.contains("/context/")
+        })
         .await;
     assert_eq!(contexts(&st.sub.messages()).len(), 2, "one event per tap");
     for m in st.sub.messages() {
@@ -200,7 +215,10 @@ async fn inactivity_signs_the_operator_out() {
     let signed_in = st.context_event(1).await;
     assert_eq!(signed_in["operator"], ANN, "published as read");
     let e = st.context_event(2).await;
-    assert_eq!(summary(&e), ("timed_out".into(), Value::Null, Value::Null, Value::Null));
+    assert_eq!(
+        summary(&e),
+        ("timed_out".into(), Value::Null, Value::Null, Value::Null)
+    );
     assert!(e["reader"].is_null());
     let at = |e: &Value| humantime::parse_rfc3339(e["observed_at"].as_str().unwrap()).unwrap();
     let idle = at(&e).duration_since(at(&signed_in)).unwrap();
@@ -218,11 +236,17 @@ async fn actions_and_containers_are_set_stamped_cleared_and_refused() {
 
     st.scan("ACT:wiped").await;
     let e = st.context_event(2).await;
-    assert_eq!(summary(&e), ("action_set".into(), s(ANN), s("wiped"), Value::Null));
+    assert_eq!(
+        summary(&e),
+        ("action_set".into(), s(ANN), s("wiped"), Value::Null)
+    );
     assert_eq!(e["reader"], "station1-scan");
     st.scan(SSCC).await;
     let e = st.context_event(3).await;
-    assert_eq!(summary(&e), ("container_set".into(), s(ANN), s("wiped"), s(SSCC_ID)));
+    assert_eq!(
+        summary(&e),
+        ("container_set".into(), s(ANN), s("wiped"), s(SSCC_ID))
+    );
 
     st.scan("LAPTOP-0001").await;
     let scan = st.scanned("LAPTOP-0001").await;
@@ -234,14 +258,23 @@ async fn actions_and_containers_are_set_stamped_cleared_and_refused() {
     assert!(a["detail"].as_str().unwrap().contains("MELTED"), "{a}");
     st.scan("GAY-0042").await;
     let e = st.context_event(4).await;
-    assert_eq!(summary(&e), ("container_set".into(), s(ANN), s("wiped"), s("GAY-0042")));
+    assert_eq!(
+        summary(&e),
+        ("container_set".into(), s(ANN), s("wiped"), s("GAY-0042"))
+    );
 
     st.scan("ACT:CLEAR").await;
     let e = st.context_event(5).await;
-    assert_eq!(summary(&e), ("cleared".into(), s(ANN), Value::Null, Value::Null));
+    assert_eq!(
+        summary(&e),
+        ("cleared".into(), s(ANN), Value::Null, Value::Null)
+    );
     st.scan("LAPTOP-0002").await;
     let scan = st.scanned("LAPTOP-0002").await;
-    assert!(scan["action"].is_null() && scan["container"].is_null(), "{scan}");
+    assert!(
+        scan["action"].is_null() && scan["container"].is_null(),
+        "{scan}"
+    );
 
     // Commands and containers are context, never custody.
     let ids: Vec<Value> = custody(&st.sub.messages())
@@ -278,7 +311,11 @@ async fn require_operator_refuses_scans_while_nobody_is_signed_in() {
         transitions(&st.sub.messages(), "scanned", "LAPTOP-0001").is_empty(),
         "a refused scan is no custody event"
     );
-    assert_eq!(contexts(&st.sub.messages()).len(), 1, "the refused ACT: changed nothing");
+    assert_eq!(
+        contexts(&st.sub.messages()).len(),
+        1,
+        "the refused ACT: changed nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,21 +326,34 @@ async fn the_context_survives_a_restart_and_its_timeout_still_runs() {
     st.scan("GAY-7").await;
     st.scan(SSCC).await;
     let last = st.context_event(3).await;
-    assert_eq!(summary(&last), ("container_set".into(), s(ANN), s("shredded"), s(SSCC_ID)));
+    assert_eq!(
+        summary(&last),
+        ("container_set".into(), s(ANN), s("shredded"), s(SSCC_ID))
+    );
 
     st.daemon.terminate().await;
     st.daemon.restart();
     st.readers_up().await;
     st.scan("LAPTOP-0001").await;
     let scan = st.scanned("LAPTOP-0001").await;
-    assert_eq!((&scan["operator"], &scan["action"]), (&s(ANN), &s("shredded")));
+    assert_eq!(
+        (&scan["operator"], &scan["action"]),
+        (&s(ANN), &s("shredded"))
+    );
     assert_eq!(scan["container"], SSCC_ID);
-    assert_eq!(contexts(&st.sub.messages()).len(), 3, "a restart is no change");
+    assert_eq!(
+        contexts(&st.sub.messages()).len(),
+        3,
+        "a restart is no change"
+    );
 
     // The timeout counts from the last scan, across the restart too; the
     // action and container stay for whoever signs in next.
     let e = st.context_event(4).await;
-    assert_eq!(summary(&e), ("timed_out".into(), Value::Null, s("shredded"), s(SSCC_ID)));
+    assert_eq!(
+        summary(&e),
+        ("timed_out".into(), Value::Null, s("shredded"), s(SSCC_ID))
+    );
 
     // Killed while signed in, and down for longer than the timeout: signed
     // out at start-up, dated when the timeout ran out.

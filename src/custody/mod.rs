@@ -247,7 +247,10 @@ mod tests {
         assert_eq!(v["transition"], "scanned");
         assert!(v["from_zone"].is_null() && v["rssi_max"].is_null());
         for key in ["operator", "action", "container"] {
-            assert!(v[key].is_null(), "{key} must be present and null outside a station");
+            assert!(
+                v[key].is_null(),
+                "{key} must be present and null outside a station"
+            );
         }
         let obj = v.as_object().unwrap();
         assert!(obj.contains_key("operator") && obj.contains_key("container"));

@@ -12,6 +12,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::custody::Draft;
 use crate::presence::Observation;
+use crate::retained::{RetainedError, Table};
 
 pub mod station;
 
@@ -25,9 +26,19 @@ pub async fn run(
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
     mut stations: Stations,
+    contexts: Table,
 ) {
     let mut out = Vec::new();
+    stations.load(&contexts, &mut out).await;
     loop {
+        // Saved before it is published: what the central system hears of
+        // is what a restart resumes from.
+        stations.save(&contexts).await;
+        for draft in out.drain(..) {
+            if output.send(draft).await.is_err() {
+                return;
+            }
+        }
         let deadline = stations.next_deadline();
         tokio::select! {
             draft = input.recv() => match draft {
@@ -39,10 +50,16 @@ pub async fn run(
                 stations.expire(Instant::now(), &mut out);
             }
         }
-        for draft in out.drain(..) {
-            if output.send(draft).await.is_err() {
-                return;
-            }
-        }
+    }
+}
+
+/// Runs a retained-store call on the blocking pool: it commits with an
+/// fsync, which must not stall the runtime's threads.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RetainedError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -12,9 +12,9 @@
 //! at any moment, and is saved so that a restart neither signs anyone out
 //! early nor keeps them signed in past their timeout.
 //!
-//! Free of I/O and clocks like the presence engine: [`Stations`] is driven
-//! with any `Instant`, and the rules task saves what [`Stations::take_dirty`]
-//! hands it.
+//! Driven with any `Instant` like the presence engine, so timeouts are
+//! tested under tokio's paused clock. The contexts are saved in a table of
+//! the retained store (`data_dir/retained.redb`), by location name.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -28,6 +28,11 @@ use crate::config::{Config, CLEAR_ACTION};
 use crate::custody::{Alarm, Body, Change, Context, ContextChange, Draft, Transition};
 use crate::identity::Asset;
 use crate::presence::Observation;
+use crate::retained::{Table, Update};
+use crate::rules::off_thread;
+
+/// The retained-store table holding each station's [`Saved`] context.
+pub const TABLE: &str = "context";
 
 /// What a station saves of its context, and restores at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +150,7 @@ pub struct Stations {
     action_prefix: String,
     actions: Vec<Arc<str>>,
     container_prefixes: Vec<String>,
-    /// Stations whose context changed since the last [`Stations::take_dirty`].
+    /// Stations whose context changed since the last [`Stations::save`].
     dirty: BTreeSet<Arc<str>>,
 }
 
@@ -186,10 +191,56 @@ impl Stations {
         stations
     }
 
-    /// Takes up the contexts saved before a restart, by location name. An
-    /// operator whose timeout ran out while the daemon was down is signed
-    /// out, with the event going to `out`.
-    pub fn restore(
+    /// Takes up the contexts saved in `table` before a restart. An operator
+    /// whose timeout ran out while the daemon was down is signed out, with
+    /// the event going to `out`. What cannot be read is logged and starts
+    /// empty: a station must work even if its saved context is lost.
+    pub async fn load(&mut self, table: &Table, out: &mut Vec<Draft>) {
+        let table = table.clone();
+        let entries = match off_thread(move || table.entries()).await {
+            Ok(entries) => entries,
+            Err(e) => {
+                warn!("station contexts not restored: {e}");
+                return;
+            }
+        };
+        let saved = entries
+            .into_iter()
+            .filter_map(|(name, json)| match serde_json::from_slice(&json) {
+                Ok(saved) => Some((name, saved)),
+                Err(e) => {
+                    warn!(location = %name, "saved station context ignored: {e}");
+                    None
+                }
+            })
+            .collect();
+        self.restore(&saved, Instant::now(), SystemTime::now(), out);
+    }
+
+    /// Saves the contexts that changed since the last call, in one commit.
+    /// A failed write is logged; the context goes on in memory.
+    pub async fn save(&mut self, table: &Table) {
+        let dirty = self.take_dirty();
+        if dirty.is_empty() {
+            return;
+        }
+        let table = table.clone();
+        let write = move || {
+            let json: Vec<(Arc<str>, Vec<u8>)> = dirty
+                .into_iter()
+                .map(|(name, saved)| {
+                    let json = serde_json::to_vec(&saved).expect("strings and integers");
+                    (name, json)
+                })
+                .collect();
+            table.apply(json.iter().map(|(name, j)| (&**name, Update::Put(j))))
+        };
+        if let Err(e) = off_thread(write).await {
+            warn!("station context not saved: {e}");
+        }
+    }
+
+    fn restore(
         &mut self,
         saved: &HashMap<String, Saved>,
         now: Instant,
@@ -258,12 +309,10 @@ impl Stations {
                 out.push(draft);
                 return;
             }
-            Scan::Action(action) => {
-                (context.action.as_ref() != Some(&action)).then(|| {
-                    context.action = Some(action);
-                    Change::ActionSet
-                })
-            }
+            Scan::Action(action) => (context.action.as_ref() != Some(&action)).then(|| {
+                context.action = Some(action);
+                Change::ActionSet
+            }),
             Scan::Clear => (context.action.is_some() || context.container.is_some()).then(|| {
                 context.action = None;
                 context.container = None;
@@ -374,7 +423,7 @@ impl Stations {
 
     /// The stations whose context changed since the last call, with what to
     /// save for each.
-    pub fn take_dirty(&mut self) -> Vec<(Arc<str>, Saved)> {
+    fn take_dirty(&mut self) -> Vec<(Arc<str>, Saved)> {
         std::mem::take(&mut self.dirty)
             .into_iter()
             .filter_map(|name| {
@@ -427,7 +476,15 @@ fn alarm(
     asset: Option<Asset>,
     detail: String,
 ) -> Draft {
-    Draft::new(location, wall, Body::Alarm(Alarm { kind, asset, detail }))
+    Draft::new(
+        location,
+        wall,
+        Body::Alarm(Alarm {
+            kind,
+            asset,
+            detail,
+        }),
+    )
 }
 
 fn context_event(

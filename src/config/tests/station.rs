@@ -21,8 +21,18 @@ role = "badge"
 fn station_keys_take_the_documented_defaults() {
     let config = ok(&with(STATION));
     assert_eq!(config.station.action_prefix, "ACT:");
-    for action in ["received", "quarantined", "wiped", "shredded", "tested", "packed"] {
-        assert!(config.station.actions.iter().any(|a| a == action), "{action}");
+    for action in [
+        "received",
+        "quarantined",
+        "wiped",
+        "shredded",
+        "tested",
+        "packed",
+    ] {
+        assert!(
+            config.station.actions.iter().any(|a| a == action),
+            "{action}"
+        );
     }
     assert!(config.station.container_prefixes.is_empty());
     assert!(config.operators.is_empty());
@@ -141,6 +151,9 @@ container_prefixes = ["", "act:x"]
     let errs = errors(&with("[station]\naction_prefix = \"\"\nactions = []"));
     error_at(&errs, "station.action_prefix");
     error_at(&errs, "station.actions");
-    let msg = error_at(&errors(&with("role = \"guest\"")), "readers[0] (door1-em).role");
+    let msg = error_at(
+        &errors(&with("role = \"guest\"")),
+        "readers[0] (door1-em).role",
+    );
     assert!(msg.contains("badge"), "{msg}");
 }

@@ -61,6 +61,9 @@ protocol = "ascii-line"
 /// reader would.
 struct Harness {
     config: Config,
+    /// The saved contexts; the directory lives as long as the harness.
+    table: Table,
+    _dir: tempfile::TempDir,
     drafts: mpsc::Sender<Draft>,
     badges: mpsc::Sender<Observation>,
     out: mpsc::Receiver<Draft>,
@@ -71,19 +74,30 @@ impl Harness {
         Self::restored(config, &HashMap::new())
     }
 
+    /// Started on a store holding `saved` (by location name).
     fn restored(config: Config, saved: &HashMap<String, Saved>) -> Self {
-        let mut stations = Stations::new(&config);
-        let mut startup = Vec::new();
-        stations.restore(saved, Instant::now(), SystemTime::now(), &mut startup);
+        let dir = tempfile::tempdir().unwrap();
+        let table = crate::retained::Retained::open(dir.path())
+            .unwrap()
+            .table(TABLE)
+            .unwrap();
+        let json: Vec<(&str, Vec<u8>)> = saved
+            .iter()
+            .map(|(name, s)| (name.as_str(), serde_json::to_vec(s).unwrap()))
+            .collect();
+        table
+            .apply(json.iter().map(|(name, j)| (*name, Update::Put(j))))
+            .unwrap();
+        let stations = Stations::new(&config);
         let (drafts, drafts_rx) = mpsc::channel(64);
         let (badges, badges_rx) = mpsc::channel(64);
         let (out_tx, out) = mpsc::channel(64);
-        for draft in startup {
-            out_tx.try_send(draft).unwrap();
-        }
-        tokio::spawn(crate::rules::run(drafts_rx, badges_rx, out_tx, stations));
+        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stations, table.clone());
+        tokio::spawn(task);
         Harness {
             config,
+            table,
+            _dir: dir,
             drafts,
             badges,
             out,
@@ -217,7 +231,10 @@ async fn another_badge_takes_over_and_unknown_badges_are_refused() {
     assert_eq!(h.change().await.1.operator.as_deref(), Some("op-ann"));
     h.badge("0A0B0C0D0E").await;
     let (change, context, _) = h.change().await;
-    assert_eq!((change, context.operator.as_deref()), (Change::SignedIn, Some("op-bob")));
+    assert_eq!(
+        (change, context.operator.as_deref()),
+        (Change::SignedIn, Some("op-bob"))
+    );
 
     h.badge("1122334455").await;
     let a = h.alarm().await;
@@ -225,7 +242,10 @@ async fn another_badge_takes_over_and_unknown_badges_are_refused() {
     assert!(a.detail.contains("1122334455"), "{}", a.detail);
     // Bob is still signed in: his scans carry him.
     h.scan("scan1-bc", "LAPTOP-1").await;
-    assert_eq!(h.custody().await.context.operator.as_deref(), Some("op-bob"));
+    assert_eq!(
+        h.custody().await.context.operator.as_deref(),
+        Some("op-bob")
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -242,7 +262,11 @@ async fn inactivity_signs_the_operator_out_and_scans_postpone_it() {
     tokio::time::sleep(20 * MIN).await;
     let (change, context, draft) = h.change().await;
     assert_eq!((change, context), (Change::TimedOut, Context::default()));
-    assert_eq!(draft.observed_at, scanned_at + 30 * MIN, "dated when it ran out");
+    assert_eq!(
+        draft.observed_at,
+        scanned_at + 30 * MIN,
+        "dated when it ran out"
+    );
     match &draft.body {
         Body::Context(c) => assert!(c.reader.is_none()),
         other => panic!("{other:?}"),
@@ -276,26 +300,44 @@ async fn actions_and_containers_are_set_stamped_cleared_and_refused() {
     assert_eq!(&*c.asset.id, "LAPTOP-1");
     assert_eq!(
         c.context,
-        ctx(Some("62E3086CED"), Some("wiped"), Some("(00)106141412345678908"))
+        ctx(
+            Some("62E3086CED"),
+            Some("wiped"),
+            Some("(00)106141412345678908")
+        )
     );
 
     h.scan("scan1-bc", "ACT:MELTED").await;
     let a = h.alarm().await;
     assert_eq!((a.kind, a.asset.is_none()), ("unknown_action", true));
-    assert!(a.detail.contains("MELTED") && a.detail.contains("wiped"), "{}", a.detail);
+    assert!(
+        a.detail.contains("MELTED") && a.detail.contains("wiped"),
+        "{}",
+        a.detail
+    );
     h.scan("scan1-bc", "gay-0042").await;
     let (change, context, _) = h.change().await;
     assert_eq!(change, Change::ContainerSet);
-    assert_eq!(context.action.as_deref(), Some("wiped"), "unchanged by the refusal");
+    assert_eq!(
+        context.action.as_deref(),
+        Some("wiped"),
+        "unchanged by the refusal"
+    );
     assert_eq!(context.container.as_deref(), Some("gay-0042"));
 
     h.scan("scan1-bc", "ACT:CLEAR").await;
     let (change, context, _) = h.change().await;
-    assert_eq!((change, context), (Change::Cleared, ctx(Some("62E3086CED"), None, None)));
+    assert_eq!(
+        (change, context),
+        (Change::Cleared, ctx(Some("62E3086CED"), None, None))
+    );
     h.scan("scan1-bc", "ACT:CLEAR").await;
     h.assert_nothing().await;
     h.scan("scan1-bc", "LAPTOP-2").await;
-    assert_eq!(h.custody().await.context, ctx(Some("62E3086CED"), None, None));
+    assert_eq!(
+        h.custody().await.context,
+        ctx(Some("62E3086CED"), None, None)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -408,8 +450,15 @@ async fn a_restored_context_keeps_its_timeout_across_the_restart() {
     let saved = HashMap::from([("scan-1".to_string(), stale)]);
     let mut h = Harness::restored(config(""), &saved);
     let (change, context, draft) = h.change().await;
-    assert_eq!((change, context), (Change::TimedOut, ctx(None, Some("wiped"), Some("GAY-1"))));
-    let dated = draft.observed_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert_eq!(
+        (change, context),
+        (Change::TimedOut, ctx(None, Some("wiped"), Some("GAY-1")))
+    );
+    let dated = draft
+        .observed_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     assert_eq!(dated, ms(wall - 10 * MIN));
     // Idle for 25: times out 5 minutes after the start.
     let idle = Saved {
@@ -426,26 +475,23 @@ async fn a_restored_context_keeps_its_timeout_across_the_restart() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn take_dirty_hands_over_what_changed_for_saving() {
-    let config = config("");
-    let mut stations = Stations::new(&config);
-    let mut out = Vec::new();
-    let badge = Observation {
-        reader: reader_info(&config, "scan1-badge"),
-        asset: Ok(Asset {
-            id: "62E3086CED".into(),
-            raw: "62E3086CED".into(),
-            source: Source::Rfid,
-        }),
-        antenna: None,
-        rssi_dbm: None,
-        wall: SystemTime::now(),
+async fn every_change_is_saved_before_it_is_published() {
+    let mut h = Harness::start(config(""));
+    let saved = |h: &Harness| -> Saved {
+        serde_json::from_slice(&h.table.get("scan-1").unwrap().expect("saved")).unwrap()
     };
-    stations.on_badge(badge, Instant::now(), &mut out);
-    let dirty = stations.take_dirty();
-    assert_eq!(dirty.len(), 1);
-    assert_eq!(&*dirty[0].0, "scan-1");
-    assert_eq!(dirty[0].1.operator.as_deref(), Some("62E3086CED"));
-    assert_eq!(dirty[0].1.badge.as_deref(), Some("62E3086CED"));
-    assert!(stations.take_dirty().is_empty());
+    h.badge("62e3086ced").await;
+    h.change().await;
+    let signed_in = saved(&h);
+    assert_eq!(signed_in.operator.as_deref(), Some("62e3086ced"));
+    assert_eq!(signed_in.badge.as_deref(), Some("62E3086CED"));
+    h.scan("scan1-bc", "ACT:TESTED").await;
+    h.change().await;
+    assert_eq!(saved(&h).action.as_deref(), Some("tested"));
+    // Activity moves the timeout on, so it is saved too.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    h.scan("scan1-bc", "LAPTOP-1").await;
+    h.custody().await;
+    assert!(saved(&h).active_at_ms >= signed_in.active_at_ms);
+    assert!(h.table.get("door-1").unwrap().is_none());
 }
