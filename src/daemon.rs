@@ -19,6 +19,7 @@ use crate::command::Commands;
 use crate::config::{Config, ReaderKind};
 use crate::gpio;
 use crate::presence::{self, ReaderInfo};
+use crate::release;
 use crate::rules;
 use crate::sink::{mqtt, Bus};
 use crate::sources::hid::HidReader;
@@ -56,7 +57,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let (states_out, states) = mpsc::channel(64);
     let mut bus = Bus::new();
-    let commands = Commands::new().spawn(naming.clone(), &mut bus);
+    let mut commands = Commands::new();
+    let gates = release::start(
+        &config,
+        pins.as_ref(),
+        &mut bus,
+        &mut commands,
+        drafts.clone(),
+    )
+    .context("release control")?;
+    let commands = commands.spawn(naming.clone(), &mut bus);
     let uplink = mqtt::spawn(&config, naming, spool_reader, states, bus).await?;
 
     let (states_tx, states_in) = mpsc::channel(64);
@@ -79,7 +89,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
     let (decided, transitions) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, decided));
-    let rules = tokio::spawn(rules::run(transitions, drafts));
+    let rules = tokio::spawn(rules::run(transitions, drafts, gates.attempts));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
@@ -123,6 +133,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     drop((reads_tx, states_tx));
     presence.await.context("presence task")?;
     rules.await.context("custody rules task")?;
+    if let Some(gates) = gates.task {
+        gates.await.context("release control task")?;
+    }
     monitor.await.context("reader monitor task")?;
     uplink.await.context("uplink task")?;
     commands.await.context("command dispatcher")?;

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod gpio;
 pub mod identity;
 pub mod presence;
+pub mod release;
 pub mod retained;
 pub mod rules;
 pub mod sink;

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod gate;
 mod gpio;
 mod load;
 mod mqtt;
@@ -22,6 +23,7 @@ mod summary;
 mod tests;
 mod validate;
 
+pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
@@ -247,6 +249,9 @@ pub struct LocationConfig {
     /// No read of an asset for this long at this location makes a `departed`.
     #[serde(default = "default_departure_timeout", with = "humantime_serde")]
     pub departure_timeout: Duration,
+    /// `cage_gate` only: the gate's relays, door sensor and release rules.
+    #[serde(default)]
+    pub gate: Option<GateConfig>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -323,6 +328,9 @@ pub enum ReadMode {
     Presence,
     /// Barcode-style: each deliberate scan is a `scanned` event.
     Scan,
+    /// A scan at a cage gate asking to take the asset out: a `scanned`
+    /// event that the gate decides on (see `release`).
+    Release,
 }
 
 impl ReadMode {
@@ -331,6 +339,7 @@ impl ReadMode {
         match self {
             ReadMode::Presence => "presence",
             ReadMode::Scan => "scan",
+            ReadMode::Release => "release",
         }
     }
 }

@@ -10,10 +10,20 @@
 use tokio::sync::mpsc;
 
 use crate::custody::Draft;
+use crate::release::Attempts;
 
 /// Runs until presence closes its output; passes on what it decides.
-pub async fn run(mut input: mpsc::Receiver<Draft>, output: mpsc::Sender<Draft>) {
+/// Leave attempts at cage gates go to the gate task (`attempts`), which
+/// publishes them with its decision.
+pub async fn run(
+    mut input: mpsc::Receiver<Draft>,
+    output: mpsc::Sender<Draft>,
+    attempts: Attempts,
+) {
     while let Some(draft) = input.recv().await {
+        let Some(draft) = attempts.divert(draft).await else {
+            continue;
+        };
         if output.send(draft).await.is_err() {
             return;
         }
