@@ -22,7 +22,12 @@ const LOCK: u8 = 5;
 const GREEN: u8 = 6;
 const RED: u8 = 13;
 const BUZZER: u8 = 19;
-const PINS: [(u8, &str); 4] = [(LOCK, "lock"), (GREEN, "green"), (RED, "red"), (BUZZER, "buzzer")];
+const PINS: [(u8, &str); 4] = [
+    (LOCK, "lock"),
+    (GREEN, "green"),
+    (RED, "red"),
+    (BUZZER, "buzzer"),
+];
 const RELEASED: &str = "LAPTOP-0001";
 const HELD: &str = "LAPTOP-0002";
 
@@ -84,8 +89,7 @@ mode = "release"
             self.scanner.write(format!("{HELD}\r").as_bytes())?;
             sleep(Duration::from_secs(4)).await;
             println!("demo: {RELEASED} scanned for release at {CAGE}: released (expect the lock open and green for 5 s, and a custody event with a release object)");
-            self.scanner
-                .write(format!("{RELEASED}\r").as_bytes())?;
+            self.scanner.write(format!("{RELEASED}\r").as_bytes())?;
             sleep(Duration::from_secs(8)).await;
         }
     }
@@ -94,8 +98,14 @@ mode = "release"
 /// The retained policy central would publish.
 async fn publish_policy(broker: &Broker) -> anyhow::Result<()> {
     let policy = [
-        (RELEASED, r#"{"released":true,"reason":"data destruction certified"}"#),
-        (HELD, r#"{"released":false,"reason":"awaiting data destruction"}"#),
+        (
+            RELEASED,
+            r#"{"released":true,"reason":"data destruction certified"}"#,
+        ),
+        (
+            HELD,
+            r#"{"released":false,"reason":"awaiting data destruction"}"#,
+        ),
     ];
     let mut options =
         MqttOptions::new(format!("{GATEWAY}-demo-central"), &broker.host, broker.port);
@@ -104,7 +114,9 @@ async fn publish_policy(broker: &Broker) -> anyhow::Result<()> {
     for (asset, payload) in policy {
         let topic = format!("itad/{SITE}/release/{}", crate::topic::asset_key(asset));
         println!("demo: central publishes {topic} {payload} (retained)");
-        client.publish(topic, QoS::AtLeastOnce, true, payload).await?;
+        client
+            .publish(topic, QoS::AtLeastOnce, true, payload)
+            .await?;
     }
     let mut acked = 0;
     while acked < policy.len() {
@@ -121,7 +133,10 @@ async fn publish_policy(broker: &Broker) -> anyhow::Result<()> {
 /// Prints the relays as the simulated GPIO shows them.
 async fn print_relays(socket: PathBuf) {
     let Ok(mut gpio) = SimClient::connect(&socket).await else {
-        println!("demo: cannot watch the simulated GPIO at {}", socket.display());
+        println!(
+            "demo: cannot watch the simulated GPIO at {}",
+            socket.display()
+        );
         return;
     };
     let (mut events, mut shown) = (0, 0);
@@ -136,7 +151,10 @@ async fn print_relays(socket: PathBuf) {
                 (_, false) => "on",
                 (_, true) => "off",
             };
-            println!("gpio: {CAGE} {name} {state} (GPIO{pin} = {})", u8::from(high));
+            println!(
+                "gpio: {CAGE} {name} {state} (GPIO{pin} = {})",
+                u8::from(high)
+            );
         }
         shown = seen.log.len();
         if seen.closed {
