@@ -18,10 +18,10 @@ use crate::gpio::SimClient;
 
 const CAGE: &str = "cage-1";
 /// The gate's relays, active low as on a real relay board.
-const LOCK: u8 = 5;
-const GREEN: u8 = 6;
-const RED: u8 = 13;
-const BUZZER: u8 = 19;
+pub const LOCK: u8 = 5;
+pub const GREEN: u8 = 6;
+pub const RED: u8 = 13;
+pub const BUZZER: u8 = 19;
 const PINS: [(u8, &str); 4] = [
     (LOCK, "lock"),
     (GREEN, "green"),
@@ -30,6 +30,35 @@ const PINS: [(u8, &str); 4] = [
 ];
 const RELEASED: &str = "LAPTOP-0001";
 const HELD: &str = "LAPTOP-0002";
+
+/// `cage-1`, a cage gate with its lock, stack light and buzzer on the pins
+/// above, and `cage1-scan`, an ascii-line scanner on `scanner` in release
+/// mode; `gate_extra` adds keys to the gate table. The demo's scene and the
+/// tests run this gate (with `[gpio]` on the simulator).
+pub fn cage_gate_config(scanner: &Path, gate_extra: &str) -> String {
+    format!(
+        r#"
+[[locations]]
+name = "{CAGE}"
+kind = "cage_gate"
+
+[locations.gate]
+lock_pin = {LOCK}
+green_pin = {GREEN}
+red_pin = {RED}
+buzzer_pin = {BUZZER}
+{gate_extra}
+
+[[readers]]
+name = "cage1-scan"
+location = "{CAGE}"
+path = "{}"
+protocol = "ascii-line"
+mode = "release"
+"#,
+        scanner.display()
+    )
+}
 
 pub(super) struct CageScene {
     scanner: SimPort,
@@ -47,30 +76,9 @@ impl CageScene {
     /// The gate's part of the demo configuration.
     pub(super) fn config(&self) -> String {
         format!(
-            r#"
-[gpio]
-backend = "sim"
-sim_socket = "{socket}"
-
-[[locations]]
-name = "{CAGE}"
-kind = "cage_gate"
-
-[locations.gate]
-lock_pin = {LOCK}
-green_pin = {GREEN}
-red_pin = {RED}
-buzzer_pin = {BUZZER}
-
-[[readers]]
-name = "cage1-scan"
-location = "{CAGE}"
-path = "{scanner}"
-protocol = "ascii-line"
-mode = "release"
-"#,
-            socket = self.socket.display(),
-            scanner = self.scanner.path().display(),
+            "\n[gpio]\nbackend = \"sim\"\nsim_socket = \"{}\"\n{}",
+            self.socket.display(),
+            cage_gate_config(self.scanner.path(), "")
         )
     }
 

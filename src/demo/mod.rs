@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config;
 
 mod broker;
-mod cage;
+pub mod cage;
 mod port;
 
 pub use port::{em4100_frame, SimPort};
