@@ -20,6 +20,7 @@ use crate::config::{Config, ReaderKind};
 use crate::gpio;
 use crate::presence::{self, ReaderInfo};
 use crate::release;
+use crate::retained::Retained;
 use crate::rules;
 use crate::sink::{mqtt, Bus};
 use crate::sources::hid::HidReader;
@@ -57,10 +58,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let (states_out, states) = mpsc::channel(64);
     let mut bus = Bus::new();
+    // Local copies of retained topics, for every task that needs one; read
+    // before the broker is reachable.
+    let retained = Retained::open(data_dir)?;
     let mut commands = Commands::new();
     let gates = release::start(
         &config,
         pins.as_ref(),
+        &retained,
         &mut bus,
         &mut commands,
         drafts.clone(),

@@ -111,3 +111,35 @@ impl Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpio::SimGpio;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pulse_is_extended_never_shortened_and_a_grant_silences_a_denial() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Arc::new(SimGpio::bind(&dir.path().join("gpio.sock")).unwrap());
+        let pins = Pins::new(sim, Duration::from_millis(20));
+        let config: GateConfig = serde_json::from_str(r#"{"lock_pin": 5, "red_pin": 13}"#).unwrap();
+        let mut gate = Gate::claim("cage-1".into(), config, &pins).unwrap();
+        assert!(gate.is_locked() && gate.next_deadline().is_none());
+
+        let t0 = Instant::now();
+        gate.signal_denied(t0);
+        assert_eq!(gate.next_deadline(), Some(t0 + Duration::from_secs(3)));
+        gate.unlock_for(t0, Duration::from_secs(10));
+        gate.unlock_for(t0, Duration::from_secs(5));
+        assert!(!gate.is_locked());
+        assert_eq!(
+            gate.next_deadline(),
+            Some(t0 + Duration::from_secs(10)),
+            "red is off"
+        );
+        gate.expire(t0 + Duration::from_secs(9));
+        assert!(!gate.is_locked());
+        gate.expire(t0 + Duration::from_secs(10));
+        assert!(gate.is_locked() && gate.next_deadline().is_none());
+    }
+}

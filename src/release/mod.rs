@@ -134,12 +134,13 @@ pub struct Started {
 }
 
 /// Claims the gates' pins (driving them safe), opens the policy's local
-/// copy, subscribes to the policy and registers `unlock`. The task ends
+/// copy (its table of `retained`), subscribes to the policy and registers `unlock`. The task ends
 /// when every [`Attempts`] is gone (the rules task has ended), locking
 /// every gate on the way out.
 pub fn start(
     config: &Config,
     pins: Option<&Pins>,
+    retained: &Retained,
     bus: &mut Bus,
     commands: &mut Commands,
     drafts: mpsc::Sender<Draft>,
@@ -167,7 +168,7 @@ pub fn start(
             doors.push((i, pins.input(sensor).map_err(gpio_error(location))?));
         }
     }
-    let store = Retained::open(&config.gateway.data_dir)?.table(TABLE)?;
+    let store = retained.table(TABLE)?;
     let prefix = config.naming().release_prefix();
     let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
     let unlocks = commands.register("unlock");
