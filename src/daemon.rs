@@ -58,9 +58,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let (states_out, states) = mpsc::channel(64);
     let mut bus = Bus::new();
-    // Local copies of retained topics, for every task that needs one; read
+    // Local copies of retained topics, for every task that keeps one; read
     // before the broker is reachable.
-    let retained = Retained::open(data_dir)?;
+    let retained = Retained::at(data_dir);
     let mut commands = Commands::new();
     let gates = release::start(
         &config,
