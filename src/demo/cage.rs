@@ -12,7 +12,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::time::sleep;
 
-use super::{SimPort, GATEWAY, SITE};
+use super::{SimPort, GATEWAY, GPIO_SOCKET, SITE};
 use crate::config::Broker;
 use crate::gpio::SimClient;
 
@@ -69,17 +69,13 @@ impl CageScene {
     pub(super) fn open(data_dir: &Path) -> anyhow::Result<Self> {
         Ok(CageScene {
             scanner: SimPort::open().context("opening a pseudo-terminal for the cage scanner")?,
-            socket: data_dir.join("gpio.sock"),
+            socket: data_dir.join(GPIO_SOCKET),
         })
     }
 
     /// The gate's part of the demo configuration.
     pub(super) fn config(&self) -> String {
-        format!(
-            "\n[gpio]\nbackend = \"sim\"\nsim_socket = \"{}\"\n{}",
-            self.socket.display(),
-            cage_gate_config(self.scanner.path(), "")
-        )
+        cage_gate_config(self.scanner.path(), "")
     }
 
     /// Publishes the policy, then scans both laptops in turn, until the

@@ -37,6 +37,8 @@ const SITE: &str = "demo-site";
 const GATEWAY: &str = "demo-pi";
 const DOOR: &str = "dock-door-1";
 const STATION: &str = "scan-station-1";
+/// In the data dir: the simulated GPIO of the gate scenes.
+const GPIO_SOCKET: &str = "gpio.sock";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let url = match args.broker {
@@ -121,6 +123,10 @@ keep_alive = "5s"
 
 [identity]
 company_prefixes = ["0614141"]
+
+[gpio]
+backend = "sim"
+sim_socket = "{data}/{GPIO_SOCKET}"
 
 [[locations]]
 name = "{DOOR}"

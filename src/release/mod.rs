@@ -84,7 +84,9 @@ pub struct LeaveAttempt {
     pub event: Draft,
 }
 
-/// The rules task's end of the hand-off to the gate task.
+/// The rules task's end of the hand-off to the gate task. The gate task
+/// ends (locking every gate) once the last clone is dropped, so only the
+/// rules task may hold one.
 #[derive(Debug, Clone, Default)]
 pub struct Attempts {
     /// Readers in `mode = "release"`.
