@@ -22,6 +22,7 @@ pub mod decode;
 pub mod demo;
 pub mod gpio;
 pub mod identity;
+pub mod ops;
 pub mod presence;
 pub mod release;
 pub mod retained;

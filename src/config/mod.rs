@@ -17,16 +17,19 @@ mod gpio;
 mod load;
 mod mqtt;
 mod names;
+mod secrets;
 mod size;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod validate;
 
 pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 
 /// Default location of the configuration file installed by the package.
@@ -117,6 +120,17 @@ pub struct MqttConfig {
     /// File holding the password (first line), so the TOML can stay world-readable.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// `mqtts://`: PEM file of the CAs the broker's certificate must chain
+    /// to; the system's roots when absent. See [`MqttConfig::tls_config`].
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://`: PEM certificate chain for brokers that authenticate
+    /// clients by certificate (mutual TLS); needs `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// MQTT keep-alive; a half-open link is noticed within about twice this.
     #[serde(default = "default_keep_alive", with = "humantime_serde")]
     pub keep_alive: Duration,
@@ -164,6 +178,9 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             password_file: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             keep_alive: default_keep_alive(),
             connect_timeout: default_connect_timeout(),
             inflight: default_inflight(),

@@ -75,8 +75,24 @@ fn check_name(errors: &mut Errors, key: &str, name: &str) {
 }
 
 fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
-    if let Err(e) = mqtt.broker() {
-        errors.push("mqtt.url", e);
+    match mqtt.broker() {
+        Err(e) => errors.push("mqtt.url", e),
+        Ok(broker) if broker.tls => {
+            if let Err(tls) = mqtt.tls_config() {
+                errors.0.extend(tls.0);
+            }
+        }
+        Ok(_) => {
+            for (key, set) in [
+                ("mqtt.ca_file", mqtt.ca_file.is_some()),
+                ("mqtt.client_cert_file", mqtt.client_cert_file.is_some()),
+                ("mqtt.client_key_file", mqtt.client_key_file.is_some()),
+            ] {
+                if set {
+                    errors.push(key, "only applies to mqtts:// URLs (TLS)");
+                }
+            }
+        }
     }
     check_name(errors, "mqtt.root", &mqtt.root);
     if let Some(client_id) = &mqtt.client_id {
