@@ -19,6 +19,8 @@ use crate::command::Commands;
 use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::gpio;
 use crate::presence::{self, ReaderInfo};
+use crate::release;
+use crate::retained::Retained;
 use crate::rules;
 use crate::sink::{mqtt, Bus};
 use crate::sources::hid::HidReader;
@@ -45,9 +47,6 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         naming.clone(),
         config.spool.clone(),
     )?;
-    // Durable copies of retained topics and other small state; one per
-    // process (redb), each owner takes its table.
-    let retained = crate::retained::Retained::open(data_dir)?;
 
     // One GPIO backend, shared by every task that owns pins; none without
     // pins. Opened before anything waits on the network, so gate outputs
@@ -59,7 +58,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let (states_out, states) = mpsc::channel(64);
     let mut bus = Bus::new();
-    let commands = Commands::new().spawn(naming.clone(), &mut bus);
+    // Local copies of retained topics, for every task that keeps one; read
+    // before the broker is reachable.
+    let retained = Retained::at(data_dir);
+    let mut commands = Commands::new();
+    let gates = release::start(
+        &config,
+        pins.as_ref(),
+        &retained,
+        &mut bus,
+        &mut commands,
+        drafts.clone(),
+    )
+    .context("release control")?;
+    let commands = commands.spawn(naming.clone(), &mut bus);
     let uplink = mqtt::spawn(&config, naming, spool_reader, states, bus).await?;
 
     let (states_tx, states_in) = mpsc::channel(64);
@@ -85,9 +97,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     // Badge reads skip presence (a badge is not an asset) and go to the
     // station context in the rules task.
     let (badges_tx, badges) = mpsc::channel(64);
-    let stations = rules::station::Stations::new(&config);
-    let contexts = retained.table(rules::station::TABLE)?;
-    let rules = tokio::spawn(rules::run(transitions, badges, drafts, stations, contexts));
+    let stations = rules::station::Stations::new(&config, &retained).context("station context")?;
+    let rules = tokio::spawn(rules::run(
+        transitions,
+        badges,
+        drafts,
+        stations,
+        gates.attempts,
+    ));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
@@ -134,6 +151,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     drop((reads_tx, states_tx, badges_tx));
     presence.await.context("presence task")?;
     rules.await.context("custody rules task")?;
+    if let Some(gates) = gates.task {
+        gates.await.context("release control task")?;
+    }
     monitor.await.context("reader monitor task")?;
     uplink.await.context("uplink task")?;
     commands.await.context("command dispatcher")?;

@@ -44,6 +44,8 @@ enum Command {
     },
     /// Run the whole pipeline with simulated readers and an embedded broker; no hardware needed.
     Demo(custodyd::demo::DemoArgs),
+    /// Print the gateway's MQTT messages as they arrive, one line each.
+    Tail(custodyd::ops::tail::TailArgs),
     /// Look into the spool of a stopped daemon.
     Spool {
         #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
@@ -78,18 +80,28 @@ fn main() -> ExitCode {
             match load(&path) {
                 Ok(config) => {
                     println!("{}: OK\n{}", path.display(), config.summary());
+                    for warning in config::exposed_secrets(&path, &config) {
+                        println!("warning: {warning}");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(code) => code,
             }
         }
-        Command::Run { config } => match load(&config) {
+        Command::Run { config: path } => match load(&path) {
             Ok(config) => {
+                for warning in config::exposed_secrets(&path, &config) {
+                    tracing::warn!("{warning}");
+                }
                 exit(runtime().block_on(custodyd::daemon::run(config, custodyd::daemon::signals())))
             }
             Err(code) => code,
         },
         Command::Demo(args) => exit(runtime().block_on(custodyd::demo::run(args))),
+        Command::Tail(args) => match load(&args.config) {
+            Ok(config) => exit(runtime().block_on(custodyd::ops::tail::run(&config, &args))),
+            Err(code) => code,
+        },
         Command::Spool { config, command } => match load(&config) {
             Ok(config) => exit(inspect_spool(&config, command)),
             Err(code) => code,

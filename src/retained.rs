@@ -13,12 +13,12 @@
 //! what an empty payload means ([`Update::from_payload`]: MQTT's "no
 //! retained message any more", a delete).
 //!
-//! A redb file can be opened once per process, so one [`Retained`] is
-//! opened by the daemon and each owner takes its [`Table`] from it.
+//! A redb file can be opened once per process, so the daemon makes one
+//! [`Retained`] and each owner takes its [`Table`] from it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -36,17 +36,19 @@ pub struct RetainedError {
     source: redb::Error,
 }
 
-/// The file; cheap to clone.
+/// The file, opened by the first [`Retained::table`]: a gateway that keeps
+/// no retained topic writes none. Cheap to clone.
 #[derive(Clone)]
 pub struct Retained {
-    db: Arc<Database>,
     path: Arc<Path>,
+    db: Arc<Mutex<Option<Arc<Database>>>>,
 }
 
 /// One owner's topics and their latest payloads.
 #[derive(Clone)]
 pub struct Table {
-    retained: Retained,
+    db: Arc<Database>,
+    path: Arc<Path>,
     def: TableDefinition<'static, &'static str, &'static [u8]>,
 }
 
@@ -69,48 +71,20 @@ impl<'a> Update<'a> {
 }
 
 impl Retained {
-    /// Opens (or creates) `data_dir/retained.redb`. A file redb cannot read
-    /// is moved aside and a new one started: it only ever holds copies of
-    /// what the broker re-delivers on the next connect, and a gateway that
-    /// crash-looped on it would stop recording custody altogether.
-    pub fn open(data_dir: &Path) -> Result<Self, RetainedError> {
-        let path = data_dir.join(RETAINED_FILE);
-        let db = match create(&path) {
-            Ok(db) => db,
-            Err(problem) if path.exists() => {
-                let stamp = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs();
-                let aside = path.with_extension(format!("redb.unreadable-{stamp}"));
-                error!(
-                    "{} is unreadable ({problem}); moved to {} and started empty: \
-                     retained state is known again once the broker re-delivers it",
-                    path.display(),
-                    aside.display()
-                );
-                std::fs::rename(&path, &aside).map_err(|e| RetainedError {
-                    path: path.clone(),
-                    source: redb::Error::Io(e),
-                })?;
-                create(&path).map_err(|source| RetainedError {
-                    path: path.clone(),
-                    source,
-                })?
-            }
-            Err(source) => return Err(RetainedError { path, source }),
-        };
-        Ok(Retained {
-            db: Arc::new(db),
-            path: path.into(),
-        })
+    /// `data_dir/retained.redb`, not opened yet.
+    pub fn at(data_dir: &Path) -> Self {
+        Retained {
+            path: data_dir.join(RETAINED_FILE).into(),
+            db: Arc::default(),
+        }
     }
 
     /// The table `name`, created if new. One name per use (`release`,
     /// `manifests`), fixed in the code that owns it.
     pub fn table(&self, name: &'static str) -> Result<Table, RetainedError> {
         let table = Table {
-            retained: self.clone(),
+            db: self.db()?,
+            path: self.path.clone(),
             def: TableDefinition::new(name),
         };
         // Created now, so reads before the first message find it empty.
@@ -121,11 +95,44 @@ impl Retained {
         Ok(table)
     }
 
-    fn error(&self, source: impl Into<redb::Error>) -> RetainedError {
-        RetainedError {
-            path: self.path.to_path_buf(),
-            source: source.into(),
+    fn db(&self) -> Result<Arc<Database>, RetainedError> {
+        let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(db) = &*db {
+            return Ok(db.clone());
         }
+        let opened = Arc::new(open(&self.path)?);
+        *db = Some(opened.clone());
+        Ok(opened)
+    }
+}
+
+/// Opens (or creates) the file. One redb cannot read is moved aside and a
+/// new one started: it only ever holds copies of what the broker
+/// re-delivers on the next connect, and a gateway that crash-looped on it
+/// would stop recording custody altogether.
+fn open(path: &Path) -> Result<Database, RetainedError> {
+    let failed = |source| RetainedError {
+        path: path.to_owned(),
+        source,
+    };
+    match create(path) {
+        Ok(db) => Ok(db),
+        Err(problem) if path.exists() => {
+            let stamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let aside = path.with_extension(format!("redb.unreadable-{stamp}"));
+            error!(
+                "{} is unreadable ({problem}); moved to {} and started empty: \
+                 retained state is known again once the broker re-delivers it",
+                path.display(),
+                aside.display()
+            );
+            std::fs::rename(path, &aside).map_err(|e| failed(redb::Error::Io(e)))?;
+            create(path).map_err(failed)
+        }
+        Err(source) => Err(failed(source)),
     }
 }
 
@@ -144,20 +151,18 @@ fn create(path: &Path) -> Result<Database, redb::Error> {
 impl Table {
     /// The latest payload stored for `topic`.
     pub fn get(&self, topic: &str) -> Result<Option<Vec<u8>>, RetainedError> {
-        let r = &self.retained;
         let read = || -> Result<Option<Vec<u8>>, redb::Error> {
-            let txn = r.db.begin_read()?;
+            let txn = self.db.begin_read()?;
             let table = txn.open_table(self.def)?;
             Ok(table.get(topic)?.map(|v| v.value().to_vec()))
         };
-        read().map_err(|e| r.error(e))
+        read().map_err(|e| self.error(e))
     }
 
     /// Every topic and its payload, in topic order.
     pub fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, RetainedError> {
-        let r = &self.retained;
         let read = || -> Result<Vec<(String, Vec<u8>)>, redb::Error> {
-            let txn = r.db.begin_read()?;
+            let txn = self.db.begin_read()?;
             let table = txn.open_table(self.def)?;
             let mut all = Vec::new();
             for entry in table.iter()? {
@@ -166,7 +171,7 @@ impl Table {
             }
             Ok(all)
         };
-        read().map_err(|e| r.error(e))
+        read().map_err(|e| self.error(e))
     }
 
     /// Applies a batch of updates in one commit (one fsync), and none at
@@ -204,9 +209,8 @@ impl Table {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<bool, redb::Error>,
     ) -> Result<(), RetainedError> {
-        let r = &self.retained;
         let run = || -> Result<(), redb::Error> {
-            let txn = r.db.begin_write()?;
+            let txn = self.db.begin_write()?;
             if f(&txn)? {
                 txn.commit()?;
             } else {
@@ -214,7 +218,14 @@ impl Table {
             }
             Ok(())
         };
-        run().map_err(|e| r.error(e))
+        run().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, source: impl Into<redb::Error>) -> RetainedError {
+        RetainedError {
+            path: self.path.to_path_buf(),
+            source: source.into(),
+        }
     }
 }
 
@@ -226,7 +237,11 @@ mod tests {
     fn keeps_the_latest_payload_per_topic_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Retained::open(dir.path()).unwrap();
+            let store = Retained::at(dir.path());
+            assert!(
+                !dir.path().join(RETAINED_FILE).exists(),
+                "opened on first use"
+            );
             let t = store.table("release").unwrap();
             assert_eq!(t.get("a").unwrap(), None);
             let n = t
@@ -245,10 +260,7 @@ mod tests {
             let other = store.table("manifests").unwrap();
             assert!(other.entries().unwrap().is_empty());
         }
-        let t = Retained::open(dir.path())
-            .unwrap()
-            .table("release")
-            .unwrap();
+        let t = Retained::at(dir.path()).table("release").unwrap();
         assert_eq!(t.entries().unwrap(), [("a".to_string(), b"3".to_vec())]);
     }
 
@@ -256,10 +268,7 @@ mod tests {
     fn an_unreadable_file_is_moved_aside_and_replaced() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(RETAINED_FILE), vec![0xA5; 8192]).unwrap();
-        let t = Retained::open(dir.path())
-            .unwrap()
-            .table("release")
-            .unwrap();
+        let t = Retained::at(dir.path()).table("release").unwrap();
         assert_eq!(t.get("a").unwrap(), None);
         let aside = std::fs::read_dir(dir.path())
             .unwrap()

@@ -107,7 +107,11 @@ impl LocationConfig {
     /// Every GPIO pin this location uses, with its key below the location
     /// (`gate.lock_pin`), for the checks that span locations.
     pub fn gpio_pins(&self) -> Vec<(String, u8)> {
-        Vec::new()
+        let mut pins = Vec::new();
+        if let Some(gate) = &self.gate {
+            pins.extend(gate.pins());
+        }
+        pins
     }
 }
 

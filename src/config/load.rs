@@ -11,7 +11,7 @@ use super::names::entry_label;
 use super::validate::validate;
 use super::{
     ActiveLevel, ChafonModel, Config, EndOn, GpioBackend, LocationKind, Protocol, Pull, ReadMode,
-    ReaderKind, Target, Terminator,
+    ReaderKind, Target, Terminator, UnknownAsset,
 };
 
 /// One problem with the configuration, naming the key it is about.
@@ -250,6 +250,7 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "GpioBackend" => serde_names::<GpioBackend>(),
         "ActiveLevel" => serde_names::<ActiveLevel>(),
         "Pull" => serde_names::<Pull>(),
+        "UnknownAsset" => serde_names::<UnknownAsset>(),
         _ => return None,
     })
 }

@@ -12,20 +12,25 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod gate;
 mod gpio;
 mod load;
 mod mqtt;
 mod names;
+mod secrets;
 mod size;
 mod station;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod validate;
 
+pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
 
@@ -121,6 +126,17 @@ pub struct MqttConfig {
     /// File holding the password (first line), so the TOML can stay world-readable.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
+    /// `mqtts://`: PEM file of the CAs the broker's certificate must chain
+    /// to; the system's roots when absent. See [`MqttConfig::tls_config`].
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://`: PEM certificate chain for brokers that authenticate
+    /// clients by certificate (mutual TLS); needs `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
     /// MQTT keep-alive; a half-open link is noticed within about twice this.
     #[serde(default = "default_keep_alive", with = "humantime_serde")]
     pub keep_alive: Duration,
@@ -168,6 +184,9 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             password_file: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             keep_alive: default_keep_alive(),
             connect_timeout: default_connect_timeout(),
             inflight: default_inflight(),
@@ -263,6 +282,9 @@ pub struct LocationConfig {
     /// Stations only; see [`LocationConfig::require_operator`].
     #[serde(default)]
     pub require_operator: Option<bool>,
+    /// `cage_gate` only: the gate's relays, door sensor and release rules.
+    #[serde(default)]
+    pub gate: Option<GateConfig>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -339,6 +361,9 @@ pub enum ReadMode {
     Presence,
     /// Barcode-style: each deliberate scan is a `scanned` event.
     Scan,
+    /// A scan at a cage gate asking to take the asset out: a `scanned`
+    /// event that the gate decides on (see `release`).
+    Release,
 }
 
 impl ReadMode {
@@ -347,6 +372,7 @@ impl ReadMode {
         match self {
             ReadMode::Presence => "presence",
             ReadMode::Scan => "scan",
+            ReadMode::Release => "release",
         }
     }
 }

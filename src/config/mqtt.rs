@@ -70,6 +70,9 @@ impl fmt::Debug for MqttConfig {
             username,
             password,
             password_file,
+            ca_file,
+            client_cert_file,
+            client_key_file,
             keep_alive,
             connect_timeout,
             inflight,
@@ -83,6 +86,9 @@ impl fmt::Debug for MqttConfig {
             .field("username", username)
             .field("password", &password.as_ref().map(|_| "<redacted>"))
             .field("password_file", password_file)
+            .field("ca_file", ca_file)
+            .field("client_cert_file", client_cert_file)
+            .field("client_key_file", client_key_file)
             .field("keep_alive", keep_alive)
             .field("connect_timeout", connect_timeout)
             .field("inflight", inflight)

@@ -16,7 +16,15 @@ impl Config {
         let mut out = String::new();
 
         let broker = match mqtt.broker() {
-            Ok(b) if b.tls => format!("{b} (TLS)"),
+            Ok(b) if b.tls => {
+                let ca = mqtt.ca_file.as_ref().map_or("system CAs".to_string(), |f| {
+                    format!("CAs from {}", f.display())
+                });
+                let client = mqtt.client_cert_file.as_ref().map_or(String::new(), |f| {
+                    format!(", client certificate {}", f.display())
+                });
+                format!("{b} (TLS, {ca}{client})")
+            }
             Ok(b) => b.to_string(),
             Err(e) => format!("invalid url: {e}"),
         };

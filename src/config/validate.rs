@@ -13,7 +13,7 @@ use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
 use super::{
     ByteSize, ChafonModel, Config, GpioBackend, GpioConfig, LocationConfig, LocationKind,
-    MqttConfig, Protocol, ReaderConfig, ReaderKind, ReaderRole, CLEAR_ACTION,
+    MqttConfig, Protocol, ReadMode, ReaderConfig, ReaderKind, ReaderRole, CLEAR_ACTION,
 };
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
@@ -76,8 +76,24 @@ fn check_name(errors: &mut Errors, key: &str, name: &str) {
 }
 
 fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
-    if let Err(e) = mqtt.broker() {
-        errors.push("mqtt.url", e);
+    match mqtt.broker() {
+        Err(e) => errors.push("mqtt.url", e),
+        Ok(broker) if broker.tls => {
+            if let Err(tls) = mqtt.tls_config() {
+                errors.0.extend(tls.0);
+            }
+        }
+        Ok(_) => {
+            for (key, set) in [
+                ("mqtt.ca_file", mqtt.ca_file.is_some()),
+                ("mqtt.client_cert_file", mqtt.client_cert_file.is_some()),
+                ("mqtt.client_key_file", mqtt.client_key_file.is_some()),
+            ] {
+                if set {
+                    errors.push(key, "only applies to mqtts:// URLs (TLS)");
+                }
+            }
+        }
     }
     check_name(errors, "mqtt.root", &mqtt.root);
     if let Some(client_id) = &mqtt.client_id {
@@ -311,6 +327,7 @@ fn check_locations(errors: &mut Errors, locations: &[LocationConfig]) {
         if location.departure_timeout.is_zero() {
             errors.push(format!("{label}.departure_timeout"), "must be more than 0");
         }
+        check_gate(errors, location, &label);
     }
 }
 
@@ -383,6 +400,7 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
             ReaderKind::Serial => check_serial(errors, reader, &key),
             ReaderKind::Hid => check_hid(errors, reader, &key),
         }
+        check_release_mode(errors, reader, locations, &key);
     }
 }
 
@@ -523,6 +541,74 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
     }
     if reader.reply_timeout.is_some_and(|t| t.is_zero()) {
         errors.push(key("reply_timeout"), "must be more than 0");
+    }
+}
+
+/// Longest unlock, denial signal or override a gate accepts: longer is a
+/// door left open, which is what the gate is there to prevent.
+const GATE_PULSE_MAX: Duration = Duration::from_secs(60);
+const OVERRIDE_MAX: Duration = Duration::from_secs(3600);
+
+/// A `gate` table: only on a cage gate, with durations a gate can use.
+fn check_gate(errors: &mut Errors, location: &LocationConfig, label: &str) {
+    let Some(gate) = &location.gate else {
+        return;
+    };
+    let key = |field: &str| format!("{label}.gate.{field}");
+    if location.kind != LocationKind::CageGate {
+        errors.push(
+            format!("{label}.gate"),
+            format!(
+                "only applies to kind = \"cage_gate\"; {} is a {}",
+                location.name,
+                location.kind.as_str()
+            ),
+        );
+    }
+    for (field, value, max) in [
+        ("unlock_pulse", gate.unlock_pulse, GATE_PULSE_MAX),
+        ("deny_signal", gate.deny_signal, GATE_PULSE_MAX),
+        ("override_max", gate.override_max, OVERRIDE_MAX),
+    ] {
+        if value.is_zero() || value > max {
+            errors.push(
+                key(field),
+                format!(
+                    "is {}; must be more than 0 and at most {}",
+                    format_duration(value),
+                    format_duration(max)
+                ),
+            );
+        }
+    }
+    if let Some(problem) = gate
+        .door_sensor
+        .as_ref()
+        .and_then(|d| debounce_problem(d.debounce))
+    {
+        errors.push(key("door_sensor.debounce"), problem);
+    }
+}
+
+/// `mode = "release"` asks a gate to decide: there must be one.
+fn check_release_mode(
+    errors: &mut Errors,
+    reader: &ReaderConfig,
+    locations: &[LocationConfig],
+    key: &dyn Fn(&str) -> String,
+) {
+    if reader.mode() != ReadMode::Release {
+        return;
+    }
+    let location = locations.iter().find(|l| l.name == reader.location);
+    if location.is_some_and(|l| l.gate.is_none() || l.kind != LocationKind::CageGate) {
+        errors.push(
+            key("mode"),
+            format!(
+                "\"release\" needs a cage_gate location with a gate table; {} has none",
+                reader.location
+            ),
+        );
     }
 }
 

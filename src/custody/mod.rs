@@ -19,6 +19,10 @@ mod context;
 
 pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
 
+mod release;
+
+pub use release::{Basis, Release};
+
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
 
@@ -80,6 +84,9 @@ pub struct Draft {
     pub observed_at: SystemTime,
     pub clock_synced: bool,
     pub body: Body,
+    /// Set by a cage gate on the custody event of a leave attempt it
+    /// granted; rendered as its `release` object.
+    pub release: Option<Box<Release>>,
 }
 
 impl Draft {
@@ -90,6 +97,7 @@ impl Draft {
             observed_at,
             clock_synced: crate::clock::is_synced(),
             body,
+            release: None,
         }
     }
 
@@ -120,6 +128,7 @@ impl Draft {
                 from_zone: None,
                 to_zone: None,
                 asset: AssetJson::from(&c.asset),
+                release: self.release.as_deref().map(release::ReleaseJson::from),
                 reader: &c.reader,
                 reads: c.reads,
                 first_seen: rfc3339(c.first_seen),
@@ -183,6 +192,8 @@ struct CustodyJson<'a> {
     from_zone: Option<&'a str>,
     to_zone: Option<&'a str>,
     asset: AssetJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<release::ReleaseJson<'a>>,
     reader: &'a str,
     reads: u64,
     first_seen: String,

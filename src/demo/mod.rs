@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config;
 
 mod broker;
+pub mod cage;
 mod port;
 mod station;
 
@@ -37,6 +38,8 @@ const SITE: &str = "demo-site";
 const GATEWAY: &str = "demo-pi";
 const DOOR: &str = "dock-door-1";
 const STATION: &str = "scan-station-1";
+/// In the data dir: the simulated GPIO of the gate scenes.
+const GPIO_SOCKET: &str = "gpio.sock";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let url = match args.broker {
@@ -64,10 +67,13 @@ async fn run_in(
         SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
     let station_scene = station::Scene::open().context("opening the simulated badge reader")?;
+    let cage = cage::CageScene::open(data_dir)?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path()) + &station_scene.config(),
+        demo_config(url, data_dir, door.path(), station.path())
+            + &cage.config()
+            + &station_scene.config(),
     )?;
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
@@ -82,6 +88,8 @@ async fn run_in(
         ready_tx,
     ));
 
+    let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
+    let cage = tokio::spawn(cage.play(broker, ready.clone()));
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
     let scenes = tokio::spawn(play(door, station, station_scene, ready));
@@ -93,6 +101,7 @@ async fn run_in(
     stop.cancel();
     let result = daemon.await.context("daemon task")?;
     scenes.abort();
+    cage.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();
@@ -118,6 +127,10 @@ keep_alive = "5s"
 
 [identity]
 company_prefixes = ["0614141"]
+
+[gpio]
+backend = "sim"
+sim_socket = "{data}/{GPIO_SOCKET}"
 
 [[locations]]
 name = "{DOOR}"

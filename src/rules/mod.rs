@@ -12,7 +12,8 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::custody::Draft;
 use crate::presence::Observation;
-use crate::retained::{RetainedError, Table};
+use crate::release::Attempts;
+use crate::retained::RetainedError;
 
 pub mod station;
 
@@ -20,21 +21,25 @@ use station::Stations;
 
 /// Runs until presence closes its output; passes on what it decides.
 /// `badges` are the reads of badge readers, which skip presence: a badge is
-/// not an asset.
+/// not an asset. Leave attempts at cage gates go to the gate task
+/// (`attempts`), which publishes them with its decision.
 pub async fn run(
     mut input: mpsc::Receiver<Draft>,
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
     mut stations: Stations,
-    contexts: Table,
+    attempts: Attempts,
 ) {
     let mut out = Vec::new();
-    stations.load(&contexts, &mut out).await;
+    stations.load(&mut out).await;
     loop {
         // Saved before it is published: what the central system hears of
         // is what a restart resumes from.
-        stations.save(&contexts).await;
+        stations.save().await;
         for draft in out.drain(..) {
+            let Some(draft) = attempts.divert(draft).await else {
+                continue;
+            };
             if output.send(draft).await.is_err() {
                 return;
             }

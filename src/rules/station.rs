@@ -28,7 +28,7 @@ use crate::config::{Config, CLEAR_ACTION};
 use crate::custody::{Alarm, Body, Change, Context, ContextChange, Draft, Transition};
 use crate::identity::Asset;
 use crate::presence::Observation;
-use crate::retained::{Table, Update};
+use crate::retained::{Retained, RetainedError, Table, Update};
 use crate::rules::off_thread;
 
 /// The retained-store table holding each station's [`Saved`] context.
@@ -152,11 +152,21 @@ pub struct Stations {
     container_prefixes: Vec<String>,
     /// Stations whose context changed since the last [`Stations::save`].
     dirty: BTreeSet<Arc<str>>,
+    /// Where the contexts are saved; `None` on a gateway without stations,
+    /// which then writes no file for them.
+    table: Option<Table>,
 }
 
 impl Stations {
-    /// The stations `config` (validated) describes, with empty contexts.
-    pub fn new(config: &Config) -> Self {
+    /// The stations `config` (validated) describes, with empty contexts
+    /// until [`Stations::load`], saved in `retained`.
+    pub fn new(config: &Config, retained: &Retained) -> Result<Self, RetainedError> {
+        let any = config.locations.iter().any(|l| l.is_station());
+        let table = if any {
+            Some(retained.table(TABLE)?)
+        } else {
+            None
+        };
         let mut stations = Stations {
             stations: HashMap::new(),
             last_badge: HashMap::new(),
@@ -174,6 +184,7 @@ impl Stations {
                 .collect(),
             container_prefixes: config.station.container_prefixes.clone(),
             dirty: BTreeSet::new(),
+            table,
         };
         for location in config.locations.iter().filter(|l| l.is_station()) {
             let station = Station {
@@ -188,15 +199,17 @@ impl Stations {
                 .stations
                 .insert(location.name.as_str().into(), station);
         }
-        stations
+        Ok(stations)
     }
 
-    /// Takes up the contexts saved in `table` before a restart. An operator
+    /// Takes up the contexts saved before a restart. An operator
     /// whose timeout ran out while the daemon was down is signed out, with
     /// the event going to `out`. What cannot be read is logged and starts
     /// empty: a station must work even if its saved context is lost.
-    pub async fn load(&mut self, table: &Table, out: &mut Vec<Draft>) {
-        let table = table.clone();
+    pub async fn load(&mut self, out: &mut Vec<Draft>) {
+        let Some(table) = self.table.clone() else {
+            return;
+        };
         let entries = match off_thread(move || table.entries()).await {
             Ok(entries) => entries,
             Err(e) => {
@@ -219,12 +232,14 @@ impl Stations {
 
     /// Saves the contexts that changed since the last call, in one commit.
     /// A failed write is logged; the context goes on in memory.
-    pub async fn save(&mut self, table: &Table) {
+    pub async fn save(&mut self) {
+        let Some(table) = self.table.clone() else {
+            return;
+        };
         let dirty = self.take_dirty();
         if dirty.is_empty() {
             return;
         }
-        let table = table.clone();
         let write = move || {
             let json: Vec<(Arc<str>, Vec<u8>)> = dirty
                 .into_iter()

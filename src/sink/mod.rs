@@ -1,6 +1,7 @@
 //! Sinks: where committed events leave the gateway.
 
 pub mod bus;
+pub mod connect;
 pub mod mqtt;
 mod status;
 

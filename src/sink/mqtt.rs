@@ -24,18 +24,15 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions,
-    Outgoing, Packet, QoS,
-};
+use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 use super::bus::{self, Bus, Inbound, Outbound, Route};
-use super::Status;
-use crate::config::Config;
+use super::{connect, Status};
+use crate::config::{Config, ConfigErrors};
 use crate::sources::ReaderState;
 use crate::spool::{Committed, Record, SpoolReader};
 use crate::topic::Naming;
@@ -60,10 +57,8 @@ const OUTBOUND_ROOM: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UplinkError {
-    #[error("mqtt.url: {0}")]
-    Url(String),
-    #[error("mqtt.password_file: {0}")]
-    Password(String),
+    #[error(transparent)]
+    Config(#[from] ConfigErrors),
 }
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
@@ -76,33 +71,22 @@ pub async fn spawn(
     bus: Bus,
 ) -> Result<JoinHandle<()>, UplinkError> {
     let mqtt = &config.mqtt;
-    let broker = mqtt.broker().map_err(UplinkError::Url)?;
     let window = usize::from(mqtt.inflight);
 
-    let mut options = MqttOptions::new(config.client_id(), broker.host.clone(), broker.port);
-    options.set_keep_alive(mqtt.keep_alive);
-    // rumqttc's session memory is not trusted (see the module doc).
-    options.set_clean_session(true);
-    // Room for the event window plus status and bus publishes, so pkids never
-    // collide while the broker acknowledges in order.
-    options.set_inflight(u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX));
-    options.set_last_will(LastWill::new(
-        naming.status(),
-        Status::last_will(),
-        QoS::AtLeastOnce,
-        true,
-    ));
-    if let Some(user) = &mqtt.username {
-        let password = mqtt
-            .password()
-            .map_err(UplinkError::Password)?
-            .unwrap_or_default();
-        options.set_credentials(user.clone(), password);
-    }
-    let (client, mut eventloop) = AsyncClient::new(options, window + OUTBOUND_ROOM * 2);
-    let mut network = NetworkOptions::new();
-    network.set_connection_timeout(mqtt.connect_timeout.as_secs().max(1));
-    eventloop.set_network_options(network);
+    let capacity = window + OUTBOUND_ROOM * 2;
+    let (client, eventloop) = connect::client(mqtt, config.client_id(), capacity, |options| {
+        // rumqttc's session memory is not trusted (see the module doc).
+        options.set_clean_session(true);
+        // Room for the event window plus status and bus publishes, so pkids never
+        // collide while the broker acknowledges in order.
+        options.set_inflight(u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX));
+        options.set_last_will(LastWill::new(
+            naming.status(),
+            Status::last_will(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    })?;
 
     let (net_tx, net) = mpsc::channel(window * 2 + 64);
     let force = Arc::new(Notify::new());
@@ -116,7 +100,8 @@ pub async fn spawn(
         .await
         .first()
         .map_or(committed.next_seq, |r| r.seq);
-    info!(host = %broker.host, port = broker.port, from_seq = watermark, "uplink starting");
+    // The URL holds no credentials: validation refuses them there.
+    info!(broker = %mqtt.url, from_seq = watermark, "uplink starting");
 
     let uplink = Uplink {
         client,
@@ -169,7 +154,7 @@ async fn poll_loop(
 ) {
     loop {
         let polled = tokio::select! {
-            polled = eventloop.poll() => polled.map_err(|e: ConnectionError| e.to_string()),
+            polled = eventloop.poll() => polled.map_err(|e: ConnectionError| connect::describe(&e)),
             // The uplink saw something impossible (or a stuck link): start over.
             _ = force.notified() => Err("reset by the uplink".to_string()),
         };

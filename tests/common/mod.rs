@@ -3,7 +3,8 @@
 //! Every test file includes it with `mod common;` and gets:
 //!
 //! - [`Mosquitto`]: a real broker on a free loopback port that can be killed
-//!   and restarted on the same port;
+//!   and restarted on the same port, optionally with a [`TlsListener`] too;
+//! - [`Pki`]: a CA per test, and the broker and client certificates it signs;
 //! - [`Subscriber`]: a rumqttc client that records every message it is sent
 //!   and survives broker restarts, plus [`publish`] for one-off messages;
 //! - [`Pty`]: a pseudo-terminal standing in for a serial reader, with a stable
@@ -31,6 +32,7 @@
 // would warn there, and clippy runs with -D warnings.
 #![allow(dead_code, unused_imports)]
 
+mod certs;
 mod daemon;
 mod gpio;
 mod ledger;
@@ -43,10 +45,11 @@ mod relay;
 mod setup;
 mod uinput;
 
+pub use certs::{Issued, Pki};
 pub use daemon::Daemon;
 pub use gpio::{pulsed, sim_gpio_config, SimPins};
 pub use ledger::{check_delivery, Ledger, Report};
-pub use mosquitto::Mosquitto;
+pub use mosquitto::{Mosquitto, TlsListener};
 pub use mqtt::{publish, Message, Subscriber};
 pub use process::*;
 pub use pty::Pty;

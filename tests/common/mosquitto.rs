@@ -33,6 +33,19 @@ pub struct Mosquitto {
     /// Mosquitto's `log_type` lines: everything for the tests (their
     /// failure messages show it), less for the load harness.
     log_types: &'static [&'static str],
+    /// The TLS listener of [`Mosquitto::start_tls`], on `tls_port`.
+    tls: Option<TlsListener>,
+    tls_port: u16,
+}
+
+/// A TLS listener on a second port, beside the plain one (which the tests'
+/// subscribers keep using). PEM files.
+pub struct TlsListener {
+    pub cafile: PathBuf,
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+    /// Mutual TLS: refuse clients that present no certificate signed by `cafile`.
+    pub require_certificate: bool,
 }
 
 /// Why one launch attempt did not give a running broker.
@@ -46,14 +59,19 @@ impl Mosquitto {
     /// connections. Retries with another port if the picked one is taken
     /// between picking and binding.
     pub async fn start() -> Self {
-        Self::start_with(false, LOG_ALL).await
+        Self::start_with(false, LOG_ALL, None).await
+    }
+
+    /// Like [`Mosquitto::start`], plus a TLS listener on [`Mosquitto::tls_url`].
+    pub async fn start_tls(tls: TlsListener) -> Self {
+        Self::start_with(false, LOG_ALL, Some(tls)).await
     }
 
     /// Like [`Mosquitto::start`], but without mosquitto's per-message debug
     /// log, which would cost the broker more than the traffic itself: for
     /// measurements (the load harness).
     pub async fn start_quiet() -> Self {
-        Self::start_with(false, &["error", "warning", "notice", "information"]).await
+        Self::start_with(false, &["error", "warning", "notice", "information"], None).await
     }
 
     /// Like [`Mosquitto::start`], but a broker that keeps what it has
@@ -75,10 +93,14 @@ impl Mosquitto {
     ///
     /// [`Subscriber::connect_persistent`]: super::Subscriber::connect_persistent
     pub async fn start_persistent() -> Self {
-        Self::start_with(true, LOG_ALL).await
+        Self::start_with(true, LOG_ALL, None).await
     }
 
-    async fn start_with(persistent: bool, log_types: &'static [&'static str]) -> Self {
+    async fn start_with(
+        persistent: bool,
+        log_types: &'static [&'static str],
+        tls: Option<TlsListener>,
+    ) -> Self {
         let mut broker = Mosquitto {
             dir: tempfile::Builder::new()
                 .prefix("custodyd-mosquitto-")
@@ -89,9 +111,17 @@ impl Mosquitto {
             child: None,
             persistent,
             log_types,
+            tls,
+            tls_port: 0,
         };
         for _ in 0..20 {
             broker.port = free_port();
+            if broker.tls.is_some() {
+                broker.tls_port = free_port();
+                if broker.tls_port == broker.port {
+                    continue;
+                }
+            }
             if broker.launch().await.is_ok() {
                 return broker;
             }
@@ -101,6 +131,13 @@ impl Mosquitto {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `mqtts://127.0.0.1:PORT` of the TLS listener: an IP address, so the
+    /// broker's certificate is checked against its IP subjectAltName.
+    pub fn tls_url(&self) -> String {
+        assert!(self.tls.is_some(), "started without a TLS listener");
+        format!("mqtts://127.0.0.1:{}", self.tls_port)
     }
 
     /// The broker process, while it runs.
@@ -201,6 +238,21 @@ impl Mosquitto {
             .iter()
             .map(|t| format!("log_type {t}\n"))
             .collect();
+        // Listener settings follow their `listener` line, so this goes last.
+        let tls = self.tls.as_ref().map_or(String::new(), |tls| {
+            format!(
+                "listener {} 127.0.0.1\n\
+                 cafile {}\n\
+                 certfile {}\n\
+                 keyfile {}\n\
+                 require_certificate {}\n",
+                self.tls_port,
+                tls.cafile.display(),
+                tls.certfile.display(),
+                tls.keyfile.display(),
+                tls.require_certificate
+            )
+        });
         fs::write(
             &config,
             format!(
@@ -209,7 +261,8 @@ impl Mosquitto {
                  {persistence}\
                  user root\n\
                  log_dest file {log}\n\
-                 {log_types}",
+                 {log_types}\
+                 {tls}",
                 port = self.port,
                 log = log_path.display()
             ),

@@ -77,10 +77,8 @@ impl Harness {
     /// Started on a store holding `saved` (by location name).
     fn restored(config: Config, saved: &HashMap<String, Saved>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let table = crate::retained::Retained::open(dir.path())
-            .unwrap()
-            .table(TABLE)
-            .unwrap();
+        let retained = Retained::at(dir.path());
+        let table = retained.table(TABLE).unwrap();
         let json: Vec<(&str, Vec<u8>)> = saved
             .iter()
             .map(|(name, s)| (name.as_str(), serde_json::to_vec(s).unwrap()))
@@ -88,11 +86,12 @@ impl Harness {
         table
             .apply(json.iter().map(|(name, j)| (*name, Update::Put(j))))
             .unwrap();
-        let stations = Stations::new(&config);
+        let stations = Stations::new(&config, &retained).unwrap();
         let (drafts, drafts_rx) = mpsc::channel(64);
         let (badges, badges_rx) = mpsc::channel(64);
         let (out_tx, out) = mpsc::channel(64);
-        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stations, table.clone());
+        let no_gates = crate::release::Attempts::default();
+        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stations, no_gates);
         tokio::spawn(task);
         Harness {
             config,

@@ -1,0 +1,145 @@
+//! The one way to the broker: the uplink and `custodyd tail` connect with the
+//! same address, login, TLS and timeouts, so a tail that works from a Pi
+//! proves the daemon's settings too.
+
+use rumqttc::{AsyncClient, ConnectionError, EventLoop, MqttOptions, NetworkOptions, Transport};
+use rustls::{AlertDescription, CertificateError};
+
+use crate::config::{ConfigError, ConfigErrors, MqttConfig};
+
+/// A client for the broker of `mqtt`, not yet connected (rumqttc connects on
+/// the first poll). `customize` sets what differs between callers: the
+/// session, the Last Will, the inflight window.
+///
+/// The password file and the TLS files are read here, so each new client
+/// picks up a rotated password or certificate.
+pub fn client(
+    mqtt: &MqttConfig,
+    client_id: &str,
+    capacity: usize,
+    customize: impl FnOnce(&mut MqttOptions),
+) -> Result<(AsyncClient, EventLoop), ConfigErrors> {
+    let broker = mqtt.broker().map_err(|e| single("mqtt.url", e))?;
+    let mut options = MqttOptions::new(client_id, broker.host, broker.port);
+    options.set_keep_alive(mqtt.keep_alive);
+    if let Some(user) = &mqtt.username {
+        let password = mqtt
+            .password()
+            .map_err(|e| single("mqtt.password_file", e))?
+            .unwrap_or_default();
+        options.set_credentials(user.clone(), password);
+    }
+    if broker.tls {
+        options.set_transport(Transport::tls_with_config(mqtt.tls_config()?.into()));
+    }
+    customize(&mut options);
+    let (client, mut eventloop) = AsyncClient::new(options, capacity);
+    let mut network = NetworkOptions::new();
+    // Covers the TCP connect, the TLS handshake and the CONNACK.
+    network.set_connection_timeout(mqtt.connect_timeout.as_secs().max(1));
+    eventloop.set_network_options(network);
+    Ok((client, eventloop))
+}
+
+/// A connection error as a log line, with what to check where the cause is
+/// a TLS setting: rustls's own words name the problem, not the key to fix.
+pub fn describe(error: &ConnectionError) -> String {
+    let hint = rustls_error(error).and_then(|e| match e {
+        rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        ) => Some(
+            "the broker's certificate does not name the host in mqtt.url; \
+             connect by a name the certificate lists",
+        ),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Some(
+            "the broker's certificate is not signed by a CA of mqtt.ca_file \
+             (or of the system's roots when it is not set)",
+        ),
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => Some(
+            "the broker requires a client certificate: \
+             set mqtt.client_cert_file and mqtt.client_key_file",
+        ),
+        rustls::Error::AlertReceived(
+            AlertDescription::BadCertificate | AlertDescription::UnknownCA,
+        ) => Some("the broker rejected the client certificate of mqtt.client_cert_file"),
+        _ => None,
+    });
+    match hint {
+        Some(hint) => format!("{error} ({hint})"),
+        None => error.to_string(),
+    }
+}
+
+/// The rustls error under a rumqttc one: tokio-rustls wraps it in an
+/// `io::Error`, whose `source()` skips it, so the chain is walked by hand.
+fn rustls_error(error: &ConnectionError) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map_or(e, |inner| inner as &(dyn std::error::Error + 'static));
+        if let Some(found) = inner.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn single(key: &str, message: String) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        key: key.into(),
+        message,
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_io(e: rustls::Error) -> ConnectionError {
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        ConnectionError::Tls(rumqttc::TlsError::Io(io))
+    }
+
+    #[test]
+    fn names_the_key_behind_a_tls_failure() {
+        let mismatch = tls_io(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ));
+        let line = describe(&mismatch);
+        assert!(line.starts_with(&mismatch.to_string()), "{line}");
+        assert!(
+            line.contains("does not name the host in mqtt.url"),
+            "{line}"
+        );
+
+        // After the handshake (TLS 1.3), the alert comes with the first read.
+        let required = ConnectionError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+        ));
+        assert!(describe(&required).contains("mqtt.client_cert_file"));
+
+        let refused = ConnectionError::Io(std::io::ErrorKind::ConnectionRefused.into());
+        assert_eq!(describe(&refused), refused.to_string());
+    }
+
+    #[test]
+    fn a_plain_url_gets_no_tls_and_a_bad_one_names_its_key() {
+        let mut mqtt = MqttConfig {
+            url: "mqtt://127.0.0.1:1".into(),
+            ..MqttConfig::default()
+        };
+        let (_, eventloop) = client(&mqtt, "id", 8, |_| {}).unwrap();
+        assert!(matches!(eventloop.mqtt_options.transport(), Transport::Tcp));
+
+        mqtt.url = "mqtts://127.0.0.1".into();
+        mqtt.ca_file = Some("/nonexistent/ca.pem".into());
+        let Err(errors) = client(&mqtt, "id", 8, |_| {}) else {
+            panic!("a missing CA file was accepted");
+        };
+        assert_eq!(errors.0[0].key, "mqtt.ca_file", "{errors}");
+    }
+}
