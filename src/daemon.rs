@@ -70,7 +70,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
     let (decided, transitions) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, decided));
-    let rules = tokio::spawn(rules::run(transitions, drafts));
+    let portals = rules::portal::Portals::new(&config);
+    let rules = tokio::spawn(rules::run(transitions, drafts, portals));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();

@@ -15,6 +15,7 @@ use crate::topic::Naming;
 mod load;
 mod mqtt;
 mod names;
+mod portal;
 mod size;
 mod summary;
 #[cfg(test)]
@@ -23,6 +24,7 @@ mod validate;
 
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use portal::{AntennaSides, Side};
 pub use size::ByteSize;
 
 /// Default location of the configuration file installed by the package.
@@ -237,6 +239,22 @@ pub struct LocationConfig {
     /// No read of an asset for this long at this location makes a `departed`.
     #[serde(default = "default_departure_timeout", with = "humantime_serde")]
     pub departure_timeout: Duration,
+    /// Portals (`dock_door`, `cage_gate`): the zone beyond the door's
+    /// outside, e.g. `yard`; required there (see `config/portal.rs`).
+    #[serde(default)]
+    pub outside_zone: Option<String>,
+    /// Portals: the zone on the door's inside, e.g. `receiving`; required there.
+    #[serde(default)]
+    pub inside_zone: Option<String>,
+    /// Portals: reads weaker than this (dBm) are no evidence of direction.
+    #[serde(default)]
+    pub rssi_floor: Option<f32>,
+    /// Portals: see [`LocationConfig::static_after`].
+    #[serde(default, with = "humantime_serde")]
+    pub static_after: Option<Duration>,
+    /// Portals: see [`LocationConfig::order_margin`].
+    #[serde(default, with = "humantime_serde")]
+    pub order_margin: Option<Duration>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -451,6 +469,12 @@ pub struct ReaderConfig {
     /// UHF: how long a command may go unanswered before the reader is reset.
     #[serde(default, with = "humantime_serde")]
     pub reply_timeout: Option<Duration>,
+    /// At a portal: the side every antenna of this reader watches.
+    #[serde(default)]
+    pub side: Option<Side>,
+    /// At a portal, UHF: the side each antenna watches, `{ 1 = "outside" }`.
+    #[serde(default)]
+    pub sides: Option<AntennaSides>,
 }
 
 fn default_offline_alarm_after() -> Duration {

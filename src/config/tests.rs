@@ -17,6 +17,8 @@ name = "dock-pi-03"
 [[locations]]
 name = "door1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 
 [[readers]]
 name = "door1-em"

@@ -11,7 +11,8 @@ use humantime::format_duration;
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
 use super::{
-    ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig, ReaderKind,
+    ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReadMode, ReaderConfig,
+    ReaderKind,
 };
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
@@ -174,6 +175,7 @@ fn check_locations(errors: &mut Errors, locations: &[LocationConfig]) {
         if location.departure_timeout.is_zero() {
             errors.push(format!("{label}.departure_timeout"), "must be more than 0");
         }
+        check_portal(errors, location, &label);
     }
 }
 
@@ -246,6 +248,8 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
             ReaderKind::Serial => check_serial(errors, reader, &key),
             ReaderKind::Hid => check_hid(errors, reader, &key),
         }
+        let location = locations.iter().find(|l| l.name == reader.location);
+        check_sides(errors, reader, location, &key);
     }
 }
 
@@ -386,6 +390,126 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
     }
     if reader.reply_timeout.is_some_and(|t| t.is_zero()) {
         errors.push(key("reply_timeout"), "must be more than 0");
+    }
+}
+
+/// RSSI as UHF readers report it: -129 dBm (the A0 byte 0) to 0 dBm.
+const RSSI_FLOOR_RANGE: std::ops::RangeInclusive<f32> = -129.0..=0.0;
+
+/// Zones on both sides of a portal, and the direction keys only there.
+fn check_portal(errors: &mut Errors, location: &LocationConfig, label: &str) {
+    let key = |field: &str| format!("{label}.{field}");
+    let zones = [
+        ("outside_zone", &location.outside_zone),
+        ("inside_zone", &location.inside_zone),
+    ];
+    if !location.kind.is_portal() {
+        let portal_keys = [
+            ("outside_zone", location.outside_zone.is_some()),
+            ("inside_zone", location.inside_zone.is_some()),
+            ("rssi_floor", location.rssi_floor.is_some()),
+            ("static_after", location.static_after.is_some()),
+            ("order_margin", location.order_margin.is_some()),
+        ];
+        for (field, set) in portal_keys {
+            if set {
+                errors.push(
+                    key(field),
+                    "only applies to kind = \"dock_door\" or \"cage_gate\"",
+                );
+            }
+        }
+        return;
+    }
+    for (field, zone) in zones {
+        match zone {
+            None => errors.push(
+                key(field),
+                format!(
+                    "is required for kind = {:?}: a portal is a door between two zones",
+                    location.kind.as_str()
+                ),
+            ),
+            Some(zone) => check_name(errors, &key(field), zone),
+        }
+    }
+    if let (Some(outside), Some(inside)) = (&location.outside_zone, &location.inside_zone) {
+        if outside == inside {
+            errors.push(
+                key("inside_zone"),
+                format!("is {inside:?}, the same as outside_zone; a portal joins two zones"),
+            );
+        }
+    }
+    if let Some(floor) = location.rssi_floor {
+        if !RSSI_FLOOR_RANGE.contains(&floor) {
+            errors.push(
+                key("rssi_floor"),
+                format!("is {floor}; must be -129 to 0 (dBm)"),
+            );
+        }
+    }
+    if location.static_after.is_some_and(|t| t.is_zero()) {
+        errors.push(key("static_after"), "must be more than 0");
+    }
+}
+
+/// `side` / `sides`: only at a portal, only on presence readers, and
+/// `sides` only names antennas the reader inventories.
+fn check_sides(
+    errors: &mut Errors,
+    reader: &ReaderConfig,
+    location: Option<&LocationConfig>,
+    key: &dyn Fn(&str) -> String,
+) {
+    let field = match (&reader.side, &reader.sides) {
+        (None, None) => return,
+        (Some(_), Some(_)) => {
+            errors.push(
+                key("sides"),
+                "set either side (the whole reader) or sides (per antenna), not both",
+            );
+            return;
+        }
+        (Some(_), None) => "side",
+        (None, Some(_)) => "sides",
+    };
+    if let Some(location) = location.filter(|l| !l.kind.is_portal()) {
+        errors.push(
+            key(field),
+            format!(
+                "only applies at a dock_door or cage_gate; {} is a {}",
+                location.name,
+                location.kind.as_str()
+            ),
+        );
+    }
+    if reader.mode() != ReadMode::Presence {
+        errors.push(
+            key(field),
+            "only applies to mode = \"presence\" readers (scans are no evidence of direction)",
+        );
+    }
+    let Some(sides) = &reader.sides else {
+        return;
+    };
+    if !reader.protocol.is_some_and(Protocol::is_uhf)
+        || reader.chafon_variant == Some(ChafonModel::Reader18)
+    {
+        errors.push(
+            key("sides"),
+            "only applies to readers that report antennas (uhf-a0, chafon \"288\"); use side",
+        );
+        return;
+    }
+    let antennas = reader.antennas();
+    for name in sides.keys() {
+        if !name.parse().is_ok_and(|a: u8| antennas.contains(&a)) {
+            errors.push(
+                key("sides"),
+                format!("{name:?} is not one of the reader's antennas {antennas:?}"),
+            );
+        }
     }
 }
 

@@ -13,7 +13,14 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::identity::Asset;
+use crate::presence::Evidence;
 use crate::topic::Naming;
+
+mod portal;
+
+pub use portal::{
+    ClosedBy, Confidence, Crossing, Direction, Pass, PassCounts, PassDirection, PASS_SCHEMA,
+};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
@@ -23,6 +30,8 @@ pub enum Transition {
     Arrived,
     Departed,
     Scanned,
+    /// Crossed a portal from one zone to the other.
+    Moved,
 }
 
 impl Transition {
@@ -31,6 +40,7 @@ impl Transition {
             Transition::Arrived => "arrived",
             Transition::Departed => "departed",
             Transition::Scanned => "scanned",
+            Transition::Moved => "moved",
         }
     }
 }
@@ -48,6 +58,8 @@ pub struct Custody {
     /// Antennas that saw the tag, ascending.
     pub antennas: Vec<u8>,
     pub rssi_max: Option<f32>,
+    /// `moved` only: the zones and how sure the direction is.
+    pub crossing: Option<Crossing>,
 }
 
 /// Something a person should look at.
@@ -63,6 +75,8 @@ pub struct Alarm {
 pub enum Body {
     Custody(Custody),
     Alarm(Alarm),
+    /// A read window's summary.
+    Pass(Pass),
 }
 
 /// An event decided but not yet committed (it has no `seq` yet).
@@ -73,6 +87,9 @@ pub struct Draft {
     pub observed_at: SystemTime,
     pub clock_synced: bool,
     pub body: Body,
+    /// A portal's `departed`: what each side saw, for the rules stage to
+    /// decide the direction from. Never rendered.
+    pub evidence: Option<Box<Evidence>>,
 }
 
 impl Draft {
@@ -83,6 +100,7 @@ impl Draft {
             observed_at,
             clock_synced: crate::clock::is_synced(),
             body,
+            evidence: None,
         }
     }
 
@@ -90,6 +108,7 @@ impl Draft {
         match self.body {
             Body::Custody(_) => naming.custody(&self.location),
             Body::Alarm(_) => naming.alarm(&self.location),
+            Body::Pass(_) => naming.pass(&self.location),
         }
     }
 
@@ -109,8 +128,14 @@ impl Draft {
                 schema: CUSTODY_SCHEMA,
                 common,
                 transition: c.transition.as_str(),
-                from_zone: None,
-                to_zone: None,
+                from_zone: c.crossing.as_ref().map(|x| &*x.from_zone),
+                to_zone: c.crossing.as_ref().map(|x| &*x.to_zone),
+                direction_confidence: c.crossing.as_ref().map(|x| x.confidence.as_str()),
+                pass_id: c
+                    .crossing
+                    .as_ref()
+                    .and_then(|x| x.pass_id)
+                    .map(|id| id.to_string()),
                 asset: AssetJson::from(&c.asset),
                 reader: &c.reader,
                 reads: c.reads,
@@ -126,6 +151,7 @@ impl Draft {
                 asset: a.asset.as_ref().map(AssetJson::from),
                 detail: &a.detail,
             }),
+            Body::Pass(p) => p.to_json(common),
         };
         json.expect("event JSON has only string keys and finite numbers")
     }
@@ -172,6 +198,12 @@ struct CustodyJson<'a> {
     transition: &'static str,
     from_zone: Option<&'a str>,
     to_zone: Option<&'a str>,
+    /// Only on `moved`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction_confidence: Option<&'static str>,
+    /// Only on a `moved` decided in a read window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass_id: Option<String>,
     asset: AssetJson<'a>,
     reader: &'a str,
     reads: u64,
@@ -217,6 +249,7 @@ mod tests {
                 last_seen: t,
                 antennas: vec![],
                 rssi_max: None,
+                crossing: None,
             }),
         );
         let naming = Naming {

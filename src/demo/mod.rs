@@ -120,6 +120,8 @@ company_prefixes = ["0614141"]
 [[locations]]
 name = "{DOOR}"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "2s"
 
 [[locations]]

@@ -11,11 +11,23 @@ use tokio::sync::mpsc;
 
 use crate::custody::Draft;
 
+pub mod portal;
+
+use portal::Portals;
+
 /// Runs until presence closes its output; passes on what it decides.
-pub async fn run(mut input: mpsc::Receiver<Draft>, output: mpsc::Sender<Draft>) {
+pub async fn run(
+    mut input: mpsc::Receiver<Draft>,
+    output: mpsc::Sender<Draft>,
+    mut portals: Portals,
+) {
+    let mut out = Vec::new();
     while let Some(draft) = input.recv().await {
-        if output.send(draft).await.is_err() {
-            return;
+        portals.handle(draft, &mut out);
+        for draft in out.drain(..) {
+            if output.send(draft).await.is_err() {
+                return;
+            }
         }
     }
 }

@@ -34,6 +34,8 @@ pub fn door_with_em4100(path: &Path, departure_timeout: &str) -> String {
 [[locations]]
 name = "dock-door-1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "{departure_timeout}"
 
 [[readers]]
