@@ -245,6 +245,7 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "Terminator" => serde_names::<Terminator>(),
         "ReaderKind" => serde_names::<ReaderKind>(),
         "EndOn" => serde_names::<EndOn>(),
+        "Side" => serde_names::<super::Side>(),
         _ => return None,
     })
 }

@@ -53,13 +53,17 @@ impl Config {
             .max()
             .unwrap_or(0);
         for l in &self.locations {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {:width$}  {:12}  departed after {}",
                 l.name,
                 l.kind.as_str(),
                 format_duration(l.departure_timeout)
             );
+            if let (Some(outside), Some(inside)) = (&l.outside_zone, &l.inside_zone) {
+                let _ = write!(out, ", between {outside} (outside) and {inside} (inside)");
+            }
+            out.push('\n');
         }
 
         let _ = writeln!(out, "readers ({})", self.readers.len());
@@ -83,6 +87,12 @@ impl Config {
             );
             if r.protocol.is_some_and(Protocol::is_uhf) {
                 let _ = write!(out, ", antennas {:?}", r.antennas());
+            }
+            if let Some(side) = r.side {
+                let _ = write!(out, ", side {}", side.as_str());
+            }
+            for (antenna, side) in r.antenna_sides() {
+                let _ = write!(out, ", antenna {antenna} {}", side.as_str());
             }
             out.push('\n');
         }

@@ -232,3 +232,247 @@ fn moved(departed: &Draft, custody: &Custody, outcome: Outcome, params: &Params)
         Body::Custody(custody),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Side;
+    use crate::presence::Sides;
+    use tokio::time::Instant;
+
+    fn params() -> Params {
+        Params {
+            outside_zone: "yard".into(),
+            inside_zone: "receiving".into(),
+            static_after: Duration::from_secs(30),
+            order_margin: Duration::from_millis(300),
+        }
+    }
+
+    /// Evidence from reads `(ms after start, antenna, rssi)`: antenna 1 is
+    /// outside, 2 inside; the floor is -80 dBm.
+    fn evidence(reads: &[(u64, u8, f32)]) -> Evidence {
+        let sides = Sides::portal(
+            None,
+            vec![(1, Side::Outside), (2, Side::Inside)],
+            Some(-80.0),
+        );
+        let start = Instant::now();
+        let mut e = Evidence::default();
+        for &(ms, antenna, rssi) in reads {
+            e.fold(
+                &sides,
+                Some(antenna),
+                Some(rssi),
+                start + Duration::from_millis(ms),
+            );
+        }
+        e
+    }
+
+    /// A tag carried from antenna `from` to antenna `to`: three reads on
+    /// each, 100 ms apart, the second side 500 ms after the first.
+    fn pass(from: u8, to: u8) -> Evidence {
+        evidence(&[
+            (0, from, -60.0),
+            (100, from, -55.0),
+            (200, from, -60.0),
+            (500, to, -60.0),
+            (600, to, -50.0),
+            (700, to, -65.0),
+        ])
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_side_that_sees_it_first_is_where_it_came_from() {
+        assert_eq!(
+            decide(&pass(1, 2), None, &params()),
+            Outcome::Moved(Direction::Inbound, Confidence::Low)
+        );
+        assert_eq!(
+            decide(&pass(2, 1), None, &params()),
+            Outcome::Moved(Direction::Outbound, Confidence::Low)
+        );
+        let p = params();
+        assert_eq!(p.zones(Direction::Inbound), ("yard".into(), "receiving".into()));
+        assert_eq!(p.zones(Direction::Outbound), ("receiving".into(), "yard".into()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sides_taking_turns_from_the_start_say_nothing() {
+        // Both antennas see it from the first cycle: no order, by time or by lead.
+        let e = evidence(&[
+            (0, 1, -60.0),
+            (40, 2, -60.0),
+            (80, 1, -60.0),
+            (120, 2, -60.0),
+        ]);
+        assert!(matches!(decide(&e, None, &params()), Outcome::Ambiguous(_)));
+        // Slow turns (a loaded reader): far enough apart in time, but the
+        // first side read it once only before the second did; the peaks
+        // came close together.
+        let e = evidence(&[
+            (0, 1, -60.0),
+            (400, 2, -60.0),
+            (800, 1, -50.0),
+            (900, 2, -50.0),
+        ]);
+        assert!(matches!(decide(&e, None, &params()), Outcome::Ambiguous(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_side_only_is_ambiguous_and_long_enough_is_parked() {
+        let e = evidence(&[(0, 1, -60.0), (500, 1, -60.0)]);
+        assert_eq!(
+            decide(&e, None, &params()),
+            Outcome::Ambiguous("seen by one side only")
+        );
+        let e = evidence(&[(0, 2, -60.0), (30_000, 2, -60.0)]);
+        assert_eq!(decide(&e, None, &params()), Outcome::Static);
+        // Even with beams: one side's reads do not place the asset in the pass.
+        let e = evidence(&[(0, 1, -60.0), (500, 1, -60.0)]);
+        assert!(matches!(
+            decide(&e, Some(Direction::Inbound), &params()),
+            Outcome::Ambiguous(_)
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parked_by_the_door_then_carried_through_is_a_pass_but_parked_in_it_is_not() {
+        // Staged in the yard for a minute, then driven in.
+        let mut reads: Vec<(u64, u8, f32)> = (0..60).map(|s| (s * 1000, 1, -70.0)).collect();
+        reads.extend([(60_000, 1, -55.0), (60_500, 2, -55.0), (61_000, 2, -50.0), (61_500, 2, -60.0)]);
+        assert_eq!(
+            decide(&evidence(&reads), None, &params()),
+            Outcome::Moved(Direction::Inbound, Confidence::Low)
+        );
+        // In the doorway for a minute, seen by both sides all along.
+        let reads: Vec<(u64, u8, f32)> = (0..60)
+            .flat_map(|s| [(s * 1000, 1, -70.0), (s * 1000 + 500, 2, -72.0)])
+            .collect();
+        assert_eq!(decide(&evidence(&reads), None, &params()), Outcome::Static);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reads_below_the_floor_are_no_evidence() {
+        let e = evidence(&[(0, 1, -85.0), (100, 1, -85.0), (500, 2, -90.0)]);
+        assert_eq!(decide(&e, None, &params()), Outcome::NoEvidence);
+        assert_eq!(e.weak, 3);
+        // A stray weak read on the far side does not spoil a pass either.
+        let e = evidence(&[(0, 2, -88.0), (100, 1, -60.0), (200, 1, -60.0), (700, 2, -60.0)]);
+        assert_eq!(
+            decide(&e, None, &params()),
+            Outcome::Moved(Direction::Inbound, Confidence::Low)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rssi_peaks_decide_when_the_first_reads_do_not_and_must_not_contradict_them() {
+        // Both sides from the first cycle, but the outside was strongest
+        // first: the tag came past the outside antenna to the inside one.
+        let e = evidence(&[
+            (0, 1, -70.0),
+            (40, 2, -75.0),
+            (200, 1, -50.0),
+            (240, 2, -70.0),
+            (900, 1, -72.0),
+            (940, 2, -48.0),
+        ]);
+        assert_eq!(
+            decide(&e, None, &params()),
+            Outcome::Moved(Direction::Inbound, Confidence::Low)
+        );
+        // First reads say inbound, the peaks outbound.
+        let e = evidence(&[
+            (0, 1, -70.0),
+            (100, 1, -70.0),
+            (500, 2, -40.0),
+            (600, 2, -70.0),
+            (1200, 1, -45.0),
+        ]);
+        assert_eq!(
+            decide(&e, None, &params()),
+            Outcome::Ambiguous("first reads and RSSI peaks disagree")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn beams_raise_or_veto_the_antennas() {
+        let p = params();
+        assert_eq!(
+            decide(&pass(1, 2), Some(Direction::Inbound), &p),
+            Outcome::Moved(Direction::Inbound, Confidence::High)
+        );
+        assert_eq!(
+            decide(&pass(1, 2), Some(Direction::Outbound), &p),
+            Outcome::Ambiguous("the beams and the antennas disagree")
+        );
+        let at_once = evidence(&[(0, 1, -60.0), (40, 2, -60.0), (80, 1, -60.0)]);
+        assert_eq!(
+            decide(&at_once, Some(Direction::Outbound), &p),
+            Outcome::Moved(Direction::Outbound, Confidence::Medium)
+        );
+    }
+
+    fn departed(location: &str, evidence: Evidence) -> Draft {
+        let t = std::time::SystemTime::now();
+        let mut draft = Draft::new(
+            location.into(),
+            t,
+            Body::Custody(Custody {
+                transition: Transition::Departed,
+                asset: crate::identity::Asset {
+                    id: "urn:epc:id:giai:0614141.1".into(),
+                    raw: "E2".into(),
+                    source: crate::decode::Source::Rfid,
+                },
+                reader: "door1-uhf".into(),
+                reads: 6,
+                first_seen: t,
+                last_seen: t,
+                antennas: vec![1, 2],
+                rssi_max: Some(-50.0),
+                crossing: None,
+            }),
+        );
+        draft.evidence = Some(Box::new(evidence));
+        draft
+    }
+
+    fn portals() -> Portals {
+        let mut params = HashMap::new();
+        params.insert(Arc::from("dock-door-1"), super::tests::params());
+        Portals {
+            params,
+            stats: watch::Sender::new(PortalStats::default()),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_departure_is_passed_on_and_followed_by_its_moved() {
+        let mut portals = portals();
+        let stats = portals.stats();
+        let mut out = Vec::new();
+        portals.handle(departed("dock-door-1", pass(2, 1)), &mut out);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].evidence.is_none(), "evidence never goes further");
+        let Body::Custody(moved) = &out[1].body else {
+            panic!("{:?}", out[1]);
+        };
+        assert_eq!(moved.transition, Transition::Moved);
+        assert_eq!(moved.reads, 6);
+        let crossing = moved.crossing.as_ref().unwrap();
+        assert_eq!((&*crossing.from_zone, &*crossing.to_zone), ("receiving", "yard"));
+        assert_eq!((crossing.confidence, crossing.pass_id), (Confidence::Low, None));
+
+        out.clear();
+        portals.handle(departed("dock-door-1", evidence(&[(0, 1, -60.0)])), &mut out);
+        assert_eq!(out.len(), 1, "no moved: {out:?}");
+        let expected = PortalStats {
+            moved: 1,
+            ambiguous: 1,
+            ..PortalStats::default()
+        };
+        assert_eq!(*stats.borrow(), expected);
+    }
+}
