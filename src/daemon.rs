@@ -17,7 +17,9 @@ use tracing::info;
 
 use crate::command::Commands;
 use crate::config::{Config, ReaderKind};
+use crate::gpio;
 use crate::presence::{self, ReaderInfo};
+use crate::release;
 use crate::rules;
 use crate::sink::{mqtt, Bus};
 use crate::sources::hid::HidReader;
@@ -45,9 +47,26 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config.spool.clone(),
     )?;
 
+    // One GPIO backend, shared by every task that owns pins; none without
+    // pins. Opened before anything waits on the network, so gate outputs
+    // are claimed (and driven safe) at once.
+    let pins = match config.uses_gpio() {
+        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
+        false => None,
+    };
+
     let (states_out, states) = mpsc::channel(64);
     let mut bus = Bus::new();
-    let commands = Commands::new().spawn(naming.clone(), &mut bus);
+    let mut commands = Commands::new();
+    let gates = release::start(
+        &config,
+        pins.as_ref(),
+        &mut bus,
+        &mut commands,
+        drafts.clone(),
+    )
+    .context("release control")?;
+    let commands = commands.spawn(naming.clone(), &mut bus);
     let uplink = mqtt::spawn(&config, naming, spool_reader, states, bus).await?;
 
     let (states_tx, states_in) = mpsc::channel(64);
@@ -71,7 +90,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (decided, transitions) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, decided));
     let portals = rules::portal::Portals::new(&config);
-    let rules = tokio::spawn(rules::run(transitions, drafts, portals));
+    let rules = tokio::spawn(rules::run(transitions, drafts, portals, gates.attempts));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
@@ -115,10 +134,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     drop((reads_tx, states_tx));
     presence.await.context("presence task")?;
     rules.await.context("custody rules task")?;
+    if let Some(gates) = gates.task {
+        gates.await.context("release control task")?;
+    }
     monitor.await.context("reader monitor task")?;
     uplink.await.context("uplink task")?;
     commands.await.context("command dispatcher")?;
     spool_task.await.context("spool task")?;
+    if let Some(pins) = &pins {
+        // Every task that owned an output has ended: all are inactive now.
+        pins.close().await;
+    }
     info!("stopped");
     Ok(())
 }

@@ -44,6 +44,12 @@ impl Naming {
     pub fn command_reply(&self, command: &str) -> String {
         self.gateway_topic(&format!("cmd-reply/{command}"))
     }
+
+    /// Release policy entries of every asset of the site (central
+    /// publishes them, retained): the prefix before the asset key.
+    pub fn release_prefix(&self) -> String {
+        format!("{}/{}/release/", self.root, self.site)
+    }
 }
 
 /// Canonical asset id with every byte outside `A-Z a-z 0-9 . _ - :` percent-encoded.

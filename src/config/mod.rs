@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod gate;
+mod gpio;
 mod load;
 mod mqtt;
 mod names;
@@ -22,6 +24,8 @@ mod summary;
 mod tests;
 mod validate;
 
+pub use gate::{GateConfig, UnknownAsset};
+pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
 pub use portal::{AntennaSides, Side};
@@ -44,6 +48,8 @@ pub struct Config {
     pub locations: Vec<LocationConfig>,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
+    #[serde(default)]
+    pub gpio: GpioConfig,
 }
 
 impl Config {
@@ -61,6 +67,12 @@ impl Config {
     pub fn identity(&self) -> crate::identity::Identity {
         let prefixes = crate::identity::gs1::CompanyPrefixes::new(&self.identity.company_prefixes);
         crate::identity::Identity::new(prefixes.unwrap_or_default())
+    }
+
+    /// Whether any location uses a GPIO pin: without one, GPIO is never
+    /// opened (a gateway with only readers runs on any Linux machine).
+    pub fn uses_gpio(&self) -> bool {
+        self.locations.iter().any(|l| !l.gpio_pins().is_empty())
     }
 
     /// `mqtt.client_id`, or `gateway.name` when it is not set.
@@ -255,6 +267,9 @@ pub struct LocationConfig {
     /// Portals: see [`LocationConfig::order_margin`].
     #[serde(default, with = "humantime_serde")]
     pub order_margin: Option<Duration>,
+    /// `cage_gate` only: the gate's relays, door sensor and release rules.
+    #[serde(default)]
+    pub gate: Option<GateConfig>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -331,6 +346,9 @@ pub enum ReadMode {
     Presence,
     /// Barcode-style: each deliberate scan is a `scanned` event.
     Scan,
+    /// A scan at a cage gate asking to take the asset out: a `scanned`
+    /// event that the gate decides on (see `release`).
+    Release,
 }
 
 impl ReadMode {
@@ -339,6 +357,7 @@ impl ReadMode {
         match self {
             ReadMode::Presence => "presence",
             ReadMode::Scan => "scan",
+            ReadMode::Release => "release",
         }
     }
 }

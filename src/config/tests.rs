@@ -165,6 +165,7 @@ fn reference_config_documents_every_key() {
         ("[spool]", serde_names::<SpoolConfig>()),
         ("[[locations]]", serde_names::<LocationConfig>()),
         ("[[readers]]", serde_names::<ReaderConfig>()),
+        ("[gpio]", serde_names::<GpioConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -843,4 +844,32 @@ fn sides_only_apply_at_portals() {
     );
     let message = assert_error(&toml, "readers[1] (r2).side");
     assert!(message.contains("scan_station"), "{message}");
+}
+
+#[test]
+fn gpio_defaults_to_the_pi_and_is_not_used_without_pins() {
+    let config = ok(BASE);
+    assert_eq!(config.gpio.backend, GpioBackend::Rppal);
+    assert_eq!(config.gpio.debounce, Duration::from_millis(20));
+    assert!(!config.uses_gpio());
+    let sim = ok(&with(
+        "[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/g.sock\"",
+    ));
+    assert_eq!(sim.gpio.backend, GpioBackend::Sim);
+}
+
+#[test]
+fn gpio_keys_are_checked() {
+    assert!(
+        assert_error(&with("[gpio]\nbackend = \"sim\""), "gpio.sim_socket").contains("required")
+    );
+    assert!(assert_error(
+        &with("[gpio]\nsim_socket = \"/tmp/g.sock\""),
+        "gpio.sim_socket"
+    )
+    .contains("only applies"));
+    assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
+    assert!(
+        assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("rppal, sim")
+    );
 }

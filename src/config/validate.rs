@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use humantime::format_duration;
 
+use super::gpio::PinClaims;
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
 use super::{
-    ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReadMode, ReaderConfig,
-    ReaderKind,
+    ByteSize, ChafonModel, Config, GpioBackend, GpioConfig, LocationConfig, LocationKind,
+    MqttConfig, Protocol, ReadMode, ReaderConfig, ReaderKind,
 };
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
@@ -27,6 +28,8 @@ const A0_PORTS: u8 = 8;
 const CHAFON_PORTS: u8 = 4;
 /// Gen2 sessions S0-S3.
 const MAX_SESSION: u8 = 3;
+/// Longer than any contact bounce; more would only delay the sensor.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// Room for a few hundred events: less would alarm and drop at once.
 const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
 
@@ -49,6 +52,7 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     }
     check_locations(&mut errors, &config.locations);
     check_readers(&mut errors, &config.readers, &config.locations);
+    check_gpio(&mut errors, &config.gpio, &config.locations);
     errors.0
 }
 
@@ -175,6 +179,7 @@ fn check_locations(errors: &mut Errors, locations: &[LocationConfig]) {
         if location.departure_timeout.is_zero() {
             errors.push(format!("{label}.departure_timeout"), "must be more than 0");
         }
+        check_gate(errors, location, &label);
         check_portal(errors, location, &label);
     }
 }
@@ -248,6 +253,7 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
             ReaderKind::Serial => check_serial(errors, reader, &key),
             ReaderKind::Hid => check_hid(errors, reader, &key),
         }
+        check_release_mode(errors, reader, locations, &key);
         let location = locations.iter().find(|l| l.name == reader.location);
         check_sides(errors, reader, location, &key);
     }
@@ -391,6 +397,108 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
     if reader.reply_timeout.is_some_and(|t| t.is_zero()) {
         errors.push(key("reply_timeout"), "must be more than 0");
     }
+}
+
+/// Longest unlock, denial signal or override a gate accepts: longer is a
+/// door left open, which is what the gate is there to prevent.
+const GATE_PULSE_MAX: Duration = Duration::from_secs(60);
+const OVERRIDE_MAX: Duration = Duration::from_secs(3600);
+
+/// A `gate` table: only on a cage gate, with durations a gate can use.
+fn check_gate(errors: &mut Errors, location: &LocationConfig, label: &str) {
+    let Some(gate) = &location.gate else {
+        return;
+    };
+    let key = |field: &str| format!("{label}.gate.{field}");
+    if location.kind != LocationKind::CageGate {
+        errors.push(
+            format!("{label}.gate"),
+            format!(
+                "only applies to kind = \"cage_gate\"; {} is a {}",
+                location.name,
+                location.kind.as_str()
+            ),
+        );
+    }
+    for (field, value, max) in [
+        ("unlock_pulse", gate.unlock_pulse, GATE_PULSE_MAX),
+        ("deny_signal", gate.deny_signal, GATE_PULSE_MAX),
+        ("override_max", gate.override_max, OVERRIDE_MAX),
+    ] {
+        if value.is_zero() || value > max {
+            errors.push(
+                key(field),
+                format!(
+                    "is {}; must be more than 0 and at most {}",
+                    format_duration(value),
+                    format_duration(max)
+                ),
+            );
+        }
+    }
+    if let Some(problem) = gate
+        .door_sensor
+        .as_ref()
+        .and_then(|d| debounce_problem(d.debounce))
+    {
+        errors.push(key("door_sensor.debounce"), problem);
+    }
+}
+
+/// `mode = "release"` asks a gate to decide: there must be one.
+fn check_release_mode(
+    errors: &mut Errors,
+    reader: &ReaderConfig,
+    locations: &[LocationConfig],
+    key: &dyn Fn(&str) -> String,
+) {
+    if reader.mode() != ReadMode::Release {
+        return;
+    }
+    let location = locations.iter().find(|l| l.name == reader.location);
+    if location.is_some_and(|l| l.gate.is_none() || l.kind != LocationKind::CageGate) {
+        errors.push(
+            key("mode"),
+            format!(
+                "\"release\" needs a cage_gate location with a gate table; {} has none",
+                reader.location
+            ),
+        );
+    }
+}
+
+/// `[gpio]`, and every pin of every location: on the header, used once.
+fn check_gpio(errors: &mut Errors, gpio: &GpioConfig, locations: &[LocationConfig]) {
+    match (gpio.backend, &gpio.sim_socket) {
+        (GpioBackend::Sim, None) => errors.push(
+            "gpio.sim_socket",
+            "is required with backend = \"sim\" (the socket the simulated pins are driven through)",
+        ),
+        (GpioBackend::Rppal, Some(_)) => {
+            errors.push("gpio.sim_socket", "only applies to backend = \"sim\"")
+        }
+        _ => {}
+    }
+    if let Some(problem) = debounce_problem(Some(gpio.debounce)) {
+        errors.push("gpio.debounce", problem);
+    }
+    let mut claims = PinClaims::default();
+    for (i, location) in locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        for (field, pin) in location.gpio_pins() {
+            let key = format!("{label}.{field}");
+            if let Some(problem) = claims.claim(&key, pin) {
+                errors.push(key, problem);
+            }
+        }
+    }
+}
+
+/// Why a `debounce` is too long, if it is.
+fn debounce_problem(debounce: Option<Duration>) -> Option<String> {
+    debounce
+        .filter(|d| *d > DEBOUNCE_MAX)
+        .map(|d| format!("is {}; at most 1s", format_duration(d)))
 }
 
 /// RSSI as UHF readers report it: -129 dBm (the A0 byte 0) to 0 dBm.

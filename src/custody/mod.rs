@@ -17,10 +17,12 @@ use crate::presence::Evidence;
 use crate::topic::Naming;
 
 mod portal;
+mod release;
 
 pub use portal::{
     ClosedBy, Confidence, Crossing, Direction, Pass, PassCounts, PassDirection, PASS_SCHEMA,
 };
+pub use release::{Basis, Release};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
@@ -90,6 +92,9 @@ pub struct Draft {
     /// A portal's `departed`: what each side saw, for the rules stage to
     /// decide the direction from. Never rendered.
     pub evidence: Option<Box<Evidence>>,
+    /// Set by a cage gate on the custody event of a leave attempt it
+    /// granted; rendered as its `release` object.
+    pub release: Option<Box<Release>>,
 }
 
 impl Draft {
@@ -101,6 +106,7 @@ impl Draft {
             clock_synced: crate::clock::is_synced(),
             body,
             evidence: None,
+            release: None,
         }
     }
 
@@ -137,6 +143,7 @@ impl Draft {
                     .and_then(|x| x.pass_id)
                     .map(|id| id.to_string()),
                 asset: AssetJson::from(&c.asset),
+                release: self.release.as_deref().map(release::ReleaseJson::from),
                 reader: &c.reader,
                 reads: c.reads,
                 first_seen: rfc3339(c.first_seen),
@@ -205,6 +212,8 @@ struct CustodyJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pass_id: Option<String>,
     asset: AssetJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<release::ReleaseJson<'a>>,
     reader: &'a str,
     reads: u64,
     first_seen: String,

@@ -118,7 +118,7 @@ impl Engine {
         };
         match reader.mode {
             ReadMode::Presence => self.observe_presence(read, now),
-            ReadMode::Scan => self.observe_scan(read, now),
+            ReadMode::Scan | ReadMode::Release => self.observe_scan(read, now),
         }
     }
 

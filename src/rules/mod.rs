@@ -10,21 +10,41 @@
 use tokio::sync::mpsc;
 
 use crate::custody::Draft;
+use crate::release::{Attempts, LeaveAttempt, Via};
 
 pub mod portal;
 
 use portal::Portals;
 
 /// Runs until presence closes its output; passes on what it decides.
+/// Leave attempts at cage gates (release scans, and assets moved from a
+/// gate's inside to its outside) go to the gate task (`attempts`), which
+/// publishes them with its decision.
 pub async fn run(
     mut input: mpsc::Receiver<Draft>,
     output: mpsc::Sender<Draft>,
     mut portals: Portals,
+    attempts: Attempts,
 ) {
     let mut out = Vec::new();
     while let Some(draft) = input.recv().await {
         portals.handle(draft, &mut out);
         for draft in out.drain(..) {
+            let draft = if portals.leaves_cage(&draft) {
+                let attempt = LeaveAttempt {
+                    via: Via::Moved,
+                    event: draft,
+                };
+                match attempts.attempt(attempt).await {
+                    Ok(()) => continue,
+                    Err(attempt) => attempt.event,
+                }
+            } else {
+                match attempts.divert(draft).await {
+                    Some(draft) => draft,
+                    None => continue,
+                }
+            };
             if output.send(draft).await.is_err() {
                 return;
             }

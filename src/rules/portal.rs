@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::debug;
 
-use crate::config::{Config, LocationConfig};
+use crate::config::{Config, LocationConfig, LocationKind};
 use crate::custody::{Body, Confidence, Crossing, Custody, Direction, Draft, Transition};
 use crate::presence::{Evidence, SideSeen};
 
@@ -49,6 +49,8 @@ pub struct PortalStats {
 /// The direction keys of one portal.
 #[derive(Debug, Clone)]
 pub struct Params {
+    /// A cage gate: assets moved out go to its release control.
+    pub cage: bool,
     pub outside_zone: Arc<str>,
     pub inside_zone: Arc<str>,
     pub static_after: Duration,
@@ -62,6 +64,7 @@ impl Params {
             return None;
         }
         Some(Params {
+            cage: location.kind == LocationKind::CageGate,
             outside_zone: location.outside_zone.as_deref()?.into(),
             inside_zone: location.inside_zone.as_deref()?.into(),
             static_after: location.static_after(),
@@ -191,6 +194,21 @@ impl Portals {
         self.stats.subscribe()
     }
 
+    /// Whether `draft` is an asset moved out of a cage through its gate: a
+    /// leave attempt for the gate's release control.
+    pub fn leaves_cage(&self, draft: &Draft) -> bool {
+        let Body::Custody(Custody {
+            crossing: Some(crossing),
+            ..
+        }) = &draft.body
+        else {
+            return false;
+        };
+        self.params
+            .get(&draft.location)
+            .is_some_and(|p| p.cage && crossing.to_zone == p.outside_zone)
+    }
+
     /// Passes `draft` on; a portal's `departed` is followed by its `moved`
     /// when the evidence shows a direction.
     pub fn handle(&mut self, mut draft: Draft, out: &mut Vec<Draft>) {
@@ -242,6 +260,7 @@ mod tests {
 
     fn params() -> Params {
         Params {
+            cage: false,
             outside_zone: "yard".into(),
             inside_zone: "receiving".into(),
             static_after: Duration::from_secs(30),

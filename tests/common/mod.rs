@@ -14,6 +14,7 @@
 //! - [`ReaderSim`]: a UHF reader (R2000 or Chafon) answering the daemon's
 //!   commands on a [`Pty`];
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
+//! - [`SimPins`]: the daemon's simulated GPIO, driven and watched;
 //! - [`gateway_config`] and friends: configuration snippets and frames;
 //! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
 //!   `event_id`, checked for gaps and for duplicates that are not
@@ -31,6 +32,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod daemon;
+mod gpio;
 mod ledger;
 mod mosquitto;
 mod mqtt;
@@ -42,6 +44,7 @@ mod setup;
 mod uinput;
 
 pub use daemon::Daemon;
+pub use gpio::{pulsed, sim_gpio_config, SimPins};
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::Mosquitto;
 pub use mqtt::{publish, Message, Subscriber};
