@@ -166,6 +166,8 @@ fn reference_config_documents_every_key() {
         ("[[locations]]", serde_names::<LocationConfig>()),
         ("[[readers]]", serde_names::<ReaderConfig>()),
         ("[gpio]", serde_names::<GpioConfig>()),
+        ("[locations.gate]", serde_names::<GateConfig>()),
+        ("door_sensor", serde_names::<InputPinConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -871,5 +873,126 @@ fn gpio_keys_are_checked() {
     assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
     assert!(
         assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("rppal, sim")
+    );
+}
+
+/// A cage gate with every pin, and a release reader; `gate_extra` adds keys
+/// to the gate table.
+fn cage(gate_extra: &str) -> String {
+    format!(
+        r#"{BASE}
+[[readers]]
+name = "cage1-scan"
+location = "cage-1"
+path = "/dev/ttyACM0"
+protocol = "ascii-line"
+mode = "release"
+
+[[locations]]
+name = "cage-1"
+kind = "cage_gate"
+outside_zone = "floor"
+inside_zone = "secure-cage"
+
+[locations.gate]
+lock_pin = 5
+green_pin = 6
+red_pin = 13
+buzzer_pin = 19
+door_sensor = {{ pin = 26, active = "high" }}
+{gate_extra}
+"#
+    )
+}
+
+#[test]
+fn gates_take_the_documented_defaults() {
+    let config = ok(&cage(""));
+    let gate = config.locations[1].gate.as_ref().unwrap();
+    assert!(gate.active_low);
+    assert_eq!(gate.unlock_pulse, Duration::from_secs(5));
+    assert_eq!(gate.deny_signal, Duration::from_secs(3));
+    assert_eq!(gate.unknown, UnknownAsset::Deny);
+    assert_eq!(gate.override_max, Duration::from_secs(300));
+    let door = gate.door_sensor.as_ref().unwrap();
+    assert_eq!(
+        (door.active, door.pull, door.debounce),
+        (ActiveLevel::High, Pull::Up, None)
+    );
+    assert_eq!(config.readers[1].mode(), ReadMode::Release);
+    assert!(config.uses_gpio());
+    assert_eq!(
+        config.locations[1].gpio_pins(),
+        [
+            ("gate.lock_pin".to_string(), 5),
+            ("gate.green_pin".to_string(), 6),
+            ("gate.red_pin".to_string(), 13),
+            ("gate.buzzer_pin".to_string(), 19),
+            ("gate.door_sensor.pin".to_string(), 26),
+        ]
+    );
+}
+
+#[test]
+fn pins_are_on_the_header_and_used_once() {
+    let e = assert_error(
+        &cage("").replace("red_pin = 13", "red_pin = 6"),
+        "locations[1] (cage-1).gate.red_pin",
+    );
+    assert!(
+        e.contains("GPIO 6 is already used by locations[1] (cage-1).gate.green_pin"),
+        "{e}"
+    );
+    let e = assert_error(
+        &cage("").replace("buzzer_pin = 19", "buzzer_pin = 28"),
+        "locations[1] (cage-1).gate.buzzer_pin",
+    );
+    assert!(e.contains("0 to 27"), "{e}");
+    let e = assert_error(
+        &cage("").replace("pin = 26", "pin = 5"),
+        "locations[1] (cage-1).gate.door_sensor.pin",
+    );
+    assert!(e.contains("already used"), "{e}");
+}
+
+#[test]
+fn gate_keys_are_checked() {
+    let e = assert_error(
+        &cage("").replace("cage_gate", "dock_door"),
+        "locations[1] (cage-1).gate",
+    );
+    assert!(e.contains("only applies to kind = \"cage_gate\""), "{e}");
+    for (extra, key) in [
+        ("unlock_pulse = \"0s\"", "unlock_pulse"),
+        ("deny_signal = \"2m\"", "deny_signal"),
+        ("override_max = \"2h\"", "override_max"),
+    ] {
+        let e = assert_error(&cage(extra), &format!("locations[1] (cage-1).gate.{key}"));
+        assert!(e.contains("at most"), "{e}");
+    }
+    let e = assert_error(
+        &cage("").replace("active = \"high\"", "active = \"high\", debounce = \"3s\""),
+        "locations[1] (cage-1).gate.door_sensor.debounce",
+    );
+    assert!(e.contains("at most 1s"), "{e}");
+    let e = assert_error(
+        &cage("unknown = \"maybe\""),
+        "locations[1] (cage-1).gate.unknown",
+    );
+    assert!(e.contains("deny, allow"), "{e}");
+    let e = assert_error(&cage("lock_pn = 5"), "locations[1] (cage-1).gate.lock_pn");
+    assert!(e.contains("unknown key"), "{e}");
+}
+
+#[test]
+fn release_readers_need_a_gate() {
+    let text = cage("").replace(
+        "[locations.gate]\nlock_pin = 5\ngreen_pin = 6\nred_pin = 13\nbuzzer_pin = 19\ndoor_sensor = { pin = 26, active = \"high\" }\n",
+        "",
+    );
+    let e = assert_error(&text, "readers[1] (cage1-scan).mode");
+    assert!(
+        e.contains("needs a cage_gate location with a gate table"),
+        "{e}"
     );
 }
