@@ -89,18 +89,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
     let (decided, transitions) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, decided));
-    let portals = rules::portal::Portals::new(&config);
+    let portals = rules::portal::Portals::new(&config, pins.as_ref()).context("read windows")?;
+    let reading: Vec<_> = config.readers.iter().map(|r| portals.reading(r)).collect();
     let rules = tokio::spawn(rules::run(transitions, drafts, portals, gates.attempts));
 
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
     let identity = Arc::new(config.identity());
-    for reader in &config.readers {
+    for (reader, reading) in config.readers.iter().zip(reading) {
         let link = ReaderLink {
             info: ReaderInfo::new(&config, reader),
             identity: identity.clone(),
             reads: reads_tx.clone(),
             states: states_tx.clone(),
+            reading,
         };
         let config = reader.clone();
         match (reader.kind, reader.protocol) {

@@ -182,7 +182,10 @@ async fn tags_seen_by_both_sides_at_once_or_by_one_side_make_no_moved() {
         assert!(events(&msgs, "moved", n).is_empty(), "tag {n}");
     }
     let log = d.daemon.log();
-    for (n, why) in [(1, "both sides saw it at once"), (2, "seen by one side only")] {
+    for (n, why) in [
+        (1, "both sides saw it at once"),
+        (2, "seen by one side only"),
+    ] {
         assert!(
             log.lines()
                 .any(|l| l.contains("no moved") && l.contains(&raw(n)) && l.contains(why)),

@@ -28,7 +28,7 @@ pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
-pub use portal::{AntennaSides, Side};
+pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use size::ByteSize;
 
 /// Default location of the configuration file installed by the package.
@@ -270,6 +270,12 @@ pub struct LocationConfig {
     /// `cage_gate` only: the gate's relays, door sensor and release rules.
     #[serde(default)]
     pub gate: Option<GateConfig>,
+    /// Portals: read only while something passes (see `config/portal.rs`).
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Portals with a `window`: two light beams across the door.
+    #[serde(default)]
+    pub beams: Option<BeamsConfig>,
 }
 
 fn default_departure_timeout() -> Duration {

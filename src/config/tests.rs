@@ -814,10 +814,16 @@ fn sides_name_the_readers_antennas() {
     assert_eq!(config.readers[0].side, Some(Side::Inside));
 
     let message = assert_error(
-        &uhf("uhf-a0", "antennas = [1, 2]\nsides = { 1 = \"outside\", 3 = \"inside\" }"),
+        &uhf(
+            "uhf-a0",
+            "antennas = [1, 2]\nsides = { 1 = \"outside\", 3 = \"inside\" }",
+        ),
         "readers[1] (uhf1).sides",
     );
-    assert!(message.contains("\"3\"") && message.contains("[1, 2]"), "{message}");
+    assert!(
+        message.contains("\"3\"") && message.contains("[1, 2]"),
+        "{message}"
+    );
     assert_error(
         &uhf("chafon", "sides = { x = \"outside\" }"),
         "readers[1] (uhf1).sides",
@@ -826,13 +832,22 @@ fn sides_name_the_readers_antennas() {
         &uhf("uhf-a0", "side = \"outside\"\nsides = { 1 = \"outside\" }"),
         "readers[1] (uhf1).sides",
     );
-    let message = assert_error(&with("sides = { 1 = \"outside\" }"), "readers[0] (door1-em).sides");
+    let message = assert_error(
+        &with("sides = { 1 = \"outside\" }"),
+        "readers[0] (door1-em).sides",
+    );
     assert!(message.contains("use side"), "{message}");
     assert_error(
-        &uhf("chafon", "chafon_variant = \"18\"\nsides = { 1 = \"outside\" }"),
+        &uhf(
+            "chafon",
+            "chafon_variant = \"18\"\nsides = { 1 = \"outside\" }",
+        ),
         "readers[1] (uhf1).sides",
     );
-    assert_error(&with("mode = \"scan\"\nside = \"outside\""), "readers[0] (door1-em).side");
+    assert_error(
+        &with("mode = \"scan\"\nside = \"outside\""),
+        "readers[0] (door1-em).side",
+    );
     let message = assert_error(&with("side = \"up\""), "readers[0] (door1-em).side");
     assert!(message.contains("outside"), "{message}");
 }

@@ -518,6 +518,8 @@ fn check_portal(errors: &mut Errors, location: &LocationConfig, label: &str) {
             ("rssi_floor", location.rssi_floor.is_some()),
             ("static_after", location.static_after.is_some()),
             ("order_margin", location.order_margin.is_some()),
+            ("window", location.window.is_some()),
+            ("beams", location.beams.is_some()),
         ];
         for (field, set) in portal_keys {
             if set {
@@ -559,6 +561,53 @@ fn check_portal(errors: &mut Errors, location: &LocationConfig, label: &str) {
     }
     if location.static_after.is_some_and(|t| t.is_zero()) {
         errors.push(key("static_after"), "must be more than 0");
+    }
+    check_window(errors, location, &key);
+}
+
+/// A read window needs a sensor to open it; beams only work in windows.
+fn check_window(errors: &mut Errors, location: &LocationConfig, key: &dyn Fn(&str) -> String) {
+    let Some(window) = &location.window else {
+        if location.beams.is_some() {
+            errors.push(
+                key("beams"),
+                "needs a window table: the beams' order is taken per read window",
+            );
+        }
+        return;
+    };
+    if window.trigger.is_none() && location.beams.is_none() {
+        errors.push(
+            key("window.trigger"),
+            "is required without beams: something must open the window",
+        );
+    }
+    if window.quiet_after.is_zero() {
+        errors.push(key("window.quiet_after"), "must be more than 0");
+    }
+    if window.max_window < window.quiet_after {
+        errors.push(
+            key("window.max_window"),
+            format!(
+                "is {}; must be at least window.quiet_after ({})",
+                format_duration(window.max_window),
+                format_duration(window.quiet_after)
+            ),
+        );
+    }
+    if window.silent_after == 0 {
+        errors.push(key("window.silent_after"), "must be at least 1");
+    }
+    let beams = location.beams.as_ref();
+    let inputs = [
+        ("window.trigger.debounce", window.trigger.as_ref()),
+        ("beams.outer.debounce", beams.map(|b| &b.outer)),
+        ("beams.inner.debounce", beams.map(|b| &b.inner)),
+    ];
+    for (field, input) in inputs {
+        if let Some(problem) = input.and_then(|i| debounce_problem(i.debounce)) {
+            errors.push(key(field), problem);
+        }
     }
 }
 

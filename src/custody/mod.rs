@@ -20,7 +20,8 @@ mod portal;
 mod release;
 
 pub use portal::{
-    ClosedBy, Confidence, Crossing, Direction, Pass, PassCounts, PassDirection, PASS_SCHEMA,
+    ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
+    PASS_SCHEMA,
 };
 pub use release::{Basis, Release};
 

@@ -108,6 +108,20 @@ impl ClosedBy {
     }
 }
 
+/// What assets' evidence at a portal came to, one count per asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Outcomes {
+    /// A direction: a `moved` event.
+    pub moved: u64,
+    /// Both sides at once, one side only, or contradicting orders.
+    pub ambiguous: u64,
+    /// Parked near the door: seen by its sides for `static_after` or longer.
+    #[serde(rename = "static")]
+    pub static_tags: u64,
+    /// No read counted: all below `rssi_floor`, or no side assigned.
+    pub no_evidence: u64,
+}
+
 /// What the assets of a pass came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PassCounts {
@@ -115,11 +129,8 @@ pub struct PassCounts {
     pub assets: u64,
     /// Raw reads of those assets while present.
     pub reads: u64,
-    pub moved: u64,
-    pub ambiguous: u64,
-    #[serde(rename = "static")]
-    pub static_tags: u64,
-    pub no_evidence: u64,
+    #[serde(flatten)]
+    pub outcomes: Outcomes,
 }
 
 /// The summary of one read window (`custodyd.pass.v1`).

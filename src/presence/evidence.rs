@@ -108,7 +108,13 @@ pub struct Evidence {
 
 impl Evidence {
     /// Folds in one read by a reader with `sides`.
-    pub fn fold(&mut self, sides: &Sides, antenna: Option<u8>, rssi_dbm: Option<f32>, now: Instant) {
+    pub fn fold(
+        &mut self,
+        sides: &Sides,
+        antenna: Option<u8>,
+        rssi_dbm: Option<f32>,
+        now: Instant,
+    ) {
         let Some(side) = sides.side_of(antenna) else {
             return;
         };
@@ -164,7 +170,10 @@ mod tests {
         e.fold(&sides, Some(2), Some(-65.0), t2);
         e.fold(&sides, Some(1), Some(-75.0), t2);
         let out = e.outside.unwrap();
-        assert_eq!((out.reads, out.lead, out.first_at, out.last_at), (3, 2, t0, t2));
+        assert_eq!(
+            (out.reads, out.lead, out.first_at, out.last_at),
+            (3, 2, t0, t2)
+        );
         assert_eq!(out.peak, Some((-60.0, t1)));
         let inside = e.inside.unwrap();
         assert_eq!((inside.reads, inside.lead, inside.first_at), (1, 0, t2));

@@ -8,11 +8,13 @@
 //! event it makes is durable like any other.
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::custody::Draft;
 use crate::release::{Attempts, LeaveAttempt, Via};
 
 pub mod portal;
+mod window;
 
 use portal::Portals;
 
@@ -27,27 +29,49 @@ pub async fn run(
     attempts: Attempts,
 ) {
     let mut out = Vec::new();
-    while let Some(draft) = input.recv().await {
-        portals.handle(draft, &mut out);
-        for draft in out.drain(..) {
-            let draft = if portals.leaves_cage(&draft) {
-                let attempt = LeaveAttempt {
-                    via: Via::Moved,
-                    event: draft,
-                };
-                match attempts.attempt(attempt).await {
-                    Ok(()) => continue,
-                    Err(attempt) => attempt.event,
-                }
-            } else {
-                match attempts.divert(draft).await {
-                    Some(draft) => draft,
-                    None => continue,
-                }
-            };
-            if output.send(draft).await.is_err() {
-                return;
-            }
+    loop {
+        tokio::select! {
+            draft = input.recv() => match draft {
+                Some(draft) => portals.handle(draft, Instant::now(), &mut out),
+                None => break,
+            },
+            () = portals.next_event(&mut out) => {}
+        }
+        if !pass_on(&mut out, &portals, &attempts, &output).await {
+            return;
         }
     }
+    portals.shut(&mut out);
+    pass_on(&mut out, &portals, &attempts, &output).await;
+}
+
+/// Sends `out` on, through the gate task where it decides; `false` once
+/// the spool is gone.
+async fn pass_on(
+    out: &mut Vec<Draft>,
+    portals: &Portals,
+    attempts: &Attempts,
+    output: &mpsc::Sender<Draft>,
+) -> bool {
+    for draft in out.drain(..) {
+        let draft = if portals.leaves_cage(&draft) {
+            let attempt = LeaveAttempt {
+                via: Via::Moved,
+                event: draft,
+            };
+            match attempts.attempt(attempt).await {
+                Ok(()) => continue,
+                Err(attempt) => attempt.event,
+            }
+        } else {
+            match attempts.divert(draft).await {
+                Some(draft) => draft,
+                None => continue,
+            }
+        };
+        if output.send(draft).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

@@ -249,6 +249,7 @@ mod tests {
                 identity: Default::default(),
                 reads,
                 states,
+                reading: None,
             },
             rx,
         )
