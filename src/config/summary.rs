@@ -63,6 +63,10 @@ impl Config {
             if let (Some(outside), Some(inside)) = (&l.outside_zone, &l.inside_zone) {
                 let _ = write!(out, ", between {outside} (outside) and {inside} (inside)");
             }
+            if l.window.is_some() {
+                let beams = if l.beams.is_some() { " and beams" } else { "" };
+                let _ = write!(out, ", read windows{beams}");
+            }
             out.push('\n');
         }
 

@@ -168,6 +168,8 @@ fn reference_config_documents_every_key() {
         ("[gpio]", serde_names::<GpioConfig>()),
         ("[locations.gate]", serde_names::<GateConfig>()),
         ("door_sensor", serde_names::<InputPinConfig>()),
+        ("[locations.window]", serde_names::<WindowConfig>()),
+        ("beams", serde_names::<BeamsConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -1010,4 +1012,66 @@ fn release_readers_need_a_gate() {
         e.contains("needs a cage_gate location with a gate table"),
         "{e}"
     );
+}
+
+#[test]
+fn read_windows_take_the_documented_defaults_and_claim_their_pins() {
+    let toml = BASE.replace(
+        "inside_zone = \"receiving\"",
+        "inside_zone = \"receiving\"\n\
+         beams = { outer = { pin = 17, active = \"low\" }, inner = { pin = 27, active = \"low\" } }\n\
+         window = { trigger = { pin = 22, active = \"high\" } }",
+    );
+    let config = ok(&toml);
+    let door = &config.locations[0];
+    let window = door.window.as_ref().unwrap();
+    assert_eq!(window.quiet_after, Duration::from_secs(2));
+    assert_eq!(window.max_window, Duration::from_secs(30));
+    assert_eq!(window.silent_after, 3);
+    assert_eq!(window.trigger.as_ref().unwrap().pin, 22);
+    assert!(config.uses_gpio());
+    let pins: Vec<u8> = door.gpio_pins().iter().map(|(_, pin)| *pin).collect();
+    assert_eq!(pins, [22, 17, 27]);
+    // A pin used twice names both keys.
+    let message = assert_error(
+        &toml.replace("pin = 27", "pin = 17"),
+        "locations[0] (door1).beams.inner.pin",
+    );
+    assert!(message.contains("beams.outer.pin"), "{message}");
+}
+
+#[test]
+fn read_window_keys_are_checked() {
+    let door = |extra: &str| {
+        BASE.replace(
+            "inside_zone = \"receiving\"",
+            &format!("inside_zone = \"receiving\"\n{extra}"),
+        )
+    };
+    let message = assert_error(&door("window = {}"), "locations[0] (door1).window.trigger");
+    assert!(message.contains("beams"), "{message}");
+    assert_error(
+        &door("beams = { outer = { pin = 17, active = \"low\" }, inner = { pin = 27, active = \"low\" } }"),
+        "locations[0] (door1).beams",
+    );
+    let errs = errors(&door(
+        "window = { trigger = { pin = 22, active = \"low\", debounce = \"2s\" }, \
+         quiet_after = \"5s\", max_window = \"1s\", silent_after = 0 }",
+    ));
+    for key in ["debounce", "max_window", "silent_after"] {
+        let key = match key {
+            "debounce" => "window.trigger.debounce".to_string(),
+            other => format!("window.{other}"),
+        };
+        error_at(&errs, &format!("locations[0] (door1).{key}"));
+    }
+    assert_error(
+        &door("window = { trigger = { pin = 22, active = \"low\" }, quiet_after = \"0s\" }"),
+        "locations[0] (door1).window.quiet_after",
+    );
+    let station = format!(
+        "{BASE}\n[[locations]]\nname = \"scan-1\"\nkind = \"scan_station\"\n\
+         window = {{ trigger = {{ pin = 22, active = \"low\" }} }}"
+    );
+    assert_error(&station, "locations[1] (scan-1).window");
 }
