@@ -54,6 +54,16 @@ fn the_demo_shows_arrivals_departures_and_one_scan_per_double_fire() {
         (1..=scans).contains(&scanned),
         "a double fire is one scan: {stdout}"
     );
+    // The cage gate: the laptop central has not released is refused, the
+    // one it has is let out (when the demo ran long enough to get to it).
+    assert!(played("central says not released") >= 1, "{stdout}");
+    assert!(
+        stdout.contains(r#""kind":"release_denied""#) && stdout.contains("gpio: cage-1 red on"),
+        "{stdout}"
+    );
+    if played("released (expect the lock open") >= 1 {
+        assert!(stdout.contains("gpio: cage-1 lock OPEN"), "{stdout}");
+    }
     assert!(
         stdout.contains(r#""state":"offline""#),
         "offline status at the end: {stdout}"

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config;
 
 mod broker;
+pub mod cage;
 mod port;
 
 pub use port::{em4100_frame, SimPort};
@@ -62,10 +63,11 @@ async fn run_in(
     let door =
         SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
+    let cage = cage::CageScene::open(data_dir)?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path()),
+        demo_config(url, data_dir, door.path(), station.path()) + &cage.config(),
     )?;
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
@@ -80,6 +82,8 @@ async fn run_in(
         ready_tx,
     ));
 
+    let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
+    let cage = tokio::spawn(cage.play(broker, ready.clone()));
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
     let scenes = tokio::spawn(play(door, station, ready));
@@ -91,6 +95,7 @@ async fn run_in(
     stop.cancel();
     let result = daemon.await.context("daemon task")?;
     scenes.abort();
+    cage.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();

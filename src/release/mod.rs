@@ -273,7 +273,9 @@ impl GateTask {
     /// payload is stored as an empty value: revoked (see [`policy`]).
     fn accept<'m>(&self, message: &'m Inbound) -> Result<(&'m str, Update<'m>), String> {
         let key = policy::key_of(&self.prefix, &message.topic)?;
-        if !message.payload.is_empty() {
+        if message.payload.is_empty() {
+            debug!(key, "release policy revocation");
+        } else {
             let entry = policy::parse(&message.payload)?;
             debug!(key, released = entry.released, "release policy entry");
         }
