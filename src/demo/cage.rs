@@ -41,6 +41,8 @@ pub fn cage_gate_config(scanner: &Path, gate_extra: &str) -> String {
 [[locations]]
 name = "{CAGE}"
 kind = "cage_gate"
+outside_zone = "floor"
+inside_zone = "secure-cage"
 
 [locations.gate]
 lock_pin = {LOCK}
