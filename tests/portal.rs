@@ -45,8 +45,9 @@ fn inside(n: u8) -> SimTag {
 }
 
 /// Dock door 1 between the yard and receiving: an R2000 reader on `path`
-/// with antenna 1 outside and antenna 2 inside.
-fn door(path: &std::path::Path) -> String {
+/// with antenna 1 outside and antenna 2 inside; `extra` adds keys to the
+/// location.
+fn door(path: &std::path::Path, extra: &str) -> String {
     format!(
         r#"
 [[locations]]
@@ -58,6 +59,7 @@ departure_timeout = "1s"
 order_margin = "500ms"
 static_after = "4s"
 rssi_floor = -90
+{extra}
 
 [[readers]]
 name = "door1-uhf"
@@ -78,13 +80,24 @@ struct Door {
     daemon: Daemon,
 }
 
+/// The door reading all the time.
 async fn start() -> Door {
+    start_with("").await
+}
+
+/// The door with `extra` location keys, and the simulated GPIO on
+/// [`gpio_socket`].
+async fn start_with(extra: &str) -> Door {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let pty = Arc::new(Pty::open());
     let sim = ReaderSim::start(Kind::A0, pty.clone());
     let mut daemon = Daemon::new();
-    daemon.spawn(&(gateway_config(&broker.url(), &daemon.data_dir()) + &door(pty.path())));
+    daemon.spawn(
+        &(gateway_config(&broker.url(), &daemon.data_dir())
+            + &sim_gpio_config(&gpio_socket(&daemon))
+            + &door(pty.path(), extra)),
+    );
     wait_reader(&sub, "door1-uhf", "up").await;
     Door {
         _broker: broker,
@@ -218,4 +231,162 @@ async fn a_tag_parked_by_the_door_and_weak_stray_reads_make_no_moved() {
             "tag {n}: {outcome}\n{log}"
         );
     }
+}
+
+// --- read windows ---
+
+/// The photo-eye and the beams, active high.
+const TRIGGER: u8 = 22;
+const OUTER: u8 = 17;
+const INNER: u8 = 27;
+
+/// The door with read windows (quiet_after 1 s, two empty windows make a
+/// silent reader), its sensors on the simulated GPIO.
+async fn gated() -> (Door, SimPins) {
+    let window = format!(
+        "beams = {{ outer = {{ pin = {OUTER}, active = \"high\", pull = \"down\" }}, \
+         inner = {{ pin = {INNER}, active = \"high\", pull = \"down\" }} }}\n\
+         window = {{ trigger = {{ pin = {TRIGGER}, active = \"high\", pull = \"down\" }}, \
+         quiet_after = \"1s\", max_window = \"20s\", silent_after = 2 }}"
+    );
+    let door = start_with(&window).await;
+    let pins = SimPins::connect(&gpio_socket(&door.daemon)).await;
+    (door, pins)
+}
+
+fn gpio_socket(daemon: &Daemon) -> std::path::PathBuf {
+    daemon.dir().join("gpio.sock")
+}
+
+fn inventories(sim: &ReaderSim) -> usize {
+    sim.commands()
+        .iter()
+        .filter(|c| c.cmd == A0_INVENTORY)
+        .count()
+}
+
+impl Door {
+    /// Drives `pin` to `high` and waits until the reader is inventorying:
+    /// the window is open.
+    async fn open_window(&self, pins: &mut SimPins, pin: u8) {
+        let from = inventories(&self.sim);
+        pins.set(pin, true).await;
+        self.sim
+            .wait_commands("the window to open the reader", |c| {
+                c.iter().filter(|c| c.cmd == A0_INVENTORY).count() > from
+            })
+            .await;
+    }
+
+    /// Waits for the `n`th pass summary; returns it and every message.
+    async fn pass(&self, n: usize) -> (Value, Vec<Message>) {
+        let topic = format!("{GW}/pass/dock-door-1");
+        let msgs = self
+            .sub
+            .wait_for(
+                |m| m.iter().filter(|m| m.topic == topic).count() >= n,
+                PATIENCE,
+            )
+            .await;
+        let pass = msgs.iter().filter(|m| m.topic == topic).nth(n - 1);
+        (pass.expect("counted").json(), msgs)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pallet_through_the_beams_is_one_pass_closed_on_quiet_after() {
+    let (d, mut pins) = gated().await;
+    // Tags waiting in the yard are not read: the reader idles between
+    // windows. (The wait is what is measured: a reader reading all the
+    // time inventories within a reset's 500 ms settling.)
+    d.sim.set_tags(vec![outside(1), outside(2)]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(inventories(&d.sim), 0, "{:?}", d.sim.commands());
+
+    // The pallet breaks the outer beam, then the inner one, carrying both
+    // tags from the outside antenna's field to the inside one's.
+    d.open_window(&mut pins, OUTER).await;
+    d.hold(vec![outside(1), outside(2)], STEP).await;
+    pins.set(INNER, true).await;
+    d.hold(
+        vec![outside(1), outside(2), inside(1), inside(2)],
+        Duration::ZERO,
+    )
+    .await;
+    pins.set(OUTER, false).await;
+    d.hold(vec![inside(1), inside(2)], STEP).await;
+    pins.set(INNER, false).await;
+    d.sim.set_tags(Vec::new());
+
+    let (pass, msgs) = d.pass(1).await;
+    assert_eq!(pass["schema"], "custodyd.pass.v1", "{pass}");
+    assert_eq!(pass["location"], "dock-door-1");
+    assert_eq!(pass["direction"], "inbound");
+    assert_eq!(
+        (&pass["from_zone"], &pass["to_zone"]),
+        (&"yard".into(), &"receiving".into())
+    );
+    assert_eq!(pass["closed_by"], "quiet");
+    assert!(
+        pass["opened_at"].as_str() < pass["closed_at"].as_str(),
+        "{pass}"
+    );
+    let assets = pass["assets"].as_array().unwrap();
+    assert_eq!(assets.len(), 2, "{pass}");
+    let counts = &pass["counts"];
+    assert_eq!(
+        (&counts["assets"], &counts["moved"], &counts["ambiguous"]),
+        (&2.into(), &2.into(), &0.into())
+    );
+    assert!(counts["reads"].as_u64().unwrap() >= 12, "{pass}");
+    for n in [1, 2] {
+        let moved = &events(&msgs, "moved", n)[0];
+        assert_eq!(moved["pass_id"], pass["pass_id"], "{moved}");
+        assert_eq!(
+            moved["direction_confidence"], "high",
+            "beams and antennas agree"
+        );
+        assert_eq!(moved["to_zone"], "receiving");
+        assert!(assets.contains(&moved["asset"]["id"]), "{moved}");
+        assert!(moved["seq"].as_u64() < pass["seq"].as_u64(), "moves first");
+    }
+    // Closed: the reader idles again.
+    let idle = inventories(&d.sim);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(inventories(&d.sim), idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_that_read_nothing_raise_silent_reader() {
+    let (d, mut pins) = gated().await;
+    // Two trips of the photo-eye with nothing in the field.
+    for n in 1..=2 {
+        d.open_window(&mut pins, TRIGGER).await;
+        pins.set(TRIGGER, false).await;
+        let (pass, _) = d.pass(n).await;
+        assert_eq!(pass["assets"], serde_json::json!([]), "{pass}");
+        assert!(pass["direction"].is_null(), "{pass}");
+        assert_eq!(pass["counts"]["assets"], 0);
+    }
+    let alarm_topic = format!("{GW}/alarm/dock-door-1");
+    let msgs = d
+        .sub
+        .wait_for(|m| m.iter().any(|m| m.topic == alarm_topic), PATIENCE)
+        .await;
+    let alarm = msgs.iter().find(|m| m.topic == alarm_topic).unwrap().json();
+    assert_eq!(alarm["kind"], "silent_reader", "{alarm}");
+    assert!(
+        alarm["detail"].as_str().unwrap().contains("door1-uhf"),
+        "{alarm}"
+    );
+    // A window that reads something is not silent, and the count starts over.
+    d.open_window(&mut pins, TRIGGER).await;
+    d.hold(vec![outside(3)], Duration::ZERO).await;
+    pins.set(TRIGGER, false).await;
+    d.sim.set_tags(Vec::new());
+    let (pass, msgs) = d.pass(3).await;
+    assert_eq!(pass["counts"]["assets"], 1, "{pass}");
+    assert_eq!(pass["counts"]["ambiguous"], 1, "one side only: {pass}");
+    let alarms = msgs.iter().filter(|m| m.topic == alarm_topic).count();
+    assert_eq!(alarms, 1);
 }
