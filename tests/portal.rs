@@ -48,19 +48,10 @@ fn inside(n: u8) -> SimTag {
 /// with antenna 1 outside and antenna 2 inside; `extra` adds keys to the
 /// location.
 fn door(path: &std::path::Path, extra: &str) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "dock-door-1"
-kind = "dock_door"
-outside_zone = "yard"
-inside_zone = "receiving"
-departure_timeout = "1s"
-order_margin = "500ms"
-static_after = "4s"
-rssi_floor = -90
-{extra}
-
+    let direction = "order_margin = \"500ms\"\nstatic_after = \"4s\"\nrssi_floor = -90\n";
+    dock_door("1s", &(direction.to_string() + extra))
+        + &format!(
+            r#"
 [[readers]]
 name = "door1-uhf"
 location = "dock-door-1"
@@ -69,8 +60,8 @@ protocol = "uhf-a0"
 antennas = [1, 2]
 sides = {{ 1 = "outside", 2 = "inside" }}
 "#,
-        path.display()
-    )
+            path.display()
+        )
 }
 
 struct Door {
@@ -134,6 +125,24 @@ impl Door {
         self.sim.set_tags(Vec::new());
     }
 
+    /// Carries tag 3 through the door, whose `moved` comes after every
+    /// earlier departure's, then checks that each tag of `why` departed
+    /// without a `moved`, the log saying why.
+    async fn assert_no_moved(&self, why: &[(u8, &str)]) {
+        self.carry(3, outside, inside).await;
+        let (_, msgs) = self.moved(3).await;
+        let log = self.daemon.log();
+        for &(n, why) in why {
+            assert_eq!(events(&msgs, "departed", n).len(), 1, "tag {n}");
+            assert!(events(&msgs, "moved", n).is_empty(), "tag {n}");
+            assert!(
+                log.lines()
+                    .any(|l| l.contains("no moved") && l.contains(&raw(n)) && l.contains(why)),
+                "tag {n}: {why}\n{log}"
+            );
+        }
+    }
+
     /// Waits for the `moved` of tag `n`; returns it and every message so far.
     async fn moved(&self, n: u8) -> (Value, Vec<Message>) {
         let msgs = self
@@ -187,24 +196,11 @@ async fn tags_seen_by_both_sides_at_once_or_by_one_side_make_no_moved() {
     // round; tag 2 passes by outside only.
     d.hold(vec![outside(1), inside(1), outside(2)], STEP).await;
     d.sim.set_tags(Vec::new());
-    // Then a pass, which comes after both departures.
-    d.carry(3, outside, inside).await;
-    let (_, msgs) = d.moved(3).await;
-    for n in [1, 2] {
-        assert_eq!(events(&msgs, "departed", n).len(), 1, "tag {n}");
-        assert!(events(&msgs, "moved", n).is_empty(), "tag {n}");
-    }
-    let log = d.daemon.log();
-    for (n, why) in [
+    d.assert_no_moved(&[
         (1, "both sides saw it at once"),
         (2, "seen by one side only"),
-    ] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("no moved") && l.contains(&raw(n)) && l.contains(why)),
-            "tag {n}: {why}\n{log}"
-        );
-    }
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,20 +213,7 @@ async fn a_tag_parked_by_the_door_and_weak_stray_reads_make_no_moved() {
         .await;
     d.hold(vec![outside(1), tag(2, 2, -100)], STEP).await;
     d.sim.set_tags(Vec::new());
-    d.carry(3, inside, outside).await;
-    let (_, msgs) = d.moved(3).await;
-    for n in [1, 2] {
-        assert_eq!(events(&msgs, "departed", n).len(), 1, "tag {n}");
-        assert!(events(&msgs, "moved", n).is_empty(), "tag {n}");
-    }
-    let log = d.daemon.log();
-    for (n, outcome) in [(1, "Static"), (2, "NoEvidence")] {
-        assert!(
-            log.lines()
-                .any(|l| l.contains("no moved") && l.contains(&raw(n)) && l.contains(outcome)),
-            "tag {n}: {outcome}\n{log}"
-        );
-    }
+    d.assert_no_moved(&[(1, "Static"), (2, "NoEvidence")]).await;
 }
 
 // --- read windows ---
@@ -379,7 +362,7 @@ async fn windows_that_read_nothing_raise_silent_reader() {
         alarm["detail"].as_str().unwrap().contains("door1-uhf"),
         "{alarm}"
     );
-    // A window that reads something is not silent, and the count starts over.
+    // A window that reads something raises nothing.
     d.open_window(&mut pins, TRIGGER).await;
     d.hold(vec![outside(3)], Duration::ZERO).await;
     pins.set(TRIGGER, false).await;

@@ -75,6 +75,11 @@ impl CageScene {
         })
     }
 
+    /// The simulated GPIO's socket, which other scenes' pins share.
+    pub(super) fn gpio_socket(&self) -> &Path {
+        &self.socket
+    }
+
     /// The gate's part of the demo configuration.
     pub(super) fn config(&self) -> String {
         format!(

@@ -20,6 +20,7 @@ use crate::config;
 mod broker;
 pub mod cage;
 mod port;
+mod portal;
 
 pub use port::{em4100_frame, SimPort};
 
@@ -64,10 +65,11 @@ async fn run_in(
         SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
     let cage = cage::CageScene::open(data_dir)?;
+    let portal = portal::PortalScene::open(cage.gpio_socket())?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path()) + &cage.config(),
+        demo_config(url, data_dir, door.path(), station.path()) + &cage.config() + &portal.config(),
     )?;
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
@@ -84,6 +86,7 @@ async fn run_in(
 
     let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
     let cage = tokio::spawn(cage.play(broker, ready.clone()));
+    let portal = tokio::spawn(portal.play(ready.clone()));
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
     let scenes = tokio::spawn(play(door, station, ready));
@@ -96,6 +99,7 @@ async fn run_in(
     let result = daemon.await.context("daemon task")?;
     scenes.abort();
     cage.abort();
+    portal.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();
