@@ -202,8 +202,8 @@ pub struct SensorError {
 struct Portal {
     params: Params,
     windows: Option<Windows>,
-    /// The readers the windows switch, for the `silent_reader` alarm.
-    switched: Vec<Arc<str>>,
+    /// The readers at the portal, for the `silent_reader` alarm.
+    readers: Vec<Arc<str>>,
 }
 
 /// The portals of a gateway: their keys, read windows and sensors, and the
@@ -230,11 +230,10 @@ impl Portals {
                 .window
                 .clone()
                 .map(|w| Windows::new(w, location.departure_timeout));
-            let switched = config
+            let readers = config
                 .readers
                 .iter()
-                .filter(|r| r.location == location.name && switched(r))
-                .filter(|_| windows.is_some())
+                .filter(|r| r.location == location.name)
                 .map(|r| Arc::from(r.name.as_str()))
                 .collect();
             let trigger = location.window.as_ref().and_then(|w| w.trigger.as_ref());
@@ -258,7 +257,7 @@ impl Portals {
             let portal = Portal {
                 params,
                 windows,
-                switched,
+                readers,
             };
             portals.insert(name, portal);
         }
@@ -495,11 +494,11 @@ fn finish(
         Body::Pass(summary),
     ));
     if let Some(windows) = pass.silent {
-        let readers = portal.switched.join(", ");
+        let readers = portal.readers.join(", ");
         warn!(%location, windows, "read windows without reads: silent reader");
         let detail = format!(
-            "{windows} read windows in a row at {location} read nothing: the reader ({readers}) \
-             or its antennas are probably dead."
+            "{windows} read windows in a row at {location} read nothing: its readers ({readers}) \
+             or their antennas are probably dead."
         );
         let alarm = Alarm {
             kind: "silent_reader",
@@ -782,7 +781,7 @@ mod tests {
         let portal = Portal {
             params: params(),
             windows: window.map(|w| Windows::new(w, Duration::from_secs(2))),
-            switched: vec!["door1-uhf".into()],
+            readers: vec!["door1-uhf".into()],
         };
         let portals = Portals {
             portals: HashMap::from([(Arc::from("dock-door-1"), portal)]),

@@ -296,7 +296,11 @@ impl Windows {
             let pass = self.closed.remove(i);
             let beams = pass.beams();
             let (closed_at, closed_by) = pass.closed.expect("only closed passes wait here");
-            self.empty = if pass.read { 0 } else { self.empty + 1 };
+            // A window cut short by the daemon stopping says nothing about
+            // the readers.
+            if closed_by != ClosedBy::Shutdown {
+                self.empty = if pass.read { 0 } else { self.empty + 1 };
+            }
             out.push(Finished {
                 pass_id: pass.pass_id,
                 opened_at: pass.opened_at,
@@ -506,5 +510,15 @@ mod tests {
             silences.push(out.pop().expect("finished").silent);
         }
         assert_eq!(silences, [None, Some(2), None, None, None, Some(2)]);
+        // A window cut short by shutdown does not count either way.
+        pass(&mut w, false);
+        run_to_deadline(&mut w, &mut out).await;
+        w.sensor(Sensor::Trigger, edge(true), Instant::now(), &mut out);
+        w.shut(Instant::now(), &mut out);
+        let shut = out.pop().expect("finished at shutdown");
+        assert_eq!(
+            (shut.closed_by, shut.silent, w.empty),
+            (ClosedBy::Shutdown, None, 3)
+        );
     }
 }
