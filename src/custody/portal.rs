@@ -28,13 +28,6 @@ impl Direction {
             Direction::Outbound => "outbound",
         }
     }
-
-    pub fn reverse(self) -> Direction {
-        match self {
-            Direction::Inbound => Direction::Outbound,
-            Direction::Outbound => Direction::Inbound,
-        }
-    }
 }
 
 /// How the direction of a `moved` was decided.

@@ -138,13 +138,6 @@ impl Evidence {
             }
         }
     }
-
-    pub fn side(&self, side: Side) -> Option<&SideSeen> {
-        match side {
-            Side::Outside => self.outside.as_ref(),
-            Side::Inside => self.inside.as_ref(),
-        }
-    }
 }
 
 #[cfg(test)]
