@@ -53,6 +53,7 @@ fn reader_info(mode: ReadMode) -> Arc<ReaderInfo> {
         mode,
         rescan_window: Duration::from_secs(2),
         departure_timeout: Duration::from_secs(5),
+        sides: Default::default(),
     })
 }
 
@@ -192,6 +193,7 @@ fn custody_draft(transition: Transition) -> Draft {
             antennas: vec![],
             rssi_max: None,
             context: Default::default(),
+            crossing: None,
         }),
     )
 }

@@ -94,6 +94,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
     let (decided, transitions) = mpsc::channel(READS_QUEUE);
     let presence = tokio::spawn(presence::run(reads, decided));
+    let portals = rules::portal::Portals::new(&config, pins.as_ref()).context("read windows")?;
+    let reading: Vec<_> = config.readers.iter().map(|r| portals.reading(r)).collect();
     // Badge reads skip presence (a badge is not an asset) and go to the
     // station context in the rules task.
     let (badges_tx, badges) = mpsc::channel(64);
@@ -102,6 +104,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         transitions,
         badges,
         drafts,
+        portals,
         stations,
         gates.attempts,
     ));
@@ -109,7 +112,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let cancel = CancellationToken::new();
     let readers = TaskTracker::new();
     let identity = Arc::new(config.identity());
-    for reader in &config.readers {
+    for (reader, reading) in config.readers.iter().zip(reading) {
         let link = ReaderLink {
             info: ReaderInfo::new(&config, reader),
             identity: identity.clone(),
@@ -118,6 +121,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
                 ReaderRole::Badge => badges_tx.clone(),
             },
             states: states_tx.clone(),
+            reading,
         };
         let config = reader.clone();
         match (reader.kind, reader.protocol) {

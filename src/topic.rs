@@ -36,6 +36,11 @@ impl Naming {
         self.gateway_topic(&format!("context/{location}"))
     }
 
+    /// Where a portal's read-window summaries (`custodyd.pass.v1`) go.
+    pub fn pass(&self, location: &str) -> String {
+        self.gateway_topic(&format!("pass/{location}"))
+    }
+
     /// The filter for every command addressed to this gateway.
     pub fn commands(&self) -> String {
         self.gateway_topic("cmd/+")
@@ -93,5 +98,9 @@ mod tests {
         );
         assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
         assert_eq!(n.context("scan-1"), "itad/reno-1/dock-pi-03/context/scan-1");
+        assert_eq!(
+            n.pass("dock-door-1"),
+            "itad/reno-1/dock-pi-03/pass/dock-door-1"
+        );
     }
 }

@@ -65,6 +65,21 @@ fn the_demo_shows_arrivals_departures_and_one_scan_per_double_fire() {
     if played("released (expect the lock open") >= 1 {
         assert!(stdout.contains("gpio: cage-1 lock OPEN"), "{stdout}");
     }
+    // The dock door's read window: three laptops moved in as one pass.
+    if played("the pallet is in receiving") >= 1 {
+        let pass = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("itad/demo-site/demo-pi/pass/dock-door-2 "))
+            .map(|p| serde_json::from_str::<serde_json::Value>(p).expect("JSON payload"));
+        if let Some(pass) = pass {
+            assert_eq!(pass["counts"]["moved"], 3, "{pass}");
+            let moved = events
+                .iter()
+                .filter(|e| e["transition"] == "moved" && e["pass_id"] == pass["pass_id"])
+                .count();
+            assert_eq!(moved, 3, "{stdout}");
+        }
+    }
     assert!(
         stdout.contains(r#""state":"offline""#),
         "offline status at the end: {stdout}"

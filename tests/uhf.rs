@@ -41,6 +41,8 @@ fn door_with_uhf(path: &Path, protocol: &str, extra: &str) -> String {
 [[locations]]
 name = "dock-door-1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "2s"
 
 [[readers]]

@@ -111,6 +111,7 @@ impl LocationConfig {
         if let Some(gate) = &self.gate {
             pins.extend(gate.pins());
         }
+        pins.extend(self.portal_pins());
         pins
     }
 }

@@ -247,6 +247,7 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "ReaderKind" => serde_names::<ReaderKind>(),
         "ReaderRole" => serde_names::<super::ReaderRole>(),
         "EndOn" => serde_names::<EndOn>(),
+        "Side" => serde_names::<super::Side>(),
         "GpioBackend" => serde_names::<GpioBackend>(),
         "ActiveLevel" => serde_names::<ActiveLevel>(),
         "Pull" => serde_names::<Pull>(),

@@ -17,6 +17,7 @@ mod gpio;
 mod load;
 mod mqtt;
 mod names;
+mod portal;
 mod secrets;
 mod size;
 mod station;
@@ -30,6 +31,7 @@ pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
@@ -282,9 +284,31 @@ pub struct LocationConfig {
     /// Stations only; see [`LocationConfig::require_operator`].
     #[serde(default)]
     pub require_operator: Option<bool>,
+    /// Portals (`dock_door`, `cage_gate`): the zone beyond the door's
+    /// outside, e.g. `yard`; required there (see `config/portal.rs`).
+    #[serde(default)]
+    pub outside_zone: Option<String>,
+    /// Portals: the zone on the door's inside, e.g. `receiving`; required there.
+    #[serde(default)]
+    pub inside_zone: Option<String>,
+    /// Portals: reads weaker than this (dBm) are no evidence of direction.
+    #[serde(default)]
+    pub rssi_floor: Option<f32>,
+    /// Portals: see [`LocationConfig::static_after`].
+    #[serde(default, with = "humantime_serde")]
+    pub static_after: Option<Duration>,
+    /// Portals: see [`LocationConfig::order_margin`].
+    #[serde(default, with = "humantime_serde")]
+    pub order_margin: Option<Duration>,
     /// `cage_gate` only: the gate's relays, door sensor and release rules.
     #[serde(default)]
     pub gate: Option<GateConfig>,
+    /// Portals: read only while something passes (see `config/portal.rs`).
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Portals with a `window`: two light beams across the door.
+    #[serde(default)]
+    pub beams: Option<BeamsConfig>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -507,6 +531,12 @@ pub struct ReaderConfig {
     /// UHF: how long a command may go unanswered before the reader is reset.
     #[serde(default, with = "humantime_serde")]
     pub reply_timeout: Option<Duration>,
+    /// At a portal: the side every antenna of this reader watches.
+    #[serde(default)]
+    pub side: Option<Side>,
+    /// At a portal, UHF: the side each antenna watches, `{ 1 = "outside" }`.
+    #[serde(default)]
+    pub sides: Option<AntennaSides>,
 }
 
 fn default_offline_alarm_after() -> Duration {

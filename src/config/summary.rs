@@ -71,10 +71,17 @@ impl Config {
                 l.kind.as_str(),
                 format_duration(l.departure_timeout)
             );
+            if let (Some(outside), Some(inside)) = (&l.outside_zone, &l.inside_zone) {
+                let _ = write!(out, ", between {outside} (outside) and {inside} (inside)");
+            }
+            if l.window.is_some() {
+                let beams = if l.beams.is_some() { " and beams" } else { "" };
+                let _ = write!(out, ", read windows{beams}");
+            }
             if l.is_station() {
                 let _ = write!(
                     out,
-                    "; station, operator timeout {}{}",
+                    ", station, operator timeout {}{}",
                     format_duration(l.operator_timeout()),
                     if l.require_operator() {
                         ", operator required"
@@ -110,6 +117,12 @@ impl Config {
             );
             if r.protocol.is_some_and(Protocol::is_uhf) {
                 let _ = write!(out, ", antennas {:?}", r.antennas());
+            }
+            if let Some(side) = r.side {
+                let _ = write!(out, ", side {}", side.as_str());
+            }
+            for (antenna, side) in r.antenna_sides() {
+                let _ = write!(out, ", antenna {antenna} {}", side.as_str());
             }
             out.push('\n');
         }

@@ -13,14 +13,20 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::identity::Asset;
+use crate::presence::Evidence;
 use crate::topic::Naming;
 
 mod context;
+mod portal;
 
 pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
 
 mod release;
 
+pub use portal::{
+    ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
+    PASS_SCHEMA,
+};
 pub use release::{Basis, Release};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
@@ -31,6 +37,8 @@ pub enum Transition {
     Arrived,
     Departed,
     Scanned,
+    /// Crossed a portal from one zone to the other.
+    Moved,
 }
 
 impl Transition {
@@ -39,6 +47,7 @@ impl Transition {
             Transition::Arrived => "arrived",
             Transition::Departed => "departed",
             Transition::Scanned => "scanned",
+            Transition::Moved => "moved",
         }
     }
 }
@@ -58,6 +67,8 @@ pub struct Custody {
     pub rssi_max: Option<f32>,
     /// The station context a scan was made in; empty elsewhere.
     pub context: Context,
+    /// `moved` only: the zones and how sure the direction is.
+    pub crossing: Option<Crossing>,
 }
 
 /// Something a person should look at.
@@ -74,6 +85,8 @@ pub enum Body {
     Custody(Custody),
     Alarm(Alarm),
     Context(ContextChange),
+    /// A read window's summary.
+    Pass(Pass),
 }
 
 /// An event decided but not yet committed (it has no `seq` yet).
@@ -84,6 +97,9 @@ pub struct Draft {
     pub observed_at: SystemTime,
     pub clock_synced: bool,
     pub body: Body,
+    /// A portal's `departed`: what each side saw, for the rules stage to
+    /// decide the direction from. Never rendered.
+    pub evidence: Option<Box<Evidence>>,
     /// Set by a cage gate on the custody event of a leave attempt it
     /// granted; rendered as its `release` object.
     pub release: Option<Box<Release>>,
@@ -97,6 +113,7 @@ impl Draft {
             observed_at,
             clock_synced: crate::clock::is_synced(),
             body,
+            evidence: None,
             release: None,
         }
     }
@@ -106,6 +123,7 @@ impl Draft {
             Body::Custody(_) => naming.custody(&self.location),
             Body::Alarm(_) => naming.alarm(&self.location),
             Body::Context(_) => naming.context(&self.location),
+            Body::Pass(_) => naming.pass(&self.location),
         }
     }
 
@@ -125,8 +143,14 @@ impl Draft {
                 schema: CUSTODY_SCHEMA,
                 common,
                 transition: c.transition.as_str(),
-                from_zone: None,
-                to_zone: None,
+                from_zone: c.crossing.as_ref().map(|x| &*x.from_zone),
+                to_zone: c.crossing.as_ref().map(|x| &*x.to_zone),
+                direction_confidence: c.crossing.as_ref().map(|x| x.confidence.as_str()),
+                pass_id: c
+                    .crossing
+                    .as_ref()
+                    .and_then(|x| x.pass_id)
+                    .map(|id| id.to_string()),
                 asset: AssetJson::from(&c.asset),
                 release: self.release.as_deref().map(release::ReleaseJson::from),
                 reader: &c.reader,
@@ -145,6 +169,7 @@ impl Draft {
                 detail: &a.detail,
             }),
             Body::Context(c) => serde_json::to_vec(&c.json(common)),
+            Body::Pass(p) => p.to_json(common),
         };
         json.expect("event JSON has only string keys and finite numbers")
     }
@@ -191,6 +216,12 @@ struct CustodyJson<'a> {
     transition: &'static str,
     from_zone: Option<&'a str>,
     to_zone: Option<&'a str>,
+    /// Only on `moved`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction_confidence: Option<&'static str>,
+    /// Only on a `moved` decided in a read window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass_id: Option<String>,
     asset: AssetJson<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     release: Option<release::ReleaseJson<'a>>,
@@ -241,6 +272,7 @@ mod tests {
                 antennas: vec![],
                 rssi_max: None,
                 context: Context::default(),
+                crossing: None,
             }),
         );
         let naming = Naming {

@@ -41,6 +41,8 @@ pub fn cage_gate_config(scanner: &Path, gate_extra: &str) -> String {
 [[locations]]
 name = "{CAGE}"
 kind = "cage_gate"
+outside_zone = "floor"
+inside_zone = "secure-cage"
 
 [locations.gate]
 lock_pin = {LOCK}
@@ -71,6 +73,11 @@ impl CageScene {
             scanner: SimPort::open().context("opening a pseudo-terminal for the cage scanner")?,
             socket: data_dir.join(GPIO_SOCKET),
         })
+    }
+
+    /// The simulated GPIO's socket, which other scenes' pins share.
+    pub(super) fn gpio_socket(&self) -> &Path {
+        &self.socket
     }
 
     /// The gate's part of the demo configuration.

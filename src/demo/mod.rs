@@ -20,6 +20,7 @@ use crate::config;
 mod broker;
 pub mod cage;
 mod port;
+mod portal;
 mod station;
 
 pub use port::{em4100_frame, SimPort};
@@ -68,11 +69,13 @@ async fn run_in(
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
     let station_scene = station::Scene::open().context("opening the simulated badge reader")?;
     let cage = cage::CageScene::open(data_dir)?;
+    let portal = portal::PortalScene::open(cage.gpio_socket())?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
         demo_config(url, data_dir, door.path(), station.path())
             + &cage.config()
+            + &portal.config()
             + &station_scene.config(),
     )?;
     let config =
@@ -90,6 +93,7 @@ async fn run_in(
 
     let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
     let cage = tokio::spawn(cage.play(broker, ready.clone()));
+    let portal = tokio::spawn(portal.play(ready.clone()));
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
     let scenes = tokio::spawn(play(door, station, station_scene, ready));
@@ -102,6 +106,7 @@ async fn run_in(
     let result = daemon.await.context("daemon task")?;
     scenes.abort();
     cage.abort();
+    portal.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();
@@ -135,6 +140,8 @@ sim_socket = "{data}/{GPIO_SOCKET}"
 [[locations]]
 name = "{DOOR}"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "2s"
 
 [[locations]]

@@ -41,6 +41,12 @@ impl SimPort {
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.master.write_all(bytes)
     }
+
+    /// The master side again, to read what the daemon writes: the commands
+    /// of a driven reader. Its reads block.
+    pub fn commands(&self) -> io::Result<File> {
+        self.master.try_clone()
+    }
 }
 
 /// An RDM6300 frame for 10 hex characters of EM4100 data, with its XOR checksum.

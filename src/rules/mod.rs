@@ -12,50 +12,92 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::custody::Draft;
 use crate::presence::Observation;
-use crate::release::Attempts;
+use crate::release::{Attempts, LeaveAttempt, Via};
 use crate::retained::RetainedError;
 
+pub mod portal;
 pub mod station;
+mod window;
 
+use portal::Portals;
 use station::Stations;
 
 /// Runs until presence closes its output; passes on what it decides.
 /// `badges` are the reads of badge readers, which skip presence: a badge is
-/// not an asset. Leave attempts at cage gates go to the gate task
+/// not an asset. Leave attempts at cage gates (release scans, and assets
+/// moved from a gate's inside to its outside) go to the gate task
 /// (`attempts`), which publishes them with its decision.
 pub async fn run(
     mut input: mpsc::Receiver<Draft>,
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
+    mut portals: Portals,
     mut stations: Stations,
     attempts: Attempts,
 ) {
     let mut out = Vec::new();
+    // What the stations let through, on its way to the portals.
+    let mut staged = Vec::new();
     stations.load(&mut out).await;
     loop {
         // Saved before it is published: what the central system hears of
         // is what a restart resumes from.
         stations.save().await;
-        for draft in out.drain(..) {
-            let Some(draft) = attempts.divert(draft).await else {
-                continue;
-            };
-            if output.send(draft).await.is_err() {
-                return;
-            }
+        if !pass_on(&mut out, &portals, &attempts, &output).await {
+            return;
         }
         let deadline = stations.next_deadline();
         tokio::select! {
             draft = input.recv() => match draft {
-                Some(draft) => stations.on_draft(draft, Instant::now(), &mut out),
-                None => return,
+                Some(draft) => {
+                    let now = Instant::now();
+                    stations.on_draft(draft, now, &mut staged);
+                    for draft in staged.drain(..) {
+                        portals.handle(draft, now, &mut out);
+                    }
+                }
+                None => break,
             },
             Some(badge) = badges.recv() => stations.on_badge(badge, Instant::now(), &mut out),
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 stations.expire(Instant::now(), &mut out);
             }
+            () = portals.next_event(&mut out) => {}
         }
     }
+    portals.shut(&mut out);
+    pass_on(&mut out, &portals, &attempts, &output).await;
+}
+
+/// Sends `out` on, through the gate task where it decides; `false` once
+/// the spool is gone.
+async fn pass_on(
+    out: &mut Vec<Draft>,
+    portals: &Portals,
+    attempts: &Attempts,
+    output: &mpsc::Sender<Draft>,
+) -> bool {
+    for draft in out.drain(..) {
+        let draft = if portals.leaves_cage(&draft) {
+            let attempt = LeaveAttempt {
+                via: Via::Moved,
+                event: draft,
+            };
+            match attempts.attempt(attempt).await {
+                Ok(()) => continue,
+                Err(attempt) => attempt.event,
+            }
+        } else {
+            match attempts.divert(draft).await {
+                Some(draft) => draft,
+                None => continue,
+            }
+        };
+        if output.send(draft).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Runs a retained-store call on the blocking pool: it commits with an

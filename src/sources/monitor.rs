@@ -108,7 +108,7 @@ mod tests {
         std::iter::from_fn(|| rx.try_recv().ok())
             .map(|d| match d.body {
                 Body::Alarm(a) => a.kind,
-                other => panic!("not an alarm from the monitor: {other:?}"),
+                other => panic!("{other:?} from the monitor"),
             })
             .collect()
     }

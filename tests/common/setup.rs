@@ -27,23 +27,34 @@ reconnect_max = "500ms"
     )
 }
 
-/// A dock door with an EM4100 reader on `path`.
-pub fn door_with_em4100(path: &Path, departure_timeout: &str) -> String {
+/// `dock-door-1`, a door from the yard to receiving; `extra` adds keys.
+pub fn dock_door(departure_timeout: &str, extra: &str) -> String {
     format!(
         r#"
 [[locations]]
 name = "dock-door-1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "{departure_timeout}"
+{extra}
+"#
+    )
+}
 
+/// A dock door with an EM4100 reader on `path`.
+pub fn door_with_em4100(path: &Path, departure_timeout: &str) -> String {
+    dock_door(departure_timeout, "")
+        + &format!(
+            r#"
 [[readers]]
 name = "door1-em"
 location = "dock-door-1"
 path = "{}"
 protocol = "em4100"
 "#,
-        path.display()
-    )
+            path.display()
+        )
 }
 
 /// A scan station with a line-oriented barcode scanner on `path`.

@@ -51,6 +51,8 @@ fn station_keys_are_read() {
 [[locations]]
 name = "cage-1"
 kind = "cage_gate"
+outside_zone = "floor"
+inside_zone = "cage"
 station = true
 operator_timeout = "10m"
 require_operator = true

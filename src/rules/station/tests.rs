@@ -30,6 +30,8 @@ operator_timeout = "30m"
 [[locations]]
 name = "door-1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 
 [[readers]]
 name = "scan1-bc"
@@ -90,8 +92,9 @@ impl Harness {
         let (drafts, drafts_rx) = mpsc::channel(64);
         let (badges, badges_rx) = mpsc::channel(64);
         let (out_tx, out) = mpsc::channel(64);
+        let portals = crate::rules::portal::Portals::new(&config, None).unwrap();
         let no_gates = crate::release::Attempts::default();
-        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stations, no_gates);
+        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, portals, stations, no_gates);
         tokio::spawn(task);
         Harness {
             config,
@@ -129,6 +132,7 @@ impl Harness {
             antennas: vec![],
             rssi_max: None,
             context: Context::default(),
+            crossing: None,
         };
         let draft = Draft::new(info.location.clone(), now, Body::Custody(custody));
         self.drafts.send(draft).await.unwrap();
@@ -392,6 +396,7 @@ async fn other_locations_and_transitions_pass_through_untouched() {
         antennas: vec![],
         rssi_max: None,
         context: Context::default(),
+        crossing: None,
     });
     h.drafts.send(draft.clone()).await.unwrap();
     assert_eq!(h.next().await, draft, "only scans are station commands");
