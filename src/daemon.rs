@@ -71,6 +71,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         drafts.clone(),
     )
     .context("release control")?;
+    let manifests =
+        rules::manifest::Manifests::new(&config, &retained, &mut bus).context("manifests")?;
     let commands = commands.spawn(naming.clone(), &mut bus);
     let uplink = mqtt::spawn(&config, naming, spool_reader, states, bus).await?;
 
@@ -106,6 +108,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         drafts,
         portals,
         stations,
+        manifests,
         gates.attempts,
     ));
 

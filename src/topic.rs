@@ -50,6 +50,12 @@ impl Naming {
         self.gateway_topic(&format!("cmd-reply/{command}"))
     }
 
+    /// Pickup manifests of the site's dock doors (central publishes them,
+    /// retained): the prefix before the door's location name.
+    pub fn manifest_prefix(&self) -> String {
+        format!("{}/{}/manifest/", self.root, self.site)
+    }
+
     /// Release policy entries of every asset of the site (central
     /// publishes them, retained): the prefix before the asset key.
     pub fn release_prefix(&self) -> String {

@@ -284,6 +284,9 @@ pub struct LocationConfig {
     /// Stations only; see [`LocationConfig::require_operator`].
     #[serde(default)]
     pub require_operator: Option<bool>,
+    /// Dock doors with read windows; see [`LocationConfig::manifest_timeout`].
+    #[serde(default, with = "humantime_serde")]
+    pub manifest_timeout: Option<Duration>,
     /// Portals (`dock_door`, `cage_gate`): the zone beyond the door's
     /// outside, e.g. `yard`; required there (see `config/portal.rs`).
     #[serde(default)]

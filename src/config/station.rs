@@ -1,5 +1,7 @@
-//! Configuration of scan stations: who is signed in, what is being done and
-//! into which container (the chain-of-custody context of `src/rules/station.rs`).
+//! Configuration of the chain-of-custody context: at scan stations who is
+//! signed in, what is being done and into which container
+//! (`src/rules/station.rs`); at dock doors, how long a pickup's manifest is
+//! reconciled (`src/rules/manifest.rs`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -89,6 +91,7 @@ impl ReaderRole {
 /// Long enough for a wipe cycle between scans, short enough that a badge
 /// left signed in over a break does not sign the next person's work.
 const DEFAULT_OPERATOR_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const DEFAULT_MANIFEST_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 impl LocationConfig {
     /// Whether the location keeps a station context: every scan station, and
@@ -110,5 +113,18 @@ impl LocationConfig {
     /// Stations: scans without a signed-in operator are refused.
     pub fn require_operator(&self) -> bool {
         self.require_operator.unwrap_or(false)
+    }
+
+    /// Whether pickups are reconciled here: a dock door's read windows
+    /// make the pass summaries a manifest is checked against.
+    pub fn takes_manifests(&self) -> bool {
+        self.kind == LocationKind::DockDoor && self.window.is_some()
+    }
+
+    /// Dock doors with read windows: a pickup's reconciliation ends this
+    /// long after its last pass unless the central system closes it first
+    /// (2 h unless set: a truck is unloaded within that).
+    pub fn manifest_timeout(&self) -> Duration {
+        self.manifest_timeout.unwrap_or(DEFAULT_MANIFEST_TIMEOUT)
     }
 }

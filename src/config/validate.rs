@@ -285,6 +285,25 @@ fn check_stations(errors: &mut Errors, config: &Config) {
         }
     }
 
+    for (i, location) in config.locations.iter().enumerate() {
+        let Some(timeout) = location.manifest_timeout else {
+            continue;
+        };
+        let key = format!(
+            "{}.manifest_timeout",
+            entry_label("locations", i, &location.name)
+        );
+        if !location.takes_manifests() {
+            errors.push(
+                key,
+                "only applies to a dock_door with read windows (window = ...): manifests are \
+                 reconciled against their pass summaries",
+            );
+        } else if timeout.is_zero() {
+            errors.push(key, "must be more than 0");
+        }
+    }
+
     for (i, reader) in config.readers.iter().enumerate() {
         if reader.role != ReaderRole::Badge {
             continue;

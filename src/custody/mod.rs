@@ -17,9 +17,11 @@ use crate::presence::Evidence;
 use crate::topic::Naming;
 
 mod context;
+mod manifest;
 mod portal;
 
 pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
+pub use manifest::Reconciliation;
 
 mod release;
 

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use ulid::Ulid;
 
-use super::{rfc3339, Common};
+use super::{rfc3339, Common, Reconciliation};
 
 pub const PASS_SCHEMA: &str = "custodyd.pass.v1";
 
@@ -142,6 +142,8 @@ pub struct Pass {
     /// Canonical ids of the assets read, in the order they came.
     pub assets: Vec<Arc<str>>,
     pub counts: PassCounts,
+    /// Reconciled against the door's open pickup manifest, if one is open.
+    pub manifest: Option<Reconciliation>,
 }
 
 #[derive(Serialize)]
@@ -158,6 +160,7 @@ struct PassJson<'a> {
     closed_by: &'static str,
     assets: Vec<&'a str>,
     counts: PassCounts,
+    manifest: Option<&'a Reconciliation>,
 }
 
 impl Pass {
@@ -174,6 +177,7 @@ impl Pass {
             closed_by: self.closed_by.as_str(),
             assets: self.assets.iter().map(|a| &**a).collect(),
             counts: self.counts,
+            manifest: self.manifest.as_ref(),
         })
     }
 }

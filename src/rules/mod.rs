@@ -7,18 +7,23 @@
 //! the central system gets. It sits between presence and the spool, so every
 //! event it makes is durable like any other.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
+use tracing::warn;
 
 use crate::custody::Draft;
 use crate::presence::Observation;
 use crate::release::{Attempts, LeaveAttempt, Via};
-use crate::retained::RetainedError;
+use crate::retained::{RetainedError, Table, Update};
 
+pub mod manifest;
 pub mod portal;
 pub mod station;
 mod window;
 
+use manifest::Manifests;
 use portal::Portals;
 use station::Stations;
 
@@ -33,16 +38,20 @@ pub async fn run(
     output: mpsc::Sender<Draft>,
     mut portals: Portals,
     mut stations: Stations,
+    mut manifests: Manifests,
     attempts: Attempts,
 ) {
     let mut out = Vec::new();
     // What the stations let through, on its way to the portals.
     let mut staged = Vec::new();
     stations.load(&mut out).await;
+    manifests.load(&mut out).await;
     loop {
+        manifests.reconcile(&mut out, Instant::now());
         // Saved before it is published: what the central system hears of
         // is what a restart resumes from.
         stations.save().await;
+        manifests.save().await;
         if !pass_on(&mut out, &portals, &attempts, &output).await {
             return;
         }
@@ -63,9 +72,12 @@ pub async fn run(
                 stations.expire(Instant::now(), &mut out);
             }
             () = portals.next_event(&mut out) => {}
+            event = manifests.next_event() => manifests.handle(event, &mut out),
         }
     }
     portals.shut(&mut out);
+    manifests.reconcile(&mut out, Instant::now());
+    manifests.save().await;
     pass_on(&mut out, &portals, &attempts, &output).await;
 }
 
@@ -98,6 +110,51 @@ async fn pass_on(
         }
     }
     true
+}
+
+/// Every entry of `table` that `parse` accepts; the others are logged
+/// (as `what`) and left out: a gateway must work on with what it could read.
+async fn load_entries<T>(
+    table: &Table,
+    what: &str,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> Vec<(String, T)> {
+    let table = table.clone();
+    let entries = match off_thread(move || table.entries()).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!("{what} not restored: {e}");
+            return Vec::new();
+        }
+    };
+    entries
+        .into_iter()
+        .filter_map(|(key, payload)| match parse(&payload) {
+            Ok(value) => Some((key, value)),
+            Err(e) => {
+                warn!(key, "saved {what} ignored: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Stores `changed` (`None`: removes the key) in one commit, off the
+/// runtime's threads. A failed write is logged; the state goes on in memory.
+async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>, what: &str) {
+    if changed.is_empty() {
+        return;
+    }
+    let table = table.clone();
+    let write = move || {
+        table.apply(changed.iter().map(|(key, value)| {
+            let update = value.as_deref().map_or(Update::Remove, Update::Put);
+            (&**key, update)
+        }))
+    };
+    if let Err(e) = off_thread(write).await {
+        warn!("{what} not saved: {e}");
+    }
 }
 
 /// Runs a retained-store call on the blocking pool: it commits with an

@@ -487,6 +487,7 @@ fn finish(
         closed_by: pass.closed_by,
         assets: pass.assets,
         counts,
+        manifest: None,
     };
     out.push(Draft::new(
         location.clone(),

@@ -24,12 +24,12 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::{load_entries, store_entries};
 use crate::config::{Config, CLEAR_ACTION};
 use crate::custody::{Alarm, Body, Change, Context, ContextChange, Draft, Transition};
 use crate::identity::Asset;
 use crate::presence::Observation;
-use crate::retained::{Retained, RetainedError, Table, Update};
-use crate::rules::off_thread;
+use crate::retained::{Retained, RetainedError, Table};
 
 /// The retained-store table holding each station's [`Saved`] context.
 pub const TABLE: &str = "context";
@@ -204,55 +204,31 @@ impl Stations {
 
     /// Takes up the contexts saved before a restart. An operator
     /// whose timeout ran out while the daemon was down is signed out, with
-    /// the event going to `out`. What cannot be read is logged and starts
-    /// empty: a station must work even if its saved context is lost.
+    /// the event going to `out`.
     pub async fn load(&mut self, out: &mut Vec<Draft>) {
-        let Some(table) = self.table.clone() else {
+        let Some(table) = &self.table else {
             return;
         };
-        let entries = match off_thread(move || table.entries()).await {
-            Ok(entries) => entries,
-            Err(e) => {
-                warn!("station contexts not restored: {e}");
-                return;
-            }
-        };
-        let saved = entries
-            .into_iter()
-            .filter_map(|(name, json)| match serde_json::from_slice(&json) {
-                Ok(saved) => Some((name, saved)),
-                Err(e) => {
-                    warn!(location = %name, "saved station context ignored: {e}");
-                    None
-                }
-            })
-            .collect();
+        let json = |payload: &[u8]| serde_json::from_slice(payload).map_err(|e| e.to_string());
+        let saved = load_entries(table, "station context", json).await;
+        let saved = saved.into_iter().collect();
         self.restore(&saved, Instant::now(), SystemTime::now(), out);
     }
 
     /// Saves the contexts that changed since the last call, in one commit.
-    /// A failed write is logged; the context goes on in memory.
     pub async fn save(&mut self) {
         let Some(table) = self.table.clone() else {
             return;
         };
-        let dirty = self.take_dirty();
-        if dirty.is_empty() {
-            return;
-        }
-        let write = move || {
-            let json: Vec<(Arc<str>, Vec<u8>)> = dirty
-                .into_iter()
-                .map(|(name, saved)| {
-                    let json = serde_json::to_vec(&saved).expect("strings and integers");
-                    (name, json)
-                })
-                .collect();
-            table.apply(json.iter().map(|(name, j)| (&**name, Update::Put(j))))
-        };
-        if let Err(e) = off_thread(write).await {
-            warn!("station context not saved: {e}");
-        }
+        let changed = self
+            .take_dirty()
+            .into_iter()
+            .map(|(name, saved)| {
+                let json = serde_json::to_vec(&saved).expect("strings and integers");
+                (name, Some(json))
+            })
+            .collect();
+        store_entries(&table, changed, "station context").await;
     }
 
     fn restore(

@@ -12,6 +12,8 @@ use crate::custody::{Custody, Transition};
 use crate::decode::Source;
 use crate::identity::{Identity, Rejected};
 use crate::presence::ReaderInfo;
+use crate::retained::Update;
+use crate::sink::Bus;
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -94,7 +96,11 @@ impl Harness {
         let (out_tx, out) = mpsc::channel(64);
         let portals = crate::rules::portal::Portals::new(&config, None).unwrap();
         let no_gates = crate::release::Attempts::default();
-        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, portals, stations, no_gates);
+        let manifests =
+            crate::rules::manifest::Manifests::new(&config, &retained, &mut Bus::new()).unwrap();
+        let task = crate::rules::run(
+            drafts_rx, badges_rx, out_tx, portals, stations, manifests, no_gates,
+        );
         tokio::spawn(task);
         Harness {
             config,
