@@ -159,3 +159,33 @@ container_prefixes = ["", "act:x"]
     );
     assert!(msg.contains("badge"), "{msg}");
 }
+
+#[test]
+fn manifest_timeout_is_for_dock_doors_with_read_windows() {
+    let window = "window = { trigger = { pin = 22, active = \"low\" } }";
+    let door = |keys: &str| {
+        let gpio = "[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/gpio.sock\"\n";
+        format!(
+            "{gpio}{}",
+            BASE.replace(
+                "inside_zone = \"receiving\"",
+                &format!("inside_zone = \"receiving\"\n{keys}")
+            )
+        )
+    };
+    let config = ok(&door(window));
+    assert!(config.locations[0].takes_manifests());
+    assert_eq!(
+        config.locations[0].manifest_timeout(),
+        Duration::from_secs(7200)
+    );
+    let config = ok(&door(&format!("{window}\nmanifest_timeout = \"45m\"")));
+    assert_eq!(
+        config.locations[0].manifest_timeout(),
+        Duration::from_secs(2700)
+    );
+    let key = "locations[0] (door1).manifest_timeout";
+    assert_error(&door(&format!("{window}\nmanifest_timeout = \"0s\"")), key);
+    let msg = assert_error(&door("manifest_timeout = \"1h\""), key);
+    assert!(msg.contains("read windows"), "{msg}");
+}
