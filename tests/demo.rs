@@ -55,6 +55,7 @@ fn the_demo_shows_arrivals_departures_and_one_scan_per_double_fire() {
         "a double fire is one scan: {stdout}"
     );
     station_scene(&stdout);
+    pickup_scene(&stdout, played("central closes pickup") >= 1);
     // The cage gate: the laptop central has not released is refused, the
     // one it has is let out (when the demo ran long enough to get to it).
     assert!(played("central says not released") >= 1, "{stdout}");
@@ -120,4 +121,28 @@ fn station_scene(stdout: &str) {
         !stdout.contains(r#""id":"0C00F1A2B3""#),
         "a badge became an asset: {stdout}"
     );
+}
+
+/// The pickup at dock-door-2: the pallet's pass summary reconciled with the
+/// fourth laptop missing, and an alarm once central has closed it.
+fn pickup_scene(stdout: &str, closed: bool) {
+    let passes: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("itad/demo-site/demo-pi/pass/dock-door-2 "))
+        .map(|payload| serde_json::from_str(payload).expect("JSON payload"))
+        .collect();
+    let first = passes
+        .first()
+        .unwrap_or_else(|| panic!("no pass: {stdout}"));
+    let manifest = &first["manifest"];
+    assert_eq!(manifest["pickup_id"], "PU-DEMO-0001", "{first}");
+    assert_eq!(manifest["received"].as_array().unwrap().len(), 3, "{first}");
+    assert_eq!(
+        manifest["missing"],
+        serde_json::json!(["urn:epc:id:sgtin:0614141.812345.6792"]),
+        "{first}"
+    );
+    if closed {
+        assert!(stdout.contains(r#""kind":"manifest_mismatch""#), "{stdout}");
+    }
 }

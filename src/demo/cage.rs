@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::watch;
 use tokio::time::sleep;
 
-use super::{SimPort, GATEWAY, GPIO_SOCKET, SITE};
+use super::{SimPort, GPIO_SOCKET, SITE};
 use crate::config::Broker;
 use crate::gpio::SimClient;
 
@@ -118,27 +117,14 @@ async fn publish_policy(broker: &Broker) -> anyhow::Result<()> {
             r#"{"released":false,"reason":"awaiting data destruction"}"#,
         ),
     ];
-    let mut options =
-        MqttOptions::new(format!("{GATEWAY}-demo-central"), &broker.host, broker.port);
-    options.set_keep_alive(Duration::from_secs(5));
-    let (client, mut eventloop) = AsyncClient::new(options, 8);
-    for (asset, payload) in policy {
-        let topic = format!("itad/{SITE}/release/{}", crate::topic::asset_key(asset));
-        println!("demo: central publishes {topic} {payload} (retained)");
-        client
-            .publish(topic, QoS::AtLeastOnce, true, payload)
-            .await?;
-    }
-    let mut acked = 0;
-    while acked < policy.len() {
-        if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await? {
-            acked += 1;
-        }
-    }
-    let _ = client.disconnect().await;
-    // The gateway gets them over its own connection; give it a moment.
-    sleep(Duration::from_secs(1)).await;
-    Ok(())
+    let messages: Vec<(String, String)> = policy
+        .iter()
+        .map(|(asset, payload)| {
+            let topic = format!("itad/{SITE}/release/{}", crate::topic::asset_key(asset));
+            (topic, payload.to_string())
+        })
+        .collect();
+    super::central::publish_retained(broker, &messages).await
 }
 
 /// Prints the relays as the simulated GPIO shows them.

@@ -19,6 +19,7 @@ use crate::config;
 
 mod broker;
 pub mod cage;
+mod central;
 mod port;
 mod portal;
 mod station;
@@ -92,6 +93,7 @@ async fn run_in(
     ));
 
     let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
+    let pickup = tokio::spawn(station::pickup(broker.clone(), ready.clone()));
     let cage = tokio::spawn(cage.play(broker, ready.clone()));
     let portal = tokio::spawn(portal.play(ready.clone()));
     let stop = CancellationToken::new();
@@ -107,6 +109,7 @@ async fn run_in(
     scenes.abort();
     cage.abort();
     portal.abort();
+    pickup.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();

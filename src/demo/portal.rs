@@ -19,12 +19,12 @@ use tokio::time::sleep;
 use super::SimPort;
 use crate::gpio::SimClient;
 
-const DOOR: &str = "dock-door-2";
+pub(super) const DOOR: &str = "dock-door-2";
 /// The photo-eye, active high.
 const PHOTO_EYE: u8 = 22;
 /// SGTIN-96 EPCs of three laptops (company prefix 0614141, serials 6789
 /// to 6791).
-const PALLET: [&str; 3] = [
+pub(super) const PALLET: [&str; 3] = [
     "3074257BF7194E4000001A85",
     "3074257BF7194E4000001A86",
     "3074257BF7194E4000001A87",

@@ -1,12 +1,25 @@
-//! Demo scene at the scan station: an operator badges in, selects an action
-//! and a gaylord, and wipes a batch of laptops; every scan carries who, what
-//! and where into, and each change of that context is an event of its own.
+//! Demo scenes of the chain-of-custody context.
+//!
+//! At the scan station an operator badges in, selects an action and a
+//! gaylord, and wipes a batch of laptops; every scan carries who, what and
+//! where into, and each change of that context is an event of its own.
+//!
+//! At the portal scene's dock door, central publishes a pickup of four
+//! laptops; the pallet brings three, so the pass summary reconciles one as
+//! missing, and when central closes the pickup a `manifest_mismatch` says so.
 
 use std::time::Duration;
 
+use serde_json::json;
+use tokio::sync::watch;
 use tokio::time::sleep;
 
-use super::{em4100_frame, SimPort, STATION};
+use super::central::publish_retained;
+use super::portal::{DOOR, PALLET};
+use super::{em4100_frame, SimPort, SITE, STATION};
+use crate::config::Broker;
+use crate::decode::{RawRead, Source};
+use crate::identity::Identity;
 
 /// The operator's EM4100 badge, and who it belongs to.
 const BADGE: &str = "0C00F1A2B3";
@@ -83,4 +96,41 @@ container_prefixes = ["GAY-"]
         }
         Ok(())
     }
+}
+
+/// A fourth laptop of the pickup, which the pallet does not bring.
+const LEFT_BEHIND: &str = "3074257BF7194E4000001A88";
+const PICKUP: &str = "PU-DEMO-0001";
+
+/// Central publishes the pickup before the first pallet reaches the door,
+/// and closes it once the pallet is through.
+pub async fn pickup(broker: Broker, mut ready: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let _ = ready.wait_for(|r| *r).await;
+    let expected: Vec<String> = PALLET
+        .iter()
+        .chain([&LEFT_BEHIND])
+        .map(|epc| {
+            let read = RawRead {
+                data: epc.to_string(),
+                source: Source::Rfid,
+                antenna: None,
+                rssi_dbm: None,
+            };
+            let asset = Identity::default().resolve(&read).expect("an EPC resolves");
+            asset.id.to_string()
+        })
+        .collect();
+    let topic = format!("itad/{SITE}/manifest/{DOOR}");
+    println!(
+        "demo: central expects pickup {PICKUP} at {DOOR}: {} laptops; the pallet brings {} \
+         (expect its pass summary to reconcile them: one missing)",
+        expected.len(),
+        PALLET.len()
+    );
+    let open = json!({"pickup_id": PICKUP, "expected": expected});
+    publish_retained(&broker, &[(topic.clone(), open.to_string())]).await?;
+    sleep(Duration::from_secs(7)).await;
+    println!("demo: central closes pickup {PICKUP} (expect a manifest_mismatch alarm: 1 missing)");
+    let closed = json!({"pickup_id": PICKUP, "expected": expected, "closed": true});
+    publish_retained(&broker, &[(topic, closed.to_string())]).await
 }

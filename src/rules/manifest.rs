@@ -177,12 +177,13 @@ impl Door {
             return None;
         }
         let detail = format!(
-            "Pickup {:?} at {name} {how}: {} of {} expected assets received over {} passes; \
+            "Pickup {:?} at {name} {how}: {} of {} expected assets received in {} {}; \
              missing: {}; unexpected: {}.",
             r.pickup_id,
             r.received.len(),
             r.expected.len(),
             r.passes,
+            if r.passes == 1 { "pass" } else { "passes" },
             ids(&r.missing),
             ids(&r.unexpected),
         );
