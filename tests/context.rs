@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use custodyd::demo::station::badge_reader_config;
 use serde_json::Value;
 
 const STATION: &str = "scan-station-1";
@@ -33,20 +34,10 @@ location = "{STATION}"
 path = "{}"
 protocol = "ascii-line"
 terminator = "cr"
-
-[[readers]]
-name = "station1-badge"
-location = "{STATION}"
-path = "{}"
-protocol = "em4100"
-role = "badge"
-rescan_window = "300ms"
-
-{extra}
 "#,
         scanner.display(),
-        badges.display()
-    )
+    ) + &badge_reader_config("station1-badge", STATION, badges, "300ms")
+        + extra
 }
 
 /// Everything a test needs: broker, subscriber, the two readers, the daemon.

@@ -97,16 +97,7 @@ impl Door {
             .await;
         eye.set(EYE, false).await;
         self.sim.set_tags(Vec::new());
-        let topic = format!("{GW}/pass/dock-door-1");
-        let msgs = self
-            .sub
-            .wait_for(
-                |m| m.iter().filter(|m| m.topic == topic).count() >= n,
-                PATIENCE,
-            )
-            .await;
-        let pass = msgs.iter().filter(|m| m.topic == topic).nth(n - 1);
-        pass.expect("counted").json()
+        pass_summary(&self.sub, "dock-door-1", n).await.0
     }
 
     /// The central system publishes the door's manifest, retained, and the

@@ -263,16 +263,7 @@ impl Door {
 
     /// Waits for the `n`th pass summary; returns it and every message.
     async fn pass(&self, n: usize) -> (Value, Vec<Message>) {
-        let topic = format!("{GW}/pass/dock-door-1");
-        let msgs = self
-            .sub
-            .wait_for(
-                |m| m.iter().filter(|m| m.topic == topic).count() >= n,
-                PATIENCE,
-            )
-            .await;
-        let pass = msgs.iter().filter(|m| m.topic == topic).nth(n - 1);
-        (pass.expect("counted").json(), msgs)
+        pass_summary(&self.sub, "dock-door-1", n).await
     }
 }
 

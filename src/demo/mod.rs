@@ -22,7 +22,7 @@ pub mod cage;
 mod central;
 mod port;
 mod portal;
-mod station;
+pub mod station;
 
 pub use port::{em4100_frame, SimPort};
 

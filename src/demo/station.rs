@@ -8,6 +8,7 @@
 //! laptops; the pallet brings three, so the pass summary reconciles one as
 //! missing, and when central closes the pickup a `manifest_mismatch` says so.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -33,6 +34,24 @@ const LAPTOPS: [&str; 4] = [
     "]C180040614141LT0004",
 ];
 
+/// An EM4100 badge reader `name` on `path` at station `location`; reads of
+/// one badge closer than `rescan_window` are one tap. The scene and the
+/// tests use it.
+pub fn badge_reader_config(name: &str, location: &str, path: &Path, rescan_window: &str) -> String {
+    format!(
+        r#"
+[[readers]]
+name = "{name}"
+location = "{location}"
+path = "{}"
+protocol = "em4100"
+role = "badge"
+rescan_window = "{rescan_window}"
+"#,
+        path.display()
+    )
+}
+
 /// The scene and the badge reader it plays on.
 pub struct Scene {
     badges: SimPort,
@@ -48,24 +67,16 @@ impl Scene {
     /// The scene's part of the demo configuration: the station's badge
     /// reader, the container labels and the operator table.
     pub fn config(&self) -> String {
-        format!(
-            r#"
-[[readers]]
-name = "station1-badge"
-location = "{STATION}"
-path = "{}"
-protocol = "em4100"
-role = "badge"
-rescan_window = "500ms"
-
+        badge_reader_config("station1-badge", STATION, self.badges.path(), "500ms")
+            + &format!(
+                r#"
 [station]
 container_prefixes = ["GAY-"]
 
 [operators]
 "{BADGE}" = "{OPERATOR}"
-"#,
-            self.badges.path().display()
-        )
+"#
+            )
     }
 
     /// Plays the scene once, scanning on the station's `scanner`.

@@ -139,3 +139,21 @@ pub async fn wait_reader_status(
     )
     .await;
 }
+
+/// Waits for the `n`th (1-based) pass summary of `location`; returns it and
+/// every message so far.
+pub async fn pass_summary(
+    sub: &Subscriber,
+    location: &str,
+    n: usize,
+) -> (serde_json::Value, Vec<Message>) {
+    let topic = format!("{GW}/pass/{location}");
+    let msgs = sub
+        .wait_for(
+            |m| m.iter().filter(|m| m.topic == topic).count() >= n,
+            PATIENCE,
+        )
+        .await;
+    let pass = msgs.iter().filter(|m| m.topic == topic).nth(n - 1);
+    (pass.expect("counted").json(), msgs)
+}
