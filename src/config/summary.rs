@@ -55,6 +55,13 @@ impl Config {
         if self.locations.iter().any(|l| l.is_station()) {
             let _ = writeln!(out, "          context  {}", naming.context("+"));
         }
+        if self.locations.iter().any(|l| l.takes_manifests()) {
+            let _ = writeln!(
+                out,
+                "          manifest {}+ (subscribed)",
+                naming.manifest_prefix()
+            );
+        }
 
         let _ = writeln!(out, "locations ({})", self.locations.len());
         let width = self
@@ -77,6 +84,13 @@ impl Config {
             if l.window.is_some() {
                 let beams = if l.beams.is_some() { " and beams" } else { "" };
                 let _ = write!(out, ", read windows{beams}");
+            }
+            if l.takes_manifests() {
+                let _ = write!(
+                    out,
+                    ", pickup manifests (timeout {})",
+                    format_duration(l.manifest_timeout())
+                );
             }
             if l.is_station() {
                 let _ = write!(
