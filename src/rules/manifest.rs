@@ -33,9 +33,9 @@ use crate::retained::{Retained, RetainedError, Table};
 use crate::sink::{Bus, Inbound};
 
 /// The latest manifest payload of each door, as published.
-pub const TABLE: &str = "manifests";
+const TABLE: &str = "manifests";
 /// Each door's [`Progress`].
-pub const PROGRESS_TABLE: &str = "manifest_progress";
+const PROGRESS_TABLE: &str = "manifest_progress";
 /// Manifest messages waiting: one per door, re-delivered after reconnects.
 const INBOUND_QUEUE: usize = 64;
 /// Asset ids named in an alarm's sentence, at most; the pass summary lists

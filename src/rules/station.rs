@@ -32,20 +32,20 @@ use crate::presence::Observation;
 use crate::retained::{Retained, RetainedError, Table};
 
 /// The retained-store table holding each station's [`Saved`] context.
-pub const TABLE: &str = "context";
+const TABLE: &str = "context";
 
 /// What a station saves of its context, and restores at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Saved {
-    pub operator: Option<String>,
+struct Saved {
+    operator: Option<String>,
     /// The signed-in operator's badge (upper case), so that the same badge
     /// signs them out.
-    pub badge: Option<String>,
-    pub action: Option<String>,
-    pub container: Option<String>,
+    badge: Option<String>,
+    action: Option<String>,
+    container: Option<String>,
     /// Last activity (a scan or a badge read), milliseconds since the Unix
     /// epoch: what the operator timeout counts from.
-    pub active_at_ms: u64,
+    active_at_ms: u64,
 }
 
 struct Station {
