@@ -53,6 +53,8 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_locations(&mut errors, &config.locations);
     check_readers(&mut errors, &config.readers, &config.locations);
     check_stations(&mut errors, config);
+    check_context_locations(&mut errors, config);
+    check_badge_readers(&mut errors, config);
     check_gpio(&mut errors, &config.gpio, &config.locations);
     errors.0
 }
@@ -179,8 +181,7 @@ fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
     }
 }
 
-/// Station context: command barcodes, operators, and the keys that only a
-/// station (or a badge reader at one) can use.
+/// `[station]` (command barcodes, containers) and `[operators]`.
 fn check_stations(errors: &mut Errors, config: &Config) {
     let station = &config.station;
     let prefix = station.action_prefix.to_lowercase();
@@ -245,7 +246,10 @@ fn check_stations(errors: &mut Errors, config: &Config) {
             );
         }
     }
+}
 
+/// The keys only a station, or a dock door taking manifests, can use.
+fn check_context_locations(errors: &mut Errors, config: &Config) {
     for (i, location) in config.locations.iter().enumerate() {
         let label = entry_label("locations", i, &location.name);
         if location.station.is_some() && location.kind != LocationKind::CageGate {
@@ -267,43 +271,35 @@ fn check_stations(errors: &mut Errors, config: &Config) {
                     );
                 }
             }
-            continue;
-        }
-        if location.operator_timeout.is_some_and(|t| t.is_zero()) {
+        } else if location.operator_timeout.is_some_and(|t| t.is_zero()) {
             errors.push(format!("{label}.operator_timeout"), "must be more than 0");
         }
         let has_badge_reader = config
             .readers
             .iter()
             .any(|r| r.role == ReaderRole::Badge && r.location == location.name);
-        if location.require_operator() && !has_badge_reader {
+        if location.is_station() && location.require_operator() && !has_badge_reader {
             errors.push(
                 format!("{label}.require_operator"),
                 "no reader with role = \"badge\" is at this location, so nobody could sign in \
                  and every scan would be refused",
             );
         }
-    }
-
-    for (i, location) in config.locations.iter().enumerate() {
-        let Some(timeout) = location.manifest_timeout else {
-            continue;
-        };
-        let key = format!(
-            "{}.manifest_timeout",
-            entry_label("locations", i, &location.name)
-        );
-        if !location.takes_manifests() {
-            errors.push(
+        let key = format!("{label}.manifest_timeout");
+        match location.manifest_timeout {
+            Some(_) if !location.takes_manifests() => errors.push(
                 key,
                 "only applies to a dock_door with read windows (window = ...): manifests are \
                  reconciled against their pass summaries",
-            );
-        } else if timeout.is_zero() {
-            errors.push(key, "must be more than 0");
+            ),
+            Some(timeout) if timeout.is_zero() => errors.push(key, "must be more than 0"),
+            _ => {}
         }
     }
+}
 
+/// Badge readers: at a station, and never in an asset read mode.
+fn check_badge_readers(errors: &mut Errors, config: &Config) {
     for (i, reader) in config.readers.iter().enumerate() {
         if reader.role != ReaderRole::Badge {
             continue;
