@@ -1,41 +1,78 @@
-//! Wiring: starts every stage of the pipeline and stops them in order.
+//! Wiring: a supervisor that owns the long-lived part of the pipeline, and a
+//! front that a reload restarts.
 //!
-//! Shutdown cascades down the data flow: the readers are cancelled; when the
-//! last one is gone, presence sees its input close and ends; that closes the
-//! spool's input, which tells the uplink to deliver what is left, publish the
-//! offline status and disconnect; the spool then makes its last deletions
-//! durable. Nothing in flight is dropped on the way.
+//! ```text
+//!  front (front.rs): restarted by a reload  |  supervisor: as long as the process
+//!                                           |
+//!  readers -> presence -> rules ------------+---> spool ---> uplink <-> broker
+//!         \-> monitor --- alarms -----------+--/            ^  ^  |
+//!                     \-- reader states ----+---------------/   |  v
+//!                                           |  clock watcher    |  command dispatcher
+//!                                           |  (alarms: spool)  |  -> status: uplink
+//!                                           |  health ----------/  -> inventory: presence
+//!                                           |                      -> reload: supervisor
+//! ```
+//!
+//! The supervisor holds the spool, the uplink and its bus, the command
+//! dispatcher, the health task and the clock watcher, and the senders the
+//! front feeds them through (`front::Links`). A reload (the `reload`
+//! command or SIGHUP) re-reads the configuration file; if it is valid and
+//! changes only what the front is built from (`reload.rs`), the front is
+//! stopped in order, which delivers everything it decided to the spool, and
+//! a new one is started from the new file. The spool's input never closes on
+//! the way and the uplink stays connected: no offline status, no reconnect.
+//!
+//! Shutdown cascades down the data flow: the front is stopped (readers
+//! cancelled; when the last one is gone, presence sees its input close and
+//! ends, then the rules and the monitor); the supervisor's own producers
+//! stop; the spool's input closes, which tells the uplink to deliver what is
+//! left, publish the offline status and disconnect; the spool then makes its
+//! last deletions durable. Nothing in flight is dropped on the way.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::sync::mpsc;
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-use tracing::info;
+use tracing::{error, info, warn};
 
-use crate::command::Commands;
-use crate::config::{Config, ReaderKind, ReaderRole};
+use crate::command::{Commands, Reply};
+use crate::config::{self, Config};
 use crate::gpio;
-use crate::presence::{self, ReaderInfo};
+use crate::health::{self, metrics::Metrics};
+use crate::presence;
 use crate::release;
 use crate::retained::Retained;
 use crate::rules;
-use crate::sink::{mqtt, Bus};
-use crate::sources::hid::HidReader;
-use crate::sources::monitor::{self, Watched};
-use crate::sources::serial::SerialReader;
-use crate::sources::ReaderLink;
-use crate::spool;
+use crate::sink::mqtt::{self, Reporting};
+use crate::sink::Bus;
+use crate::{clock, spool};
 
-/// Reads waiting for presence, at most: a burst of a few hundred ms from
-/// every reader at once, after which readers wait (and their kernel buffers
-/// hold the rest).
-const READS_QUEUE: usize = 4096;
+mod front;
+mod reload;
 
-/// Runs the daemon until `shutdown` completes, then stops it in order.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+use front::{Carried, Front, Links};
+
+/// Runs the daemon on `config`, read from `config_file` (which a reload
+/// reads again), until `shutdown` completes, then stops it in order.
+pub async fn run(
+    config_file: PathBuf,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    // SIGHUP's default action ends the process: take it over before anything.
+    let mut hangups = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+    if let Some(file) = clock::test_override() {
+        warn!(
+            "clock state read from {} ({}) instead of the kernel: a test seam, not for production",
+            file.display(),
+            clock::TEST_STATE_ENV
+        );
+    }
     let naming = config.naming();
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
@@ -47,6 +84,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         naming.clone(),
         config.spool.clone(),
     )?;
+    let metrics = Arc::new(Metrics::default());
 
     // One GPIO backend, shared by every task that owns pins; none without
     // pins. Opened before anything waits on the network, so gate outputs
@@ -56,12 +94,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         false => None,
     };
 
-    let (states_out, states) = mpsc::channel(64);
+    // Command handlers and bus subscriptions are registered before the
+    // dispatcher and the uplink start; each goes to the task that owns what
+    // it is about.
     let mut bus = Bus::new();
+    let mut commands = Commands::new();
+    let status_requests = commands.register("status");
+    let mut reloads = commands.register("reload");
     // Local copies of retained topics, for every task that keeps one; read
     // before the broker is reachable.
     let retained = Retained::at(data_dir);
-    let mut commands = Commands::new();
     let gates = release::start(
         &config,
         pins.as_ref(),
@@ -71,99 +113,96 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         drafts.clone(),
     )
     .context("release control")?;
-    let manifests =
-        rules::manifest::Manifests::new(&config, &retained, &mut bus).context("manifests")?;
-    let commands = commands.spawn(naming.clone(), &mut bus);
-    let uplink = mqtt::spawn(&config, naming, spool_reader, states, bus).await?;
+    let carried = Carried {
+        presence: presence::State::new(commands.register("inventory")),
+        manifests: rules::manifest::subscribe(&config, &mut bus),
+    };
+    let dispatcher = commands.spawn(naming.clone(), &mut bus);
 
-    let (states_tx, states_in) = mpsc::channel(64);
-    let watched = config
-        .readers
-        .iter()
-        .map(|r| {
-            let location = Arc::from(r.location.as_str());
-            (
-                Arc::from(r.name.as_str()),
-                Watched {
-                    location,
-                    offline_alarm_after: r.offline_alarm_after,
-                },
-            )
-        })
-        .collect();
-    let monitor = tokio::spawn(monitor::run(watched, states_in, states_out, drafts.clone()));
-
-    let (reads_tx, reads) = mpsc::channel(READS_QUEUE);
-    let (decided, transitions) = mpsc::channel(READS_QUEUE);
-    let presence = tokio::spawn(presence::run(reads, decided));
-    let portals = rules::portal::Portals::new(&config, pins.as_ref()).context("read windows")?;
-    let reading: Vec<_> = config.readers.iter().map(|r| portals.reading(r)).collect();
-    // Badge reads skip presence (a badge is not an asset) and go to the
-    // station context in the rules task.
-    let (badges_tx, badges) = mpsc::channel(64);
-    let stations = rules::station::Stations::new(&config, &retained).context("station context")?;
-    let rules = tokio::spawn(rules::run(
-        transitions,
-        badges,
-        drafts,
-        portals,
-        stations,
-        manifests,
-        gates.attempts,
+    // The supervisor's own tasks, stopped before the spool's input closes.
+    let background = CancellationToken::new();
+    let health_topic = health::spawn(
+        naming.clone(),
+        config.gateway.health_interval,
+        health::Sources {
+            metrics: metrics.clone(),
+            spool: spool_reader.committed.clone(),
+            max_bytes: config.spool.max_bytes.0,
+            clock_synced: clock::is_synced,
+        },
+        bus.publisher(),
+        background.clone(),
+    );
+    let clock = tokio::spawn(clock::watch(
+        clock::is_synced,
+        naming.gateway.as_str().into(),
+        drafts.clone(),
+        background.clone(),
     ));
 
-    let cancel = CancellationToken::new();
-    let readers = TaskTracker::new();
-    let identity = Arc::new(config.identity());
-    for (reader, reading) in config.readers.iter().zip(reading) {
-        let link = ReaderLink {
-            info: ReaderInfo::new(&config, reader),
-            identity: identity.clone(),
-            reads: match reader.role {
-                ReaderRole::Asset => reads_tx.clone(),
-                ReaderRole::Badge => badges_tx.clone(),
-            },
-            states: states_tx.clone(),
-            reading,
-        };
-        let config = reader.clone();
-        match (reader.kind, reader.protocol) {
-            (ReaderKind::Serial, Some(protocol)) => readers.spawn(
-                SerialReader {
-                    config,
-                    protocol,
-                    link,
-                }
-                .run(cancel.clone()),
-            ),
-            (ReaderKind::Serial, None) => {
-                anyhow::bail!("readers {}: serial reader without a protocol", reader.name)
-            }
-            (ReaderKind::Hid, _) => readers.spawn(HidReader { config, link }.run(cancel.clone())),
-        };
-    }
-    readers.close();
+    let (states, states_in) = mpsc::channel(64);
+    let (readers, configured) = watch::channel(reader_names(&config));
+    let reporting = Reporting {
+        readers: configured,
+        status_requests,
+        metrics: metrics.clone(),
+    };
+    let uplink = mqtt::spawn(&config, naming, spool_reader, states_in, bus, reporting).await?;
+
+    let links = Links {
+        drafts,
+        states,
+        metrics,
+        pins: pins.clone(),
+        retained,
+        attempts: gates.attempts,
+    };
+    let front = Front::start(&config, &links, carried)?;
     info!(
         site = %config.gateway.site,
         gateway = %config.gateway.name,
         readers = config.readers.len(),
         "custodyd running"
     );
+    let mut supervisor = Supervisor {
+        config_file,
+        config,
+        links,
+        readers,
+        front: Some(front),
+    };
 
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(()) = hangups.recv() => {
+                // The outcome is logged; there is no one else to tell.
+                let _ = supervisor.reload("SIGHUP").await?;
+            }
+            Some(request) = reloads.recv() => {
+                let reply = supervisor.reload("reload command").await?;
+                let _ = request.reply.send(reply);
+            }
+        }
+    }
+
     info!("shutting down: stopping readers, delivering what is in flight");
-    cancel.cancel();
-    readers.wait().await;
-    // Held until now so that a gateway with no reader (yet) keeps serving.
-    drop((reads_tx, states_tx, badges_tx));
-    presence.await.context("presence task")?;
-    rules.await.context("custody rules task")?;
+    let Supervisor { front, links, .. } = supervisor;
+    if let Some(front) = front {
+        front.stop().await?;
+    }
+    background.cancel();
+    health_topic.await.context("health task")?;
+    clock.await.context("clock watcher")?;
+    // The gate task ends (locking every gate) once the last hand-off to it
+    // is gone, which is the one in `links`.
+    drop(links);
     if let Some(gates) = gates.task {
         gates.await.context("release control task")?;
     }
-    monitor.await.context("reader monitor task")?;
     uplink.await.context("uplink task")?;
-    commands.await.context("command dispatcher")?;
+    dispatcher.await.context("command dispatcher")?;
     spool_task.await.context("spool task")?;
     if let Some(pins) = &pins {
         // Every task that owned an output has ended: all are inactive now.
@@ -173,9 +212,69 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     Ok(())
 }
 
+/// The running configuration and the front built from it.
+struct Supervisor {
+    config_file: PathBuf,
+    config: Config,
+    links: Links,
+    /// The configured readers, for the status document.
+    readers: watch::Sender<Vec<Arc<str>>>,
+    /// `None` only while a reload swaps it.
+    front: Option<Front>,
+}
+
+impl Supervisor {
+    /// Re-reads the configuration file and applies it if it is valid and
+    /// changes nothing that needs a restart; otherwise keeps the running
+    /// one and says why. `Err` only if the front could not be restarted
+    /// (a task of it panicked), which ends the daemon.
+    async fn reload(&mut self, trigger: &str) -> anyhow::Result<Reply> {
+        let file = self.config_file.display();
+        let config = match config::load(&self.config_file) {
+            Ok(config) => config,
+            Err(errors) => {
+                let errors: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+                let errors = errors.join("; ");
+                error!("reload ({trigger}) refused, keeping the running configuration: {file} is invalid: {errors}");
+                return Ok(Err(format!(
+                    "{file} is invalid, the running configuration is kept: {errors}"
+                )));
+            }
+        };
+        if let Some(refusal) = reload::needs_restart(&self.config, &config) {
+            warn!("reload ({trigger}) refused: {refusal}");
+            return Ok(Err(refusal));
+        }
+        info!("reload ({trigger}): restarting the readers with {file}");
+        let front = self.front.take().expect("a front runs between reloads");
+        let carried = front.stop().await?;
+        let names = reader_names(&config);
+        self.links.metrics.retain_readers(&names);
+        self.readers.send_replace(names.clone());
+        self.front = Some(Front::start(&config, &self.links, carried)?);
+        let readers: Vec<&str> = config.readers.iter().map(|r| r.name.as_str()).collect();
+        let locations: Vec<&str> = config.locations.iter().map(|l| l.name.as_str()).collect();
+        info!(
+            readers = readers.len(),
+            locations = locations.len(),
+            "reloaded"
+        );
+        let reply = json!({ "readers": readers, "locations": locations });
+        self.config = config;
+        Ok(Ok(reply))
+    }
+}
+
+fn reader_names(config: &Config) -> Vec<Arc<str>> {
+    config
+        .readers
+        .iter()
+        .map(|r| r.name.as_str().into())
+        .collect()
+}
+
 /// Completes on SIGINT or SIGTERM.
 pub async fn signals() {
-    use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

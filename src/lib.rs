@@ -21,6 +21,7 @@ pub mod daemon;
 pub mod decode;
 pub mod demo;
 pub mod gpio;
+pub mod health;
 pub mod identity;
 pub mod ops;
 pub mod presence;

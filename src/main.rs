@@ -1,6 +1,7 @@
 //! The `custodyd` command line: the daemon and the tools a technician uses
 //! around it. Errors end here, as `anyhow`, with the key or device named.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -15,7 +16,7 @@ use tracing_subscriber::EnvFilter;
     about = "RFID and barcode custody events from ITAD doors and cages, over MQTT"
 )]
 struct Cli {
-    /// Log format; `human` drops timestamps under journald, which adds its own.
+    /// Log format; `human` drops timestamps when stderr is the journal, which adds its own.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -93,7 +94,11 @@ fn main() -> ExitCode {
                 for warning in config::exposed_secrets(&path, &config) {
                     tracing::warn!("{warning}");
                 }
-                exit(runtime().block_on(custodyd::daemon::run(config, custodyd::daemon::signals())))
+                exit(runtime().block_on(custodyd::daemon::run(
+                    path,
+                    config,
+                    custodyd::daemon::signals(),
+                )))
             }
             Err(code) => code,
         },
@@ -170,8 +175,17 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise: the
+/// daemon mostly waits, and its work per read is a fraction of a
+/// microsecond, so a second worker only adds wake-ups between threads (about
+/// a point of CPU at 8,000 reads/s; README, Performance). The spool's
+/// fsyncs run on tokio's blocking pool, never on the worker.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    builder
         .enable_all()
         .build()
         .expect("starting the tokio runtime")
@@ -180,13 +194,33 @@ fn runtime() -> tokio::runtime::Runtime {
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("warn,custodyd=info,rumqttd=off"));
+    // Colours only for a person at a terminal, never into a file or a pipe.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let under_journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Human if under_journald => builder.without_time().with_ansi(false).init(),
-        LogFormat::Human => builder.init(),
+        LogFormat::Human if stderr_is_journal() => builder.without_time().with_ansi(false).init(),
+        LogFormat::Human => builder.with_ansi(colour).init(),
     }
+}
+
+/// Whether stderr goes to the journal, which timestamps every line itself.
+/// systemd puts the device and inode of the stream it connected in
+/// `JOURNAL_STREAM`; a process that inherited the variable but whose stderr
+/// was redirected elsewhere (a technician running the binary from a unit's
+/// shell) no longer matches, and keeps its timestamps.
+fn stderr_is_journal() -> bool {
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(stat) = nix::sys::stat::fstat(std::io::stderr()) else {
+        return false;
+    };
+    dev.parse() == Ok(stat.st_dev) && ino.parse() == Ok(stat.st_ino)
 }

@@ -41,6 +41,10 @@ impl Naming {
         self.gateway_topic(&format!("pass/{location}"))
     }
 
+    pub fn health(&self) -> String {
+        self.gateway_topic("health")
+    }
+
     /// The filter for every command addressed to this gateway.
     pub fn commands(&self) -> String {
         self.gateway_topic("cmd/+")
@@ -108,5 +112,6 @@ mod tests {
             n.pass("dock-door-1"),
             "itad/reno-1/dock-pi-03/pass/dock-door-1"
         );
+        assert_eq!(n.health(), "itad/reno-1/dock-pi-03/health");
     }
 }

@@ -46,7 +46,7 @@ impl Door {
         let broker = Mosquitto::start().await;
         let sub = Subscriber::connect(&broker.url(), "itad/#").await;
         let pty = Arc::new(Pty::open());
-        let sim = ReaderSim::start(Kind::A0, pty.clone());
+        let sim = ReaderSim::start_recording(Kind::A0, pty.clone());
         let mut daemon = Daemon::new();
         let window = format!(
             "window = {{ trigger = {{ pin = {EYE}, active = \"high\", pull = \"down\" }}, \
@@ -90,11 +90,10 @@ impl Door {
         let from = rounds(&self.sim.commands());
         self.sim.set_tags(sim_tags);
         eye.set(EYE, true).await;
-        self.sim
-            .wait_commands("three inventory rounds in the window", |c| {
-                rounds(c) >= from + 3
-            })
-            .await;
+        wait_commands(&self.sim, "three inventory rounds in the window", |c| {
+            rounds(c) >= from + 3
+        })
+        .await;
         eye.set(EYE, false).await;
         self.sim.set_tags(Vec::new());
         pass_summary(&self.sub, "dock-door-1", n).await.0

@@ -82,7 +82,7 @@ async fn start_with(extra: &str) -> Door {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let pty = Arc::new(Pty::open());
-    let sim = ReaderSim::start(Kind::A0, pty.clone());
+    let sim = ReaderSim::start_recording(Kind::A0, pty.clone());
     let mut daemon = Daemon::new();
     daemon.spawn(
         &(gateway_config(&broker.url(), &daemon.data_dir())
@@ -106,11 +106,10 @@ impl Door {
         let from = self.sim.commands().len();
         let start = Instant::now();
         self.sim.set_tags(tags);
-        self.sim
-            .wait_commands("three rounds on each antenna", |c| {
-                c[from..].iter().filter(|c| c.cmd == A0_INVENTORY).count() >= 6
-            })
-            .await;
+        wait_commands(&self.sim, "three rounds on each antenna", |c| {
+            c[from..].iter().filter(|c| c.cmd == A0_INVENTORY).count() >= 6
+        })
+        .await;
         if let Some(rest) = at_least.checked_sub(start.elapsed()) {
             tokio::time::sleep(rest).await;
         }
@@ -254,11 +253,10 @@ impl Door {
     async fn open_window(&self, pins: &mut SimPins, pin: u8) {
         let from = inventories(&self.sim);
         pins.set(pin, true).await;
-        self.sim
-            .wait_commands("the window to open the reader", |c| {
-                c.iter().filter(|c| c.cmd == A0_INVENTORY).count() > from
-            })
-            .await;
+        wait_commands(&self.sim, "the window to open the reader", |c| {
+            c.iter().filter(|c| c.cmd == A0_INVENTORY).count() > from
+        })
+        .await;
     }
 
     /// Waits for the `n`th pass summary; returns it and every message.

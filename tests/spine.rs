@@ -167,18 +167,37 @@ async fn events_made_while_the_broker_is_unreachable_arrive_once_it_is_reachable
     wait_reader(&sub, "door1-em", "up").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_barcode_full_of_topic_wildcards_is_published_intact_and_never_alters_a_topic() {
+/// A scan station: broker, a subscriber to everything, a serial scanner and
+/// the daemon reading it, configured with `extra` besides; the scanner up.
+struct Station {
+    _broker: Mosquitto,
+    sub: Subscriber,
+    scanner: Pty,
+    _daemon: Daemon,
+}
+
+async fn station(extra: &str) -> Station {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "#").await;
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
         &(gateway_config(&broker.url(), &daemon.data_dir())
+            + extra
             + &station_with_scanner(scanner.path())),
     );
     wait_reader(&sub, "station1-scan", "up").await;
+    Station {
+        _broker: broker,
+        sub,
+        scanner,
+        _daemon: daemon,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_barcode_full_of_topic_wildcards_is_published_intact_and_never_alters_a_topic() {
+    let Station { sub, scanner, .. } = &station("").await;
     scanner.write(b"AB/1#+\r").await;
     scanner.write(b"AB/1#+\r").await; // the scanner double-fires
     scanner.write(b"+/#\r").await;
@@ -200,6 +219,24 @@ async fn a_barcode_full_of_topic_wildcards_is_published_intact_and_never_alters_
     for m in sub.messages() {
         assert!(allowed.contains(&m.topic), "unexpected topic {}", m.topic);
     }
+}
+
+/// A serial scanner set to wrap each scan in STX/ETX and to send AIM
+/// symbology identifiers, with the factory CR suffix: the framing is
+/// stripped, and the asset is the code without its identifier (a GS1 one
+/// says how to read the data: the label's EPC URI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_framed_scan_with_an_aim_identifier_is_the_asset_it_names() {
+    let Station { sub, scanner, .. } =
+        &station("[identity]\ncompany_prefixes = [\"0614141\"]\n").await;
+    scanner.write(b"\x02]C0ASSET-0042\x03\r").await;
+    scanner.write(b"\x02]C18004061414112345400\x03\r").await;
+    let msgs = sub.wait_for(|m| custody(m).len() == 2, PATIENCE).await;
+    let events = custody(&msgs);
+    assert_eq!(events[0]["asset"]["id"], "ASSET-0042");
+    assert_eq!(events[0]["asset"]["raw"], "]C0ASSET-0042");
+    assert_eq!(events[1]["asset"]["id"], "urn:epc:id:giai:0614141.12345400");
+    assert_eq!(events[1]["asset"]["raw"], "]C18004061414112345400");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

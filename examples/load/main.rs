@@ -319,6 +319,9 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<()> {
     let cpu = |pid| probe::cpu_seconds(pid).unwrap_or(0.0);
     let broker_pid = broker.pid().context("broker pid")?;
     let (daemon_cpu0, broker_cpu0, own_cpu0) = (cpu(pid), cpu(broker_pid), cpu(own_pid));
+    let switches = || probe::context_switches(pid).unwrap_or(0);
+    let switches0 = switches();
+    let load_at_start = probe::load_average();
 
     let writer = Writer {
         ports,
@@ -336,6 +339,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<()> {
     let mut outage = Outage::default();
     let mut write_end = None;
     let mut cpu_at_write_end = (0.0, 0.0, 0.0);
+    let mut switches_at_write_end = 0;
     let mut next_sample = write_start + Duration::from_secs(1);
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -370,6 +374,7 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<()> {
         if write_end.is_none() && progress.done.load(Ordering::Acquire) {
             write_end = Some(now);
             cpu_at_write_end = (cpu(pid), cpu(broker_pid), cpu(own_pid));
+            switches_at_write_end = switches();
         }
         if now >= next_sample {
             next_sample += Duration::from_secs(1);
@@ -442,6 +447,8 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<()> {
         unanswered_departures: owed.departures.values().map(|q| q.len() as u64).sum(),
         daemon_cpu_pct: 100.0 * (cpu_at_write_end.0 - daemon_cpu0) / window,
         daemon_cpu_total_s: daemon_cpu_total - daemon_cpu0,
+        daemon_switches_per_s: switches_at_write_end.saturating_sub(switches0) as f64 / window,
+        load_at_start,
         broker_cpu_pct: 100.0 * (cpu_at_write_end.1 - broker_cpu0) / window,
         harness_cpu_pct: 100.0 * (cpu_at_write_end.2 - own_cpu0) / window,
         rss_end_kib: rss_end,

@@ -45,6 +45,35 @@ pub fn threads(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Context switches of all of a process's threads so far (voluntary and
+/// not): how often it went to sleep and was woken, the cost that the CPU
+/// time of a mostly idle daemon is made of. Threads that have exited no
+/// longer count.
+pub fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue; // the thread exited meanwhile
+        };
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
+}
+
+/// The 1-minute load average: how busy the machine was besides this run.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
+}
+
 /// Follows the daemon's log for the spool's `spool committed seq A..=B`
 /// debug lines: the highest `seq` committed so far.
 pub struct CommitLog {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::probe;
 use crate::subscriber::Observed;
 use crate::Args;
 
@@ -72,6 +73,10 @@ pub struct Run<'a> {
     pub unanswered_departures: u64,
     pub daemon_cpu_pct: f64,
     pub daemon_cpu_total_s: f64,
+    /// Context switches of the daemon's threads per second of writing.
+    pub daemon_switches_per_s: f64,
+    /// The machine's 1-minute load average when writing started.
+    pub load_at_start: String,
     pub broker_cpu_pct: f64,
     pub harness_cpu_pct: f64,
     pub rss_end_kib: u64,
@@ -103,7 +108,8 @@ fn summary(values: &[f64]) -> Value {
     })
 }
 
-fn machine() -> Value {
+/// The machine, and its 1-minute load average when writing started and now.
+fn machine(load_at_start: &str) -> Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -116,12 +122,12 @@ fn machine() -> Value {
         .find(|l| l.starts_with("MemTotal:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0);
-    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     json!({
         "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "cpu": model,
         "mem_gib": (mem_kib as f64 / (1 << 20) as f64 * 10.0).round() / 10.0,
-        "loadavg_at_end": loadavg.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        "loadavg_at_start": load_at_start,
+        "loadavg_at_end": probe::load_average(),
     })
 }
 
@@ -160,7 +166,7 @@ impl Run<'_> {
         };
         json!({
             "mode": mode,
-            "machine": machine(),
+            "machine": machine(&self.load_at_start),
             "command": std::env::args().collect::<Vec<_>>().join(" "),
             "daemon_binary": self.binary.display().to_string(),
             "workload": {
@@ -204,6 +210,7 @@ impl Run<'_> {
             "daemon": {
                 "cpu_pct_of_one_core": self.daemon_cpu_pct,
                 "cpu_s_total": self.daemon_cpu_total_s,
+                "context_switches_per_s": self.daemon_switches_per_s,
                 "peak_rss_kib": self.hwm_kib,
                 "rss_end_kib": self.rss_end_kib,
                 "threads": self.threads,
@@ -313,6 +320,10 @@ impl Run<'_> {
             format!("{:.2}", self.daemon_cpu_pct),
         );
         row(
+            "daemon context switches / s",
+            format!("{:.0}", self.daemon_switches_per_s),
+        );
+        row(
             "daemon peak RSS (VmHWM) / at end",
             format!(
                 "{:.1} MiB / {:.1} MiB ({} threads)",
@@ -369,6 +380,10 @@ impl Run<'_> {
         row(
             "daemon exited cleanly on SIGTERM",
             format!("{}", self.clean_exit),
+        );
+        row(
+            "machine load average at start / end",
+            format!("{} / {}", self.load_at_start, probe::load_average()),
         );
     }
 }

@@ -18,8 +18,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let terminator = TERMINATORS[usize::from(config & 3)];
-    let prefix = (config & 4 != 0).then(|| "]C1".to_owned());
-    let suffix = (config & 8 != 0).then(|| "#".to_owned());
+    // Affixes that hold a framing byte (STX, ETX) too, as configurations
+    // from before custodyd stripped the framing itself do.
+    let framed = config & 16 != 0;
+    let prefix = (config & 4 != 0).then(|| if framed { "\x02]C1" } else { "]C1" }.to_owned());
+    let suffix = (config & 8 != 0).then(|| if framed { "#\x03" } else { "#" }.to_owned());
     let max_len = usize::from(*max_len % 64);
     let new = || {
         AsciiLineCodec::new(

@@ -27,7 +27,7 @@ impl UnknownAsset {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateConfig {
     /// The relay that opens the lock while active.

@@ -38,7 +38,7 @@ impl GpioBackend {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GpioConfig {
     #[serde(default)]
@@ -89,7 +89,7 @@ pub enum Pull {
 }
 
 /// A sensor input, written inline: `{ pin = 26, active = "high" }`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputPinConfig {
     /// BCM number.

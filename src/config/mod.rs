@@ -90,7 +90,7 @@ impl Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// Topic segment naming the warehouse.
@@ -101,14 +101,20 @@ pub struct GatewayConfig {
     /// rather than a worn SD card (see hardware-notes.md).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// How often the `health` topic is published (at least 1s).
+    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    pub health_interval: Duration,
 }
 
 fn default_data_dir() -> PathBuf {
     PathBuf::from("/var/lib/custodyd")
 }
+fn default_health_interval() -> Duration {
+    Duration::from_secs(60)
+}
 
 /// `Debug` is written by hand (in `mqtt.rs`) so the password never reaches a log.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttConfig {
     /// `mqtt://host[:port]`, `tcp://host[:port]` or `mqtts://host[:port]`; see
@@ -198,7 +204,7 @@ impl Default for MqttConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolConfig {
     /// Group commit: how long the first event of a batch may wait for others

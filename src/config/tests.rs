@@ -1021,6 +1021,23 @@ fn release_readers_need_a_gate() {
     );
 }
 
+#[test]
+fn health_interval_defaults_to_a_minute_and_is_bounded() {
+    let config = ok(BASE);
+    assert_eq!(config.gateway.health_interval, Duration::from_secs(60));
+    let toml = BASE.replace(
+        "name = \"dock-pi-03\"",
+        "name = \"dock-pi-03\"\nhealth_interval = \"5s\"",
+    );
+    assert_eq!(ok(&toml).gateway.health_interval, Duration::from_secs(5));
+    let toml = BASE.replace(
+        "name = \"dock-pi-03\"",
+        "name = \"dock-pi-03\"\nhealth_interval = \"100ms\"",
+    );
+    let message = assert_error(&toml, "gateway.health_interval");
+    assert!(message.contains("at least 1s"), "{message}");
+}
+
 // --- TLS keys and exposed secrets ---
 
 #[test]

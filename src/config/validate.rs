@@ -32,12 +32,25 @@ const MAX_SESSION: u8 = 3;
 const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// Room for a few hundred events: less would alarm and drop at once.
 const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
+/// A health sample is a few hundred bytes per reader; more often than this
+/// would be traffic, not visibility.
+const HEALTH_INTERVAL_MIN: Duration = Duration::from_secs(1);
 
 /// Every problem in `config`; empty when it is usable.
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     let mut errors = Errors::default();
     check_name(&mut errors, "gateway.site", &config.gateway.site);
     check_name(&mut errors, "gateway.name", &config.gateway.name);
+    if config.gateway.health_interval < HEALTH_INTERVAL_MIN {
+        errors.push(
+            "gateway.health_interval",
+            format!(
+                "is {}; must be at least {}",
+                format_duration(config.gateway.health_interval),
+                format_duration(HEALTH_INTERVAL_MIN)
+            ),
+        );
+    }
     check_mqtt(&mut errors, &config.mqtt);
     if config.spool.flush_max_events == 0 {
         errors.push("spool.flush_max_events", "must be at least 1");

@@ -3,9 +3,12 @@
 //! Serial and CDC-ACM scanners, and RFID readers in "keyboard" output mode,
 //! send the data followed by a record suffix chosen in the device's menu
 //! (CR by default on most scanners), optionally wrapped in STX/ETX and
-//! user-configured prefix/suffix text. A technician often cannot tell which
-//! of CR, LF or CRLF a device sends, so in those modes any of them ends a line
-//! and the empty lines that CRLF produces are ignored.
+//! user-configured prefix/suffix text: `STX prefix data suffix ETX CR`. A
+//! technician often cannot tell which of CR, LF or CRLF a device sends, so in
+//! those modes any of them ends a line and the empty lines that CRLF
+//! produces are ignored. A leading STX and a trailing ETX are framing in
+//! every mode, stripped when present; a configured `prefix` or `suffix` that
+//! itself holds them (written before custodyd stripped them) still matches.
 
 use std::io;
 use std::mem;
@@ -23,7 +26,7 @@ const CR: u8 = b'\r';
 /// GS1 barcodes separate variable-length fields with GS, so it is data.
 const GS: char = '\x1d';
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AsciiLineCodec {
     terminator: Terminator,
     prefix: Option<String>,
@@ -75,14 +78,9 @@ impl AsciiLineCodec {
             while let [CR | LF, rest @ ..] = line {
                 line = rest;
             }
-            line = line.strip_prefix(&[STX]).unwrap_or(line);
         }
-        if let Some(prefix) = &self.prefix {
-            line = line.strip_prefix(prefix.as_bytes()).unwrap_or(line);
-        }
-        if let Some(suffix) = &self.suffix {
-            line = line.strip_suffix(suffix.as_bytes()).unwrap_or(line);
-        }
+        let line = strip_framed(line, self.prefix.as_deref(), |l, p| l.strip_prefix(p), STX);
+        let line = strip_framed(line, self.suffix.as_deref(), |l, s| l.strip_suffix(s), ETX);
         if line.is_empty() {
             return None;
         }
@@ -100,6 +98,25 @@ impl AsciiLineCodec {
             rssi_dbm: None,
         }))
     }
+}
+
+/// `line` without its framing byte (STX at the start, ETX at the end) and
+/// then without `affix` (the configured prefix or suffix), each where
+/// present; `strip` takes bytes off the end in question. An affix that
+/// includes the framing byte matches the line as read.
+fn strip_framed<'a>(
+    line: &'a [u8],
+    affix: Option<&str>,
+    strip: impl Fn(&'a [u8], &[u8]) -> Option<&'a [u8]>,
+    framing: u8,
+) -> &'a [u8] {
+    let unframed = strip(line, &[framing]).unwrap_or(line);
+    let Some(affix) = affix.map(str::as_bytes) else {
+        return unframed;
+    };
+    strip(unframed, affix)
+        .or_else(|| strip(line, affix))
+        .unwrap_or(unframed)
 }
 
 impl Decoder for AsciiLineCodec {
@@ -176,6 +193,17 @@ mod tests {
         AsciiLineCodec::new(terminator, None, None, 32, Source::Barcode)
     }
 
+    /// A barcode codec of lines up to 32 bytes with a `prefix` and `suffix`.
+    fn with_affixes(terminator: Terminator, prefix: &str, suffix: &str) -> AsciiLineCodec {
+        AsciiLineCodec::new(
+            terminator,
+            Some(prefix.into()),
+            Some(suffix.into()),
+            32,
+            Source::Barcode,
+        )
+    }
+
     fn dropped(reason: DropReason) -> Decoded {
         Decoded::Dropped(reason)
     }
@@ -228,6 +256,73 @@ mod tests {
     }
 
     #[test]
+    fn cr_lf_and_crlf_modes_strip_stx_and_etx_framing() {
+        for terminator in [Terminator::Cr, Terminator::Lf, Terminator::Crlf] {
+            let end = terminator_bytes(terminator);
+            let input = [
+                b"\x02A\x03".as_slice(),
+                end,
+                b"\x02B",
+                end,
+                b"C\x03",
+                end,
+                b"\x02\x03",
+                end,
+                b"D",
+                end,
+            ]
+            .concat();
+            assert_eq!(
+                decode_all(&mut codec(terminator), &input),
+                [read("A"), read("B"), read("C"), read("D")],
+                "{terminator:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn stx_and_etx_inside_the_data_are_not_framing() {
+        for terminator in [Terminator::Cr, Terminator::Lf, Terminator::Crlf] {
+            let end = terminator_bytes(terminator);
+            let input = [b"A\x03B".as_slice(), end, b"\x02\x02A", end].concat();
+            assert_eq!(
+                decode_all(&mut codec(terminator), &input),
+                [dropped(Malformed), dropped(Malformed)],
+                "{terminator:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn framing_is_stripped_outside_the_prefix_and_suffix() {
+        for terminator in TERMINATORS {
+            let mut codec = with_affixes(terminator, "]C1", "#END");
+            let etx = if terminator == Terminator::Etx {
+                ""
+            } else {
+                "\x03"
+            };
+            let end = String::from_utf8(terminator_bytes(terminator).to_vec()).unwrap();
+            let input = format!("\x02]C1ABC#END{etx}{end}\x02]C1DEF{end}GHI#END{etx}{end}");
+            assert_eq!(
+                decode_all(&mut codec, input.as_bytes()),
+                [read("ABC"), read("DEF"), read("GHI")],
+                "{terminator:?}"
+            );
+        }
+    }
+
+    /// Before STX/ETX were stripped in CR/LF modes, a scanner's framing was
+    /// configured as part of `prefix`/`suffix`; such a configuration still
+    /// works, whether or not the framing byte is also sent around it.
+    #[test]
+    fn a_prefix_or_suffix_that_holds_the_framing_byte_still_matches() {
+        let mut codec = with_affixes(Terminator::Cr, "\x02P", "S\x03");
+        let input = b"\x02PABCS\x03\r\x02\x02PDEFS\x03\x03\r";
+        assert_eq!(decode_all(&mut codec, input), [read("ABC"), read("DEF")]);
+    }
+
+    #[test]
     fn etx_mode_does_not_split_on_cr_or_lf_inside_a_line() {
         assert_eq!(
             decode_all(&mut codec(Terminator::Etx), b"\x02A\rB\x03"),
@@ -251,13 +346,7 @@ mod tests {
 
     #[test]
     fn prefix_and_suffix_are_stripped_only_when_present() {
-        let mut codec = AsciiLineCodec::new(
-            Terminator::Cr,
-            Some("]C1".into()),
-            Some("#END".into()),
-            32,
-            Source::Barcode,
-        );
+        let mut codec = with_affixes(Terminator::Cr, "]C1", "#END");
         let input = b"]C1ABC#END\r]C1ABC\rABC#END\rABC\r";
         assert_eq!(
             decode_all(&mut codec, input),
@@ -267,13 +356,7 @@ mod tests {
 
     #[test]
     fn lines_empty_after_stripping_are_ignored() {
-        let mut codec = AsciiLineCodec::new(
-            Terminator::Etx,
-            Some("P".into()),
-            Some("S".into()),
-            32,
-            Source::Barcode,
-        );
+        let mut codec = with_affixes(Terminator::Etx, "P", "S");
         assert_eq!(
             decode_all(&mut codec, b"\x03\x02\x03PS\x03\r\n\x03X\x03"),
             [read("X")]
@@ -400,6 +483,7 @@ mod tests {
             terminator in any_terminator(),
             prefix in affix(),
             suffix in affix(),
+            framed in any::<bool>(),
             parts in prop::collection::vec(
                 (framing_bytes(), prop::collection::vec(prop_oneof![0x20u8..0x7f, Just(0x1d)], 1..32)),
                 1..6,
@@ -412,12 +496,15 @@ mod tests {
             for (garbage, data) in &parts {
                 input.extend_from_slice(garbage);
                 input.extend_from_slice(end);
-                if terminator == Terminator::Etx {
+                if framed || terminator == Terminator::Etx {
                     input.push(STX);
                 }
                 input.extend_from_slice(prefix.as_deref().unwrap_or("").as_bytes());
                 input.extend_from_slice(data);
                 input.extend_from_slice(suffix.as_deref().unwrap_or("").as_bytes());
+                if framed && terminator != Terminator::Etx {
+                    input.push(ETX);
+                }
                 input.extend_from_slice(end);
                 wanted.push(String::from_utf8(data.clone()).unwrap());
             }

@@ -21,7 +21,7 @@ const FRAME_LEN: usize = 14;
 /// Version byte plus four data bytes, as hex characters.
 const DATA_HEX_LEN: usize = 10;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Em4100Codec {
     /// The bytes being skipped belong to a run already reported (as garbage or
     /// as a malformed frame), so the rest of the run is dropped silently. This

@@ -126,7 +126,7 @@ pub enum Decoded {
 }
 
 /// The codec for one reader that streams its reads unasked.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ReaderCodec {
     Em4100(Em4100Codec),
     AsciiLine(AsciiLineCodec),

@@ -1,7 +1,9 @@
 //! `custodyd demo`: the whole pipeline with no hardware and no setup.
 //!
 //! Simulated readers on pseudo-terminals are fed real protocol frames (a card
-//! held at a door, cards passing, a corrupted frame, a scan fired twice); the
+//! held at a door, cards passing, a corrupted frame, a pallet of tagged
+//! laptops through a UHF portal that answers the daemon's commands, a scan
+//! fired twice); the
 //! daemon runs exactly as in production from a generated configuration file;
 //! an embedded MQTT broker on loopback (unless `--broker` names one) carries
 //! the events to a subscriber that prints every message it receives.
@@ -23,8 +25,9 @@ mod central;
 mod port;
 mod portal;
 pub mod station;
+pub mod uhf;
 
-pub use port::{em4100_frame, SimPort};
+pub use port::{em4100_frame, AsyncSimPort, SimPort};
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -97,7 +100,11 @@ async fn run_in(
     let cage = tokio::spawn(cage.play(broker, ready.clone()));
     let portal = tokio::spawn(portal.play(ready.clone()));
     let stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::daemon::run(config, stop.clone().cancelled_owned()));
+    let daemon = tokio::spawn(crate::daemon::run(
+        config_path,
+        config,
+        stop.clone().cancelled_owned(),
+    ));
     let scenes = tokio::spawn(play(door, station, station_scene, ready));
 
     match duration {

@@ -171,7 +171,10 @@ impl Gpio for SimGpio {
         state.inputs.insert(pin, tx);
         Ok(RawInput {
             levels,
-            hold: Box::new(()),
+            hold: Box::new(InputClaim {
+                pin,
+                shared: self.shared.clone(),
+            }),
         })
     }
 
@@ -199,6 +202,19 @@ struct SimOutput {
 impl Driver for SimOutput {
     fn write(&mut self, high: bool) {
         self.shared.write(self.pin, high, false);
+    }
+}
+
+/// A claimed input. Dropped, the pin is free again, for the front a
+/// reload starts.
+struct InputClaim {
+    pin: u8,
+    shared: Arc<Shared>,
+}
+
+impl Drop for InputClaim {
+    fn drop(&mut self) {
+        self.shared.lock().inputs.remove(&self.pin);
     }
 }
 

@@ -154,6 +154,38 @@ mod tests {
         );
     }
 
+    /// A scanner with AIM symbology identifiers enabled prefixes every scan
+    /// with how it was encoded (`]C0` Code 128, `]E0` EAN-13, `]d1` Data
+    /// Matrix...): the asset is the same with the prefix or without it, and
+    /// the prefix stays in `raw`. `]C1`/`]d2`/`]Q3`/`]e0` say GS1 data.
+    #[test]
+    fn an_aim_symbology_identifier_does_not_change_the_asset() {
+        let plain = Identity::default();
+        for (scan, id) in [
+            ("]C0ASSET-0042", "ASSET-0042"),
+            ("]E04006381333931", "4006381333931"),
+            ("]d1HELLO", "HELLO"),
+            ("]Q1https://example.com/x", "https://example.com/x"),
+        ] {
+            let with = plain.resolve(&read(scan, Source::Barcode)).unwrap();
+            let without = plain.resolve(&read(id, Source::Barcode)).unwrap();
+            assert_eq!(&*with.id, id, "{scan}");
+            assert_eq!(with.id, without.id, "{scan}");
+            assert_eq!(&*with.raw, scan);
+        }
+        for gs1 in [
+            "]C18004061414112345400",
+            "]Q38004061414112345400",
+            "]e08004061414112345400",
+        ] {
+            let asset = identity().resolve(&read(gs1, Source::Barcode)).unwrap();
+            assert_eq!(&*asset.id, "urn:epc:id:giai:0614141.12345400", "{gs1}");
+        }
+        // A tag's hex is never taken for a symbology identifier.
+        let tag = plain.resolve(&read("]C0ASSET", Source::Rfid)).unwrap();
+        assert_eq!(&*tag.id, "]C0ASSET");
+    }
+
     #[test]
     fn gs1_data_with_a_bad_check_digit_is_rejected() {
         let err = identity()

@@ -2,15 +2,16 @@
 //! with any `Instant` (tests use tokio's paused clock).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
 use super::{Evidence, Observation, ReaderInfo};
 use crate::config::ReadMode;
-use crate::custody::{Alarm, Body, Context, Custody, Draft, Transition};
+use crate::custody::{rfc3339, Alarm, Body, Context, Custody, Draft, Transition};
 use crate::identity::Asset;
 
 /// An [`Observation`] whose asset resolved.
@@ -42,6 +43,18 @@ struct Present {
 }
 
 impl Present {
+    fn inventory_entry(&self) -> Value {
+        let c = self.custody(Transition::Arrived, self.reads);
+        json!({
+            "asset": { "id": &*c.asset.id, "raw": &*c.asset.raw, "source": c.asset.source.as_str() },
+            "reader": &*c.reader,
+            "reads": c.reads,
+            "first_seen": rfc3339(c.first_seen),
+            "last_seen": rfc3339(c.last_seen),
+            "antennas": c.antennas,
+        })
+    }
+
     fn custody(&self, transition: Transition, reads: u64) -> Custody {
         Custody {
             transition,
@@ -243,6 +256,35 @@ impl Engine {
                 .retain(|_, last| now.duration_since(*last) < keep);
             self.next_scan_sweep = (!self.scans.is_empty()).then(|| now + keep);
         }
+    }
+
+    /// The answer to the `inventory` command: what is present at each
+    /// location now (every location in `locations`, and any other still
+    /// holding assets, e.g. one a reload removed), or at `only`.
+    pub fn inventory(&self, locations: &[Arc<str>], only: Option<&str>) -> Result<Value, String> {
+        let mut by_location: BTreeMap<&str, Vec<&Present>> =
+            locations.iter().map(|l| (&**l, Vec::new())).collect();
+        for ((location, _), p) in &self.present {
+            by_location.entry(location).or_default().push(p);
+        }
+        if let Some(only) = only {
+            by_location.retain(|l, _| *l == only);
+            if by_location.is_empty() {
+                return Err(format!("unknown location {only:?}"));
+            }
+        }
+        let mut total = 0;
+        let listed: Map<String, Value> = by_location
+            .into_iter()
+            .map(|(location, mut present)| {
+                present
+                    .sort_by(|a, b| (a.first_seen, &a.asset.id).cmp(&(b.first_seen, &b.asset.id)));
+                total += present.len();
+                let assets = present.iter().map(|p| p.inventory_entry()).collect();
+                (location.to_string(), Value::Array(assets))
+            })
+            .collect();
+        Ok(json!({ "locations": listed, "assets": total }))
     }
 
     /// Sizes of the presence map, the deadline heap and the scan map, for

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
+use crate::command::Request;
 use crate::config::{Config, ReadMode, ReaderConfig};
 use crate::custody::Draft;
 use crate::identity::{Asset, Rejected};
@@ -60,28 +61,59 @@ pub struct Observation {
     pub wall: SystemTime,
 }
 
-/// Runs until every sender of `reads` is gone. Assets still present then get
-/// no `departed`: they did not leave, the daemon stopped.
-pub async fn run(mut reads: mpsc::Receiver<Observation>, drafts: mpsc::Sender<Draft>) {
-    let mut engine = Engine::new();
+/// What presence keeps across a reload, which restarts the task: the
+/// assets in the field stay present (no second `arrived`, and their
+/// `departed` carries every read), and `inventory` commands queued meanwhile
+/// are answered by the next task.
+pub struct State {
+    pub engine: Engine,
+    pub inventory: mpsc::Receiver<Request>,
+    /// The configured locations, listed by `inventory` even when empty.
+    pub locations: Vec<Arc<str>>,
+}
+
+impl State {
+    pub fn new(inventory: mpsc::Receiver<Request>) -> Self {
+        State {
+            engine: Engine::new(),
+            inventory,
+            locations: Vec::new(),
+        }
+    }
+}
+
+/// Runs until every sender of `reads` is gone, then hands its state back.
+/// Assets still present then get no `departed`: they did not leave, the
+/// daemon stopped or reloaded.
+pub async fn run(
+    mut state: State,
+    mut reads: mpsc::Receiver<Observation>,
+    drafts: mpsc::Sender<Draft>,
+) -> State {
+    let engine = &mut state.engine;
     let mut out = Vec::new();
     loop {
         let deadline = engine.next_deadline();
         tokio::select! {
             read = reads.recv() => match read {
                 Some(obs) => out.extend(engine.observe(obs, Instant::now())),
-                None => return,
+                None => break,
             },
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 engine.expire(Instant::now(), SystemTime::now(), &mut out);
             }
+            Some(request) = state.inventory.recv() => {
+                let only = request.body.get("location").and_then(|l| l.as_str());
+                let _ = request.reply.send(engine.inventory(&state.locations, only));
+            }
         }
         for draft in out.drain(..) {
             if drafts.send(draft).await.is_err() {
-                return;
+                return state;
             }
         }
     }
+    state
 }
 
 #[cfg(test)]
@@ -143,7 +175,8 @@ mod tests {
         fn start() -> Self {
             let (reads, rx) = mpsc::channel(64);
             let (tx, drafts) = mpsc::channel(64);
-            tokio::spawn(run(rx, tx));
+            let (_, inventory) = mpsc::channel(1);
+            tokio::spawn(run(State::new(inventory), rx, tx));
             Harness { reads, drafts }
         }
 
@@ -273,6 +306,58 @@ mod tests {
             }
             other => panic!("expected an alarm, got {other:?}"),
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inventory_lists_what_is_present_and_the_state_outlives_the_task() {
+        let r = reader("door1-uhf", ReadMode::Presence);
+        let (reads, rx) = mpsc::channel(8);
+        let (tx, mut drafts) = mpsc::channel(8);
+        let (ask, inventory) = mpsc::channel(1);
+        let mut state = State::new(inventory);
+        state.locations = vec!["dock-door-1".into(), "scan-1".into()];
+        let task = tokio::spawn(run(state, rx, tx));
+        reads.send(read(&r, "E200", Some(2), None)).await.unwrap();
+        reads.send(read(&r, "E200", Some(1), None)).await.unwrap();
+        drafts.recv().await.unwrap();
+
+        let inventory = |body: serde_json::Value| {
+            let ask = ask.clone();
+            async move {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let body = body.as_object().unwrap().clone();
+                let id = "i-1".into();
+                ask.send(Request { id, body, reply }).await.unwrap();
+                answer.await.unwrap()
+            }
+        };
+        let all = inventory(serde_json::json!({"id": "i-1"})).await.unwrap();
+        assert_eq!(all["assets"], 1);
+        assert_eq!(all["locations"]["scan-1"], serde_json::json!([]));
+        let here = &all["locations"]["dock-door-1"][0];
+        assert_eq!(here["asset"]["id"], "E200");
+        assert_eq!(here["asset"]["source"], "rfid");
+        assert_eq!(
+            (&here["reader"], &here["reads"]),
+            (&"door1-uhf".into(), &2.into())
+        );
+        assert_eq!(here["antennas"], serde_json::json!([1, 2]));
+        assert!(here["first_seen"].is_string() && here["last_seen"].is_string());
+        let one = inventory(serde_json::json!({"id": "i-1", "location": "scan-1"}));
+        assert_eq!(one.await.unwrap()["assets"], 0);
+        let unknown = inventory(serde_json::json!({"id": "i-1", "location": "x"}));
+        assert!(unknown.await.unwrap_err().contains("unknown location"));
+
+        // A reload: the task ends with its input and hands the field over.
+        drop(reads);
+        let state = task.await.unwrap();
+        let (reads, rx) = mpsc::channel(8);
+        let (tx, mut drafts) = mpsc::channel(8);
+        tokio::spawn(run(state, rx, tx));
+        reads.send(read(&r, "E200", Some(1), None)).await.unwrap();
+        let departed = drafts.recv().await.unwrap();
+        assert_eq!(custody(&departed).transition, Transition::Departed);
+        assert_eq!(custody(&departed).reads, 3, "no second arrived");
     }
 
     #[tokio::test(start_paused = true)]

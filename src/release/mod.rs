@@ -85,8 +85,8 @@ pub struct LeaveAttempt {
 }
 
 /// The rules task's end of the hand-off to the gate task. The gate task
-/// ends (locking every gate) once the last clone is dropped, so only the
-/// rules task may hold one.
+/// ends (locking every gate) once the last clone is dropped: the
+/// supervisor holds one, for each new front, and drops it at shutdown.
 #[derive(Debug, Clone, Default)]
 pub struct Attempts {
     /// Readers in `mode = "release"`.
@@ -96,6 +96,15 @@ pub struct Attempts {
 }
 
 impl Attempts {
+    /// The hand-off for a front built from `config`: the same gates (a
+    /// reload may not change them), the release readers it configures.
+    pub fn for_config(&self, config: &Config) -> Attempts {
+        Attempts {
+            release_readers: Arc::new(release_readers(config)),
+            to_gates: self.to_gates.clone(),
+        }
+    }
+
     /// A scan by a release reader goes to its gate (`None` comes back);
     /// any other draft comes back to be passed on.
     pub async fn divert(&self, draft: Draft) -> Option<Draft> {
@@ -175,12 +184,6 @@ pub fn start(
     let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
     let unlocks = commands.register("unlock");
     let (to_gates, attempts) = mpsc::channel(ATTEMPTS_QUEUE);
-    let release_readers = config
-        .readers
-        .iter()
-        .filter(|r| r.mode() == ReadMode::Release)
-        .map(|r| Arc::from(r.name.as_str()))
-        .collect();
 
     let (edges_tx, edges) = mpsc::channel(16);
     for (gate, door) in doors {
@@ -194,11 +197,21 @@ pub fn start(
     };
     Ok(Started {
         attempts: Attempts {
-            release_readers: Arc::new(release_readers),
+            release_readers: Arc::new(release_readers(config)),
             to_gates: Some(to_gates),
         },
         task: Some(tokio::spawn(task.run(attempts, policy, unlocks, edges))),
     })
+}
+
+/// Readers in `mode = "release"`.
+fn release_readers(config: &Config) -> HashSet<Arc<str>> {
+    config
+        .readers
+        .iter()
+        .filter(|r| r.mode() == ReadMode::Release)
+        .map(|r| Arc::from(r.name.as_str()))
+        .collect()
 }
 
 /// Follows one door sensor for the gate task, until that task is gone.

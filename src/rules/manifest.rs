@@ -191,6 +191,22 @@ impl Door {
     }
 }
 
+/// Subscribes to the pickup manifests when `config` has dock doors with
+/// read windows; `None` otherwise. Made once, before the uplink starts, and
+/// handed from one front to the next.
+pub fn subscribe(config: &Config, bus: &mut Bus) -> Option<mpsc::Receiver<Inbound>> {
+    config
+        .locations
+        .iter()
+        .any(|l| l.takes_manifests())
+        .then(|| {
+            bus.subscribe(
+                format!("{}+", config.naming().manifest_prefix()),
+                INBOUND_QUEUE,
+            )
+        })
+}
+
 /// The doors of a gateway that take manifests, their pickups and their
 /// subscription; owned by the rules task.
 pub struct Manifests {
@@ -207,9 +223,13 @@ pub struct Manifests {
 }
 
 impl Manifests {
-    /// Subscribes to the manifests of `config`'s dock doors with read
-    /// windows and opens their tables; neither when there are none.
-    pub fn new(config: &Config, retained: &Retained, bus: &mut Bus) -> Result<Self, RetainedError> {
+    /// The doors of `config` that take manifests, fed by `inbound` (from
+    /// [`subscribe`]), with their tables opened; neither without such doors.
+    pub fn new(
+        config: &Config,
+        retained: &Retained,
+        inbound: Option<mpsc::Receiver<Inbound>>,
+    ) -> Result<Self, RetainedError> {
         let doors: HashMap<Arc<str>, Door> = config
             .locations
             .iter()
@@ -225,12 +245,10 @@ impl Manifests {
             })
             .collect();
         let prefix = config.naming().manifest_prefix();
-        let (inbound, tables) = if doors.is_empty() {
-            (None, None)
+        let tables = if doors.is_empty() {
+            None
         } else {
-            let tables = (retained.table(TABLE)?, retained.table(PROGRESS_TABLE)?);
-            let inbound = bus.subscribe(format!("{prefix}+"), INBOUND_QUEUE);
-            (Some(inbound), Some(tables))
+            Some((retained.table(TABLE)?, retained.table(PROGRESS_TABLE)?))
         };
         Ok(Manifests {
             doors,
@@ -240,6 +258,11 @@ impl Manifests {
             manifests_dirty: Vec::new(),
             progress_dirty: BTreeSet::new(),
         })
+    }
+
+    /// Gives the subscription back, for the rules of the next front.
+    pub fn into_subscription(self) -> Option<mpsc::Receiver<Inbound>> {
+        self.inbound
     }
 
     /// Takes up the manifests and progress stored before a restart. A

@@ -17,6 +17,7 @@ use crate::custody::Draft;
 use crate::presence::Observation;
 use crate::release::{Attempts, LeaveAttempt, Via};
 use crate::retained::{RetainedError, Table, Update};
+use crate::sink::Inbound;
 
 pub mod manifest;
 pub mod portal;
@@ -27,20 +28,32 @@ use manifest::Manifests;
 use portal::Portals;
 use station::Stations;
 
+/// What the rules task owns, per kind of location.
+pub struct Stages {
+    pub portals: Portals,
+    pub stations: Stations,
+    pub manifests: Manifests,
+    /// Leave attempts at cage gates (release scans, and assets moved from a
+    /// gate's inside to its outside) go to the gate task, which publishes
+    /// them with its decision.
+    pub attempts: Attempts,
+}
+
 /// Runs until presence closes its output; passes on what it decides.
 /// `badges` are the reads of badge readers, which skip presence: a badge is
-/// not an asset. Leave attempts at cage gates (release scans, and assets
-/// moved from a gate's inside to its outside) go to the gate task
-/// (`attempts`), which publishes them with its decision.
+/// not an asset. Returns the manifest subscription, for the next front.
 pub async fn run(
     mut input: mpsc::Receiver<Draft>,
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
-    mut portals: Portals,
-    mut stations: Stations,
-    mut manifests: Manifests,
-    attempts: Attempts,
-) {
+    stages: Stages,
+) -> Option<mpsc::Receiver<Inbound>> {
+    let Stages {
+        mut portals,
+        mut stations,
+        mut manifests,
+        attempts,
+    } = stages;
     let mut out = Vec::new();
     // What the stations let through, on its way to the portals.
     let mut staged = Vec::new();
@@ -53,7 +66,7 @@ pub async fn run(
         stations.save().await;
         manifests.save().await;
         if !pass_on(&mut out, &portals, &attempts, &output).await {
-            return;
+            break;
         }
         let deadline = stations.next_deadline();
         tokio::select! {
@@ -79,6 +92,9 @@ pub async fn run(
     manifests.reconcile(&mut out, Instant::now());
     manifests.save().await;
     pass_on(&mut out, &portals, &attempts, &output).await;
+    // The next front claims the same sensors.
+    portals.release().await;
+    manifests.into_subscription()
 }
 
 /// Sends `out` on, through the gate task where it decides; `false` once

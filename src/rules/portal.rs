@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 use ulid::Ulid;
@@ -212,6 +213,8 @@ pub struct Portals {
     portals: HashMap<Arc<str>, Portal>,
     /// Edges of every window sensor, forwarded by one task per sensor.
     sensors: mpsc::Receiver<SensorEdge>,
+    /// The tasks that follow the sensors, each owning its pin's claim.
+    forwarders: JoinSet<()>,
     stats: watch::Sender<PortalStats>,
 }
 
@@ -220,6 +223,7 @@ impl Portals {
     /// some location has a window).
     pub fn new(config: &Config, pins: Option<&Pins>) -> Result<Portals, SensorError> {
         let (edges, sensors) = mpsc::channel(SENSOR_QUEUE);
+        let mut forwarders = JoinSet::new();
         let mut portals = HashMap::new();
         for location in &config.locations {
             let Some(params) = Params::new(location) else {
@@ -252,7 +256,7 @@ impl Portals {
                     key,
                     source,
                 })?;
-                tokio::spawn(forward(name.clone(), sensor, input, edges.clone()));
+                forwarders.spawn(forward(name.clone(), sensor, input, edges.clone()));
             }
             let portal = Portal {
                 params,
@@ -264,8 +268,16 @@ impl Portals {
         Ok(Portals {
             portals,
             sensors,
+            forwarders,
             stats: watch::Sender::new(PortalStats::default()),
         })
+    }
+
+    /// Releases the sensors' pins, once the sensor tasks are gone, so that
+    /// the front a reload starts can claim them again.
+    pub async fn release(mut self) {
+        self.forwarders.abort_all();
+        while self.forwarders.join_next().await.is_some() {}
     }
 
     /// The outcome counts, kept current.
@@ -788,6 +800,7 @@ mod tests {
         let portals = Portals {
             portals: HashMap::from([(Arc::from("dock-door-1"), portal)]),
             sensors,
+            forwarders: JoinSet::new(),
             stats: watch::Sender::new(PortalStats::default()),
         };
         (portals, edges)

@@ -25,14 +25,16 @@ use std::time::Duration;
 use futures_util::FutureExt;
 
 use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 use super::bus::{self, Bus, Inbound, Outbound, Route};
 use super::{connect, Status};
+use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
+use crate::health::metrics::Metrics;
 use crate::sources::ReaderState;
 use crate::spool::{Committed, Record, SpoolReader};
 use crate::topic::Naming;
@@ -61,6 +63,17 @@ pub enum UplinkError {
     Config(#[from] ConfigErrors),
 }
 
+/// What the uplink reports besides the events, and where it learns it.
+pub struct Reporting {
+    /// The configured readers: a reload changes them, and the status
+    /// document follows.
+    pub readers: watch::Receiver<Vec<Arc<str>>>,
+    /// `status` commands: the uplink owns the status document, so it
+    /// answers them.
+    pub status_requests: mpsc::Receiver<Request>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// Starts the uplink. It ends by itself once the spool is closed and drained
 /// (or the drain grace has passed), after publishing the offline status.
 pub async fn spawn(
@@ -69,6 +82,7 @@ pub async fn spawn(
     spool: SpoolReader,
     states: mpsc::Receiver<ReaderState>,
     bus: Bus,
+    reporting: Reporting,
 ) -> Result<JoinHandle<()>, UplinkError> {
     let mqtt = &config.mqtt;
     let window = usize::from(mqtt.inflight);
@@ -102,6 +116,13 @@ pub async fn spawn(
         .map_or(committed.next_seq, |r| r.seq);
     // The URL holds no credentials: validation refuses them there.
     info!(broker = %mqtt.url, from_seq = watermark, "uplink starting");
+    let Reporting {
+        readers,
+        status_requests,
+        metrics,
+    } = reporting;
+    metrics.uplink.set_delivered_below(watermark);
+    let status = Status::new(readers.borrow().iter().cloned());
 
     let uplink = Uplink {
         client,
@@ -122,14 +143,17 @@ pub async fn spawn(
         reported: watermark,
         prefetched: VecDeque::new(),
         committed,
-        status: Status::new(config.readers.iter().map(|r| Arc::from(r.name.as_str()))),
+        status,
         status_dirty: true,
         phase: Phase::Running,
         broker_down_logged: false,
         routes: bus.routes,
+        metrics,
     };
     Ok(tokio::spawn(async move {
-        uplink.run(net, states, bus.outbound).await;
+        uplink
+            .run(net, states, bus.outbound, readers, status_requests)
+            .await;
         let _ = timeout(GOODBYE_GRACE, poller).await;
     }))
 }
@@ -196,7 +220,12 @@ fn wipe(eventloop: &mut EventLoop) {
 /// A publish handed to rumqttc, waiting to be matched to its packet id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
-    Event(u64),
+    /// A spooled event, and when it was handed to rumqttc (for the publish
+    /// latency on the health topic).
+    Event {
+        seq: u64,
+        at: Instant,
+    },
     Status {
         online: bool,
     },
@@ -256,6 +285,7 @@ struct Uplink {
 
     /// Subscriptions renewed on every connect, and where their messages go.
     routes: Vec<Route>,
+    metrics: Arc<Metrics>,
 }
 
 impl Uplink {
@@ -264,9 +294,12 @@ impl Uplink {
         mut net: mpsc::Receiver<Net>,
         mut states: mpsc::Receiver<ReaderState>,
         mut outbound: mpsc::Receiver<Outbound>,
+        mut readers: watch::Receiver<Vec<Arc<str>>>,
+        mut status_requests: mpsc::Receiver<Request>,
     ) {
         let mut committed = self.spool.committed.clone();
         let mut states_open = true;
+        let mut readers_open = true;
         let mut spool_open = true;
         let mut tick = interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -281,9 +314,22 @@ impl Uplink {
                     None => return,
                 },
                 state = states.recv(), if states_open => match state {
-                    Some(state) => self.status_dirty |= self.status.set_reader(state),
+                    Some(state) => {
+                        // A reload's reader set before the states of its readers.
+                        if readers.has_changed().unwrap_or(false) {
+                            self.set_readers(&mut readers);
+                        }
+                        self.status_dirty |= self.status.set_reader(state);
+                    }
                     None => states_open = false,
                 },
+                changed = readers.changed(), if readers_open => match changed {
+                    Ok(()) => self.set_readers(&mut readers),
+                    Err(_) => readers_open = false,
+                },
+                Some(request) = status_requests.recv() => {
+                    let _ = request.reply.send(Ok(self.status.report()));
+                }
                 changed = committed.changed(), if spool_open => {
                     if changed.is_ok() {
                         self.committed = *committed.borrow_and_update();
@@ -316,6 +362,7 @@ impl Uplink {
                     "connected to broker; delivering from seq {}",
                     self.watermark
                 );
+                self.metrics.uplink.connected();
                 self.connected = true;
                 self.broker_down_logged = false;
                 self.cursor = self.watermark;
@@ -342,7 +389,10 @@ impl Uplink {
                 )),
             },
             Event::Incoming(Packet::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
-                Some(Sent::Event(seq)) => self.on_acked(seq),
+                Some(Sent::Event { seq, at }) => {
+                    self.metrics.uplink.latency.record(at.elapsed());
+                    self.on_acked(seq);
+                }
                 Some(Sent::Status { online: false }) => {
                     if let Phase::Leaving { .. } = self.phase {
                         self.phase = Phase::Done;
@@ -361,7 +411,9 @@ impl Uplink {
         if seq < self.watermark {
             return;
         }
-        self.acked.insert(seq);
+        if self.acked.insert(seq) {
+            self.metrics.uplink.published();
+        }
         self.advance_watermark();
     }
 
@@ -383,6 +435,7 @@ impl Uplink {
         }
         self.broker_down_logged = true;
         self.connected = false;
+        self.metrics.uplink.disconnected();
         self.submitted.clear();
         self.parked = None;
         self.inflight.clear();
@@ -420,6 +473,7 @@ impl Uplink {
         if self.watermark > self.reported {
             self.spool.ack(self.watermark).await;
             self.reported = self.watermark;
+            self.metrics.uplink.set_delivered_below(self.watermark);
         }
     }
 
@@ -481,6 +535,11 @@ impl Uplink {
                 route.filter
             );
         }
+    }
+
+    fn set_readers(&mut self, readers: &mut watch::Receiver<Vec<Arc<str>>>) {
+        let configured = readers.borrow_and_update().clone();
+        self.status_dirty |= self.status.set_readers(&configured);
     }
 
     fn publish_outbound(&mut self, message: Outbound) {
@@ -560,7 +619,10 @@ impl Uplink {
                 self.prefetched.clear();
                 return;
             }
-            self.submitted.push_back(Sent::Event(seq));
+            self.submitted.push_back(Sent::Event {
+                seq,
+                at: Instant::now(),
+            });
             self.in_window += 1;
             self.waiting_since.get_or_insert_with(Instant::now);
         }

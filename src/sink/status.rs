@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::custody::rfc3339;
 use crate::sources::ReaderState;
@@ -16,6 +16,8 @@ pub const STATUS_SCHEMA: &str = "custodyd.status.v1";
 #[derive(Debug, Clone)]
 pub struct Status {
     started_at: SystemTime,
+    /// For the uptime: the wall clock may jump (a Pi without RTC at boot).
+    started: Instant,
     /// Up or down, and the failing antennas of an up reader.
     readers: BTreeMap<Arc<str>, (bool, Vec<u8>)>,
     /// Events the spool could not keep since start (full spool or disk).
@@ -27,6 +29,7 @@ impl Status {
     pub fn new(readers: impl IntoIterator<Item = Arc<str>>) -> Self {
         Status {
             started_at: SystemTime::now(),
+            started: Instant::now(),
             readers: readers
                 .into_iter()
                 .map(|r| (r, (false, Vec::new())))
@@ -35,10 +38,30 @@ impl Status {
         }
     }
 
-    /// Returns whether anything changed.
+    /// Returns whether anything changed. A reader that is not configured
+    /// (any more: a reload removed it, and its last state arrived late) is
+    /// ignored.
     pub fn set_reader(&mut self, state: ReaderState) -> bool {
         let health = (state.up, state.failing_antennas);
-        self.readers.insert(state.reader, health.clone()) != Some(health)
+        match self.readers.get_mut(&state.reader) {
+            Some(known) => std::mem::replace(known, health.clone()) != health,
+            None => false,
+        }
+    }
+
+    /// The configured readers changed (a reload): new ones start `down`,
+    /// removed ones go. Returns whether anything changed.
+    pub fn set_readers(&mut self, configured: &[Arc<str>]) -> bool {
+        let before = self.readers.len();
+        self.readers.retain(|name, _| configured.contains(name));
+        let mut changed = self.readers.len() != before;
+        for name in configured {
+            if !self.readers.contains_key(name) {
+                self.readers.insert(name.clone(), (false, Vec::new()));
+                changed = true;
+            }
+        }
+        changed
     }
 
     /// Returns whether anything changed.
@@ -47,6 +70,18 @@ impl Status {
     }
 
     pub fn to_json(&self, online: bool) -> Vec<u8> {
+        self.to_value(online).to_string().into_bytes()
+    }
+
+    /// The answer to the `status` command: the online document plus the
+    /// uptime in whole seconds.
+    pub fn report(&self) -> Value {
+        let mut status = self.to_value(true);
+        status["uptime_s"] = json!(self.started.elapsed().as_secs());
+        status
+    }
+
+    fn to_value(&self, online: bool) -> Value {
         let readers: serde_json::Map<String, serde_json::Value> = self
             .readers
             .iter()
@@ -66,8 +101,6 @@ impl Status {
             "readers": readers,
             "spool": { "dropped": self.spool_dropped },
         })
-        .to_string()
-        .into_bytes()
     }
 
     /// The Last Will: all the broker can say for a gateway that vanished.
@@ -75,5 +108,41 @@ impl Status {
         json!({ "schema": STATUS_SCHEMA, "state": "offline" })
             .to_string()
             .into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(reader: &str, up: bool) -> ReaderState {
+        ReaderState {
+            reader: reader.into(),
+            up,
+            failing_antennas: vec![],
+        }
+    }
+
+    fn readers(status: &Status) -> Value {
+        status.report()["readers"].clone()
+    }
+
+    #[test]
+    fn a_reload_adds_and_removes_readers_and_late_states_of_removed_ones_are_ignored() {
+        let mut status = Status::new(["a".into(), "b".into()]);
+        assert!(status.set_reader(state("a", true)));
+        assert!(!status.set_reader(state("a", true)), "no change");
+        assert!(status.set_readers(&["a".into(), "c".into()]));
+        assert_eq!(
+            readers(&status),
+            json!({"a": {"state": "up"}, "c": {"state": "down"}})
+        );
+        assert!(!status.set_reader(state("b", true)), "b is gone");
+        assert!(status.set_reader(state("c", true)));
+        assert!(!status.set_readers(&["a".into(), "c".into()]));
+        let report = status.report();
+        assert_eq!(report["state"], "online");
+        assert!(report["uptime_s"].is_u64(), "{report}");
+        assert_eq!(readers(&status)["c"]["state"], "up");
     }
 }

@@ -250,6 +250,7 @@ mod tests {
                 reads,
                 states,
                 reading: None,
+                metrics: Default::default(),
             },
             rx,
         )

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::decode::{Decoded, DropReason, RawRead};
+use crate::health::metrics::ReaderMetrics;
 use crate::identity::Identity;
 use crate::presence::{Observation, ReaderInfo};
 
@@ -48,6 +49,8 @@ pub struct ReaderLink {
     /// A UHF reader at a door with read windows reads only while this is
     /// `true`; `None`: all the time.
     pub reading: Option<watch::Receiver<bool>>,
+    /// Counted for the health topic.
+    pub metrics: Arc<ReaderMetrics>,
 }
 
 /// How one session with a device ended.
@@ -66,6 +69,7 @@ const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 impl ReaderLink {
     async fn report(&self, up: bool) {
+        self.metrics.set_up(up);
         let _ = self
             .states
             .send(ReaderState {
@@ -82,17 +86,28 @@ impl ReaderLink {
         match item {
             Decoded::Read(raw) => self.deliver_read(&raw).await,
             Decoded::Dropped(reason) => {
-                drops.count(&self.info.name, reason);
+                self.dropped(drops, reason);
                 Ok(())
             }
         }
     }
 
+    /// Counts a dropped frame, in the log's summary and for the health topic.
+    pub(super) fn dropped(&self, drops: &mut DropReport, reason: DropReason) {
+        drops.count(&self.info.name, reason);
+        self.metrics.dropped(reason);
+    }
+
     /// Resolves a read to its asset and hands it to presence.
     pub(super) async fn deliver_read(&self, raw: &RawRead) -> Result<(), Ended> {
+        let asset = self.identity.resolve(raw);
+        self.metrics.read();
+        if asset.is_err() {
+            self.metrics.invalid_scan();
+        }
         let obs = Observation {
             reader: self.info.clone(),
-            asset: self.identity.resolve(raw),
+            asset,
             antenna: raw.antenna,
             rssi_dbm: raw.rssi_dbm,
             wall: SystemTime::now(),

@@ -231,10 +231,11 @@ impl<'a, C> Link<'a, C> {
     }
 
     fn dropped(&mut self, reason: DropReason) {
-        self.drops.count(&self.reader.link.info.name, reason);
+        self.reader.link.dropped(&mut self.drops, reason);
     }
 
     async fn failed(&mut self, antenna: u8, code: u8, meaning: &str) {
+        self.reader.link.metrics.error_reply();
         if self
             .faults
             .failed(&self.reader.link.info.name, antenna, code, meaning)

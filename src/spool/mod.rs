@@ -51,6 +51,11 @@ pub struct Committed {
     pub closed: bool,
     /// Events that could not be spooled since start (full spool or disk).
     pub dropped: u64,
+    /// Spooled bytes, as `spool.max_bytes` counts them.
+    pub bytes: u64,
+    /// When the oldest undelivered event was committed (ms since the Unix
+    /// epoch); `None` while the spool is empty.
+    pub oldest_committed_at_ms: Option<u64>,
 }
 
 /// A committed event ready to publish.
@@ -116,12 +121,15 @@ pub fn spawn(
         replaced,
     } = opened;
     let bytes = store.bytes()?;
+    let oldest_committed_at_ms = oldest_committed_at(&store, 0)?;
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
         next_seq,
         closed: false,
         dropped: 0,
+        bytes,
+        oldest_committed_at_ms,
     });
     info!(path = %store.path().display(), next_seq, bytes, "spool open");
     let mut task = SpoolTask {
@@ -330,7 +338,11 @@ impl SpoolTask {
                 self.count_dropped(refused, Cause::Full);
                 let next_seq = self.next_seq;
                 debug!("spool committed seq {first}..={}", next_seq - 1);
-                self.committed.send_modify(|c| c.next_seq = next_seq);
+                self.committed.send_modify(|c| {
+                    c.next_seq = next_seq;
+                    c.bytes = bytes;
+                    c.oldest_committed_at_ms.get_or_insert_with(unix_ms_now);
+                });
             }
             Err(e) => {
                 if !Cause::is_storage(&self.overflow.cause) {
@@ -349,10 +361,7 @@ impl SpoolTask {
     /// events while they fit under `max_bytes`. Returns the encoded records,
     /// numbered from `next_seq`, and how many events did not fit.
     fn admit(&mut self, alarms: &[&Draft], batch: &[Draft]) -> (Vec<Vec<u8>>, u64) {
-        let committed_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis() as u64;
+        let committed_at_ms = unix_ms_now();
         let encode = |draft: &Draft, seq: u64| {
             StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&self.naming),
@@ -482,10 +491,17 @@ impl SpoolTask {
                 let _ = reply.send(records);
             }
             Control::Ack { below } if below > self.deleted_below => {
-                match self.blocking(move |s| s.delete_below(below)).await {
-                    Ok(bytes) => {
+                let deleted = self
+                    .blocking(move |s| Ok((s.delete_below(below)?, oldest_committed_at(s, below)?)))
+                    .await;
+                match deleted {
+                    Ok((bytes, oldest)) => {
                         self.deleted_below = below;
                         self.bytes = bytes;
+                        self.committed.send_modify(|c| {
+                            c.bytes = bytes;
+                            c.oldest_committed_at_ms = oldest;
+                        });
                         if (bytes as f64) < self.config.max_bytes.0 as f64 * HIGH_WATER_REARM {
                             self.high_water = false;
                         }
@@ -502,6 +518,20 @@ impl SpoolTask {
             Control::Ack { .. } => {}
         }
     }
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// Commit time of the oldest record from `from` on: what the health topic
+/// reports as the age of the oldest undelivered event.
+fn oldest_committed_at(store: &Store, from: u64) -> Result<Option<u64>, StoreError> {
+    let first = store.read_from(from, 1)?;
+    Ok(first.first().map(|(_, r)| r.v1().committed_at_ms))
 }
 
 /// Runs blocking storage work off the async threads; a panic there is a

@@ -29,12 +29,19 @@ pub struct Daemon {
     config: Option<PathBuf>,
     child: Option<Child>,
     runs: u32,
+    /// Extra environment for every run, from [`Daemon::set_env`].
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// A fresh tempdir; nothing runs until [`Daemon::spawn`].
+    ///
+    /// The daemon's clock counts as NTP-synchronised whatever the machine's
+    /// state (through the daemon's clock test seam), so tests do not depend
+    /// on the host's NTP and get no `clock_unsynced` alarm unless they ask
+    /// for one with [`Daemon::set_clock_synced`].
     pub fn new() -> Self {
-        Daemon {
+        let mut daemon = Daemon {
             dir: tempfile::Builder::new()
                 .prefix("custodyd-daemon-")
                 .tempdir()
@@ -42,7 +49,22 @@ impl Daemon {
             config: None,
             child: None,
             runs: 0,
-        }
+            env: Vec::new(),
+        };
+        daemon.set_clock_synced(true);
+        let clock = daemon.clock_path().display().to_string();
+        daemon.set_env(custodyd::clock::TEST_STATE_ENV, &clock);
+        daemon
+    }
+
+    /// What the daemon's clock test seam says from now on: synchronised or not.
+    pub fn set_clock_synced(&self, synced: bool) {
+        let state = if synced { "synced" } else { "unsynced" };
+        fs::write(self.clock_path(), state).expect("write the clock state file");
+    }
+
+    fn clock_path(&self) -> PathBuf {
+        self.dir.path().join("clock-state")
     }
 
     /// The tempdir, for any other files a test wants next to the daemon.
@@ -68,6 +90,29 @@ impl Daemon {
         self.restart();
     }
 
+    /// Replaces the config file of a running daemon (which reads it again on
+    /// a reload); [`Daemon::restart`] uses it too.
+    pub fn rewrite_config(&self, config_toml: &str) {
+        let path = self
+            .config
+            .as_ref()
+            .expect("spawn() before rewrite_config()");
+        fs::write(path, config_toml).expect("rewrite custodyd.toml");
+    }
+
+    /// Sets an environment variable for the next start (and every one after).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.into(), value.into()));
+    }
+
+    /// Sends `signal` to the running process.
+    pub fn signal(&mut self, signal: Signal) {
+        signal_child(
+            self.child.as_mut().expect("custodyd is not running"),
+            signal,
+        );
+    }
+
     /// Starts it again with the same config and data dir. Stop it first
     /// ([`Daemon::terminate`] or [`Daemon::kill`]): which one is the test.
     pub fn restart(&mut self) {
@@ -90,6 +135,7 @@ impl Daemon {
             .env("RUST_LOG", "custodyd=debug")
             // Plain text in the log file, so tests can search it.
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log file"))
             .stderr(log)

@@ -40,7 +40,6 @@ mod mosquitto;
 mod mqtt;
 mod process;
 mod pty;
-mod reader_sim;
 mod relay;
 mod setup;
 mod uinput;
@@ -50,13 +49,15 @@ pub use daemon::Daemon;
 pub use gpio::{pulsed, sim_gpio_config, SimPins};
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::{Mosquitto, TlsListener};
-pub use mqtt::{publish, Message, Subscriber};
+pub use mqtt::{publish, publish_many, Message, Subscriber};
 pub use process::*;
-pub use pty::Pty;
-pub use reader_sim::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
+pub use pty::{wait_commands, Pty};
 pub use relay::{Mode, Relay};
 pub use setup::*;
 pub use uinput::VirtualScanner;
+
+// The simulated UHF reader is the library's, shared with `custodyd demo`.
+pub use custodyd::demo::uhf::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
 
 use std::time::{Duration, Instant};
 

@@ -347,19 +347,31 @@ async fn run(
 /// broker has acknowledged it (so a retained message is stored by then).
 /// Retries while the broker is unreachable, panics after [`PATIENCE`].
 pub async fn publish(url: &str, topic: &str, payload: impl Into<Vec<u8>>, retain: bool) {
-    let payload = payload.into();
+    publish_many(url, topic, vec![payload.into()], retain).await;
+}
+
+/// Publishes `payloads` to `topic` from one fresh client, as fast as the
+/// broker takes them (QoS 1), and returns once it has acknowledged all.
+pub async fn publish_many(url: &str, topic: &str, payloads: Vec<Vec<u8>>, retain: bool) {
     let client_id = unique_client_id("pub");
-    let (client, mut eventloop) = AsyncClient::new(options(url, &client_id), 8);
+    let (client, mut eventloop) = AsyncClient::new(options(url, &client_id), payloads.len() + 8);
     let deadline = Instant::now() + PATIENCE;
     let mut last_error: Option<ConnectionError> = None;
+    let mut acked = 0;
     while Instant::now() < deadline {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, eventloop.poll()).await {
             // Queued on each ConnAck: a reconnect to a clean session drops
             // whatever rumqttc had queued before.
-            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => client
-                .try_publish(topic, QoS::AtLeastOnce, retain, payload.clone())
-                .expect("queue publish"),
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                acked = 0;
+                for payload in &payloads {
+                    client
+                        .try_publish(topic, QoS::AtLeastOnce, retain, payload.clone())
+                        .expect("queue publish");
+                }
+            }
+            Ok(Ok(Event::Incoming(Packet::PubAck(_)))) if acked + 1 < payloads.len() => acked += 1,
             Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => {
                 let _ = client.try_disconnect();
                 // Let the DISCONNECT go out; the broker then drops the

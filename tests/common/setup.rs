@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Message, Subscriber, PATIENCE};
+use super::{publish, Message, Mosquitto, Subscriber, PATIENCE};
 
 /// Topic prefix of the gateway that [`gateway_config`] configures.
 pub const GW: &str = "itad/test-site/gw-1";
@@ -127,14 +127,8 @@ pub async fn wait_reader_status(
     reader: &str,
     cond: impl Fn(&serde_json::Value) -> bool,
 ) {
-    let topic = format!("{GW}/status");
     sub.wait_for(
-        |msgs| {
-            msgs.iter()
-                .rev()
-                .find(|m| m.topic == topic)
-                .is_some_and(|m| cond(&m.json()["readers"][reader]))
-        },
+        |msgs| latest_status(msgs).is_some_and(|s| cond(&s["readers"][reader])),
         PATIENCE,
     )
     .await;
@@ -156,4 +150,52 @@ pub async fn pass_summary(
         .await;
     let pass = msgs.iter().filter(|m| m.topic == topic).nth(n - 1);
     (pass.expect("counted").json(), msgs)
+}
+
+/// The latest status document among `msgs`.
+pub fn latest_status(msgs: &[Message]) -> Option<serde_json::Value> {
+    let topic = format!("{GW}/status");
+    msgs.iter()
+        .rev()
+        .find(|m| m.topic == topic)
+        .map(Message::json)
+}
+
+/// Waits until `asset` has departed and no more custody comes for half a
+/// second; checks it arrived and departed once. Returns every message and
+/// the `departed` event.
+pub async fn one_visit(sub: &Subscriber, asset: &str) -> (Vec<Message>, serde_json::Value) {
+    sub.wait_for(|m| !transitions(m, "departed", asset).is_empty(), PATIENCE)
+        .await;
+    sub.assert_quiet_for(std::time::Duration::from_millis(500), |m| {
+        m.topic.contains("/custody/")
+    })
+    .await;
+    let msgs = sub.messages();
+    let arrived = transitions(&msgs, "arrived", asset);
+    let mut departed = transitions(&msgs, "departed", asset);
+    assert_eq!(
+        (arrived.len(), departed.len()),
+        (1, 1),
+        "{:#?}",
+        custody(&msgs)
+    );
+    (msgs, departed.remove(0))
+}
+
+/// Sends `body` to the gateway's `cmd/{command}` and returns the reply
+/// that carries `id` (`sub` must be subscribed to the replies).
+pub async fn ask(
+    broker: &Mosquitto,
+    sub: &Subscriber,
+    command: &str,
+    body: &str,
+    id: &str,
+) -> serde_json::Value {
+    publish(&broker.url(), &format!("{GW}/cmd/{command}"), body, false).await;
+    let topic = format!("{GW}/cmd-reply/{command}");
+    let is_reply = |m: &Message| m.topic == topic && m.json()["id"] == id;
+    sub.wait_for(|msgs| msgs.iter().any(is_reply), PATIENCE)
+        .await;
+    sub.messages().into_iter().find(is_reply).unwrap().json()
 }

@@ -13,7 +13,6 @@ use crate::decode::Source;
 use crate::identity::{Identity, Rejected};
 use crate::presence::ReaderInfo;
 use crate::retained::Update;
-use crate::sink::Bus;
 
 const MIN: Duration = Duration::from_secs(60);
 
@@ -96,11 +95,14 @@ impl Harness {
         let (out_tx, out) = mpsc::channel(64);
         let portals = crate::rules::portal::Portals::new(&config, None).unwrap();
         let no_gates = crate::release::Attempts::default();
-        let manifests =
-            crate::rules::manifest::Manifests::new(&config, &retained, &mut Bus::new()).unwrap();
-        let task = crate::rules::run(
-            drafts_rx, badges_rx, out_tx, portals, stations, manifests, no_gates,
-        );
+        let manifests = crate::rules::manifest::Manifests::new(&config, &retained, None).unwrap();
+        let stages = crate::rules::Stages {
+            portals,
+            stations,
+            manifests,
+            attempts: no_gates,
+        };
+        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stages);
         tokio::spawn(task);
         Harness {
             config,

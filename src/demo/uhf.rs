@@ -1,22 +1,54 @@
-//! A simulated UHF reader on a [`Pty`]: it reads the daemon's commands from
-//! the master side and answers like an R2000 module (`uhf-a0`) or a Chafon
-//! UHFReader288 (`chafon`).
+//! A simulated UHF reader on a pseudo-terminal: it reads the daemon's
+//! commands and answers like an R2000 module (`uhf-a0`) or a Chafon
+//! UHFReader288 (`chafon`), with real frames and checksums.
 //!
-//! The test changes what is in the field ([`ReaderSim::set_tags`]), which
-//! antennas are unplugged and whether the reader answers at all, and reads
-//! back every command it was sent.
+//! `custodyd demo`'s dock door reads with it; the integration tests
+//! change what is in the field ([`ReaderSim::set_tags`]), which antennas are
+//! unplugged and whether the reader answers at all, and read back every
+//! command it was sent.
 
+use std::future::Future;
+use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use custodyd::decode::crc16_mcrf4xx;
 use tokio::task::JoinHandle;
+use tokio::time::sleep;
 
-use super::{wait_until, Pty, PATIENCE};
+use super::port::AsyncSimPort;
+use crate::decode::crc16_mcrf4xx;
 
 /// How long a simulated inventory round takes: real rounds take tens of
 /// milliseconds, and answering instantly would spin the daemon's loop.
 const ROUND_TIME: Duration = Duration::from_millis(20);
+
+/// How long the simulator waits for a command before looking again.
+const LISTEN: Duration = Duration::from_millis(100);
+
+/// The reader's end of a serial line, as the simulator uses it. The demo's
+/// [`AsyncSimPort`] is one; the tests' pty, which can be unplugged and
+/// plugged back under the simulator, is another.
+pub trait Line: Send + Sync + 'static {
+    /// What the host sent: waits up to `timeout` for the first byte, then
+    /// returns all that is there; empty if nothing came.
+    fn read_available(&self, timeout: Duration)
+        -> impl Future<Output = io::Result<Vec<u8>>> + Send;
+    /// Sends all of `bytes` to the host.
+    fn write(&self, bytes: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+impl Line for AsyncSimPort {
+    fn read_available(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = io::Result<Vec<u8>>> + Send {
+        AsyncSimPort::read_available(self, timeout)
+    }
+
+    fn write(&self, bytes: &[u8]) -> impl Future<Output = io::Result<()>> + Send {
+        AsyncSimPort::write(self, bytes)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -45,7 +77,9 @@ struct State {
     tags: Vec<SimTag>,
     missing: Vec<u8>,
     silent: bool,
-    commands: Vec<Command>,
+    /// Every command received, when recording (tests); `None` in the demo,
+    /// which may run for days.
+    commands: Option<Vec<Command>>,
 }
 
 pub struct ReaderSim {
@@ -54,37 +88,49 @@ pub struct ReaderSim {
 }
 
 impl ReaderSim {
-    pub fn start(kind: Kind, pty: Arc<Pty>) -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
-        let task = tokio::spawn(serve(kind, pty, state.clone()));
+    /// Starts answering on `line`, as a task of the current runtime, until
+    /// dropped or the line fails.
+    pub fn start(kind: Kind, line: Arc<impl Line>) -> Self {
+        Self::spawn(kind, line, None)
+    }
+
+    /// Like [`ReaderSim::start`], and keeps every command for
+    /// [`ReaderSim::commands`].
+    pub fn start_recording(kind: Kind, line: Arc<impl Line>) -> Self {
+        Self::spawn(kind, line, Some(Vec::new()))
+    }
+
+    fn spawn(kind: Kind, line: Arc<impl Line>, commands: Option<Vec<Command>>) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            commands,
+            ..State::default()
+        }));
+        let task = tokio::spawn(serve(kind, line, state.clone()));
         ReaderSim { state, task }
     }
 
     pub fn set_tags(&self, tags: Vec<SimTag>) {
-        self.state.lock().unwrap().tags = tags;
+        self.state().tags = tags;
     }
 
     /// 1-based antennas that answer inventories with "antenna missing".
     pub fn set_missing(&self, antennas: &[u8]) {
-        self.state.lock().unwrap().missing = antennas.to_vec();
+        self.state().missing = antennas.to_vec();
     }
 
     /// A silent reader still records commands but answers none.
     pub fn set_silent(&self, silent: bool) {
-        self.state.lock().unwrap().silent = silent;
+        self.state().silent = silent;
     }
 
-    /// Every command received so far, in order.
+    /// Every command received so far, in order; empty unless recording.
     pub fn commands(&self) -> Vec<Command> {
-        self.state.lock().unwrap().commands.clone()
+        self.state().commands.clone().unwrap_or_default()
     }
 
-    /// Waits until the commands received so far satisfy `cond`.
-    pub async fn wait_commands(&self, what: &str, cond: impl Fn(&[Command]) -> bool) {
-        wait_until(PATIENCE, what, || {
-            cond(&self.state.lock().unwrap().commands)
-        })
-        .await;
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: use it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -94,16 +140,21 @@ impl Drop for ReaderSim {
     }
 }
 
-async fn serve(kind: Kind, pty: Arc<Pty>, state: Arc<Mutex<State>>) {
+async fn serve(kind: Kind, line: Arc<impl Line>, state: Arc<Mutex<State>>) {
     let mut buf = Vec::new();
     // The A0 work antenna, 0-based; a reset selects antenna 1.
     let mut work_antenna = 0u8;
     loop {
-        buf.extend(pty.read_available(Duration::from_millis(100)).await);
+        match line.read_available(LISTEN).await {
+            Ok(bytes) => buf.extend(bytes),
+            Err(_) => return,
+        }
         while let Some(command) = split(kind, &mut buf) {
             let answer = {
-                let mut state = state.lock().unwrap();
-                state.commands.push(command.clone());
+                let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(commands) = &mut state.commands {
+                    commands.push(command.clone());
+                }
                 if state.silent {
                     continue;
                 }
@@ -113,8 +164,10 @@ async fn serve(kind: Kind, pty: Arc<Pty>, state: Arc<Mutex<State>>) {
                 }
             };
             if !answer.is_empty() {
-                tokio::time::sleep(ROUND_TIME).await;
-                pty.write(&answer).await;
+                sleep(ROUND_TIME).await;
+                if line.write(&answer).await.is_err() {
+                    return;
+                }
             }
         }
     }
@@ -130,13 +183,16 @@ fn split(kind: Kind, buf: &mut Vec<u8>) -> Option<Command> {
                 buf.drain(..start);
                 let len = usize::from(*buf.get(1)?) + 2;
                 let frame = buf.get(..len)?;
-                (len, frame.iter().fold(0u8, |s, &b| s.wrapping_add(b)) == 0)
+                // Head, length, address, command and check: 5 bytes at least.
+                let sum = frame.iter().fold(0u8, |s, &b| s.wrapping_add(b));
+                (len, len >= 5 && sum == 0)
             }
             Kind::Chafon288 => {
                 let len = usize::from(*buf.first()?) + 1;
                 let frame = buf.get(..len)?;
-                let crc = crc16_mcrf4xx(&frame[..len - 2]).to_le_bytes();
-                (len, len >= 5 && frame[len - 2..] == crc)
+                let valid =
+                    len >= 5 && frame[len - 2..] == crc16_mcrf4xx(&frame[..len - 2]).to_le_bytes();
+                (len, valid)
             }
         };
         if !valid {
@@ -165,16 +221,16 @@ pub fn a0_frame(cmd: u8, data: &[u8]) -> Vec<u8> {
 }
 
 fn answer_a0(state: &State, command: &Command, work_antenna: &mut u8) -> Vec<u8> {
-    match command.cmd {
-        0x70 => {
+    match (command.cmd, command.data.first()) {
+        (0x70, _) => {
             *work_antenna = 0;
             Vec::new()
         }
-        0x74 => {
-            *work_antenna = command.data[0];
+        (0x74, Some(&antenna)) => {
+            *work_antenna = antenna;
             a0_frame(0x74, &[0x10])
         }
-        0x89 | 0x8B => {
+        (0x89 | 0x8B, _) => {
             let antenna = *work_antenna + 1;
             if state.missing.contains(&antenna) {
                 return a0_frame(command.cmd, &[0x22]);
@@ -214,11 +270,11 @@ const READER_INFO_288: [u8; 18] = [
 ];
 
 fn answer_chafon(state: &State, command: &Command) -> Vec<u8> {
-    match command.cmd {
-        0x21 => READER_INFO_288.to_vec(),
-        0x01 => {
-            // QValue Session MaskMem MaskAdr(2) MaskLen Target Ant ScanTime.
-            let antenna = command.data[7] - 0x80 + 1;
+    match (command.cmd, command.data.get(7)) {
+        (0x21, _) => READER_INFO_288.to_vec(),
+        // QValue Session MaskMem MaskAdr(2) MaskLen Target Ant ScanTime.
+        (0x01, Some(&ant @ 0x80..=0x87)) => {
+            let antenna = ant - 0x80 + 1;
             let mask = 1u8 << (antenna - 1);
             if state.missing.contains(&antenna) {
                 return chafon_frame(0x01, 0xF8, &[mask]);
@@ -236,5 +292,35 @@ fn answer_chafon(state: &State, command: &Command) -> Vec<u8> {
             out
         }
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a0_commands_are_split_out_of_noise_and_short_frames_are_skipped() {
+        let reset = [0xA0, 0x03, 0x01, 0x70, 0xEC];
+        let mut buf = [&[0x00, 0xA0, 0x01, 0x5F][..], &reset].concat();
+        assert_eq!(
+            split(Kind::A0, &mut buf),
+            Some(Command {
+                cmd: 0x70,
+                data: Vec::new()
+            })
+        );
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn answers_to_commands_without_their_data_are_empty() {
+        let state = State::default();
+        let bare = |cmd| Command {
+            cmd,
+            data: Vec::new(),
+        };
+        assert!(answer_a0(&state, &bare(0x74), &mut 0).is_empty());
+        assert!(answer_chafon(&state, &bare(0x01)).is_empty());
     }
 }

@@ -1,0 +1,281 @@
+//! Counters kept by the stages that do the counted work and sampled by the
+//! health task.
+//!
+//! This is the one exception to "one owner per piece of state, talking over
+//! channels": each counter has exactly one writer (the reader task that
+//! decoded the frame, the uplink that got the PUBACK), the health task only
+//! samples it, and nothing is ever decided on its value. Reporting each read
+//! over a channel would put a message per frame on the hottest path
+//! (thousands a second at a UHF door) to maintain a number that is looked at
+//! once a minute; a relaxed atomic add costs a few nanoseconds and cannot
+//! block or fill up. Counters only grow (they are totals since start; the
+//! health task computes rates from two samples), except the latency window,
+//! which the health task takes and resets in one swap per field.
+//!
+//! The spool is not here: it already publishes its progress on a `watch`
+//! channel ([`crate::spool::Committed`]), and the health task reads that.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::decode::DropReason;
+
+/// Every drop reason, in the order the health document lists them.
+pub const DROP_REASONS: [DropReason; 5] = [
+    DropReason::Checksum,
+    DropReason::Malformed,
+    DropReason::TooLong,
+    DropReason::Garbage,
+    DropReason::Unterminated,
+];
+
+fn slot(reason: DropReason) -> usize {
+    match reason {
+        DropReason::Checksum => 0,
+        DropReason::Malformed => 1,
+        DropReason::TooLong => 2,
+        DropReason::Garbage => 3,
+        DropReason::Unterminated => 4,
+    }
+}
+
+/// Everything the health topic reports that is not the spool's.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Per configured reader. Changed only when the readers (re)start; a
+    /// reader task holds its own `Arc` and never takes the lock.
+    readers: Mutex<BTreeMap<Arc<str>, Arc<ReaderMetrics>>>,
+    pub uplink: UplinkMetrics,
+}
+
+impl Metrics {
+    /// The counters of reader `name`, created at first use. A reader keeps
+    /// its counters across a reload, so totals run on from start.
+    pub fn reader(&self, name: &Arc<str>) -> Arc<ReaderMetrics> {
+        self.lock().entry(name.clone()).or_default().clone()
+    }
+
+    /// Forgets readers that are no longer configured.
+    pub fn retain_readers(&self, configured: &[Arc<str>]) {
+        self.lock().retain(|name, _| configured.contains(name));
+    }
+
+    /// Every reader's counters, by name.
+    pub fn readers(&self) -> Vec<(Arc<str>, Arc<ReaderMetrics>)> {
+        self.lock()
+            .iter()
+            .map(|(name, m)| (name.clone(), m.clone()))
+            .collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Arc<ReaderMetrics>>> {
+        // Plain data: a panic elsewhere while holding it leaves nothing half-done.
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// What one reader did since the daemon started.
+#[derive(Debug, Default)]
+pub struct ReaderMetrics {
+    up: AtomicBool,
+    reads: AtomicU64,
+    dropped: [AtomicU64; DROP_REASONS.len()],
+    error_replies: AtomicU64,
+    invalid_scans: AtomicU64,
+}
+
+impl ReaderMetrics {
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Relaxed);
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+
+    /// A frame decoded into a read (valid or not as an asset id).
+    pub fn read(&self) {
+        self.reads.fetch_add(1, Relaxed);
+    }
+
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Relaxed)
+    }
+
+    pub fn dropped(&self, reason: DropReason) {
+        self.dropped[slot(reason)].fetch_add(1, Relaxed);
+    }
+
+    pub fn dropped_by(&self, reason: DropReason) -> u64 {
+        self.dropped[slot(reason)].load(Relaxed)
+    }
+
+    /// A UHF reader answered a command with an error (an antenna missing, ...).
+    pub fn error_reply(&self) {
+        self.error_replies.fetch_add(1, Relaxed);
+    }
+
+    pub fn error_replies(&self) -> u64 {
+        self.error_replies.load(Relaxed)
+    }
+
+    /// A read that names no asset (it becomes an `invalid_scan` alarm).
+    pub fn invalid_scan(&self) {
+        self.invalid_scans.fetch_add(1, Relaxed);
+    }
+
+    pub fn invalid_scans(&self) -> u64 {
+        self.invalid_scans.load(Relaxed)
+    }
+}
+
+/// The broker link, written by the uplink task.
+#[derive(Debug, Default)]
+pub struct UplinkMetrics {
+    connected: AtomicBool,
+    connects: AtomicU64,
+    /// Events the broker acknowledged for the first time.
+    published: AtomicU64,
+    /// Every `seq` below this is delivered (the spool's depth is counted
+    /// from here to the spool's next `seq`).
+    delivered_below: AtomicU64,
+    pub latency: Latency,
+}
+
+impl UplinkMetrics {
+    pub fn connected(&self) {
+        self.connected.store(true, Relaxed);
+        self.connects.fetch_add(1, Relaxed);
+    }
+
+    pub fn disconnected(&self) {
+        self.connected.store(false, Relaxed);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
+    /// Connections after the first.
+    pub fn reconnects(&self) -> u64 {
+        self.connects.load(Relaxed).saturating_sub(1)
+    }
+
+    pub fn published(&self) {
+        self.published.fetch_add(1, Relaxed);
+    }
+
+    pub fn published_total(&self) -> u64 {
+        self.published.load(Relaxed)
+    }
+
+    pub fn set_delivered_below(&self, seq: u64) {
+        self.delivered_below.store(seq, Relaxed);
+    }
+
+    pub fn delivered_below(&self) -> u64 {
+        self.delivered_below.load(Relaxed)
+    }
+}
+
+/// Publish latency (submitted to the client until its PUBACK) of spooled
+/// events: the last one, and sum, count and max over the current window.
+#[derive(Debug, Default)]
+pub struct Latency {
+    last_us: AtomicU64,
+    sum_us: AtomicU64,
+    count: AtomicU64,
+    max_us: AtomicU64,
+}
+
+/// One health interval's publish latencies, taken by [`Latency::take`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyWindow {
+    /// The most recent, whether or not in this window; `None` before the first.
+    pub last: Option<Duration>,
+    pub avg: Option<Duration>,
+    pub max: Option<Duration>,
+    pub count: u64,
+}
+
+impl Latency {
+    pub fn record(&self, latency: Duration) {
+        // At least 1 µs, so 0 can mean "none yet".
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.last_us.store(us, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.max_us.fetch_max(us, Relaxed);
+    }
+
+    /// The window so far, and starts a new one. A sample recorded while this
+    /// runs may land in either window, or have its sum in one and its count
+    /// in the other: a rounding error in an average, not a lost event.
+    pub fn take(&self) -> LatencyWindow {
+        let count = self.count.swap(0, Relaxed);
+        let sum = self.sum_us.swap(0, Relaxed);
+        let max = self.max_us.swap(0, Relaxed);
+        let last = self.last_us.load(Relaxed);
+        let us = |v: u64| (v > 0).then(|| Duration::from_micros(v));
+        LatencyWindow {
+            last: us(last),
+            avg: (count > 0).then(|| Duration::from_micros(sum / count)),
+            max: us(max).filter(|_| count > 0),
+            count,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_reasons_have_one_slot_each() {
+        let m = ReaderMetrics::default();
+        for (i, reason) in DROP_REASONS.into_iter().enumerate() {
+            assert_eq!(slot(reason), i);
+            for _ in 0..=i {
+                m.dropped(reason);
+            }
+        }
+        for (i, reason) in DROP_REASONS.into_iter().enumerate() {
+            assert_eq!(m.dropped_by(reason), i as u64 + 1, "{}", reason.as_str());
+        }
+    }
+
+    #[test]
+    fn a_reader_keeps_its_counters_until_it_is_no_longer_configured() {
+        let metrics = Metrics::default();
+        let (a, b): (Arc<str>, Arc<str>) = ("a".into(), "b".into());
+        metrics.reader(&a).read();
+        metrics.reader(&b).read();
+        // A reload hands the same counters to the restarted reader.
+        metrics.reader(&a).read();
+        assert_eq!(metrics.reader(&a).reads(), 2);
+        metrics.retain_readers(std::slice::from_ref(&a));
+        let names: Vec<_> = metrics.readers().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [a]);
+    }
+
+    #[test]
+    fn the_latency_window_resets_but_the_last_sample_stays() {
+        let l = Latency::default();
+        assert_eq!(l.take().last, None);
+        for ms in [4, 10, 1] {
+            l.record(Duration::from_millis(ms));
+        }
+        let w = l.take();
+        assert_eq!(w.count, 3);
+        assert_eq!(w.last, Some(Duration::from_millis(1)));
+        assert_eq!(w.avg, Some(Duration::from_millis(5)));
+        assert_eq!(w.max, Some(Duration::from_millis(10)));
+        let empty = l.take();
+        assert_eq!((empty.count, empty.avg, empty.max), (0, None, None));
+        assert_eq!(empty.last, Some(Duration::from_millis(1)));
+    }
+}
