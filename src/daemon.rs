@@ -11,11 +11,14 @@
 //!                                           |  (alarms: spool)  |  -> status: uplink
 //!                                           |  health ----------/  -> inventory: presence
 //!                                           |                      -> reload: supervisor
+//!  rules --- leave attempts ---> gate task (release control, GPIO) -> spool
 //! ```
 //!
 //! The supervisor holds the spool, the uplink and its bus, the command
-//! dispatcher, the health task and the clock watcher, and the senders the
-//! front feeds them through (`front::Links`). A reload (the `reload`
+//! dispatcher, the health task and the clock watcher, the GPIO pins, the
+//! retained-topic store and the cage gates' task (the locks must not open
+//! or close because of a reload), and the senders the front feeds them
+//! through (`front::Links`). A reload (the `reload`
 //! command or SIGHUP) re-reads the configuration file; if it is valid and
 //! changes only what the front is built from (`reload.rs`), the front is
 //! stopped in order, which delivers everything it decided to the spool, and

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -64,12 +63,7 @@ sides = {{ 1 = "outside", 2 = "inside" }}
         )
 }
 
-struct Door {
-    _broker: Mosquitto,
-    sub: Subscriber,
-    sim: ReaderSim,
-    daemon: Daemon,
-}
+type Door = UhfDoor;
 
 /// The door reading all the time.
 async fn start() -> Door {
@@ -79,23 +73,12 @@ async fn start() -> Door {
 /// The door with `extra` location keys, and the simulated GPIO on
 /// [`gpio_socket`].
 async fn start_with(extra: &str) -> Door {
-    let broker = Mosquitto::start().await;
-    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
-    let pty = Arc::new(Pty::open());
-    let sim = ReaderSim::start_recording(Kind::A0, pty.clone());
-    let mut daemon = Daemon::new();
-    daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &sim_gpio_config(&gpio_socket(&daemon))
-            + &door(pty.path(), extra)),
-    );
-    wait_reader(&sub, "door1-uhf", "up").await;
-    Door {
-        _broker: broker,
-        sub,
-        sim,
-        daemon,
-    }
+    UhfDoor::start(Kind::A0, |url, daemon, path| {
+        gateway_config(url, &daemon.data_dir())
+            + &sim_gpio_config(&gpio_socket(daemon))
+            + &door(path, extra)
+    })
+    .await
 }
 
 impl Door {
@@ -361,4 +344,32 @@ async fn windows_that_read_nothing_raise_silent_reader() {
     assert_eq!(pass["counts"]["ambiguous"], 1, "one side only: {pass}");
     let alarms = msgs.iter().filter(|m| m.topic == alarm_topic).count();
     assert_eq!(alarms, 1);
+}
+
+/// A reload rebuilds the door's read windows: the new front claims the
+/// window sensors the old one released, and a pallet after it is a pass
+/// like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_read_window_works_after_a_reload() {
+    let (mut d, mut pins) = gated().await;
+    d.daemon.rewrite_config(
+        &d.config
+            .replace("max_window = \"20s\"", "max_window = \"30s\""),
+    );
+    d.daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(PATIENCE, "the daemon to reload", || {
+        d.daemon.log().contains("reloaded")
+    })
+    .await;
+    assert!(!d.daemon.log().contains("refused"), "{}", d.daemon.log());
+
+    d.open_window(&mut pins, TRIGGER).await;
+    d.hold(vec![outside(4)], STEP).await;
+    d.hold(vec![inside(4)], STEP).await;
+    pins.set(TRIGGER, false).await;
+    d.sim.set_tags(Vec::new());
+    let (pass, msgs) = d.pass(1).await;
+    assert_eq!(pass["counts"]["moved"], 1, "{pass}");
+    assert_eq!(events(&msgs, "moved", 4)[0]["to_zone"], "receiving");
+    assert!(d.daemon.is_running());
 }

@@ -306,11 +306,14 @@ impl Manifests {
     /// without manifest doors.
     pub async fn next_event(&mut self) -> Event {
         let deadline = self.doors.values().filter_map(|d| d.ends_at).min();
-        let Some(inbound) = self.inbound.as_mut() else {
-            return std::future::pending().await;
+        let message = async {
+            match self.inbound.as_mut() {
+                Some(inbound) => inbound.recv().await,
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
-            Some(message) = inbound.recv() => Event::Message(message),
+            Some(message) = message => Event::Message(message),
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                 Event::Timeout
             }

@@ -2,8 +2,9 @@
 //! each test states only what is particular to it.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::{publish, Message, Mosquitto, Subscriber, PATIENCE};
+use super::{publish, Daemon, Kind, Message, Mosquitto, Pty, ReaderSim, Subscriber, PATIENCE};
 
 /// Topic prefix of the gateway that [`gateway_config`] configures.
 pub const GW: &str = "itad/test-site/gw-1";
@@ -198,4 +199,37 @@ pub async fn ask(
     sub.wait_for(|msgs| msgs.iter().any(is_reply), PATIENCE)
         .await;
     sub.messages().into_iter().find(is_reply).unwrap().json()
+}
+
+/// A door whose UHF reader `door1-uhf` is a simulated one (recording the
+/// commands it gets), read by the daemon, with the reader up.
+pub struct UhfDoor {
+    pub _broker: Mosquitto,
+    pub sub: Subscriber,
+    pub sim: ReaderSim,
+    pub daemon: Daemon,
+    /// The configuration file's text.
+    pub config: String,
+}
+
+impl UhfDoor {
+    /// `config` writes the configuration file's text, given the broker's
+    /// URL, the daemon (for its directories) and the reader's path.
+    pub async fn start(kind: Kind, config: impl FnOnce(&str, &Daemon, &Path) -> String) -> Self {
+        let broker = Mosquitto::start().await;
+        let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+        let pty = Arc::new(Pty::open());
+        let sim = ReaderSim::start_recording(kind, pty.clone());
+        let mut daemon = Daemon::new();
+        let config = config(&broker.url(), &daemon, pty.path());
+        daemon.spawn(&config);
+        wait_reader(&sub, "door1-uhf", "up").await;
+        UhfDoor {
+            _broker: broker,
+            sub,
+            sim,
+            daemon,
+            config,
+        }
+    }
 }
