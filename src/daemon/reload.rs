@@ -91,5 +91,9 @@ mod tests {
             refusal.starts_with("[mqtt] and [spool] changed"),
             "{refusal}"
         );
+
+        let gpio = format!("{BASE}[gpio]\ndebounce = \"50ms\"\n");
+        let refusal = needs_restart(&running, &config(&gpio)).unwrap();
+        assert!(refusal.starts_with("[gpio] changed"), "{refusal}");
     }
 }
