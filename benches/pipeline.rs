@@ -53,6 +53,7 @@ fn reader_info(mode: ReadMode) -> Arc<ReaderInfo> {
         mode,
         rescan_window: Duration::from_secs(2),
         departure_timeout: Duration::from_secs(5),
+        sides: Default::default(),
     })
 }
 
@@ -191,6 +192,8 @@ fn custody_draft(transition: Transition) -> Draft {
             last_seen: t,
             antennas: vec![],
             rssi_max: None,
+            context: Default::default(),
+            crossing: None,
         }),
     )
 }

@@ -141,7 +141,7 @@ mod tests {
                     Body::Alarm(a) => {
                         assert_eq!((a.kind, &*d.location), ("clock_unsynced", "gw-1"));
                     }
-                    Body::Custody(_) => panic!("custody from the clock watcher"),
+                    other => panic!("{other:?} from the clock watcher"),
                 })
                 .count()
         };

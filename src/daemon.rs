@@ -11,11 +11,14 @@
 //!                                           |  (alarms: spool)  |  -> status: uplink
 //!                                           |  health ----------/  -> inventory: presence
 //!                                           |                      -> reload: supervisor
+//!  rules --- leave attempts ---> gate task (release control, GPIO) -> spool
 //! ```
 //!
 //! The supervisor holds the spool, the uplink and its bus, the command
-//! dispatcher, the health task and the clock watcher, and the senders the
-//! front feeds them through (`front::Links`). A reload (the `reload`
+//! dispatcher, the health task and the clock watcher, the GPIO pins, the
+//! retained-topic store and the cage gates' task (the locks must not open
+//! or close because of a reload), and the senders the front feeds them
+//! through (`front::Links`). A reload (the `reload`
 //! command or SIGHUP) re-reads the configuration file; if it is valid and
 //! changes only what the front is built from (`reload.rs`), the front is
 //! stopped in order, which delivers everything it decided to the spool, and
@@ -43,9 +46,13 @@ use tracing::{error, info, warn};
 
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
+use crate::gpio;
 use crate::health::{self, metrics::Metrics};
 use crate::ops::systemd::{self, Health, Notifier};
 use crate::presence;
+use crate::release;
+use crate::retained::Retained;
+use crate::rules;
 use crate::sink::mqtt::{self, Reporting};
 use crate::sink::Bus;
 use crate::{clock, spool};
@@ -86,15 +93,37 @@ pub async fn run(
     )?;
     let metrics = Arc::new(Metrics::default());
 
-    // Command handlers are registered before the dispatcher starts; each
-    // goes to the task that owns what the command is about.
+    // One GPIO backend, shared by every task that owns pins; none without
+    // pins. Opened before anything waits on the network, so gate outputs
+    // are claimed (and driven safe) at once.
+    let pins = match config.uses_gpio() {
+        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
+        false => None,
+    };
+
+    // Command handlers and bus subscriptions are registered before the
+    // dispatcher and the uplink start; each goes to the task that owns what
+    // it is about.
     let mut bus = Bus::new();
     let mut commands = Commands::new();
     let status_requests = commands.register("status");
     let mut reloads = commands.register("reload");
+    // Local copies of retained topics, for every task that keeps one; read
+    // before the broker is reachable.
+    let retained = Retained::at(data_dir);
+    let gates = release::start(
+        &config,
+        pins.as_ref(),
+        &retained,
+        &mut bus,
+        &mut commands,
+        drafts.clone(),
+    )
+    .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
     let carried = Carried {
         presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
+        manifests: rules::manifest::subscribe(&config, &mut bus),
     };
     let dispatcher = commands.spawn(naming.clone(), &mut bus);
 
@@ -141,6 +170,9 @@ pub async fn run(
         drafts,
         states,
         metrics,
+        pins: pins.clone(),
+        retained,
+        attempts: gates.attempts,
     };
     let front = Front::start(&config, &links, carried)?;
     info!(
@@ -192,10 +224,19 @@ pub async fn run(
     background.cancel();
     health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
+    // The gate task ends (locking every gate) once the last hand-off to it
+    // is gone, which is the one in `links`.
     drop(links);
+    if let Some(gates) = gates.task {
+        gates.await.context("release control task")?;
+    }
     uplink.await.context("uplink task")?;
     dispatcher.await.context("command dispatcher")?;
     spool_task.await.context("spool task")?;
+    if let Some(pins) = &pins {
+        // Every task that owned an output has ended: all are inactive now.
+        pins.close().await;
+    }
     info!("stopped");
     Ok(())
 }

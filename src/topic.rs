@@ -31,6 +31,16 @@ impl Naming {
         self.gateway_topic(&format!("alarm/{location}"))
     }
 
+    /// Station context changes (`custodyd.context.v1`).
+    pub fn context(&self, location: &str) -> String {
+        self.gateway_topic(&format!("context/{location}"))
+    }
+
+    /// Where a portal's read-window summaries (`custodyd.pass.v1`) go.
+    pub fn pass(&self, location: &str) -> String {
+        self.gateway_topic(&format!("pass/{location}"))
+    }
+
     pub fn health(&self) -> String {
         self.gateway_topic("health")
     }
@@ -42,6 +52,18 @@ impl Naming {
 
     pub fn command_reply(&self, command: &str) -> String {
         self.gateway_topic(&format!("cmd-reply/{command}"))
+    }
+
+    /// Pickup manifests of the site's dock doors (central publishes them,
+    /// retained): the prefix before the door's location name.
+    pub fn manifest_prefix(&self) -> String {
+        format!("{}/{}/manifest/", self.root, self.site)
+    }
+
+    /// Release policy entries of every asset of the site (central
+    /// publishes them, retained): the prefix before the asset key.
+    pub fn release_prefix(&self) -> String {
+        format!("{}/{}/release/", self.root, self.site)
     }
 }
 
@@ -85,6 +107,11 @@ mod tests {
             "itad/reno-1/dock-pi-03/custody/dock-door-1"
         );
         assert_eq!(n.alarm("cage"), "itad/reno-1/dock-pi-03/alarm/cage");
+        assert_eq!(n.context("scan-1"), "itad/reno-1/dock-pi-03/context/scan-1");
+        assert_eq!(
+            n.pass("dock-door-1"),
+            "itad/reno-1/dock-pi-03/pass/dock-door-1"
+        );
         assert_eq!(n.health(), "itad/reno-1/dock-pi-03/health");
     }
 }

@@ -41,7 +41,7 @@ fn the_demo_shows_arrivals_departures_uhf_tags_and_one_scan_per_double_fire() {
     };
     let (held, pallets, scans) = (
         played("is held"),
-        played("UHF portal"),
+        played("a pallet of 3 laptops comes to"),
         played("double-fires"),
     );
     assert!(held >= 1 && pallets >= 1 && scans >= 1, "{stdout}");
@@ -56,11 +56,11 @@ fn the_demo_shows_arrivals_departures_uhf_tags_and_one_scan_per_double_fire() {
         0,
         "the corrupted frame is dropped: {stdout}"
     );
-    // The portal's laptops arrive by their EPC URIs, one arrival per pass
-    // though both antennas and many rounds read them.
+    // The dock door's laptops arrive by their EPC URIs, one arrival per
+    // pass though both antennas and many rounds read them.
     for uri in [
-        "urn:epc:id:giai:0614141.12345400",
         "urn:epc:id:sgtin:0614141.812345.6789",
+        "urn:epc:id:sgtin:0614141.812345.6791",
     ] {
         let arrived: Vec<_> = events
             .iter()
@@ -70,7 +70,7 @@ fn the_demo_shows_arrivals_departures_uhf_tags_and_one_scan_per_double_fire() {
             (1..=pallets).contains(&arrived.len()),
             "{uri} arrives once per pass: {stdout}"
         );
-        assert_eq!(arrived[0]["reader"], "door1-uhf");
+        assert_eq!(arrived[0]["reader"], "door2-uhf");
         assert_eq!(arrived[0]["asset"]["source"], "rfid");
         assert!(arrived[0]["rssi_max"].is_number(), "{stdout}");
     }
@@ -79,8 +79,95 @@ fn the_demo_shows_arrivals_departures_uhf_tags_and_one_scan_per_double_fire() {
         (1..=scans).contains(&scanned),
         "a double fire is one scan: {stdout}"
     );
+    station_scene(&stdout);
+    pickup_scene(&stdout, played("central closes pickup") >= 1);
+    // The cage gate: the laptop central has not released is refused, the
+    // one it has is let out (when the demo ran long enough to get to it).
+    assert!(played("central says not released") >= 1, "{stdout}");
+    assert!(
+        stdout.contains(r#""kind":"release_denied""#) && stdout.contains("gpio: cage-1 red on"),
+        "{stdout}"
+    );
+    if played("released (expect the lock open") >= 1 {
+        assert!(stdout.contains("gpio: cage-1 lock OPEN"), "{stdout}");
+    }
+    // The dock door's read window: three laptops moved in as one pass.
+    if played("the pallet is in receiving") >= 1 {
+        let pass = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("itad/demo-site/demo-pi/pass/dock-door-2 "))
+            .map(|p| serde_json::from_str::<serde_json::Value>(p).expect("JSON payload"));
+        if let Some(pass) = pass {
+            assert_eq!(pass["counts"]["moved"], 3, "{pass}");
+            let moved = events
+                .iter()
+                .filter(|e| e["transition"] == "moved" && e["pass_id"] == pass["pass_id"])
+                .count();
+            assert_eq!(moved, 3, "{stdout}");
+        }
+    }
     assert!(
         stdout.contains(r#""state":"offline""#),
         "offline status at the end: {stdout}"
     );
+}
+
+/// The operator at the scan station: signed in by badge, never custody
+/// herself, and on every laptop she wiped.
+fn station_scene(stdout: &str) {
+    let events = |kind: &str| -> Vec<serde_json::Value> {
+        let prefix = format!("itad/demo-site/demo-pi/{kind}/scan-station-1 ");
+        stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|payload| serde_json::from_str(payload).expect("JSON payload"))
+            .collect()
+    };
+    let contexts = events("context");
+    assert!(
+        contexts
+            .iter()
+            .any(|e| e["change"] == "signed_in" && e["operator"] == "op-ann"),
+        "{stdout}"
+    );
+    let wiped: Vec<_> = events("custody")
+        .into_iter()
+        .filter(|e| e["asset"]["id"] == "urn:epc:id:giai:0614141.LT0001")
+        .collect();
+    assert!(!wiped.is_empty(), "{stdout}");
+    for e in &wiped {
+        assert_eq!(
+            (&e["operator"], &e["action"], &e["container"]),
+            (&"op-ann".into(), &"wiped".into(), &"GAY-0042".into()),
+            "{e}"
+        );
+    }
+    assert!(
+        !stdout.contains(r#""id":"0C00F1A2B3""#),
+        "a badge became an asset: {stdout}"
+    );
+}
+
+/// The pickup at dock-door-2: the pallet's pass summary reconciled with the
+/// fourth laptop missing, and an alarm once central has closed it.
+fn pickup_scene(stdout: &str, closed: bool) {
+    let passes: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("itad/demo-site/demo-pi/pass/dock-door-2 "))
+        .map(|payload| serde_json::from_str(payload).expect("JSON payload"))
+        .collect();
+    let first = passes
+        .first()
+        .unwrap_or_else(|| panic!("no pass: {stdout}"));
+    let manifest = &first["manifest"];
+    assert_eq!(manifest["pickup_id"], "PU-DEMO-0001", "{first}");
+    assert_eq!(manifest["received"].as_array().unwrap().len(), 3, "{first}");
+    assert_eq!(
+        manifest["missing"],
+        serde_json::json!(["urn:epc:id:sgtin:0614141.812345.6792"]),
+        "{first}"
+    );
+    if closed {
+        assert!(stdout.contains(r#""kind":"manifest_mismatch""#), "{stdout}");
+    }
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::Arc;
 
 use common::*;
 
@@ -41,6 +40,8 @@ fn door_with_uhf(path: &Path, protocol: &str, extra: &str) -> String {
 [[locations]]
 name = "dock-door-1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "2s"
 
 [[readers]]
@@ -63,32 +64,13 @@ async fn first(sub: &Subscriber, transition: &str) -> (serde_json::Value, Vec<Me
     (transitions(&msgs, transition, SGTIN).remove(0), msgs)
 }
 
-struct Door {
-    _broker: Mosquitto,
-    sub: Subscriber,
-    sim: ReaderSim,
-    daemon: Daemon,
-}
-
 /// Broker, subscriber, simulated reader and the daemon driving it, with
 /// the reader up.
-async fn door(kind: Kind, protocol: &str, extra: &str) -> Door {
-    let broker = Mosquitto::start().await;
-    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
-    let pty = Arc::new(Pty::open());
-    let sim = ReaderSim::start_recording(kind, pty.clone());
-    let mut daemon = Daemon::new();
-    daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &door_with_uhf(pty.path(), protocol, extra)),
-    );
-    wait_reader(&sub, "door1-uhf", "up").await;
-    Door {
-        _broker: broker,
-        sub,
-        sim,
-        daemon,
-    }
+async fn door(kind: Kind, protocol: &str, extra: &str) -> UhfDoor {
+    UhfDoor::start(kind, |url, daemon, path| {
+        gateway_config(url, &daemon.data_dir()) + &door_with_uhf(path, protocol, extra)
+    })
+    .await
 }
 
 /// Inventory rounds the sim was asked for on (0-based) `antenna`, counting

@@ -189,6 +189,8 @@ reconnect_max = "1s"
 [[locations]]
 name = "door-{i}"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "{timeout}"
 
 [[readers]]

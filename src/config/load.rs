@@ -10,7 +10,8 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use super::names::entry_label;
 use super::validate::validate;
 use super::{
-    ChafonModel, Config, EndOn, LocationKind, Protocol, ReadMode, ReaderKind, Target, Terminator,
+    ActiveLevel, ChafonModel, Config, EndOn, GpioBackend, LocationKind, Protocol, Pull, ReadMode,
+    ReaderKind, Target, Terminator, UnknownAsset,
 };
 
 /// One problem with the configuration, naming the key it is about.
@@ -244,7 +245,13 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "Target" => serde_names::<Target>(),
         "Terminator" => serde_names::<Terminator>(),
         "ReaderKind" => serde_names::<ReaderKind>(),
+        "ReaderRole" => serde_names::<super::ReaderRole>(),
         "EndOn" => serde_names::<EndOn>(),
+        "Side" => serde_names::<super::Side>(),
+        "GpioBackend" => serde_names::<GpioBackend>(),
+        "ActiveLevel" => serde_names::<ActiveLevel>(),
+        "Pull" => serde_names::<Pull>(),
+        "UnknownAsset" => serde_names::<UnknownAsset>(),
         _ => return None,
     })
 }

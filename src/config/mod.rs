@@ -12,21 +12,29 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod gate;
+mod gpio;
 mod load;
 mod mqtt;
 mod names;
+mod portal;
 mod secrets;
 mod size;
+mod station;
 mod summary;
 #[cfg(test)]
 mod tests;
 mod tls;
 mod validate;
 
+pub use gate::{GateConfig, UnknownAsset};
+pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
+pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;
+pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -45,6 +53,12 @@ pub struct Config {
     pub locations: Vec<LocationConfig>,
     #[serde(default)]
     pub readers: Vec<ReaderConfig>,
+    #[serde(default)]
+    pub station: StationConfig,
+    #[serde(default)]
+    pub operators: Operators,
+    #[serde(default)]
+    pub gpio: GpioConfig,
 }
 
 impl Config {
@@ -62,6 +76,12 @@ impl Config {
     pub fn identity(&self) -> crate::identity::Identity {
         let prefixes = crate::identity::gs1::CompanyPrefixes::new(&self.identity.company_prefixes);
         crate::identity::Identity::new(prefixes.unwrap_or_default())
+    }
+
+    /// Whether any location uses a GPIO pin: without one, GPIO is never
+    /// opened (a gateway with only readers runs on any Linux machine).
+    pub fn uses_gpio(&self) -> bool {
+        self.locations.iter().any(|l| !l.gpio_pins().is_empty())
     }
 
     /// `mqtt.client_id`, or `gateway.name` when it is not set.
@@ -260,6 +280,44 @@ pub struct LocationConfig {
     /// No read of an asset for this long at this location makes a `departed`.
     #[serde(default = "default_departure_timeout", with = "humantime_serde")]
     pub departure_timeout: Duration,
+    /// `cage_gate` only: the gate is also a scan station; see
+    /// [`LocationConfig::is_station`].
+    #[serde(default)]
+    pub station: Option<bool>,
+    /// Stations only; see [`LocationConfig::operator_timeout`].
+    #[serde(default, with = "humantime_serde")]
+    pub operator_timeout: Option<Duration>,
+    /// Stations only; see [`LocationConfig::require_operator`].
+    #[serde(default)]
+    pub require_operator: Option<bool>,
+    /// Dock doors with read windows; see [`LocationConfig::manifest_timeout`].
+    #[serde(default, with = "humantime_serde")]
+    pub manifest_timeout: Option<Duration>,
+    /// Portals (`dock_door`, `cage_gate`): the zone beyond the door's
+    /// outside, e.g. `yard`; required there (see `config/portal.rs`).
+    #[serde(default)]
+    pub outside_zone: Option<String>,
+    /// Portals: the zone on the door's inside, e.g. `receiving`; required there.
+    #[serde(default)]
+    pub inside_zone: Option<String>,
+    /// Portals: reads weaker than this (dBm) are no evidence of direction.
+    #[serde(default)]
+    pub rssi_floor: Option<f32>,
+    /// Portals: see [`LocationConfig::static_after`].
+    #[serde(default, with = "humantime_serde")]
+    pub static_after: Option<Duration>,
+    /// Portals: see [`LocationConfig::order_margin`].
+    #[serde(default, with = "humantime_serde")]
+    pub order_margin: Option<Duration>,
+    /// `cage_gate` only: the gate's relays, door sensor and release rules.
+    #[serde(default)]
+    pub gate: Option<GateConfig>,
+    /// Portals: read only while something passes (see `config/portal.rs`).
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
+    /// Portals with a `window`: two light beams across the door.
+    #[serde(default)]
+    pub beams: Option<BeamsConfig>,
 }
 
 fn default_departure_timeout() -> Duration {
@@ -336,6 +394,9 @@ pub enum ReadMode {
     Presence,
     /// Barcode-style: each deliberate scan is a `scanned` event.
     Scan,
+    /// A scan at a cage gate asking to take the asset out: a `scanned`
+    /// event that the gate decides on (see `release`).
+    Release,
 }
 
 impl ReadMode {
@@ -344,6 +405,7 @@ impl ReadMode {
         match self {
             ReadMode::Presence => "presence",
             ReadMode::Scan => "scan",
+            ReadMode::Release => "release",
         }
     }
 }
@@ -412,6 +474,10 @@ pub struct ReaderConfig {
     pub location: String,
     #[serde(default)]
     pub kind: ReaderKind,
+    /// `badge`: an operator badge reader at a station, whose reads never
+    /// become assets.
+    #[serde(default)]
+    pub role: ReaderRole,
     /// The device: prefer `/dev/serial/by-id/...` or `/dev/input/by-id/...`,
     /// which survive re-plugging.
     pub path: PathBuf,
@@ -474,6 +540,12 @@ pub struct ReaderConfig {
     /// UHF: how long a command may go unanswered before the reader is reset.
     #[serde(default, with = "humantime_serde")]
     pub reply_timeout: Option<Duration>,
+    /// At a portal: the side every antenna of this reader watches.
+    #[serde(default)]
+    pub side: Option<Side>,
+    /// At a portal, UHF: the side each antenna watches, `{ 1 = "outside" }`.
+    #[serde(default)]
+    pub sides: Option<AntennaSides>,
 }
 
 fn default_offline_alarm_after() -> Duration {

@@ -52,6 +52,16 @@ impl Config {
         let _ = writeln!(out, "topics    root {}", mqtt.root);
         let _ = writeln!(out, "          status   {}", naming.status());
         let _ = writeln!(out, "          custody  {}", naming.custody("+"));
+        if self.locations.iter().any(|l| l.is_station()) {
+            let _ = writeln!(out, "          context  {}", naming.context("+"));
+        }
+        if self.locations.iter().any(|l| l.takes_manifests()) {
+            let _ = writeln!(
+                out,
+                "          manifest {}+ (subscribed)",
+                naming.manifest_prefix()
+            );
+        }
 
         let _ = writeln!(out, "locations ({})", self.locations.len());
         let width = self
@@ -61,13 +71,40 @@ impl Config {
             .max()
             .unwrap_or(0);
         for l in &self.locations {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "  {:width$}  {:12}  departed after {}",
                 l.name,
                 l.kind.as_str(),
                 format_duration(l.departure_timeout)
             );
+            if let (Some(outside), Some(inside)) = (&l.outside_zone, &l.inside_zone) {
+                let _ = write!(out, ", between {outside} (outside) and {inside} (inside)");
+            }
+            if l.window.is_some() {
+                let beams = if l.beams.is_some() { " and beams" } else { "" };
+                let _ = write!(out, ", read windows{beams}");
+            }
+            if l.takes_manifests() {
+                let _ = write!(
+                    out,
+                    ", pickup manifests (timeout {})",
+                    format_duration(l.manifest_timeout())
+                );
+            }
+            if l.is_station() {
+                let _ = write!(
+                    out,
+                    ", station, operator timeout {}{}",
+                    format_duration(l.operator_timeout()),
+                    if l.require_operator() {
+                        ", operator required"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            out.push('\n');
         }
 
         let _ = writeln!(out, "readers ({})", self.readers.len());
@@ -84,13 +121,22 @@ impl Config {
                 "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}, {} baud",
                 r.name,
                 r.input_name(),
-                r.mode().as_str(),
+                match r.role {
+                    super::ReaderRole::Badge => "badge",
+                    super::ReaderRole::Asset => r.mode().as_str(),
+                },
                 r.location,
                 r.path.display(),
                 r.baud()
             );
             if r.protocol.is_some_and(Protocol::is_uhf) {
                 let _ = write!(out, ", antennas {:?}", r.antennas());
+            }
+            if let Some(side) = r.side {
+                let _ = write!(out, ", side {}", side.as_str());
+            }
+            for (antenna, side) in r.antenna_sides() {
+                let _ = write!(out, ", antenna {antenna} {}", side.as_str());
             }
             out.push('\n');
         }

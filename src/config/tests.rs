@@ -7,6 +7,8 @@ use std::time::Duration;
 use super::load::{load_with_env, serde_names};
 use super::*;
 
+mod station;
+
 /// A valid configuration whose last table is `readers[0]`, so appending
 /// `key = value` lines sets keys of that reader.
 const BASE: &str = r#"
@@ -17,6 +19,8 @@ name = "dock-pi-03"
 [[locations]]
 name = "door1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 
 [[readers]]
 name = "door1-em"
@@ -136,7 +140,8 @@ flush_interval = "0s""#,
 fn reference_config_loads_and_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/custodyd.toml");
     let config = load_with_env(&path, Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.readers.len(), 4);
+    assert_eq!(config.readers.len(), 5);
+    assert_eq!(config.readers[4].role, ReaderRole::Badge);
     assert_eq!(config.readers[0].protocol, Some(Protocol::Em4100));
     assert_eq!(config.readers[1].mode(), ReadMode::Scan);
     let uhf = &config.readers[2];
@@ -163,6 +168,12 @@ fn reference_config_documents_every_key() {
         ("[spool]", serde_names::<SpoolConfig>()),
         ("[[locations]]", serde_names::<LocationConfig>()),
         ("[[readers]]", serde_names::<ReaderConfig>()),
+        ("[station]", serde_names::<StationConfig>()),
+        ("[gpio]", serde_names::<GpioConfig>()),
+        ("[locations.gate]", serde_names::<GateConfig>()),
+        ("door_sensor", serde_names::<InputPinConfig>()),
+        ("[locations.window]", serde_names::<WindowConfig>()),
+        ("beams", serde_names::<BeamsConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -195,6 +206,9 @@ fn enum_spellings_match_the_file() {
     }
     for kind in [ReaderKind::Serial, ReaderKind::Hid] {
         assert!(serde_names::<ReaderKind>().contains(&kind.as_str()));
+    }
+    for role in [ReaderRole::Asset, ReaderRole::Badge] {
+        assert!(serde_names::<ReaderRole>().contains(&role.as_str()));
     }
     for end_on in [EndOn::Enter, EndOn::Tab, EndOn::EnterOrTab] {
         assert!(serde_names::<EndOn>().contains(&end_on.as_str()));
@@ -722,6 +736,7 @@ fn summary_shows_the_topics_and_never_the_password() {
         "itad/reno-1/dock-pi-03/custody/+",
         "door1",
         "dock_door",
+        "between yard (outside) and receiving (inside)",
         "door1-em",
         "em4100",
         "presence",
@@ -734,6 +749,276 @@ fn summary_shows_the_topics_and_never_the_password() {
     }
     assert!(!summary.contains("hunter2"), "{summary}");
     assert!(!format!("{config:?}").contains("hunter2"));
+}
+
+// --- portals ---
+
+#[test]
+fn portals_need_two_distinct_topic_safe_zones() {
+    let toml = BASE.replace("outside_zone = \"yard\"\ninside_zone = \"receiving\"\n", "");
+    let errs = errors(&toml);
+    let message = error_at(&errs, "locations[0] (door1).outside_zone");
+    assert!(message.contains("dock_door"), "{message}");
+    error_at(&errs, "locations[0] (door1).inside_zone");
+    let toml = BASE.replace("\"receiving\"", "\"yard\"");
+    assert_error(&toml, "locations[0] (door1).inside_zone");
+    let toml = BASE.replace("\"receiving\"", "\"bay/2\"");
+    assert_error(&toml, "locations[0] (door1).inside_zone");
+    let config = ok(BASE);
+    let door = &config.locations[0];
+    assert!(door.kind.is_portal());
+    assert_eq!(door.outside_zone.as_deref(), Some("yard"));
+    assert_eq!(door.static_after(), Duration::from_secs(30));
+    assert_eq!(door.order_margin(), Duration::from_millis(300));
+    assert_eq!(door.rssi_floor, None);
+}
+
+#[test]
+fn direction_keys_are_checked_and_only_apply_at_portals() {
+    let toml = BASE.replace(
+        "inside_zone = \"receiving\"",
+        "inside_zone = \"receiving\"\nrssi_floor = -75\nstatic_after = \"1m\"\norder_margin = \"0s\"",
+    );
+    let door = &ok(&toml).locations[0];
+    assert_eq!(door.rssi_floor, Some(-75.0));
+    assert_eq!(door.static_after(), Duration::from_secs(60));
+    assert_eq!(door.order_margin(), Duration::ZERO);
+    let toml = BASE.replace(
+        "inside_zone = \"receiving\"",
+        "inside_zone = \"receiving\"\nrssi_floor = 3.5\nstatic_after = \"0s\"",
+    );
+    let errs = errors(&toml);
+    error_at(&errs, "locations[0] (door1).rssi_floor");
+    error_at(&errs, "locations[0] (door1).static_after");
+
+    let station = format!(
+        "{BASE}\n[[locations]]\nname = \"scan-1\"\nkind = \"scan_station\"\n\
+         outside_zone = \"a\"\ninside_zone = \"b\"\nrssi_floor = -70\nstatic_after = \"5s\"\n\
+         order_margin = \"1s\""
+    );
+    let errs = errors(&station);
+    for key in [
+        "outside_zone",
+        "inside_zone",
+        "rssi_floor",
+        "static_after",
+        "order_margin",
+    ] {
+        let message = error_at(&errs, &format!("locations[1] (scan-1).{key}"));
+        assert!(message.contains("cage_gate"), "{message}");
+    }
+}
+
+#[test]
+fn sides_name_the_readers_antennas() {
+    let config = ok(&uhf(
+        "uhf-a0",
+        "antennas = [1, 2, 3]\nsides = { 1 = \"outside\", 2 = \"inside\" }",
+    ));
+    assert_eq!(
+        config.readers[1].antenna_sides(),
+        [(1, Side::Outside), (2, Side::Inside)]
+    );
+    let config = ok(&with("side = \"inside\""));
+    assert_eq!(config.readers[0].side, Some(Side::Inside));
+
+    let message = assert_error(
+        &uhf(
+            "uhf-a0",
+            "antennas = [1, 2]\nsides = { 1 = \"outside\", 3 = \"inside\" }",
+        ),
+        "readers[1] (uhf1).sides",
+    );
+    assert!(
+        message.contains("\"3\"") && message.contains("[1, 2]"),
+        "{message}"
+    );
+    assert_error(
+        &uhf("chafon", "sides = { x = \"outside\" }"),
+        "readers[1] (uhf1).sides",
+    );
+    assert_error(
+        &uhf("uhf-a0", "side = \"outside\"\nsides = { 1 = \"outside\" }"),
+        "readers[1] (uhf1).sides",
+    );
+    let message = assert_error(
+        &with("sides = { 1 = \"outside\" }"),
+        "readers[0] (door1-em).sides",
+    );
+    assert!(message.contains("use side"), "{message}");
+    assert_error(
+        &uhf(
+            "chafon",
+            "chafon_variant = \"18\"\nsides = { 1 = \"outside\" }",
+        ),
+        "readers[1] (uhf1).sides",
+    );
+    assert_error(
+        &with("mode = \"scan\"\nside = \"outside\""),
+        "readers[0] (door1-em).side",
+    );
+    let message = assert_error(&with("side = \"up\""), "readers[0] (door1-em).side");
+    assert!(message.contains("outside"), "{message}");
+}
+
+#[test]
+fn sides_only_apply_at_portals() {
+    let toml = format!(
+        "{BASE}\n[[locations]]\nname = \"scan-1\"\nkind = \"scan_station\"\n\
+         [[readers]]\nname = \"r2\"\nlocation = \"scan-1\"\npath = \"/dev/ttyUSB2\"\n\
+         protocol = \"em4100\"\nside = \"outside\""
+    );
+    let message = assert_error(&toml, "readers[1] (r2).side");
+    assert!(message.contains("scan_station"), "{message}");
+}
+
+#[test]
+fn gpio_defaults_to_the_pi_and_is_not_used_without_pins() {
+    let config = ok(BASE);
+    assert_eq!(config.gpio.backend, GpioBackend::Rppal);
+    assert_eq!(config.gpio.debounce, Duration::from_millis(20));
+    assert!(!config.uses_gpio());
+    let sim = ok(&with(
+        "[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/g.sock\"",
+    ));
+    assert_eq!(sim.gpio.backend, GpioBackend::Sim);
+}
+
+#[test]
+fn gpio_keys_are_checked() {
+    assert!(
+        assert_error(&with("[gpio]\nbackend = \"sim\""), "gpio.sim_socket").contains("required")
+    );
+    assert!(assert_error(
+        &with("[gpio]\nsim_socket = \"/tmp/g.sock\""),
+        "gpio.sim_socket"
+    )
+    .contains("only applies"));
+    assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
+    assert!(
+        assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("rppal, sim")
+    );
+}
+
+/// A cage gate with every pin, and a release reader; `gate_extra` adds keys
+/// to the gate table.
+fn cage(gate_extra: &str) -> String {
+    format!(
+        r#"{BASE}
+[[readers]]
+name = "cage1-scan"
+location = "cage-1"
+path = "/dev/ttyACM0"
+protocol = "ascii-line"
+mode = "release"
+
+[[locations]]
+name = "cage-1"
+kind = "cage_gate"
+outside_zone = "floor"
+inside_zone = "secure-cage"
+
+[locations.gate]
+lock_pin = 5
+green_pin = 6
+red_pin = 13
+buzzer_pin = 19
+door_sensor = {{ pin = 26, active = "high" }}
+{gate_extra}
+"#
+    )
+}
+
+#[test]
+fn gates_take_the_documented_defaults() {
+    let config = ok(&cage(""));
+    let gate = config.locations[1].gate.as_ref().unwrap();
+    assert!(gate.active_low);
+    assert_eq!(gate.unlock_pulse, Duration::from_secs(5));
+    assert_eq!(gate.deny_signal, Duration::from_secs(3));
+    assert_eq!(gate.unknown, UnknownAsset::Deny);
+    assert_eq!(gate.override_max, Duration::from_secs(300));
+    let door = gate.door_sensor.as_ref().unwrap();
+    assert_eq!(
+        (door.active, door.pull, door.debounce),
+        (ActiveLevel::High, Pull::Up, None)
+    );
+    assert_eq!(config.readers[1].mode(), ReadMode::Release);
+    assert!(config.uses_gpio());
+    assert_eq!(
+        config.locations[1].gpio_pins(),
+        [
+            ("gate.lock_pin".to_string(), 5),
+            ("gate.green_pin".to_string(), 6),
+            ("gate.red_pin".to_string(), 13),
+            ("gate.buzzer_pin".to_string(), 19),
+            ("gate.door_sensor.pin".to_string(), 26),
+        ]
+    );
+}
+
+#[test]
+fn pins_are_on_the_header_and_used_once() {
+    let e = assert_error(
+        &cage("").replace("red_pin = 13", "red_pin = 6"),
+        "locations[1] (cage-1).gate.red_pin",
+    );
+    assert!(
+        e.contains("GPIO 6 is already used by locations[1] (cage-1).gate.green_pin"),
+        "{e}"
+    );
+    let e = assert_error(
+        &cage("").replace("buzzer_pin = 19", "buzzer_pin = 28"),
+        "locations[1] (cage-1).gate.buzzer_pin",
+    );
+    assert!(e.contains("0 to 27"), "{e}");
+    let e = assert_error(
+        &cage("").replace("pin = 26", "pin = 5"),
+        "locations[1] (cage-1).gate.door_sensor.pin",
+    );
+    assert!(e.contains("already used"), "{e}");
+}
+
+#[test]
+fn gate_keys_are_checked() {
+    let e = assert_error(
+        &cage("").replace("cage_gate", "dock_door"),
+        "locations[1] (cage-1).gate",
+    );
+    assert!(e.contains("only applies to kind = \"cage_gate\""), "{e}");
+    for (extra, key) in [
+        ("unlock_pulse = \"0s\"", "unlock_pulse"),
+        ("deny_signal = \"2m\"", "deny_signal"),
+        ("override_max = \"2h\"", "override_max"),
+    ] {
+        let e = assert_error(&cage(extra), &format!("locations[1] (cage-1).gate.{key}"));
+        assert!(e.contains("at most"), "{e}");
+    }
+    let e = assert_error(
+        &cage("").replace("active = \"high\"", "active = \"high\", debounce = \"3s\""),
+        "locations[1] (cage-1).gate.door_sensor.debounce",
+    );
+    assert!(e.contains("at most 1s"), "{e}");
+    let e = assert_error(
+        &cage("unknown = \"maybe\""),
+        "locations[1] (cage-1).gate.unknown",
+    );
+    assert!(e.contains("deny, allow"), "{e}");
+    let e = assert_error(&cage("lock_pn = 5"), "locations[1] (cage-1).gate.lock_pn");
+    assert!(e.contains("unknown key"), "{e}");
+}
+
+#[test]
+fn release_readers_need_a_gate() {
+    let text = cage("").replace(
+        "[locations.gate]\nlock_pin = 5\ngreen_pin = 6\nred_pin = 13\nbuzzer_pin = 19\ndoor_sensor = { pin = 26, active = \"high\" }\n",
+        "",
+    );
+    let e = assert_error(&text, "readers[1] (cage1-scan).mode");
+    assert!(
+        e.contains("needs a cage_gate location with a gate table"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -822,4 +1107,66 @@ fn a_password_file_others_can_read_is_warned_about() {
     );
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(exposed(&toml, 0o644, &[]).is_empty());
+}
+
+#[test]
+fn read_windows_take_the_documented_defaults_and_claim_their_pins() {
+    let toml = BASE.replace(
+        "inside_zone = \"receiving\"",
+        "inside_zone = \"receiving\"\n\
+         beams = { outer = { pin = 17, active = \"low\" }, inner = { pin = 27, active = \"low\" } }\n\
+         window = { trigger = { pin = 22, active = \"high\" } }",
+    );
+    let config = ok(&toml);
+    let door = &config.locations[0];
+    let window = door.window.as_ref().unwrap();
+    assert_eq!(window.quiet_after, Duration::from_secs(2));
+    assert_eq!(window.max_window, Duration::from_secs(30));
+    assert_eq!(window.silent_after, 3);
+    assert_eq!(window.trigger.as_ref().unwrap().pin, 22);
+    assert!(config.uses_gpio());
+    let pins: Vec<u8> = door.gpio_pins().iter().map(|(_, pin)| *pin).collect();
+    assert_eq!(pins, [22, 17, 27]);
+    // A pin used twice names both keys.
+    let message = assert_error(
+        &toml.replace("pin = 27", "pin = 17"),
+        "locations[0] (door1).beams.inner.pin",
+    );
+    assert!(message.contains("beams.outer.pin"), "{message}");
+}
+
+#[test]
+fn read_window_keys_are_checked() {
+    let door = |extra: &str| {
+        BASE.replace(
+            "inside_zone = \"receiving\"",
+            &format!("inside_zone = \"receiving\"\n{extra}"),
+        )
+    };
+    let message = assert_error(&door("window = {}"), "locations[0] (door1).window.trigger");
+    assert!(message.contains("beams"), "{message}");
+    assert_error(
+        &door("beams = { outer = { pin = 17, active = \"low\" }, inner = { pin = 27, active = \"low\" } }"),
+        "locations[0] (door1).beams",
+    );
+    let errs = errors(&door(
+        "window = { trigger = { pin = 22, active = \"low\", debounce = \"2s\" }, \
+         quiet_after = \"5s\", max_window = \"1s\", silent_after = 0 }",
+    ));
+    for key in ["debounce", "max_window", "silent_after"] {
+        let key = match key {
+            "debounce" => "window.trigger.debounce".to_string(),
+            other => format!("window.{other}"),
+        };
+        error_at(&errs, &format!("locations[0] (door1).{key}"));
+    }
+    assert_error(
+        &door("window = { trigger = { pin = 22, active = \"low\" }, quiet_after = \"0s\" }"),
+        "locations[0] (door1).window.quiet_after",
+    );
+    let station = format!(
+        "{BASE}\n[[locations]]\nname = \"scan-1\"\nkind = \"scan_station\"\n\
+         window = {{ trigger = {{ pin = 22, active = \"low\" }} }}"
+    );
+    assert_error(&station, "locations[1] (scan-1).window");
 }

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use humantime::format_duration;
 
+use super::gpio::PinClaims;
 use super::load::ConfigError;
 use super::names::{entry_label, name_problem};
 use super::{
-    ByteSize, ChafonModel, Config, LocationConfig, MqttConfig, Protocol, ReaderConfig, ReaderKind,
+    ByteSize, ChafonModel, Config, GpioBackend, GpioConfig, LocationConfig, LocationKind,
+    MqttConfig, Protocol, ReadMode, ReaderConfig, ReaderKind, ReaderRole, CLEAR_ACTION,
 };
 
 /// rumqttc 0.25 asserts in `MqttOptions::set_keep_alive` that the keep-alive is
@@ -26,6 +28,8 @@ const A0_PORTS: u8 = 8;
 const CHAFON_PORTS: u8 = 4;
 /// Gen2 sessions S0-S3.
 const MAX_SESSION: u8 = 3;
+/// Longer than any contact bounce; more would only delay the sensor.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
 /// Room for a few hundred events: less would alarm and drop at once.
 const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
 /// A health sample is a few hundred bytes per reader; more often than this
@@ -61,6 +65,10 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     }
     check_locations(&mut errors, &config.locations);
     check_readers(&mut errors, &config.readers, &config.locations);
+    check_stations(&mut errors, config);
+    check_context_locations(&mut errors, config);
+    check_badge_readers(&mut errors, config);
+    check_gpio(&mut errors, &config.gpio, &config.locations);
     errors.0
 }
 
@@ -186,6 +194,150 @@ fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
     }
 }
 
+/// `[station]` (command barcodes, containers) and `[operators]`.
+fn check_stations(errors: &mut Errors, config: &Config) {
+    let station = &config.station;
+    let prefix = station.action_prefix.to_lowercase();
+    if prefix.is_empty() {
+        errors.push("station.action_prefix", "must not be empty");
+    }
+    if station.actions.is_empty() {
+        errors.push(
+            "station.actions",
+            "must list at least one action (or leave it out for the default list)",
+        );
+    }
+    let mut actions: HashMap<String, usize> = HashMap::new();
+    for (i, action) in station.actions.iter().enumerate() {
+        let key = format!("station.actions[{i}]");
+        check_name(errors, &key, action);
+        let lower = action.to_lowercase();
+        if lower == CLEAR_ACTION {
+            errors.push(
+                &key,
+                format!(
+                    "{action:?} is reserved: {}{} clears the context",
+                    station.action_prefix,
+                    CLEAR_ACTION.to_uppercase()
+                ),
+            );
+        }
+        if let Some(first) = actions.insert(lower, i) {
+            errors.push(
+                key,
+                format!("{action:?} is listed twice (also station.actions[{first}]; case does not count)"),
+            );
+        }
+    }
+    for (i, container) in station.container_prefixes.iter().enumerate() {
+        let key = format!("station.container_prefixes[{i}]");
+        let lower = container.to_lowercase();
+        if container.is_empty() {
+            errors.push(key, "must not be empty (every scan would be a container)");
+        } else if !prefix.is_empty() && (lower.starts_with(&prefix) || prefix.starts_with(&lower)) {
+            errors.push(
+                key,
+                format!(
+                    "{container:?} overlaps station.action_prefix {:?}: a scan could be both",
+                    station.action_prefix
+                ),
+            );
+        }
+    }
+
+    let mut badges: HashMap<String, &str> = HashMap::new();
+    for (badge, operator) in &config.operators {
+        let key = format!("operators.{badge}");
+        if badge.trim().is_empty() {
+            errors.push(key.clone(), "the badge number must not be empty");
+        }
+        check_name(errors, &key, operator);
+        if let Some(first) = badges.insert(badge.to_uppercase(), badge) {
+            errors.push(
+                key,
+                format!("badge {badge:?} is listed twice (also as {first:?}; case does not count)"),
+            );
+        }
+    }
+}
+
+/// The keys only a station, or a dock door taking manifests, can use.
+fn check_context_locations(errors: &mut Errors, config: &Config) {
+    for (i, location) in config.locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        if location.station.is_some() && location.kind != LocationKind::CageGate {
+            errors.push(
+                format!("{label}.station"),
+                "only applies to kind = \"cage_gate\" (a scan_station always is a station)",
+            );
+        }
+        if !location.is_station() {
+            for (field, set) in [
+                ("operator_timeout", location.operator_timeout.is_some()),
+                ("require_operator", location.require_operator.is_some()),
+            ] {
+                if set {
+                    errors.push(
+                        format!("{label}.{field}"),
+                        "only applies to stations (kind = \"scan_station\", or a cage_gate \
+                         with station = true)",
+                    );
+                }
+            }
+        } else if location.operator_timeout.is_some_and(|t| t.is_zero()) {
+            errors.push(format!("{label}.operator_timeout"), "must be more than 0");
+        }
+        let has_badge_reader = config
+            .readers
+            .iter()
+            .any(|r| r.role == ReaderRole::Badge && r.location == location.name);
+        if location.is_station() && location.require_operator() && !has_badge_reader {
+            errors.push(
+                format!("{label}.require_operator"),
+                "no reader with role = \"badge\" is at this location, so nobody could sign in \
+                 and every scan would be refused",
+            );
+        }
+        let key = format!("{label}.manifest_timeout");
+        match location.manifest_timeout {
+            Some(_) if !location.takes_manifests() => errors.push(
+                key,
+                "only applies to a dock_door with read windows (window = ...): manifests are \
+                 reconciled against their pass summaries",
+            ),
+            Some(timeout) if timeout.is_zero() => errors.push(key, "must be more than 0"),
+            _ => {}
+        }
+    }
+}
+
+/// Badge readers: at a station, and never in an asset read mode.
+fn check_badge_readers(errors: &mut Errors, config: &Config) {
+    for (i, reader) in config.readers.iter().enumerate() {
+        if reader.role != ReaderRole::Badge {
+            continue;
+        }
+        let label = entry_label("readers", i, &reader.name);
+        let location = config.locations.iter().find(|l| l.name == reader.location);
+        if location.is_some_and(|l| !l.is_station()) {
+            errors.push(
+                format!("{label}.role"),
+                format!(
+                    "a badge reader must be at a station; {:?} is not one (kind = \"scan_station\", \
+                     or a cage_gate with station = true)",
+                    reader.location
+                ),
+            );
+        }
+        if reader.mode.is_some() {
+            errors.push(
+                format!("{label}.mode"),
+                "does not apply to role = \"badge\" (badge reads never become assets)",
+            );
+        }
+    }
+}
+
 fn check_locations(errors: &mut Errors, locations: &[LocationConfig]) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, location) in locations.iter().enumerate() {
@@ -203,6 +355,8 @@ fn check_locations(errors: &mut Errors, locations: &[LocationConfig]) {
         if location.departure_timeout.is_zero() {
             errors.push(format!("{label}.departure_timeout"), "must be more than 0");
         }
+        check_gate(errors, location, &label);
+        check_portal(errors, location, &label);
     }
 }
 
@@ -275,6 +429,9 @@ fn check_readers(errors: &mut Errors, readers: &[ReaderConfig], locations: &[Loc
             ReaderKind::Serial => check_serial(errors, reader, &key),
             ReaderKind::Hid => check_hid(errors, reader, &key),
         }
+        check_release_mode(errors, reader, locations, &key);
+        let location = locations.iter().find(|l| l.name == reader.location);
+        check_sides(errors, reader, location, &key);
     }
 }
 
@@ -415,6 +572,277 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
     }
     if reader.reply_timeout.is_some_and(|t| t.is_zero()) {
         errors.push(key("reply_timeout"), "must be more than 0");
+    }
+}
+
+/// Longest unlock, denial signal or override a gate accepts: longer is a
+/// door left open, which is what the gate is there to prevent.
+const GATE_PULSE_MAX: Duration = Duration::from_secs(60);
+const OVERRIDE_MAX: Duration = Duration::from_secs(3600);
+
+/// A `gate` table: only on a cage gate, with durations a gate can use.
+fn check_gate(errors: &mut Errors, location: &LocationConfig, label: &str) {
+    let Some(gate) = &location.gate else {
+        return;
+    };
+    let key = |field: &str| format!("{label}.gate.{field}");
+    if location.kind != LocationKind::CageGate {
+        errors.push(
+            format!("{label}.gate"),
+            format!(
+                "only applies to kind = \"cage_gate\"; {} is a {}",
+                location.name,
+                location.kind.as_str()
+            ),
+        );
+    }
+    for (field, value, max) in [
+        ("unlock_pulse", gate.unlock_pulse, GATE_PULSE_MAX),
+        ("deny_signal", gate.deny_signal, GATE_PULSE_MAX),
+        ("override_max", gate.override_max, OVERRIDE_MAX),
+    ] {
+        if value.is_zero() || value > max {
+            errors.push(
+                key(field),
+                format!(
+                    "is {}; must be more than 0 and at most {}",
+                    format_duration(value),
+                    format_duration(max)
+                ),
+            );
+        }
+    }
+    if let Some(problem) = gate
+        .door_sensor
+        .as_ref()
+        .and_then(|d| debounce_problem(d.debounce))
+    {
+        errors.push(key("door_sensor.debounce"), problem);
+    }
+}
+
+/// `mode = "release"` asks a gate to decide: there must be one.
+fn check_release_mode(
+    errors: &mut Errors,
+    reader: &ReaderConfig,
+    locations: &[LocationConfig],
+    key: &dyn Fn(&str) -> String,
+) {
+    if reader.mode() != ReadMode::Release {
+        return;
+    }
+    let location = locations.iter().find(|l| l.name == reader.location);
+    if location.is_some_and(|l| l.gate.is_none() || l.kind != LocationKind::CageGate) {
+        errors.push(
+            key("mode"),
+            format!(
+                "\"release\" needs a cage_gate location with a gate table; {} has none",
+                reader.location
+            ),
+        );
+    }
+}
+
+/// `[gpio]`, and every pin of every location: on the header, used once.
+fn check_gpio(errors: &mut Errors, gpio: &GpioConfig, locations: &[LocationConfig]) {
+    match (gpio.backend, &gpio.sim_socket) {
+        (GpioBackend::Sim, None) => errors.push(
+            "gpio.sim_socket",
+            "is required with backend = \"sim\" (the socket the simulated pins are driven through)",
+        ),
+        (GpioBackend::Rppal, Some(_)) => {
+            errors.push("gpio.sim_socket", "only applies to backend = \"sim\"")
+        }
+        _ => {}
+    }
+    if let Some(problem) = debounce_problem(Some(gpio.debounce)) {
+        errors.push("gpio.debounce", problem);
+    }
+    let mut claims = PinClaims::default();
+    for (i, location) in locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        for (field, pin) in location.gpio_pins() {
+            let key = format!("{label}.{field}");
+            if let Some(problem) = claims.claim(&key, pin) {
+                errors.push(key, problem);
+            }
+        }
+    }
+}
+
+/// Why a `debounce` is too long, if it is.
+fn debounce_problem(debounce: Option<Duration>) -> Option<String> {
+    debounce
+        .filter(|d| *d > DEBOUNCE_MAX)
+        .map(|d| format!("is {}; at most 1s", format_duration(d)))
+}
+
+/// RSSI as UHF readers report it: -129 dBm (the A0 byte 0) to 0 dBm.
+const RSSI_FLOOR_RANGE: std::ops::RangeInclusive<f32> = -129.0..=0.0;
+
+/// Zones on both sides of a portal, and the direction keys only there.
+fn check_portal(errors: &mut Errors, location: &LocationConfig, label: &str) {
+    let key = |field: &str| format!("{label}.{field}");
+    let zones = [
+        ("outside_zone", &location.outside_zone),
+        ("inside_zone", &location.inside_zone),
+    ];
+    if !location.kind.is_portal() {
+        let portal_keys = [
+            ("outside_zone", location.outside_zone.is_some()),
+            ("inside_zone", location.inside_zone.is_some()),
+            ("rssi_floor", location.rssi_floor.is_some()),
+            ("static_after", location.static_after.is_some()),
+            ("order_margin", location.order_margin.is_some()),
+            ("window", location.window.is_some()),
+            ("beams", location.beams.is_some()),
+        ];
+        for (field, set) in portal_keys {
+            if set {
+                errors.push(
+                    key(field),
+                    "only applies to kind = \"dock_door\" or \"cage_gate\"",
+                );
+            }
+        }
+        return;
+    }
+    for (field, zone) in zones {
+        match zone {
+            None => errors.push(
+                key(field),
+                format!(
+                    "is required for kind = {:?}: a portal is a door between two zones",
+                    location.kind.as_str()
+                ),
+            ),
+            Some(zone) => check_name(errors, &key(field), zone),
+        }
+    }
+    if let (Some(outside), Some(inside)) = (&location.outside_zone, &location.inside_zone) {
+        if outside == inside {
+            errors.push(
+                key("inside_zone"),
+                format!("is {inside:?}, the same as outside_zone; a portal joins two zones"),
+            );
+        }
+    }
+    if let Some(floor) = location.rssi_floor {
+        if !RSSI_FLOOR_RANGE.contains(&floor) {
+            errors.push(
+                key("rssi_floor"),
+                format!("is {floor}; must be -129 to 0 (dBm)"),
+            );
+        }
+    }
+    if location.static_after.is_some_and(|t| t.is_zero()) {
+        errors.push(key("static_after"), "must be more than 0");
+    }
+    check_window(errors, location, &key);
+}
+
+/// A read window needs a sensor to open it; beams only work in windows.
+fn check_window(errors: &mut Errors, location: &LocationConfig, key: &dyn Fn(&str) -> String) {
+    let Some(window) = &location.window else {
+        if location.beams.is_some() {
+            errors.push(
+                key("beams"),
+                "needs a window table: the beams' order is taken per read window",
+            );
+        }
+        return;
+    };
+    if window.trigger.is_none() && location.beams.is_none() {
+        errors.push(
+            key("window.trigger"),
+            "is required without beams: something must open the window",
+        );
+    }
+    if window.quiet_after.is_zero() {
+        errors.push(key("window.quiet_after"), "must be more than 0");
+    }
+    if window.max_window < window.quiet_after {
+        errors.push(
+            key("window.max_window"),
+            format!(
+                "is {}; must be at least window.quiet_after ({})",
+                format_duration(window.max_window),
+                format_duration(window.quiet_after)
+            ),
+        );
+    }
+    if window.silent_after == 0 {
+        errors.push(key("window.silent_after"), "must be at least 1");
+    }
+    let beams = location.beams.as_ref();
+    let inputs = [
+        ("window.trigger.debounce", window.trigger.as_ref()),
+        ("beams.outer.debounce", beams.map(|b| &b.outer)),
+        ("beams.inner.debounce", beams.map(|b| &b.inner)),
+    ];
+    for (field, input) in inputs {
+        if let Some(problem) = input.and_then(|i| debounce_problem(i.debounce)) {
+            errors.push(key(field), problem);
+        }
+    }
+}
+
+/// `side` / `sides`: only at a portal, only on presence readers, and
+/// `sides` only names antennas the reader inventories.
+fn check_sides(
+    errors: &mut Errors,
+    reader: &ReaderConfig,
+    location: Option<&LocationConfig>,
+    key: &dyn Fn(&str) -> String,
+) {
+    let field = match (&reader.side, &reader.sides) {
+        (None, None) => return,
+        (Some(_), Some(_)) => {
+            errors.push(
+                key("sides"),
+                "set either side (the whole reader) or sides (per antenna), not both",
+            );
+            return;
+        }
+        (Some(_), None) => "side",
+        (None, Some(_)) => "sides",
+    };
+    if let Some(location) = location.filter(|l| !l.kind.is_portal()) {
+        errors.push(
+            key(field),
+            format!(
+                "only applies at a dock_door or cage_gate; {} is a {}",
+                location.name,
+                location.kind.as_str()
+            ),
+        );
+    }
+    if reader.mode() != ReadMode::Presence {
+        errors.push(
+            key(field),
+            "only applies to mode = \"presence\" readers (scans are no evidence of direction)",
+        );
+    }
+    let Some(sides) = &reader.sides else {
+        return;
+    };
+    if !reader.protocol.is_some_and(Protocol::is_uhf)
+        || reader.chafon_variant == Some(ChafonModel::Reader18)
+    {
+        errors.push(
+            key("sides"),
+            "only applies to readers that report antennas (uhf-a0, chafon \"288\"); use side",
+        );
+        return;
+    }
+    let antennas = reader.antennas();
+    for name in sides.keys() {
+        if !name.parse().is_ok_and(|a: u8| antennas.contains(&a)) {
+            errors.push(
+                key("sides"),
+                format!("{name:?} is not one of the reader's antennas {antennas:?}"),
+            );
+        }
     }
 }
 

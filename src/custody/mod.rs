@@ -13,7 +13,23 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::identity::Asset;
+use crate::presence::Evidence;
 use crate::topic::Naming;
+
+mod context;
+mod manifest;
+mod portal;
+
+pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
+pub use manifest::Reconciliation;
+
+mod release;
+
+pub use portal::{
+    ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
+    PASS_SCHEMA,
+};
+pub use release::{Basis, Release};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
@@ -23,6 +39,8 @@ pub enum Transition {
     Arrived,
     Departed,
     Scanned,
+    /// Crossed a portal from one zone to the other.
+    Moved,
 }
 
 impl Transition {
@@ -31,6 +49,7 @@ impl Transition {
             Transition::Arrived => "arrived",
             Transition::Departed => "departed",
             Transition::Scanned => "scanned",
+            Transition::Moved => "moved",
         }
     }
 }
@@ -48,6 +67,10 @@ pub struct Custody {
     /// Antennas that saw the tag, ascending.
     pub antennas: Vec<u8>,
     pub rssi_max: Option<f32>,
+    /// The station context a scan was made in; empty elsewhere.
+    pub context: Context,
+    /// `moved` only: the zones and how sure the direction is.
+    pub crossing: Option<Crossing>,
 }
 
 /// Something a person should look at.
@@ -63,6 +86,9 @@ pub struct Alarm {
 pub enum Body {
     Custody(Custody),
     Alarm(Alarm),
+    Context(ContextChange),
+    /// A read window's summary.
+    Pass(Pass),
 }
 
 /// An event decided but not yet committed (it has no `seq` yet).
@@ -73,6 +99,12 @@ pub struct Draft {
     pub observed_at: SystemTime,
     pub clock_synced: bool,
     pub body: Body,
+    /// A portal's `departed`: what each side saw, for the rules stage to
+    /// decide the direction from. Never rendered.
+    pub evidence: Option<Box<Evidence>>,
+    /// Set by a cage gate on the custody event of a leave attempt it
+    /// granted; rendered as its `release` object.
+    pub release: Option<Box<Release>>,
 }
 
 impl Draft {
@@ -83,6 +115,8 @@ impl Draft {
             observed_at,
             clock_synced: crate::clock::is_synced(),
             body,
+            evidence: None,
+            release: None,
         }
     }
 
@@ -90,6 +124,8 @@ impl Draft {
         match self.body {
             Body::Custody(_) => naming.custody(&self.location),
             Body::Alarm(_) => naming.alarm(&self.location),
+            Body::Context(_) => naming.context(&self.location),
+            Body::Pass(_) => naming.pass(&self.location),
         }
     }
 
@@ -109,15 +145,23 @@ impl Draft {
                 schema: CUSTODY_SCHEMA,
                 common,
                 transition: c.transition.as_str(),
-                from_zone: None,
-                to_zone: None,
+                from_zone: c.crossing.as_ref().map(|x| &*x.from_zone),
+                to_zone: c.crossing.as_ref().map(|x| &*x.to_zone),
+                direction_confidence: c.crossing.as_ref().map(|x| x.confidence.as_str()),
+                pass_id: c
+                    .crossing
+                    .as_ref()
+                    .and_then(|x| x.pass_id)
+                    .map(|id| id.to_string()),
                 asset: AssetJson::from(&c.asset),
+                release: self.release.as_deref().map(release::ReleaseJson::from),
                 reader: &c.reader,
                 reads: c.reads,
                 first_seen: rfc3339(c.first_seen),
                 last_seen: rfc3339(c.last_seen),
                 antennas: &c.antennas,
                 rssi_max: c.rssi_max,
+                context: (&c.context).into(),
             }),
             Body::Alarm(a) => serde_json::to_vec(&AlarmJson {
                 schema: ALARM_SCHEMA,
@@ -126,6 +170,8 @@ impl Draft {
                 asset: a.asset.as_ref().map(AssetJson::from),
                 detail: &a.detail,
             }),
+            Body::Context(c) => serde_json::to_vec(&c.json(common)),
+            Body::Pass(p) => p.to_json(common),
         };
         json.expect("event JSON has only string keys and finite numbers")
     }
@@ -172,13 +218,23 @@ struct CustodyJson<'a> {
     transition: &'static str,
     from_zone: Option<&'a str>,
     to_zone: Option<&'a str>,
+    /// Only on `moved`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    direction_confidence: Option<&'static str>,
+    /// Only on a `moved` decided in a read window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pass_id: Option<String>,
     asset: AssetJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    release: Option<release::ReleaseJson<'a>>,
     reader: &'a str,
     reads: u64,
     first_seen: String,
     last_seen: String,
     antennas: &'a [u8],
     rssi_max: Option<f32>,
+    #[serde(flatten)]
+    context: context::ContextJson<'a>,
 }
 
 #[derive(Serialize)]
@@ -217,6 +273,8 @@ mod tests {
                 last_seen: t,
                 antennas: vec![],
                 rssi_max: None,
+                context: Context::default(),
+                crossing: None,
             }),
         );
         let naming = Naming {
@@ -233,6 +291,14 @@ mod tests {
         assert_eq!(v["asset"]["source"], "barcode");
         assert_eq!(v["transition"], "scanned");
         assert!(v["from_zone"].is_null() && v["rssi_max"].is_null());
+        for key in ["operator", "action", "container"] {
+            assert!(
+                v[key].is_null(),
+                "{key} must be present and null outside a station"
+            );
+        }
+        let obj = v.as_object().unwrap();
+        assert!(obj.contains_key("operator") && obj.contains_key("container"));
         for key in [
             "site",
             "gateway",

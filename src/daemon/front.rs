@@ -1,7 +1,11 @@
 //! The front of the pipeline: readers, the reader monitor, presence and the
-//! custody rules. Everything in it is built from `[[locations]]`,
-//! `[[readers]]` and `[identity]`, so a reload stops the front and starts a
-//! new one from the new file, while the spool and the uplink behind it run on.
+//! custody rules (portals and their read windows, station context,
+//! manifests). Everything in it is built from `[[locations]]`, `[[readers]]`,
+//! `[identity]`, `[station]` and `[operators]`, so a reload stops the front
+//! and starts a new one from the new file, while the spool, the uplink and
+//! the cage gates behind it run on. Station context and pickup progress are
+//! saved in the retained store as they change, so the new front's rules
+//! take them up from there.
 //!
 //! Adding a stage to the front: spawn it in [`Front::start`] next to what
 //! feeds it, and await it in [`Front::stop`] after what feeds it, so stopping
@@ -21,11 +25,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ReaderKind};
+use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::custody::Draft;
+use crate::gpio::Pins;
 use crate::health::metrics::Metrics;
 use crate::presence::{self, Observation, ReaderInfo};
-use crate::rules;
+use crate::release::Attempts;
+use crate::retained::Retained;
+use crate::rules::{self, manifest, portal::Portals, station::Stations};
+use crate::sink::Inbound;
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
@@ -43,11 +51,20 @@ pub struct Links {
     /// Reader states, to the uplink's status document.
     pub states: mpsc::Sender<ReaderState>,
     pub metrics: Arc<Metrics>,
+    /// The pins, when some location uses them: read-window and beam
+    /// sensors are claimed by each front (and released when it stops).
+    pub pins: Option<Pins>,
+    pub retained: Retained,
+    /// The hand-off to the cage gates, which outlive fronts.
+    pub attempts: Attempts,
 }
 
 /// What one front hands to the next (see the module doc).
 pub struct Carried {
     pub presence: presence::State,
+    /// The manifest subscription, `None` at a gateway without dock doors
+    /// with read windows.
+    pub manifests: Option<mpsc::Receiver<Inbound>>,
 }
 
 /// A running front.
@@ -57,9 +74,10 @@ pub struct Front {
     /// Held until [`Front::stop`] so that a gateway with no reader (yet)
     /// keeps serving.
     reads: mpsc::Sender<Observation>,
+    badges: mpsc::Sender<Observation>,
     states: mpsc::Sender<ReaderState>,
     presence: JoinHandle<presence::State>,
-    rules: JoinHandle<()>,
+    rules: JoinHandle<Option<mpsc::Receiver<Inbound>>>,
     monitor: JoinHandle<()>,
 }
 
@@ -97,19 +115,41 @@ impl Front {
             .map(|l| l.name.as_str().into())
             .collect();
         let presence = tokio::spawn(presence::run(carried.presence, reads_in, decided));
-        let rules = tokio::spawn(rules::run(transitions, links.drafts.clone()));
+        let portals = Portals::new(config, links.pins.as_ref()).context("read windows")?;
+        let reading: Vec<_> = config.readers.iter().map(|r| portals.reading(r)).collect();
+        // Badge reads skip presence (a badge is not an asset) and go to the
+        // station context in the rules task.
+        let (badges, badges_in) = mpsc::channel(64);
+        let stations = Stations::new(config, &links.retained).context("station context")?;
+        let manifests = manifest::Manifests::new(config, &links.retained, carried.manifests)
+            .context("manifests")?;
+        let rules = tokio::spawn(rules::run(
+            transitions,
+            badges_in,
+            links.drafts.clone(),
+            rules::Stages {
+                portals,
+                stations,
+                manifests,
+                attempts: links.attempts.for_config(config),
+            },
+        ));
 
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
         let identity = Arc::new(config.identity());
-        for reader in &config.readers {
+        for (reader, reading) in config.readers.iter().zip(reading) {
             let info = ReaderInfo::new(config, reader);
             let link = ReaderLink {
                 metrics: links.metrics.reader(&info.name),
                 info,
                 identity: identity.clone(),
-                reads: reads.clone(),
+                reads: match reader.role {
+                    ReaderRole::Asset => reads.clone(),
+                    ReaderRole::Badge => badges.clone(),
+                },
                 states: states.clone(),
+                reading,
             };
             let config = reader.clone();
             match (reader.kind, reader.protocol) {
@@ -134,6 +174,7 @@ impl Front {
             cancel,
             readers: tracker,
             reads,
+            badges,
             states,
             presence,
             rules,
@@ -143,13 +184,15 @@ impl Front {
 
     /// Stops the front down the data flow: the readers are cancelled; when
     /// the last one is gone presence sees its input close, hands on what it
-    /// decided and ends, then the rules, then the monitor. Everything they
+    /// decided and ends, then the rules (closing open read windows and
+    /// releasing their sensors' pins), then the monitor. Everything they
     /// decided is in the spool's channel when this returns.
     pub async fn stop(self) -> anyhow::Result<Carried> {
         let Front {
             cancel,
             readers,
             reads,
+            badges,
             states,
             presence,
             rules,
@@ -157,10 +200,13 @@ impl Front {
         } = self;
         cancel.cancel();
         readers.wait().await;
-        drop((reads, states));
+        drop((reads, badges, states));
         let presence = presence.await.context("presence task")?;
-        rules.await.context("custody rules task")?;
+        let manifests = rules.await.context("custody rules task")?;
         monitor.await.context("reader monitor task")?;
-        Ok(Carried { presence })
+        Ok(Carried {
+            presence,
+            manifests,
+        })
     }
 }

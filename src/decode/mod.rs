@@ -68,7 +68,7 @@ impl Source {
     pub fn for_mode(mode: ReadMode) -> Self {
         match mode {
             ReadMode::Presence => Source::Rfid,
-            ReadMode::Scan => Source::Barcode,
+            ReadMode::Scan | ReadMode::Release => Source::Barcode,
         }
     }
 

@@ -20,7 +20,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config;
 
 mod broker;
+pub mod cage;
+mod central;
 mod port;
+mod portal;
+pub mod station;
 pub mod uhf;
 
 pub use port::{em4100_frame, AsyncSimPort, SimPort};
@@ -39,6 +43,8 @@ const SITE: &str = "demo-site";
 const GATEWAY: &str = "demo-pi";
 const DOOR: &str = "dock-door-1";
 const STATION: &str = "scan-station-1";
+/// In the data dir: the simulated GPIO of the gate scenes.
+const GPIO_SOCKET: &str = "gpio.sock";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let url = match args.broker {
@@ -65,15 +71,17 @@ async fn run_in(
     let door =
         SimPort::open().context("opening a pseudo-terminal for the simulated door reader")?;
     let station = SimPort::open().context("opening a pseudo-terminal for the simulated scanner")?;
-    let portal = SimPort::open()
-        .and_then(SimPort::into_async)
-        .context("opening a pseudo-terminal for the simulated UHF portal")?;
+    let station_scene = station::Scene::open().context("opening the simulated badge reader")?;
+    let cage = cage::CageScene::open(data_dir)?;
+    let portal = portal::PortalScene::open(cage.gpio_socket())?;
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path()) + &portal_config(portal.path()),
+        demo_config(url, data_dir, door.path(), station.path())
+            + &cage.config()
+            + &portal.config()
+            + &station_scene.config(),
     )?;
-    let portal = uhf::ReaderSim::start(uhf::Kind::A0, std::sync::Arc::new(portal));
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     println!(
@@ -87,13 +95,17 @@ async fn run_in(
         ready_tx,
     ));
 
+    let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
+    let pickup = tokio::spawn(station::pickup(broker.clone(), ready.clone()));
+    let cage = tokio::spawn(cage.play(broker, ready.clone()));
+    let portal = tokio::spawn(portal.play(ready.clone()));
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(
         config_path,
         config,
         stop.clone().cancelled_owned(),
     ));
-    let scenes = tokio::spawn(play(door, station, portal, ready));
+    let scenes = tokio::spawn(play(door, station, station_scene, ready));
 
     match duration {
         Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
@@ -102,6 +114,9 @@ async fn run_in(
     stop.cancel();
     let result = daemon.await.context("daemon task")?;
     scenes.abort();
+    cage.abort();
+    portal.abort();
+    pickup.abort();
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();
@@ -128,9 +143,15 @@ keep_alive = "5s"
 [identity]
 company_prefixes = ["0614141"]
 
+[gpio]
+backend = "sim"
+sim_socket = "{data}/{GPIO_SOCKET}"
+
 [[locations]]
 name = "{DOOR}"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "2s"
 
 [[locations]]
@@ -154,21 +175,6 @@ terminator = "cr"
         data = data_dir.display(),
         door = door.display(),
         station = station.display(),
-    )
-}
-
-/// The UHF portal at the door: an R2000 module with two antennas.
-fn portal_config(portal: &std::path::Path) -> String {
-    format!(
-        r#"
-[[readers]]
-name = "door1-uhf"
-location = "{DOOR}"
-path = "{}"
-protocol = "uhf-a0"
-antennas = [1, 2]
-"#,
-        portal.display()
     )
 }
 
@@ -210,7 +216,7 @@ fn all_readers_up(status: &str) -> bool {
 async fn play(
     mut door: SimPort,
     mut station: SimPort,
-    portal: uhf::ReaderSim,
+    mut station_scene: station::Scene,
     mut ready: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let _ = ready.wait_for(|r| *r).await;
@@ -235,14 +241,13 @@ async fn play(
             sleep(Duration::from_millis(100)).await;
         }
 
-        uhf::pallet_passes(&portal, DOOR).await;
-
         println!("demo: barcode AB/1#+ scanned at {STATION}, the scanner double-fires (expect one scanned)");
         station.write(b"AB/1#+\r")?;
         sleep(Duration::from_millis(300)).await;
         station.write(b"AB/1#+\r")?;
         println!("demo: a GS1-128 asset label scanned (GIAI: its id is the EPC URI its RFID tag would have)");
         station.write(b"]C18004061414112345400\r")?;
+        station_scene.play(&mut station).await?;
 
         sleep(Duration::from_secs(4)).await;
     }

@@ -2,7 +2,7 @@
 //! commands and answers like an R2000 module (`uhf-a0`) or a Chafon
 //! UHFReader288 (`chafon`), with real frames and checksums.
 //!
-//! `custodyd demo` shows a portal reader with it; the integration tests
+//! `custodyd demo`'s dock door reads with it; the integration tests
 //! change what is in the field ([`ReaderSim::set_tags`]), which antennas are
 //! unplugged and whether the reader answers at all, and read back every
 //! command it was sent.
@@ -295,72 +295,9 @@ fn answer_chafon(state: &State, command: &Command) -> Vec<u8> {
     }
 }
 
-/// The demo's pallet: four laptops, three with GIAI-96 asset tags and one
-/// with an SGTIN-96 product tag, and the pure-identity URIs custodyd makes
-/// of them. The first is the asset whose GS1-128 label the demo's scan
-/// station reads.
-pub(super) const PALLET: [([u8; 12], &str); 4] = [
-    (
-        [
-            0x34, 0x34, 0x25, 0x7B, 0xF4, 0x00, 0x00, 0x00, 0x00, 0xBC, 0x60, 0x38,
-        ],
-        "urn:epc:id:giai:0614141.12345400",
-    ),
-    (
-        [
-            0x34, 0x34, 0x25, 0x7B, 0xF4, 0x00, 0x00, 0x00, 0x00, 0xBC, 0x60, 0x39,
-        ],
-        "urn:epc:id:giai:0614141.12345401",
-    ),
-    (
-        [
-            0x34, 0x34, 0x25, 0x7B, 0xF4, 0x00, 0x00, 0x00, 0x00, 0xBC, 0x60, 0x3A,
-        ],
-        "urn:epc:id:giai:0614141.12345402",
-    ),
-    (
-        [
-            0x30, 0x74, 0x25, 0x7B, 0xF7, 0x19, 0x4E, 0x40, 0x00, 0x00, 0x1A, 0x85,
-        ],
-        "urn:epc:id:sgtin:0614141.812345.6789",
-    ),
-];
-
-/// How long the pallet is in each antenna's field.
-const PALLET_DWELL: Duration = Duration::from_secs(1);
-
-/// The demo's UHF scene: the pallet rolls through a portal reader, seen by
-/// antenna 1, then antenna 2, then gone.
-pub(super) async fn pallet_passes(sim: &ReaderSim, door: &str) {
-    println!(
-        "demo: a pallet of {} tagged laptops rolls through the UHF portal at {door}, past antenna 1, \
-         then antenna 2 (expect one arrived per laptop, its id the EPC's URI, then departed)",
-        PALLET.len()
-    );
-    for antenna in [1, 2] {
-        let tags = PALLET.iter().enumerate().map(|(i, (epc, _))| SimTag {
-            epc: epc.to_vec(),
-            antenna,
-            // -70 to -67 dBm on an R2000 (RSSI byte - 129).
-            rssi: 0x3B + i as u8,
-        });
-        sim.set_tags(tags.collect());
-        sleep(PALLET_DWELL).await;
-    }
-    sim.set_tags(Vec::new());
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identity::epc::decode_epc;
-
-    #[test]
-    fn the_pallet_decodes_to_the_uris_the_demo_names() {
-        for (epc, uri) in PALLET {
-            assert_eq!(decode_epc(&epc).into_string(), uri);
-        }
-    }
 
     #[test]
     fn a0_commands_are_split_out_of_noise_and_short_frames_are_skipped() {

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::{Observation, ReaderInfo};
+use super::{Evidence, Observation, ReaderInfo};
 use crate::config::ReadMode;
-use crate::custody::{rfc3339, Alarm, Body, Custody, Draft, Transition};
+use crate::custody::{rfc3339, Alarm, Body, Context, Custody, Draft, Transition};
 use crate::identity::Asset;
 
 /// An [`Observation`] whose asset resolved.
@@ -37,6 +37,9 @@ struct Present {
     /// Bit n set: antenna n+1 saw the tag.
     antennas: u16,
     rssi_max: Option<f32>,
+    /// At a portal: what each side saw. Boxed, so assets elsewhere pay a
+    /// pointer for it.
+    evidence: Option<Box<Evidence>>,
 }
 
 impl Present {
@@ -65,6 +68,8 @@ impl Present {
                 .map(|b| b as u8 + 1)
                 .collect(),
             rssi_max: self.rssi_max,
+            context: Context::default(),
+            crossing: None,
         }
     }
 }
@@ -127,7 +132,7 @@ impl Engine {
         };
         match reader.mode {
             ReadMode::Presence => self.observe_presence(read, now),
-            ReadMode::Scan => self.observe_scan(read, now),
+            ReadMode::Scan | ReadMode::Release => self.observe_scan(read, now),
         }
     }
 
@@ -143,8 +148,11 @@ impl Engine {
             p.last_at = now;
             p.antennas |= antenna_bit;
             p.rssi_max = max_rssi(p.rssi_max, obs.rssi_dbm);
+            fold_evidence(&mut p.evidence, &obs, now);
             return None;
         }
+        let mut evidence = None;
+        fold_evidence(&mut evidence, &obs, now);
         let p = Present {
             asset: obs.asset,
             reader: obs.reader.name.clone(),
@@ -155,6 +163,7 @@ impl Engine {
             departure_timeout: obs.reader.departure_timeout,
             antennas: antenna_bit,
             rssi_max: obs.rssi_dbm,
+            evidence,
         };
         let draft = Draft::new(
             key.0.clone(),
@@ -197,6 +206,8 @@ impl Engine {
             last_seen: obs.wall,
             antennas: Vec::new(),
             rssi_max: None,
+            context: Context::default(),
+            crossing: None,
         };
         Some(Draft::new(
             obs.reader.location.clone(),
@@ -231,11 +242,13 @@ impl Engine {
                 continue;
             }
             let p = self.present.remove(&key).expect("looked up above");
-            out.push(Draft::new(
+            let mut draft = Draft::new(
                 key.0,
                 wall,
                 Body::Custody(p.custody(Transition::Departed, p.reads)),
-            ));
+            );
+            draft.evidence = p.evidence;
+            out.push(draft);
         }
         if self.next_scan_sweep.is_some_and(|at| at <= now) {
             let keep = self.longest_rescan;
@@ -279,6 +292,17 @@ impl Engine {
     #[cfg(test)]
     pub fn footprint(&self) -> (usize, usize, usize) {
         (self.present.len(), self.deadlines.len(), self.scans.len())
+    }
+}
+
+/// Folds a read of a reader with a portal side into `evidence`, which it
+/// creates on the first such read.
+fn fold_evidence(evidence: &mut Option<Box<Evidence>>, obs: &Read<'_>, now: Instant) {
+    let sides = &obs.reader.sides;
+    if sides.any() {
+        evidence
+            .get_or_insert_default()
+            .fold(sides, obs.antenna, obs.rssi_dbm, now);
     }
 }
 

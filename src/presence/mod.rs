@@ -18,8 +18,10 @@ use crate::identity::{Asset, Rejected};
 use crate::ops::systemd::Stage;
 
 mod engine;
+mod evidence;
 
 pub use engine::Engine;
+pub use evidence::{Evidence, SideSeen, Sides};
 
 /// What presence needs to know about the reader behind a read; built once per
 /// reader and shared, so a read carries a pointer rather than copies.
@@ -30,6 +32,8 @@ pub struct ReaderInfo {
     pub mode: ReadMode,
     pub rescan_window: Duration,
     pub departure_timeout: Duration,
+    /// At a portal: which side each read is evidence for.
+    pub sides: Sides,
 }
 
 impl ReaderInfo {
@@ -42,6 +46,7 @@ impl ReaderInfo {
             mode: reader.mode(),
             rescan_window: reader.rescan_window,
             departure_timeout: location.map_or(Duration::from_secs(5), |l| l.departure_timeout),
+            sides: Sides::new(config, reader),
         })
     }
 }
@@ -132,6 +137,7 @@ mod tests {
             mode,
             rescan_window: Duration::from_secs(2),
             departure_timeout: Duration::from_secs(5),
+            sides: Sides::default(),
         })
     }
 
@@ -162,7 +168,7 @@ mod tests {
     fn custody(d: &Draft) -> &crate::custody::Custody {
         match &d.body {
             Body::Custody(c) => c,
-            Body::Alarm(a) => panic!("unexpected alarm {a:?}"),
+            other => panic!("expected custody, got {other:?}"),
         }
     }
 

@@ -7,15 +7,179 @@
 //! the central system gets. It sits between presence and the spool, so every
 //! event it makes is durable like any other.
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tracing::warn;
 
 use crate::custody::Draft;
+use crate::presence::Observation;
+use crate::release::{Attempts, LeaveAttempt, Via};
+use crate::retained::{RetainedError, Table, Update};
+use crate::sink::Inbound;
+
+pub mod manifest;
+pub mod portal;
+pub mod station;
+mod window;
+
+use manifest::Manifests;
+use portal::Portals;
+use station::Stations;
+
+/// What the rules task owns, per kind of location.
+pub struct Stages {
+    pub portals: Portals,
+    pub stations: Stations,
+    pub manifests: Manifests,
+    /// Leave attempts at cage gates (release scans, and assets moved from a
+    /// gate's inside to its outside) go to the gate task, which publishes
+    /// them with its decision.
+    pub attempts: Attempts,
+}
 
 /// Runs until presence closes its output; passes on what it decides.
-pub async fn run(mut input: mpsc::Receiver<Draft>, output: mpsc::Sender<Draft>) {
-    while let Some(draft) = input.recv().await {
-        if output.send(draft).await.is_err() {
-            return;
+/// `badges` are the reads of badge readers, which skip presence: a badge is
+/// not an asset. Returns the manifest subscription, for the next front.
+pub async fn run(
+    mut input: mpsc::Receiver<Draft>,
+    mut badges: mpsc::Receiver<Observation>,
+    output: mpsc::Sender<Draft>,
+    stages: Stages,
+) -> Option<mpsc::Receiver<Inbound>> {
+    let Stages {
+        mut portals,
+        mut stations,
+        mut manifests,
+        attempts,
+    } = stages;
+    let mut out = Vec::new();
+    // What the stations let through, on its way to the portals.
+    let mut staged = Vec::new();
+    stations.load(&mut out).await;
+    manifests.load(&mut out).await;
+    loop {
+        manifests.reconcile(&mut out, Instant::now());
+        // Saved before it is published: what the central system hears of
+        // is what a restart resumes from.
+        stations.save().await;
+        manifests.save().await;
+        if !pass_on(&mut out, &portals, &attempts, &output).await {
+            break;
         }
+        let deadline = stations.next_deadline();
+        tokio::select! {
+            draft = input.recv() => match draft {
+                Some(draft) => {
+                    let now = Instant::now();
+                    stations.on_draft(draft, now, &mut staged);
+                    for draft in staged.drain(..) {
+                        portals.handle(draft, now, &mut out);
+                    }
+                }
+                None => break,
+            },
+            Some(badge) = badges.recv() => stations.on_badge(badge, Instant::now(), &mut out),
+            _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                stations.expire(Instant::now(), &mut out);
+            }
+            () = portals.next_event(&mut out) => {}
+            event = manifests.next_event() => manifests.handle(event, &mut out),
+        }
+    }
+    portals.shut(&mut out);
+    manifests.reconcile(&mut out, Instant::now());
+    manifests.save().await;
+    pass_on(&mut out, &portals, &attempts, &output).await;
+    // The next front claims the same sensors.
+    portals.release().await;
+    manifests.into_subscription()
+}
+
+/// Sends `out` on, through the gate task where it decides; `false` once
+/// the spool is gone.
+async fn pass_on(
+    out: &mut Vec<Draft>,
+    portals: &Portals,
+    attempts: &Attempts,
+    output: &mpsc::Sender<Draft>,
+) -> bool {
+    for draft in out.drain(..) {
+        let draft = if portals.leaves_cage(&draft) {
+            let attempt = LeaveAttempt {
+                via: Via::Moved,
+                event: draft,
+            };
+            match attempts.attempt(attempt).await {
+                Ok(()) => continue,
+                Err(attempt) => attempt.event,
+            }
+        } else {
+            match attempts.divert(draft).await {
+                Some(draft) => draft,
+                None => continue,
+            }
+        };
+        if output.send(draft).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Every entry of `table` that `parse` accepts; the others are logged
+/// (as `what`) and left out: a gateway must work on with what it could read.
+async fn load_entries<T>(
+    table: &Table,
+    what: &str,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> Vec<(String, T)> {
+    let table = table.clone();
+    let entries = match off_thread(move || table.entries()).await {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!("{what} not restored: {e}");
+            return Vec::new();
+        }
+    };
+    entries
+        .into_iter()
+        .filter_map(|(key, payload)| match parse(&payload) {
+            Ok(value) => Some((key, value)),
+            Err(e) => {
+                warn!(key, "saved {what} ignored: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+/// Stores `changed` (`None`: removes the key) in one commit, off the
+/// runtime's threads. A failed write is logged; the state goes on in memory.
+async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>, what: &str) {
+    if changed.is_empty() {
+        return;
+    }
+    let table = table.clone();
+    let write = move || {
+        table.apply(changed.iter().map(|(key, value)| {
+            let update = value.as_deref().map_or(Update::Remove, Update::Put);
+            (&**key, update)
+        }))
+    };
+    if let Err(e) = off_thread(write).await {
+        warn!("{what} not saved: {e}");
+    }
+}
+
+/// Runs a retained-store call on the blocking pool: it commits with an
+/// fsync, which must not stall the runtime's threads.
+async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RetainedError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -241,6 +241,7 @@ mod tests {
             mode: ReadMode::Scan,
             rescan_window: Duration::from_secs(2),
             departure_timeout: Duration::from_secs(5),
+            sides: Default::default(),
         });
         (
             ReaderLink {
@@ -248,6 +249,7 @@ mod tests {
                 identity: Default::default(),
                 reads,
                 states,
+                reading: None,
                 metrics: Default::default(),
             },
             rx,

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -46,6 +46,9 @@ pub struct ReaderLink {
     pub identity: Arc<Identity>,
     pub reads: mpsc::Sender<Observation>,
     pub states: mpsc::Sender<ReaderState>,
+    /// A UHF reader at a door with read windows reads only while this is
+    /// `true`; `None`: all the time.
+    pub reading: Option<watch::Receiver<bool>>,
     /// Counted for the health topic.
     pub metrics: Arc<ReaderMetrics>,
 }

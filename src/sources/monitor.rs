@@ -108,7 +108,7 @@ mod tests {
         std::iter::from_fn(|| rx.try_recv().ok())
             .map(|d| match d.body {
                 Body::Alarm(a) => a.kind,
-                Body::Custody(_) => panic!("custody from the monitor"),
+                other => panic!("{other:?} from the monitor"),
             })
             .collect()
     }

@@ -27,6 +27,7 @@ use std::convert::Infallible;
 use std::io;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::sync::watch;
 use tokio::time::{sleep_until, Duration, Instant};
 use tokio_serial::SerialStream;
 use tokio_util::codec::{Decoder, Encoder, Framed};
@@ -111,6 +112,8 @@ struct Link<'a, C> {
     /// A recovery (reset or probe) was sent and nothing has answered since:
     /// the next unanswered command means the reader is lost.
     recovering: bool,
+    /// At a door with read windows: read only while `true`.
+    reading: Option<watch::Receiver<bool>>,
 }
 
 impl<'a, C> Link<'a, C> {
@@ -127,6 +130,19 @@ impl<'a, C> Link<'a, C> {
             drops: DropReport::default(),
             faults: Faults::default(),
             recovering: false,
+            reading: reader.link.reading.clone(),
+        }
+    }
+
+    /// At a door with read windows, waits until one is open: between
+    /// windows the reader idles, sent nothing.
+    async fn wait_for_window(&mut self) -> Result<(), Ended> {
+        let Some(reading) = &mut self.reading else {
+            return Ok(());
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(Ended::Cancelled),
+            open = reading.wait_for(|open| *open) => open.map(drop).map_err(|_| Ended::PipelineClosed),
         }
     }
 
@@ -342,6 +358,7 @@ impl A0Driver<'_> {
         loop {
             let mut any_answered = false;
             for &antenna in &antennas {
+                self.link.wait_for_window().await?;
                 if self.work_antenna != Some(antenna) && !self.set_antenna(antenna).await? {
                     continue;
                 }
@@ -470,6 +487,7 @@ impl ChafonDriver<'_> {
         loop {
             let mut any_answered = false;
             for &antenna in &antennas {
+                self.link.wait_for_window().await?;
                 any_answered |= self.inventory(antenna).await?;
             }
             if !any_answered {

@@ -15,6 +15,7 @@
 //! - [`ReaderSim`]: a UHF reader (R2000 or Chafon) answering the daemon's
 //!   commands on a [`Pty`];
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
+//! - [`SimPins`]: the daemon's simulated GPIO, driven and watched;
 //! - [`gateway_config`] and friends: configuration snippets and frames;
 //! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
 //!   `event_id`, checked for gaps and for duplicates that are not
@@ -33,6 +34,7 @@
 
 mod certs;
 mod daemon;
+mod gpio;
 mod ledger;
 mod mosquitto;
 mod mqtt;
@@ -44,6 +46,7 @@ mod uinput;
 
 pub use certs::{Issued, Pki};
 pub use daemon::Daemon;
+pub use gpio::{pulsed, sim_gpio_config, SimPins};
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::{Mosquitto, TlsListener};
 pub use mqtt::{publish, publish_many, Message, Subscriber};

@@ -2,8 +2,9 @@
 //! each test states only what is particular to it.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::{publish, Message, Mosquitto, Subscriber, PATIENCE};
+use super::{publish, Daemon, Kind, Message, Mosquitto, Pty, ReaderSim, Subscriber, PATIENCE};
 
 /// Topic prefix of the gateway that [`gateway_config`] configures.
 pub const GW: &str = "itad/test-site/gw-1";
@@ -27,23 +28,34 @@ reconnect_max = "500ms"
     )
 }
 
-/// A dock door with an EM4100 reader on `path`.
-pub fn door_with_em4100(path: &Path, departure_timeout: &str) -> String {
+/// `dock-door-1`, a door from the yard to receiving; `extra` adds keys.
+pub fn dock_door(departure_timeout: &str, extra: &str) -> String {
     format!(
         r#"
 [[locations]]
 name = "dock-door-1"
 kind = "dock_door"
+outside_zone = "yard"
+inside_zone = "receiving"
 departure_timeout = "{departure_timeout}"
+{extra}
+"#
+    )
+}
 
+/// A dock door with an EM4100 reader on `path`.
+pub fn door_with_em4100(path: &Path, departure_timeout: &str) -> String {
+    dock_door(departure_timeout, "")
+        + &format!(
+            r#"
 [[readers]]
 name = "door1-em"
 location = "dock-door-1"
 path = "{}"
 protocol = "em4100"
 "#,
-        path.display()
-    )
+            path.display()
+        )
 }
 
 /// A scan station with a line-oriented barcode scanner on `path`.
@@ -123,6 +135,24 @@ pub async fn wait_reader_status(
     .await;
 }
 
+/// Waits for the `n`th (1-based) pass summary of `location`; returns it and
+/// every message so far.
+pub async fn pass_summary(
+    sub: &Subscriber,
+    location: &str,
+    n: usize,
+) -> (serde_json::Value, Vec<Message>) {
+    let topic = format!("{GW}/pass/{location}");
+    let msgs = sub
+        .wait_for(
+            |m| m.iter().filter(|m| m.topic == topic).count() >= n,
+            PATIENCE,
+        )
+        .await;
+    let pass = msgs.iter().filter(|m| m.topic == topic).nth(n - 1);
+    (pass.expect("counted").json(), msgs)
+}
+
 /// The latest status document among `msgs`.
 pub fn latest_status(msgs: &[Message]) -> Option<serde_json::Value> {
     let topic = format!("{GW}/status");
@@ -169,4 +199,37 @@ pub async fn ask(
     sub.wait_for(|msgs| msgs.iter().any(is_reply), PATIENCE)
         .await;
     sub.messages().into_iter().find(is_reply).unwrap().json()
+}
+
+/// A door whose UHF reader `door1-uhf` is a simulated one (recording the
+/// commands it gets), read by the daemon, with the reader up.
+pub struct UhfDoor {
+    pub _broker: Mosquitto,
+    pub sub: Subscriber,
+    pub sim: ReaderSim,
+    pub daemon: Daemon,
+    /// The configuration file's text.
+    pub config: String,
+}
+
+impl UhfDoor {
+    /// `config` writes the configuration file's text, given the broker's
+    /// URL, the daemon (for its directories) and the reader's path.
+    pub async fn start(kind: Kind, config: impl FnOnce(&str, &Daemon, &Path) -> String) -> Self {
+        let broker = Mosquitto::start().await;
+        let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+        let pty = Arc::new(Pty::open());
+        let sim = ReaderSim::start_recording(kind, pty.clone());
+        let mut daemon = Daemon::new();
+        let config = config(&broker.url(), &daemon, pty.path());
+        daemon.spawn(&config);
+        wait_reader(&sub, "door1-uhf", "up").await;
+        UhfDoor {
+            _broker: broker,
+            sub,
+            sim,
+            daemon,
+            config,
+        }
+    }
 }

@@ -1,0 +1,473 @@
+//! Release control at cage gates: data-bearing assets stay inside the cage
+//! until the central system has released them, and the gate decides on its
+//! own when the network is down.
+//!
+//! One task owns the release policy (its durable copy, see [`policy`]) and
+//! the outputs of every gate of this gateway. It learns of:
+//!
+//! - leave attempts ([`LeaveAttempt`]) from the custody rules task: a scan
+//!   by a reader in `mode = "release"` at the gate, or (from the portal
+//!   rules) an asset seen `moved` from inside to outside. The attempt's
+//!   custody event comes along and is published by this task with the
+//!   decision: granted, it carries a `release` object naming the policy
+//!   entry; denied, it goes out as it was, followed by an alarm saying why;
+//! - policy messages on `{root}/{site}/release/#`, stored as they arrive;
+//! - door-sensor edges: the door opening while the gate is locked is a
+//!   `gate_forced` alarm;
+//! - `unlock` commands: an operator's override, audited as a
+//!   `gate_override` alarm (it is something a person should look at, and
+//!   it is not about one asset).
+//!
+//! Decisions: released and not expired: unlock pulse and green light.
+//! Revoked, `released: false` or expired: the lock stays shut, red light and
+//! buzzer, `release_denied`. Not in the policy at all: `release_unknown_asset`
+//! and the gate's `unknown` (deny unless configured to allow).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::{sleep_until, Instant};
+use tracing::{debug, error, info, warn};
+
+use crate::command::{Commands, Request};
+use crate::config::{Config, ReadMode, UnknownAsset};
+use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Release, Transition};
+use crate::gpio::{Edge, GpioError, Input, Pins};
+use crate::retained::{Retained, RetainedError, Table, Update};
+use crate::sink::{Bus, Inbound};
+use crate::topic::asset_key;
+
+mod gate;
+pub mod policy;
+mod unlock;
+
+use gate::Gate;
+use policy::Standing;
+
+/// The table of the policy's local copy in `retained.redb`.
+const TABLE: &str = "release";
+/// Policy messages waiting: the broker re-delivers every retained entry of
+/// the site after each reconnect, all at once.
+const POLICY_QUEUE: usize = 4096;
+/// Policy messages stored with one commit.
+const POLICY_BATCH: usize = 512;
+const ATTEMPTS_QUEUE: usize = 64;
+
+/// How an asset tried to leave the cage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Scanned by the gate's reader in `mode = "release"`.
+    Scan,
+    /// Seen crossing the gate from its inside zone to its outside zone.
+    Moved,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Scan => "scan",
+            Via::Moved => "moved",
+        }
+    }
+}
+
+/// An asset trying to leave a cage through its gate: `event` is the custody
+/// event that showed it, at the gate's location; the gate task publishes it
+/// once it has decided.
+#[derive(Debug)]
+pub struct LeaveAttempt {
+    pub via: Via,
+    pub event: Draft,
+}
+
+/// The rules task's end of the hand-off to the gate task. The gate task
+/// ends (locking every gate) once the last clone is dropped: the
+/// supervisor holds one, for each new front, and drops it at shutdown.
+#[derive(Debug, Clone, Default)]
+pub struct Attempts {
+    /// Readers in `mode = "release"`.
+    release_readers: Arc<HashSet<Arc<str>>>,
+    /// `None` on a gateway without gates.
+    to_gates: Option<mpsc::Sender<LeaveAttempt>>,
+}
+
+impl Attempts {
+    /// The hand-off for a front built from `config`: the same gates (a
+    /// reload may not change them), the release readers it configures.
+    pub fn for_config(&self, config: &Config) -> Attempts {
+        Attempts {
+            release_readers: Arc::new(release_readers(config)),
+            to_gates: self.to_gates.clone(),
+        }
+    }
+
+    /// A scan by a release reader goes to its gate (`None` comes back);
+    /// any other draft comes back to be passed on.
+    pub async fn divert(&self, draft: Draft) -> Option<Draft> {
+        let release_scan = matches!(&draft.body, Body::Custody(c)
+            if c.transition == Transition::Scanned && self.release_readers.contains(&c.reader));
+        if !release_scan {
+            return Some(draft);
+        }
+        let attempt = LeaveAttempt {
+            via: Via::Scan,
+            event: draft,
+        };
+        self.attempt(attempt).await.err().map(|a| a.event)
+    }
+
+    /// Hands `attempt` to the gate task; gives it back when there is none
+    /// (its event is then passed on undecided).
+    pub async fn attempt(&self, attempt: LeaveAttempt) -> Result<(), LeaveAttempt> {
+        match &self.to_gates {
+            Some(gates) => gates.send(attempt).await.map_err(|e| e.0),
+            None => Err(attempt),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("location {location}: gate: {source}")]
+    Gpio { location: String, source: GpioError },
+    #[error("release policy store: {0}")]
+    Retained(#[from] RetainedError),
+}
+
+/// The gate task, if this gateway has gates, and the hand-off to it.
+pub struct Started {
+    pub attempts: Attempts,
+    pub task: Option<JoinHandle<()>>,
+}
+
+/// Claims the gates' pins (driving them safe), opens the policy's local
+/// copy (its table of `retained`), subscribes to the policy and registers `unlock`. The task ends
+/// when every [`Attempts`] is gone (the rules task has ended), locking
+/// every gate on the way out.
+pub fn start(
+    config: &Config,
+    pins: Option<&Pins>,
+    retained: &Retained,
+    bus: &mut Bus,
+    commands: &mut Commands,
+    drafts: mpsc::Sender<Draft>,
+) -> Result<Started, StartError> {
+    let gated: Vec<_> = config
+        .locations
+        .iter()
+        .filter_map(|l| Some((l.name.as_str(), l.gate.as_ref()?)))
+        .collect();
+    let Some(pins) = pins.filter(|_| !gated.is_empty()) else {
+        return Ok(Started {
+            attempts: Attempts::default(),
+            task: None,
+        });
+    };
+    let gpio_error = |location: &str| {
+        let location = location.to_string();
+        move |source| StartError::Gpio { location, source }
+    };
+    let mut gates = Vec::new();
+    let mut doors = Vec::new();
+    for (i, (location, gate)) in gated.into_iter().enumerate() {
+        gates.push(Gate::claim(location.into(), gate.clone(), pins).map_err(gpio_error(location))?);
+        if let Some(sensor) = &gate.door_sensor {
+            doors.push((i, pins.input(sensor).map_err(gpio_error(location))?));
+        }
+    }
+    let store = retained.table(TABLE)?;
+    let prefix = config.naming().release_prefix();
+    let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
+    let unlocks = commands.register("unlock");
+    let (to_gates, attempts) = mpsc::channel(ATTEMPTS_QUEUE);
+
+    let (edges_tx, edges) = mpsc::channel(16);
+    for (gate, door) in doors {
+        tokio::spawn(forward_door(gate, door, edges_tx.clone()));
+    }
+    let task = GateTask {
+        gates,
+        store,
+        prefix,
+        drafts,
+    };
+    Ok(Started {
+        attempts: Attempts {
+            release_readers: Arc::new(release_readers(config)),
+            to_gates: Some(to_gates),
+        },
+        task: Some(tokio::spawn(task.run(attempts, policy, unlocks, edges))),
+    })
+}
+
+/// Readers in `mode = "release"`.
+fn release_readers(config: &Config) -> HashSet<Arc<str>> {
+    config
+        .readers
+        .iter()
+        .filter(|r| r.mode() == ReadMode::Release)
+        .map(|r| Arc::from(r.name.as_str()))
+        .collect()
+}
+
+/// Follows one door sensor for the gate task, until that task is gone.
+async fn forward_door(gate: usize, mut door: Input, to: mpsc::Sender<(usize, Edge)>) {
+    while let Some(edge) = door.next().await {
+        if to.send((gate, edge)).await.is_err() {
+            return;
+        }
+    }
+}
+
+struct GateTask {
+    gates: Vec<Gate>,
+    store: Table,
+    /// `{root}/{site}/release/`.
+    prefix: String,
+    drafts: mpsc::Sender<Draft>,
+}
+
+impl GateTask {
+    async fn run(
+        mut self,
+        mut attempts: mpsc::Receiver<LeaveAttempt>,
+        mut policy: mpsc::Receiver<Inbound>,
+        mut unlocks: mpsc::Receiver<Request>,
+        mut doors: mpsc::Receiver<(usize, Edge)>,
+    ) {
+        loop {
+            let deadline = self.gates.iter().filter_map(Gate::next_deadline).min();
+            tokio::select! {
+                attempt = attempts.recv() => match attempt {
+                    Some(attempt) => self.on_attempt(attempt).await,
+                    None => break,
+                },
+                Some(first) = policy.recv() => {
+                    let mut batch = vec![first];
+                    while batch.len() < POLICY_BATCH {
+                        match policy.try_recv() {
+                            Ok(message) => batch.push(message),
+                            Err(_) => break,
+                        }
+                    }
+                    self.on_policy(&batch);
+                }
+                Some(request) = unlocks.recv() => self.on_unlock(request).await,
+                Some((gate, edge)) = doors.recv() => self.on_door(gate, edge).await,
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    let now = Instant::now();
+                    for gate in &mut self.gates {
+                        gate.expire(now);
+                    }
+                }
+            }
+        }
+        // Dropping the gates drives every output inactive: locked, dark, quiet.
+        info!("release control stopped; gates locked");
+    }
+
+    fn on_policy(&mut self, batch: &[Inbound]) {
+        let mut updates = Vec::with_capacity(batch.len());
+        for message in batch {
+            match self.accept(message) {
+                Ok(update) => updates.push(update),
+                Err(why) => warn!(topic = %message.topic, "release policy message ignored: {why}"),
+            }
+        }
+        match self.store.apply(updates) {
+            Ok(0) => {}
+            Ok(n) => info!("release policy: {n} entries changed"),
+            Err(e) => error!("release policy update NOT stored, gates decide on the old one: {e}"),
+        }
+    }
+
+    /// The entry a policy message sets, or why it is ignored. An empty
+    /// payload is stored as an empty value: revoked (see [`policy`]).
+    fn accept<'m>(&self, message: &'m Inbound) -> Result<(&'m str, Update<'m>), String> {
+        let key = policy::key_of(&self.prefix, &message.topic)?;
+        if message.payload.is_empty() {
+            debug!(key, "release policy revocation");
+        } else {
+            let entry = policy::parse(&message.payload)?;
+            debug!(key, released = entry.released, "release policy entry");
+        }
+        Ok((key, Update::Put(&message.payload)))
+    }
+
+    async fn on_attempt(&mut self, attempt: LeaveAttempt) {
+        let LeaveAttempt { via, mut event } = attempt;
+        let gate = self.gates.iter_mut().find(|g| g.location == event.location);
+        let (Some(gate), Body::Custody(custody)) = (gate, &event.body) else {
+            debug!(location = %event.location, "leave attempt where no gate is: passed on");
+            self.emit(event).await;
+            return;
+        };
+        let asset = custody.asset.clone();
+        let key = asset_key(&asset.id);
+        let topic = format!("{}{key}", self.prefix);
+        let now = SystemTime::now();
+        let stored = self.store.get(&key).unwrap_or_else(|e| {
+            error!("release policy unreadable, deciding as revoked: {e}");
+            Some(Vec::new())
+        });
+        let standing = policy::standing(stored.as_deref(), now);
+        let location = gate.location.clone();
+        let refused = |why: String| format!("{} was refused at {location}: {why}.", asset.id);
+        let (grant, alarm) = match standing {
+            Standing::Released(entry) => (Some((Basis::Policy, Some(entry))), None),
+            Standing::Unknown => {
+                let allow = gate.config.unknown == UnknownAsset::Allow;
+                let outcome = if allow {
+                    "allowed here: the gate was unlocked"
+                } else {
+                    "denied here: the gate stayed locked"
+                };
+                let detail = format!(
+                    "{} has no release policy entry ({topic}); assets without one are {outcome}.",
+                    asset.id
+                );
+                let grant = allow.then_some((Basis::UnknownAllowed, None));
+                (grant, Some(("release_unknown_asset", detail)))
+            }
+            Standing::NotReleased(entry) => {
+                let why = format!("{topic} says released: false{}", reason(&entry));
+                (None, Some(("release_denied", refused(why))))
+            }
+            Standing::Expired(entry) => {
+                let expired = entry.expires_at.map(rfc3339).unwrap_or_default();
+                let why = format!("its release {topic} expired at {expired}{}", reason(&entry));
+                (None, Some(("release_denied", refused(why))))
+            }
+            Standing::Revoked => {
+                let why = format!("its release {topic} was revoked (empty retained message)");
+                (None, Some(("release_denied", refused(why))))
+            }
+        };
+        let instant = Instant::now();
+        match grant {
+            Some((basis, entry)) => {
+                info!(%location, asset = %asset.id, basis = basis.as_str(), "release granted: unlocking");
+                gate.unlock_for(instant, gate.config.unlock_pulse);
+                let (reason, expires_at) = entry.map_or((None, None), |e| (e.reason, e.expires_at));
+                event.release = Some(Box::new(Release {
+                    basis,
+                    policy_topic: topic,
+                    asset_key: key,
+                    reason,
+                    expires_at,
+                    decided_at: now,
+                    via: via.as_str(),
+                }));
+            }
+            None => {
+                warn!(%location, asset = %asset.id, "release denied: gate stays locked");
+                gate.signal_denied(instant);
+            }
+        }
+        let observed_at = event.observed_at;
+        self.emit(event).await;
+        if let Some((kind, detail)) = alarm {
+            self.alarm(location, observed_at, kind, Some(asset), detail)
+                .await;
+        }
+    }
+
+    async fn on_door(&mut self, gate: usize, edge: Edge) {
+        let gate = &mut self.gates[gate];
+        if !edge.active || !gate.is_locked() {
+            debug!(location = %gate.location, open = edge.active, "door");
+            return;
+        }
+        gate.signal_denied(Instant::now());
+        let location = gate.location.clone();
+        warn!(%location, "door opened while the gate was locked");
+        let detail = format!("The door of {location} opened while the gate was locked.");
+        self.alarm(location, edge.wall, "gate_forced", None, detail)
+            .await;
+    }
+
+    async fn on_unlock(&mut self, request: Request) {
+        let Request { id, body, reply } = request;
+        let unlock = match unlock::parse(&body) {
+            Ok(unlock) => unlock,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let Some(gate) = self
+            .gates
+            .iter_mut()
+            .find(|g| *g.location == unlock.location)
+        else {
+            let known: Vec<&str> = self.gates.iter().map(|g| &*g.location).collect();
+            let _ = reply.send(Err(format!(
+                "no gate at location {:?} (gates: {})",
+                unlock.location,
+                known.join(", ")
+            )));
+            return;
+        };
+        let asked = unlock.duration.unwrap_or(gate.config.unlock_pulse);
+        let duration = asked.min(gate.config.override_max);
+        gate.unlock_for(Instant::now(), duration);
+        let until = SystemTime::now() + duration;
+        let location = gate.location.clone();
+        let shown = humantime::format_duration(duration).to_string();
+        warn!(%location, operator = %unlock.operator, duration = %shown, "gate unlocked by override");
+        let detail = format!(
+            "Operator {:?} unlocked {location} for {shown} (unlock command {id:?}): {:?}.",
+            unlock.operator, unlock.reason
+        );
+        // Queued for the spool before the operator hears it worked.
+        self.alarm(
+            location.clone(),
+            SystemTime::now(),
+            "gate_override",
+            None,
+            detail,
+        )
+        .await;
+        let _ = reply.send(Ok(json!({
+            "location": &*location,
+            "unlocked_for": shown,
+            "until": rfc3339(until),
+            "capped": Value::Bool(asked > duration),
+        })));
+    }
+
+    async fn alarm(
+        &mut self,
+        location: Arc<str>,
+        observed_at: SystemTime,
+        kind: &'static str,
+        asset: Option<crate::identity::Asset>,
+        detail: String,
+    ) {
+        let alarm = Alarm {
+            kind,
+            asset,
+            detail,
+        };
+        self.emit(Draft::new(location, observed_at, Body::Alarm(alarm)))
+            .await;
+    }
+
+    async fn emit(&mut self, draft: Draft) {
+        if self.drafts.send(draft).await.is_err() {
+            error!("release control: the spool is gone; event dropped");
+        }
+    }
+}
+
+/// `" (reason: ...)"` when the entry gives one.
+fn reason(entry: &policy::Entry) -> String {
+    entry
+        .reason
+        .as_ref()
+        .map_or(String::new(), |r| format!(" (reason: {r:?})"))
+}
