@@ -118,7 +118,7 @@ impl Config {
         for r in &self.readers {
             let _ = write!(
                 out,
-                "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}, {} baud",
+                "  {:width$}  {:10}  {:8}  at {:loc_width$}  {}",
                 r.name,
                 r.input_name(),
                 match r.role {
@@ -127,8 +127,11 @@ impl Config {
                 },
                 r.location,
                 r.path.display(),
-                r.baud()
             );
+            // A HID scanner has no line speed.
+            if r.kind == super::ReaderKind::Serial {
+                let _ = write!(out, ", {} baud", r.baud());
+            }
             if r.protocol.is_some_and(Protocol::is_uhf) {
                 let _ = write!(out, ", antennas {:?}", r.antennas());
             }

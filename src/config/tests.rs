@@ -538,6 +538,15 @@ path = \"/dev/input/by-id/usb-Honeywell_1900-event-kbd\"
 }
 
 #[test]
+fn the_summary_gives_a_hid_scanner_no_baud_rate() {
+    let summary = ok(&with_hid("")).summary();
+    assert!(
+        summary.contains("/dev/input/by-id/usb-Honeywell_1900-event-kbd\n"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn uhf_readers_take_protocol_defaults() {
     let config = ok(&uhf("uhf-a0", ""));
     let a0 = &config.readers[1];
