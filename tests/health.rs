@@ -6,7 +6,6 @@
 mod common;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -16,31 +15,6 @@ use serde_json::Value;
 const CARD: &str = "62E3086CED";
 /// A GTIN (AI 01) whose check digit is wrong: an `invalid_scan`.
 const BAD_GTIN: &str = "]C100106141412345678909";
-
-/// The gateway with a one-second health interval.
-fn fast_health(url: &str, data_dir: &Path) -> String {
-    gateway_config(url, data_dir).replace(
-        "name = \"gw-1\"",
-        "name = \"gw-1\"\nhealth_interval = \"1s\"",
-    )
-}
-
-/// Waits for a health sample that satisfies `cond`; returns it.
-async fn health_where(sub: &Subscriber, cond: impl Fn(&Value) -> bool) -> Value {
-    let topic = format!("{GW}/health");
-    let msgs = sub
-        .wait_for(
-            |m| m.iter().any(|m| m.topic == topic && cond(&m.json())),
-            PATIENCE,
-        )
-        .await;
-    let sample = msgs
-        .into_iter()
-        .find(|m| m.topic == topic && cond(&m.json()));
-    let sample = sample.unwrap();
-    assert!(!sample.retain, "health is not retained");
-    sample.json()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_counts_reads_drops_error_replies_and_invalid_scans() {

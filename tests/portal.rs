@@ -71,10 +71,10 @@ async fn start() -> Door {
 }
 
 /// The door with `extra` location keys, and the simulated GPIO on
-/// [`gpio_socket`].
+/// [`gpio_socket`]; health every second.
 async fn start_with(extra: &str) -> Door {
     UhfDoor::start(Kind::A0, |url, daemon, path| {
-        gateway_config(url, &daemon.data_dir())
+        fast_health(url, &daemon.data_dir())
             + &sim_gpio_config(&gpio_socket(daemon))
             + &door(path, extra)
     })
@@ -183,6 +183,16 @@ async fn tags_seen_by_both_sides_at_once_or_by_one_side_make_no_moved() {
         (2, "seen by one side only"),
     ])
     .await;
+    // Counted for ops: the two ambiguous tags, and tag 3's moved.
+    let sample = health_where(&d.sub, |h| {
+        h["portals"]["dock-door-1"]["moved"] == 1 && h["portals"]["dock-door-1"]["ambiguous"] == 2
+    })
+    .await;
+    assert_eq!(
+        sample["portals"],
+        serde_json::json!({"dock-door-1": {"moved": 1, "ambiguous": 2, "static": 0,
+            "no_evidence": 0, "passes": 0, "empty_passes": 0}})
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -348,10 +358,14 @@ async fn windows_that_read_nothing_raise_silent_reader() {
 
 /// A reload rebuilds the door's read windows: the new front claims the
 /// window sensors the old one released, and a pallet after it is a pass
-/// like any other.
+/// like any other. The door's counts in the health topic run on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_read_window_works_after_a_reload() {
     let (mut d, mut pins) = gated().await;
+    // An empty window before the reload.
+    d.open_window(&mut pins, TRIGGER).await;
+    pins.set(TRIGGER, false).await;
+    d.pass(1).await;
     d.daemon.rewrite_config(
         &d.config
             .replace("max_window = \"20s\"", "max_window = \"30s\""),
@@ -368,8 +382,14 @@ async fn the_read_window_works_after_a_reload() {
     d.hold(vec![inside(4)], STEP).await;
     pins.set(TRIGGER, false).await;
     d.sim.set_tags(Vec::new());
-    let (pass, msgs) = d.pass(1).await;
+    let (pass, msgs) = d.pass(2).await;
     assert_eq!(pass["counts"]["moved"], 1, "{pass}");
     assert_eq!(events(&msgs, "moved", 4)[0]["to_zone"], "receiving");
     assert!(d.daemon.is_running());
+    let sample = health_where(&d.sub, |h| h["portals"]["dock-door-1"]["passes"] == 2).await;
+    assert_eq!(
+        sample["portals"]["dock-door-1"],
+        serde_json::json!({"moved": 1, "ambiguous": 0, "static": 0, "no_evidence": 0,
+            "passes": 2, "empty_passes": 1})
+    );
 }

@@ -115,7 +115,8 @@ impl Front {
             .map(|l| l.name.as_str().into())
             .collect();
         let presence = tokio::spawn(presence::run(carried.presence, reads_in, decided));
-        let portals = Portals::new(config, links.pins.as_ref()).context("read windows")?;
+        let portals =
+            Portals::new(config, links.pins.as_ref(), &links.metrics).context("read windows")?;
         let reading: Vec<_> = config.readers.iter().map(|r| portals.reading(r)).collect();
         // Badge reads skip presence (a badge is not an asset) and go to the
         // station context in the rules task.

@@ -3,8 +3,9 @@
 //!
 //! This is the one exception to "one owner per piece of state, talking over
 //! channels": each counter has exactly one writer (the reader task that
-//! decoded the frame, the uplink that got the PUBACK), the health task only
-//! samples it, and nothing is ever decided on its value. Reporting each read
+//! decoded the frame, the uplink that got the PUBACK, the rules task that
+//! decided a portal's outcome), the health task only samples it, and
+//! nothing is ever decided on its value. Reporting each read
 //! over a channel would put a message per frame on the hottest path
 //! (thousands a second at a UHF door) to maintain a number that is looked at
 //! once a minute; a relaxed atomic add costs a few nanoseconds and cannot
@@ -17,9 +18,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use serde::Serialize;
+
+use crate::custody::Outcomes;
 use crate::decode::DropReason;
 
 /// Every drop reason, in the order the health document lists them.
@@ -46,7 +50,9 @@ fn slot(reason: DropReason) -> usize {
 pub struct Metrics {
     /// Per configured reader. Changed only when the readers (re)start; a
     /// reader task holds its own `Arc` and never takes the lock.
-    readers: Mutex<BTreeMap<Arc<str>, Arc<ReaderMetrics>>>,
+    readers: Named<ReaderMetrics>,
+    /// Per portal location, likewise held by the rules task's portals.
+    portals: Named<PortalMetrics>,
     pub uplink: UplinkMetrics,
 }
 
@@ -54,26 +60,72 @@ impl Metrics {
     /// The counters of reader `name`, created at first use. A reader keeps
     /// its counters across a reload, so totals run on from start.
     pub fn reader(&self, name: &Arc<str>) -> Arc<ReaderMetrics> {
-        self.lock().entry(name.clone()).or_default().clone()
+        self.readers.get(name)
     }
 
     /// Forgets readers that are no longer configured.
     pub fn retain_readers(&self, configured: &[Arc<str>]) {
-        self.lock().retain(|name, _| configured.contains(name));
+        self.readers.retain(configured);
     }
 
     /// Every reader's counters, by name.
     pub fn readers(&self) -> Vec<(Arc<str>, Arc<ReaderMetrics>)> {
+        self.readers.all()
+    }
+
+    /// The counters of portal `location`, created at first use; kept across
+    /// a reload like a reader's.
+    pub fn portal(&self, location: &Arc<str>) -> Arc<PortalMetrics> {
+        self.portals.get(location)
+    }
+
+    /// Forgets portals that are no longer configured.
+    pub fn retain_portals(&self, configured: &[Arc<str>]) {
+        self.portals.retain(configured);
+    }
+
+    /// Every portal's counts, by location.
+    pub fn portals(&self) -> Vec<(Arc<str>, PortalStats)> {
+        let all = self.portals.all().into_iter();
+        all.map(|(location, m)| (location, m.get())).collect()
+    }
+}
+
+/// Counters by name that outlive the tasks writing them, so that totals
+/// run on from start across a reload.
+#[derive(Debug)]
+struct Named<T>(Mutex<BTreeMap<Arc<str>, Arc<T>>>);
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named(Mutex::default())
+    }
+}
+
+impl<T: Default> Named<T> {
+    fn get(&self, name: &Arc<str>) -> Arc<T> {
+        self.lock().entry(name.clone()).or_default().clone()
+    }
+
+    fn retain(&self, configured: &[Arc<str>]) {
+        self.lock().retain(|name, _| configured.contains(name));
+    }
+
+    fn all(&self) -> Vec<(Arc<str>, Arc<T>)> {
         self.lock()
             .iter()
             .map(|(name, m)| (name.clone(), m.clone()))
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Arc<str>, Arc<ReaderMetrics>>> {
-        // Plain data: a panic elsewhere while holding it leaves nothing half-done.
-        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Arc<str>, Arc<T>>> {
+        lock(&self.0)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain data: a panic elsewhere while holding it leaves nothing half-done.
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// What one reader did since the daemon started.
@@ -128,6 +180,54 @@ impl ReaderMetrics {
 
     pub fn invalid_scans(&self) -> u64 {
         self.invalid_scans.load(Relaxed)
+    }
+}
+
+/// What one portal's evidence came to since the daemon started, written by
+/// the rules task as it decides. Many ambiguous outcomes mean the antennas
+/// see too much of each other's side; many static ones, tags parked near a
+/// door; many empty passes, a sensor firing for nothing or a reader not
+/// reading.
+///
+/// A lock rather than atomics: a finished pass adds its assets' outcomes
+/// and itself in one step, so a sample never shows a pass without its
+/// assets; it is taken a few times per pass, never per read.
+#[derive(Debug, Default)]
+pub struct PortalMetrics(Mutex<PortalStats>);
+
+impl PortalMetrics {
+    /// Counts what `f` adds.
+    pub fn count(&self, f: impl FnOnce(&mut PortalStats)) {
+        f(&mut lock(&self.0));
+    }
+
+    pub fn get(&self) -> PortalStats {
+        *lock(&self.0)
+    }
+}
+
+/// A portal's counts, as the health topic shows them (the outcome names are
+/// those of the pass summary's `counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PortalStats {
+    /// Per asset decided.
+    #[serde(flatten)]
+    pub outcomes: Outcomes,
+    /// Read windows finished, and those in which nothing was read.
+    pub passes: u64,
+    pub empty_passes: u64,
+}
+
+impl PortalStats {
+    /// A finished pass of `assets` assets whose evidence came to `outcomes`.
+    pub fn pass(&mut self, assets: u64, outcomes: &Outcomes) {
+        let o = &mut self.outcomes;
+        o.moved += outcomes.moved;
+        o.ambiguous += outcomes.ambiguous;
+        o.static_tags += outcomes.static_tags;
+        o.no_evidence += outcomes.no_evidence;
+        self.passes += 1;
+        self.empty_passes += u64::from(assets == 0);
     }
 }
 
@@ -260,6 +360,51 @@ mod tests {
         metrics.retain_readers(std::slice::from_ref(&a));
         let names: Vec<_> = metrics.readers().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, [a]);
+    }
+
+    #[test]
+    fn a_pass_counts_its_assets_outcomes_and_itself() {
+        let mut stats = PortalStats::default();
+        let outcomes = Outcomes {
+            moved: 2,
+            ambiguous: 1,
+            static_tags: 1,
+            no_evidence: 1,
+        };
+        stats.pass(5, &outcomes);
+        stats.pass(0, &Outcomes::default());
+        stats.outcomes.moved += 1;
+        assert_eq!(
+            stats.outcomes,
+            Outcomes {
+                moved: 3,
+                ..outcomes
+            }
+        );
+        assert_eq!((stats.passes, stats.empty_passes), (2, 1));
+    }
+
+    #[test]
+    fn a_portal_keeps_its_counts_until_it_is_no_longer_configured() {
+        let metrics = Metrics::default();
+        let (door, gate): (Arc<str>, Arc<str>) = ("dock-door-1".into(), "cage-1".into());
+        metrics.portal(&door).count(|s| s.outcomes.moved += 1);
+        metrics.portal(&gate).count(|s| s.outcomes.ambiguous += 1);
+        // A reload's portals take up the same counts.
+        metrics
+            .portal(&door)
+            .count(|s| s.pass(0, &Outcomes::default()));
+        let counts = metrics.portals();
+        let (name, door_counts) = &counts[1];
+        assert_eq!(name, &door);
+        assert_eq!(
+            (door_counts.outcomes.moved, door_counts.passes),
+            (1, 1),
+            "{counts:?}"
+        );
+        metrics.retain_portals(std::slice::from_ref(&door));
+        let names: Vec<_> = metrics.portals().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, [door]);
     }
 
     #[test]

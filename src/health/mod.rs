@@ -144,6 +144,13 @@ impl Sampler {
             })
             .collect();
 
+        // Every portal location, `{}` at a gateway without one.
+        let portals: Map<String, Value> = metrics
+            .portals()
+            .into_iter()
+            .map(|(location, stats)| (location.to_string(), json!(stats)))
+            .collect();
+
         let spool = *self.sources.spool.borrow();
         let now_ms = wall
             .duration_since(UNIX_EPOCH)
@@ -178,6 +185,7 @@ impl Sampler {
             "interval_s": round(elapsed, 10.0),
             "clock_synced": (self.sources.clock_synced)(),
             "readers": readers,
+            "portals": portals,
             "events": {
                 "committed": spool.next_seq.saturating_sub(self.first_seq),
                 "published": uplink.published_total(),
@@ -272,10 +280,27 @@ mod tests {
         assert_eq!(s["mqtt"]["reconnects"], 0);
         assert_eq!(s["mqtt"]["publish_latency_ms"]["max"], 3.0);
         assert!(s["process"]["rss_bytes"].as_u64().is_some_and(|b| b > 0));
+        assert_eq!(s["portals"], json!({}), "no portal");
 
         // The next interval: rates and latency start over, totals do not.
+        let door = metrics.portal(&"dock-door-1".into());
+        door.count(|p| {
+            p.outcomes.ambiguous += 1;
+            p.pass(
+                2,
+                &crate::custody::Outcomes {
+                    moved: 2,
+                    ..Default::default()
+                },
+            );
+        });
         tokio::time::advance(Duration::from_secs(10)).await;
         let s = sampler.sample(Instant::now(), wall);
+        assert_eq!(
+            s["portals"],
+            json!({"dock-door-1": {"moved": 2, "ambiguous": 1, "static": 0, "no_evidence": 0,
+                "passes": 1, "empty_passes": 0}})
+        );
         let r = &s["readers"]["door1-em"];
         assert_eq!((&r["reads"], &r["reads_per_s"]), (&json!(20), &json!(0.0)));
         assert_eq!(s["mqtt"]["publish_latency_ms"]["count"], 0);

@@ -15,13 +15,13 @@
 //!   of the pass goes out together, with the pass's summary after them.
 //!
 //! Evidence that does not say a direction makes no `moved`: presence events
-//! only, the outcome counted in [`PortalStats`] and logged at debug.
+//! only, the outcome counted in the portal's [`PortalMetrics`] (for the
+//! health topic) and logged at debug.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
@@ -35,6 +35,7 @@ use crate::custody::{
     PassDirection, Transition,
 };
 use crate::gpio::{Edge, GpioError, Input, Pins};
+use crate::health::metrics::{Metrics, PortalMetrics};
 use crate::presence::{Evidence, SideSeen};
 
 /// A side that comes first must have read the asset in this many inventory
@@ -42,31 +43,6 @@ use crate::presence::{Evidence, SideSeen};
 /// simply have taken turns in the antenna cycle while the asset stood
 /// between them.
 const MIN_LEAD: u64 = 2;
-
-/// What the portals' evidence came to since start-up, every portal
-/// together. For the health report: many ambiguous outcomes mean the
-/// antennas see too much of each other's side; many static ones, tags
-/// parked near a door; many empty passes, a sensor firing for nothing or a
-/// reader not reading.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PortalStats {
-    /// Per asset.
-    #[serde(flatten)]
-    pub outcomes: Outcomes,
-    /// Read windows finished, and those in which nothing was read.
-    pub passes: u64,
-    pub empty_passes: u64,
-}
-
-impl PortalStats {
-    fn add(&mut self, outcomes: &Outcomes) {
-        let o = &mut self.outcomes;
-        o.moved += outcomes.moved;
-        o.ambiguous += outcomes.ambiguous;
-        o.static_tags += outcomes.static_tags;
-        o.no_evidence += outcomes.no_evidence;
-    }
-}
 
 /// The direction keys of one portal.
 #[derive(Debug, Clone)]
@@ -205,6 +181,8 @@ struct Portal {
     windows: Option<Windows>,
     /// The readers at the portal, for the `silent_reader` alarm.
     readers: Vec<Arc<str>>,
+    /// Its outcome counts, which outlive this front.
+    metrics: Arc<PortalMetrics>,
 }
 
 /// The portals of a gateway: their keys, read windows and sensors, and the
@@ -215,13 +193,18 @@ pub struct Portals {
     sensors: mpsc::Receiver<SensorEdge>,
     /// The tasks that follow the sensors, each owning its pin's claim.
     forwarders: JoinSet<()>,
-    stats: watch::Sender<PortalStats>,
 }
 
 impl Portals {
     /// Claims the window sensors' pins (validated: `pins` is there when
-    /// some location has a window).
-    pub fn new(config: &Config, pins: Option<&Pins>) -> Result<Portals, SensorError> {
+    /// some location has a window). Each portal counts on in `metrics`
+    /// from where the previous front left it; portals no longer
+    /// configured are forgotten there.
+    pub fn new(
+        config: &Config,
+        pins: Option<&Pins>,
+        metrics: &Metrics,
+    ) -> Result<Portals, SensorError> {
         let (edges, sensors) = mpsc::channel(SENSOR_QUEUE);
         let mut forwarders = JoinSet::new();
         let mut portals = HashMap::new();
@@ -262,14 +245,16 @@ impl Portals {
                 params,
                 windows,
                 readers,
+                metrics: metrics.portal(&name),
             };
             portals.insert(name, portal);
         }
+        let configured: Vec<Arc<str>> = portals.keys().cloned().collect();
+        metrics.retain_portals(&configured);
         Ok(Portals {
             portals,
             sensors,
             forwarders,
-            stats: watch::Sender::new(PortalStats::default()),
         })
     }
 
@@ -278,11 +263,6 @@ impl Portals {
     pub async fn release(mut self) {
         self.forwarders.abort_all();
         while self.forwarders.join_next().await.is_some() {}
-    }
-
-    /// The outcome counts, kept current.
-    pub fn stats(&self) -> watch::Receiver<PortalStats> {
-        self.stats.subscribe()
     }
 
     /// For a UHF reader at a portal with read windows: `true` while it
@@ -341,7 +321,7 @@ impl Portals {
         out.push(draft);
         if let Some(member) = alone {
             let outcome = decide(&member.evidence, None, &portal.params);
-            self.stats.send_modify(|s| outcome.count(&mut s.outcomes));
+            portal.metrics.count(|s| outcome.count(&mut s.outcomes));
             out.extend(moved(
                 &location,
                 &member.custody,
@@ -351,7 +331,7 @@ impl Portals {
             ));
         }
         for pass in finished {
-            finish(&location, portal, pass, &self.stats, out);
+            finish(&location, portal, pass, out);
         }
     }
 
@@ -415,7 +395,7 @@ impl Portals {
             return;
         };
         for pass in finished {
-            finish(location, portal, pass, &self.stats, out);
+            finish(location, portal, pass, out);
         }
     }
 }
@@ -445,13 +425,7 @@ async fn forward(
 /// A finished pass: each member's direction with the window's beams, the
 /// `moved` events (one `pass_id`), the summary, and `silent_reader` when
 /// the windows have been reading nothing.
-fn finish(
-    location: &Arc<str>,
-    portal: &Portal,
-    pass: Finished,
-    stats: &watch::Sender<PortalStats>,
-    out: &mut Vec<Draft>,
-) {
+fn finish(location: &Arc<str>, portal: &Portal, pass: Finished, out: &mut Vec<Draft>) {
     let params = &portal.params;
     let mut counts = PassCounts {
         assets: pass.assets.len() as u64,
@@ -473,11 +447,9 @@ fn finish(
             Some(pass.pass_id),
         ));
     }
-    stats.send_modify(|s| {
-        s.add(&counts.outcomes);
-        s.passes += 1;
-        s.empty_passes += u64::from(counts.assets == 0);
-    });
+    portal
+        .metrics
+        .count(|s| s.pass(counts.assets, &counts.outcomes));
     let direction = match (pass.beams, directions.len()) {
         (Some(beams), _) => Some(PassDirection::All(beams)),
         (None, 1) => directions.into_iter().next().map(PassDirection::All),
@@ -560,6 +532,7 @@ fn moved(
 mod tests {
     use super::*;
     use crate::config::{Side, WindowConfig};
+    use crate::health::metrics::PortalStats;
     use crate::presence::Sides;
 
     fn params() -> Params {
@@ -796,14 +769,19 @@ mod tests {
             params: params(),
             windows: window.map(|w| Windows::new(w, Duration::from_secs(2))),
             readers: vec!["door1-uhf".into()],
+            metrics: Arc::default(),
         };
         let portals = Portals {
             portals: HashMap::from([(Arc::from("dock-door-1"), portal)]),
             sensors,
             forwarders: JoinSet::new(),
-            stats: watch::Sender::new(PortalStats::default()),
         };
         (portals, edges)
+    }
+
+    /// Dock door 1's counts.
+    fn stats(portals: &Portals) -> PortalStats {
+        portals.portals["dock-door-1"].metrics.get()
     }
 
     fn custody_of(draft: &Draft) -> &Custody {
@@ -816,7 +794,6 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_departure_is_passed_on_and_followed_by_its_moved() {
         let (mut portals, _) = portals(None);
-        let stats = portals.stats();
         let mut out = Vec::new();
         portals.handle(departed(pass(2, 1)), Instant::now(), &mut out);
         assert_eq!(out.len(), 2);
@@ -855,7 +832,42 @@ mod tests {
         let mut expected = PortalStats::default();
         expected.outcomes.moved = 1;
         expected.outcomes.ambiguous = 1;
-        assert_eq!(*stats.borrow(), expected);
+        assert_eq!(stats(&portals), expected);
+    }
+
+    /// A gateway with the dock doors `doors`, from its configuration file.
+    fn gateway(doors: &[&str]) -> Config {
+        let mut toml = "[gateway]\nsite = \"s\"\nname = \"g\"\n".to_string();
+        for door in doors {
+            toml += &format!(
+                "[[locations]]\nname = \"{door}\"\nkind = \"dock_door\"\n\
+                 outside_zone = \"yard\"\ninside_zone = \"receiving\"\n"
+            );
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        crate::config::load(file.path()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_run_on_across_a_reload_and_go_with_the_portal() {
+        let metrics = Metrics::default();
+        let config = gateway(&["dock-door-1", "dock-door-2"]);
+        let mut portals = Portals::new(&config, None, &metrics).unwrap();
+        let mut out = Vec::new();
+        portals.handle(departed(pass(1, 2)), Instant::now(), &mut out);
+        let counts = metrics.portals();
+        let doors: Vec<&str> = counts.iter().map(|(name, _)| &**name).collect();
+        assert_eq!(doors, ["dock-door-1", "dock-door-2"], "{counts:?}");
+        assert_eq!(counts[1].1, PortalStats::default());
+
+        // The reloaded front, without door 2.
+        portals.release().await;
+        let mut portals = Portals::new(&gateway(&["dock-door-1"]), None, &metrics).unwrap();
+        portals.handle(departed(pass(2, 1)), Instant::now(), &mut out);
+        let mut expected = PortalStats::default();
+        expected.outcomes.moved = 2;
+        assert_eq!(metrics.portals(), [("dock-door-1".into(), expected)]);
     }
 
     #[tokio::test(start_paused = true)]
@@ -889,7 +901,6 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_pass_through_the_beams_moves_its_assets_together_and_sums_up() {
         let (mut portals, edges) = portals(Some(window()));
-        let stats = portals.stats();
         let mut out = Vec::new();
         let location: Arc<str> = "dock-door-1".into();
         let sensor = async |sensor, active, portals: &mut Portals, out: &mut Vec<Draft>| {
@@ -975,8 +986,9 @@ mod tests {
             (c.assets, c.reads, c.outcomes.moved, c.outcomes.ambiguous),
             (3, 18, 2, 1)
         );
-        let s = *stats.borrow();
-        assert_eq!((s.passes, s.empty_passes, s.outcomes.moved), (1, 0, 2));
+        let s = stats(&portals);
+        assert_eq!((s.passes, s.empty_passes), (1, 0));
+        assert_eq!(s.outcomes, c.outcomes, "the pass's outcomes, counted once");
     }
 
     #[tokio::test(start_paused = true)]
@@ -1012,7 +1024,7 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["pass", "pass", "silent_reader"]);
-        assert_eq!(portals.stats().borrow().empty_passes, 2);
+        assert_eq!(stats(&portals).empty_passes, 2);
         // At shutdown an open window is summed up too.
         edges
             .send((location.clone(), Sensor::Trigger, edge(true)))

@@ -17,6 +17,7 @@
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
 //! - [`SimPins`]: the daemon's simulated GPIO, driven and watched;
 //! - [`gateway_config`] and friends: configuration snippets and frames;
+//! - [`fast_health`] and [`health_where`]: health samples every second;
 //! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
 //!   `event_id`, checked for gaps and for duplicates that are not
 //!   re-deliveries;
@@ -35,6 +36,7 @@
 mod certs;
 mod daemon;
 mod gpio;
+mod health;
 mod ledger;
 mod mosquitto;
 mod mqtt;
@@ -47,6 +49,7 @@ mod uinput;
 pub use certs::{Issued, Pki};
 pub use daemon::Daemon;
 pub use gpio::{pulsed, sim_gpio_config, SimPins};
+pub use health::{fast_health, health_where};
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::{Mosquitto, TlsListener};
 pub use mqtt::{publish, publish_many, Message, Subscriber};
