@@ -23,19 +23,27 @@ const CAGE: &str = "cage-1";
 const POLICY: &str = "itad/test-site/release";
 
 /// The demo's cage gate with a door sensor and short pulses; `gate_extra`
-/// adds keys to the gate table.
+/// adds keys to the gate table; `station`: the gate is a station too.
 fn cage_config(
     url: &str,
     data_dir: &Path,
     socket: &Path,
     scanner: &Path,
     gate_extra: &str,
+    station: bool,
 ) -> String {
     let gate = format!(
         "door_sensor = {{ pin = {DOOR}, active = \"high\", pull = \"up\" }}\n\
          unlock_pulse = \"1s\"\ndeny_signal = \"1s\"\n{gate_extra}"
     );
-    gateway_config(url, data_dir) + &sim_gpio_config(socket) + &cage_gate_config(scanner, &gate)
+    let mut location = cage_gate_config(scanner, &gate);
+    if station {
+        location = location.replace(
+            "kind = \"cage_gate\"\n",
+            "kind = \"cage_gate\"\nstation = true\n",
+        );
+    }
+    gateway_config(url, data_dir) + &sim_gpio_config(socket) + &location
 }
 
 /// Broker, subscriber, daemon, scanner and pins of one cage gate.
@@ -52,7 +60,7 @@ impl Cage {
     /// Starts everything with `policy` (asset key, payload) published
     /// retained first, and waits until the daemon has stored it.
     async fn start(gate_extra: &str, policy: &[(&str, &str)]) -> Cage {
-        Self::start_with(Mosquitto::start().await, None, gate_extra, policy).await
+        Self::start_with(Mosquitto::start().await, None, gate_extra, policy, false).await
     }
 
     async fn start_with(
@@ -60,6 +68,7 @@ impl Cage {
         persistent_sub: Option<&str>,
         gate_extra: &str,
         policy: &[(&str, &str)],
+        station: bool,
     ) -> Cage {
         let sub = match persistent_sub {
             Some(id) => Subscriber::connect_persistent(&broker.url(), "itad/#", id).await,
@@ -77,6 +86,7 @@ impl Cage {
             &socket,
             scanner.path(),
             gate_extra,
+            station,
         ));
         let pins = SimPins::connect(&socket).await;
         let cage = Cage {
@@ -122,6 +132,24 @@ impl Cage {
         };
         let msgs = self.sub.wait_for(|m| find(m).is_some(), PATIENCE).await;
         find(&msgs).unwrap()
+    }
+}
+
+impl Cage {
+    /// Waits until red and the buzzer have pulsed since `mark`.
+    async fn denial_signalled(&mut self, mark: usize) {
+        self.pins
+            .wait("red and buzzer", |s| {
+                pulsed(s, RED, ON, mark) && pulsed(s, BUZZER, ON, mark)
+            })
+            .await;
+    }
+
+    /// The lock and green were never switched on since `mark`.
+    fn assert_kept_shut(&self, mark: usize) {
+        let seen = self.pins.seen();
+        assert!(!switched_on(&self.pins, LOCK, mark), "{seen:?}");
+        assert!(!switched_on(&self.pins, GREEN, mark), "{seen:?}");
     }
 }
 
@@ -227,18 +255,9 @@ async fn refused_assets_keep_the_lock_shut_and_the_alarm_says_why() {
             event.get("release").is_none(),
             "no release on a refusal: {event}"
         );
-        cage.pins
-            .wait("red and buzzer", |s| {
-                pulsed(s, RED, ON, red_from) && pulsed(s, BUZZER, ON, red_from)
-            })
-            .await;
+        cage.denial_signalled(red_from).await;
     }
-    assert!(
-        !switched_on(&cage.pins, LOCK, mark),
-        "{:?}",
-        cage.pins.seen()
-    );
-    assert!(!switched_on(&cage.pins, GREEN, mark));
+    cage.assert_kept_shut(mark);
     assert_eq!(cage.pins.level(LOCK), Some(OFF));
 }
 
@@ -287,7 +306,7 @@ async fn the_policy_learned_online_decides_while_the_broker_is_down() {
         ("KEEP-1", r#"{"released":true,"reason":"wiped"}"#),
         ("HOLD-1", r#"{"released":false}"#),
     ];
-    let mut cage = Cage::start_with(broker, Some("release-offline-sub"), "", &policy).await;
+    let mut cage = Cage::start_with(broker, Some("release-offline-sub"), "", &policy, false).await;
 
     cage.daemon.terminate().await;
     // Stopped rather than killed only so that it keeps the subscriber's
@@ -477,4 +496,21 @@ async fn outputs_are_safe_at_start_up_and_after_sigterm() {
             "GPIO {pin} after SIGTERM: {seen:?}"
         );
     }
+}
+
+/// At a cage gate that is a station too, what the station refuses pulses
+/// red and the buzzer as a denial does, and the alarm goes out; the lock is
+/// not touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_refusal_at_the_gate_pulses_red_and_the_buzzer() {
+    let mut cage = Cage::start_with(Mosquitto::start().await, None, "", &[], true).await;
+    let mark = cage.pins.mark();
+    cage.scan("ACT:BOGUS").await;
+    let alarm = cage.alarm("unknown_action", None).await;
+    assert!(
+        alarm["detail"].as_str().unwrap().contains("ACT:BOGUS"),
+        "{alarm}"
+    );
+    cage.denial_signalled(mark).await;
+    cage.assert_kept_shut(mark);
 }

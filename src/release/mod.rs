@@ -16,7 +16,9 @@
 //!   `gate_forced` alarm;
 //! - `unlock` commands: an operator's override, audited as a
 //!   `gate_override` alarm (it is something a person should look at, and
-//!   it is not about one asset).
+//!   it is not about one asset);
+//! - station refusals (`rules::station::REFUSALS`): at a gate that is a
+//!   station, red and the buzzer as for a denial, and the alarm published.
 //!
 //! Decisions: released and not expired: unlock pulse and green light.
 //! Revoked, `released: false` or expired: the lock stays shut, red light and
@@ -38,6 +40,7 @@ use crate::config::{Config, ReadMode, UnknownAsset};
 use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::retained::{Retained, RetainedError, Table, Update};
+use crate::rules::station::REFUSALS;
 use crate::sink::{Bus, Inbound};
 use crate::topic::asset_key;
 
@@ -84,6 +87,15 @@ pub struct LeaveAttempt {
     pub event: Draft,
 }
 
+/// What the rules task hands to the gate task.
+#[derive(Debug)]
+enum ToGate {
+    Leave(LeaveAttempt),
+    /// A station's refusal (its alarm), signalled where the station is a
+    /// gate, then published.
+    Refused(Draft),
+}
+
 /// The rules task's end of the hand-off to the gate task. The gate task
 /// ends (locking every gate) once the last clone is dropped: the
 /// supervisor holds one, for each new front, and drops it at shutdown.
@@ -92,7 +104,7 @@ pub struct Attempts {
     /// Readers in `mode = "release"`.
     release_readers: Arc<HashSet<Arc<str>>>,
     /// `None` on a gateway without gates.
-    to_gates: Option<mpsc::Sender<LeaveAttempt>>,
+    to_gates: Option<mpsc::Sender<ToGate>>,
 }
 
 impl Attempts {
@@ -105,27 +117,45 @@ impl Attempts {
         }
     }
 
-    /// A scan by a release reader goes to its gate (`None` comes back);
-    /// any other draft comes back to be passed on.
+    /// A scan by a release reader, and a station's refusal, go to the gate
+    /// task (`None` comes back); any other draft comes back to be passed
+    /// on, as do those when there is no gate task.
     pub async fn divert(&self, draft: Draft) -> Option<Draft> {
-        let release_scan = matches!(&draft.body, Body::Custody(c)
-            if c.transition == Transition::Scanned && self.release_readers.contains(&c.reader));
-        if !release_scan {
-            return Some(draft);
-        }
-        let attempt = LeaveAttempt {
-            via: Via::Scan,
-            event: draft,
+        let for_gates = match &draft.body {
+            Body::Custody(c) => {
+                c.transition == Transition::Scanned && self.release_readers.contains(&c.reader)
+            }
+            Body::Alarm(a) => REFUSALS.contains(&a.kind),
+            _ => false,
         };
-        self.attempt(attempt).await.err().map(|a| a.event)
+        let Some(gates) = self.to_gates.as_ref().filter(|_| for_gates) else {
+            return Some(draft);
+        };
+        let Ok(permit) = gates.reserve().await else {
+            return Some(draft);
+        };
+        permit.send(match draft.body {
+            Body::Alarm(_) => ToGate::Refused(draft),
+            _ => ToGate::Leave(LeaveAttempt {
+                via: Via::Scan,
+                event: draft,
+            }),
+        });
+        None
     }
 
     /// Hands `attempt` to the gate task; gives it back when there is none
     /// (its event is then passed on undecided).
     pub async fn attempt(&self, attempt: LeaveAttempt) -> Result<(), LeaveAttempt> {
-        match &self.to_gates {
-            Some(gates) => gates.send(attempt).await.map_err(|e| e.0),
-            None => Err(attempt),
+        let Some(gates) = &self.to_gates else {
+            return Err(attempt);
+        };
+        match gates.reserve().await {
+            Ok(permit) => {
+                permit.send(ToGate::Leave(attempt));
+                Ok(())
+            }
+            Err(_) => Err(attempt),
         }
     }
 }
@@ -234,7 +264,7 @@ struct GateTask {
 impl GateTask {
     async fn run(
         mut self,
-        mut attempts: mpsc::Receiver<LeaveAttempt>,
+        mut attempts: mpsc::Receiver<ToGate>,
         mut policy: mpsc::Receiver<Inbound>,
         mut unlocks: mpsc::Receiver<Request>,
         mut doors: mpsc::Receiver<(usize, Edge)>,
@@ -243,7 +273,8 @@ impl GateTask {
             let deadline = self.gates.iter().filter_map(Gate::next_deadline).min();
             tokio::select! {
                 attempt = attempts.recv() => match attempt {
-                    Some(attempt) => self.on_attempt(attempt).await,
+                    Some(ToGate::Leave(attempt)) => self.on_attempt(attempt).await,
+                    Some(ToGate::Refused(alarm)) => self.on_refused(alarm).await,
                     None => break,
                 },
                 Some(first) = policy.recv() => {
@@ -374,6 +405,13 @@ impl GateTask {
             self.alarm(location, observed_at, kind, Some(asset), detail)
                 .await;
         }
+    }
+
+    async fn on_refused(&mut self, alarm: Draft) {
+        if let Some(gate) = self.gates.iter_mut().find(|g| g.location == alarm.location) {
+            gate.signal_denied(Instant::now());
+        }
+        self.emit(alarm).await;
     }
 
     async fn on_door(&mut self, gate: usize, edge: Edge) {

@@ -139,6 +139,15 @@ enum Scan {
     Asset,
 }
 
+/// The alarms by which a station refuses what it was shown: a scan with
+/// nobody signed in, an action it does not know, a badge of nobody. At a
+/// cage gate that is a station, the gate also pulses its red light and
+/// buzzer for them, so the operator at the gate notices at once.
+pub const REFUSALS: [&str; 3] = [OPERATOR_REQUIRED, UNKNOWN_ACTION, UNKNOWN_BADGE];
+const OPERATOR_REQUIRED: &str = "operator_required";
+const UNKNOWN_ACTION: &str = "unknown_action";
+const UNKNOWN_BADGE: &str = "unknown_badge";
+
 /// The context of every station of the gateway; owned by the rules task.
 pub struct Stations {
     stations: HashMap<Arc<str>, Station>,
@@ -285,7 +294,7 @@ impl Stations {
                 custody.reader
             );
             let asset = (scan == Scan::Asset).then(|| custody.asset.clone());
-            out.push(alarm(location, wall, "operator_required", asset, detail));
+            out.push(alarm(location, wall, OPERATOR_REQUIRED, asset, detail));
             return;
         }
         station.touch(now, wall);
@@ -325,7 +334,7 @@ impl Stations {
                     &*custody.asset.id,
                     known.join(", ")
                 );
-                out.push(alarm(location, wall, "unknown_action", None, detail));
+                out.push(alarm(location, wall, UNKNOWN_ACTION, None, detail));
                 return;
             }
         };
@@ -371,7 +380,7 @@ impl Stations {
                  signed in or out.",
                 reader.name
             );
-            out.push(alarm(location, obs.wall, "unknown_badge", None, detail));
+            out.push(alarm(location, obs.wall, UNKNOWN_BADGE, None, detail));
             return;
         };
         let change = if station.badge.as_ref() == Some(&key) {
