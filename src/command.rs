@@ -254,4 +254,17 @@ mod tests {
         let accepted = (0..100).filter(|_| d.take_token()).count();
         assert_eq!(accepted, (2.0 * RATE_PER_SEC) as usize);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_payload_gives_an_id_or_a_reason(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            match parse(&payload) {
+                Ok((id, body)) => {
+                    proptest::prop_assert!(!id.is_empty() && id.len() <= MAX_ID_LEN);
+                    proptest::prop_assert_eq!(&body["id"], &Value::String(id));
+                }
+                Err(reason) => proptest::prop_assert!(!reason.is_empty()),
+            }
+        }
+    }
 }

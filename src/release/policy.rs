@@ -63,7 +63,8 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
     }
     // An offset: parse the local time as if UTC, then shift.
     let split = text.len().checked_sub(6).ok_or_else(bad)?;
-    let (local, offset) = text.split_at(split);
+    // Checked: six bytes from the end may fall inside a character.
+    let (local, offset) = text.split_at_checked(split).ok_or_else(bad)?;
     let sign = match offset.as_bytes()[0] {
         b'+' => 1i64,
         b'-' => -1,
@@ -226,5 +227,40 @@ mod tests {
         ));
         assert_eq!(standing(Some(b""), after), Standing::Revoked);
         assert_eq!(standing(None, after), Standing::Unknown);
+    }
+
+    #[test]
+    fn an_expiry_with_a_multibyte_character_where_the_offset_would_start_is_refused() {
+        // Six bytes from the end falls inside the "é".
+        let error = parse("{\"released\":true,\"expires_at\":\"xéxxxxx\"}".as_bytes()).unwrap_err();
+        assert!(error.contains("not an RFC 3339 time"), "{error}");
+    }
+
+    proptest::proptest! {
+        /// Whatever central (or anyone able to publish) sends: no panic, and
+        /// what is accepted stands as it says.
+        #[test]
+        fn any_payload_parses_or_is_refused(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Ok(entry) = parse(&payload) {
+                let now = SystemTime::UNIX_EPOCH;
+                let standing = standing(Some(&payload), now);
+                proptest::prop_assert!(!matches!(standing, Standing::Unknown | Standing::Revoked));
+                proptest::prop_assert_eq!(matches!(standing, Standing::Released(_)), entry.released && entry.expires_at.is_none_or(|t| t > now));
+            }
+        }
+
+        #[test]
+        fn any_expiry_text_parses_or_is_refused(text in "\\PC{0,40}") {
+            let _ = parse_time(&text);
+        }
+
+        #[test]
+        fn accepted_keys_are_canonical_and_wildcard_free(topic in "\\PC{0,40}") {
+            let prefix = "itad/s/release/";
+            if let Ok(key) = key_of(prefix, &format!("{prefix}{topic}")) {
+                proptest::prop_assert!(!key.contains(['/', '#', '+']), "{}", key);
+                proptest::prop_assert_eq!(asset_key(&percent_decode(key).unwrap()), key);
+            }
+        }
     }
 }

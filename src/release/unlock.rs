@@ -125,4 +125,27 @@ mod tests {
             assert!(error.contains(why), "{json}: {error}");
         }
     }
+
+    proptest::proptest! {
+        /// Any body an operator's tool (or anyone) sends is accepted or
+        /// refused with a reason; what is accepted keeps to the bounds.
+        #[test]
+        fn any_body_is_accepted_or_refused(
+            text in "\\PC{0,300}",
+            duration in "\\PC{0,24}",
+            seconds in proptest::num::f64::ANY,
+        ) {
+            for duration in [Value::String(duration.clone()), serde_json::json!(seconds)] {
+                let body = serde_json::json!({
+                    "id": "x", "location": text, "operator": text, "reason": text,
+                    "duration": duration,
+                });
+                if let Ok(unlock) = parse(body.as_object().expect("an object")) {
+                    proptest::prop_assert!(unlock.duration.is_none_or(|d| !d.is_zero()));
+                    proptest::prop_assert!(unlock.operator.chars().count() <= MAX_OPERATOR);
+                    proptest::prop_assert!(unlock.reason.chars().count() <= MAX_REASON);
+                }
+            }
+        }
+    }
 }

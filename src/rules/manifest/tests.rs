@@ -322,3 +322,36 @@ async fn a_pickup_goes_on_across_a_restart_and_times_out_while_down() {
     let (r, _) = h.pass(DOOR, &ids(4..=4)).await;
     assert!(r.is_none(), "ended");
 }
+
+proptest::proptest! {
+    /// Whatever is published on a manifest topic: no panic; what is
+    /// accepted has a pickup id and each expected asset once, in the order
+    /// first listed.
+    #[test]
+    fn any_payload_is_a_manifest_or_refused(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+        if let Ok(m) = parse(&payload) {
+            proptest::prop_assert!(!m.pickup_id.trim().is_empty());
+            let unique: HashSet<&String> = m.expected.iter().collect();
+            proptest::prop_assert_eq!(unique.len(), m.expected.len());
+        }
+    }
+
+    #[test]
+    fn expected_lists_keep_each_asset_once_first_listed_first(
+        expected in proptest::collection::vec("[A-C]{0,2}", 0..12),
+    ) {
+        let payload = serde_json::json!({"pickup_id": "PU-1", "expected": expected}).to_string();
+        match parse(payload.as_bytes()) {
+            Ok(m) => {
+                let mut first = Vec::new();
+                for id in &expected {
+                    if !first.contains(id) {
+                        first.push(id.clone());
+                    }
+                }
+                proptest::prop_assert_eq!(m.expected, first);
+            }
+            Err(_) => proptest::prop_assert!(expected.iter().any(String::is_empty)),
+        }
+    }
+}
