@@ -20,6 +20,8 @@ pub mod custody;
 pub mod daemon;
 pub mod decode;
 pub mod demo;
+#[cfg(any(test, feature = "testutil"))]
+pub mod fuzzing;
 pub mod gpio;
 pub mod health;
 pub mod identity;

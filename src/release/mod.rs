@@ -46,7 +46,7 @@ use crate::topic::asset_key;
 
 mod gate;
 pub mod policy;
-mod unlock;
+pub(crate) mod unlock;
 
 use gate::Gate;
 use policy::Standing;

@@ -240,27 +240,16 @@ mod tests {
         /// Whatever central (or anyone able to publish) sends: no panic, and
         /// what is accepted stands as it says.
         #[test]
-        fn any_payload_parses_or_is_refused(payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
-            if let Ok(entry) = parse(&payload) {
-                let now = SystemTime::UNIX_EPOCH;
-                let standing = standing(Some(&payload), now);
-                proptest::prop_assert!(!matches!(standing, Standing::Unknown | Standing::Revoked));
-                proptest::prop_assert_eq!(matches!(standing, Standing::Released(_)), entry.released && entry.expires_at.is_none_or(|t| t > now));
-            }
+        fn any_message_is_an_entry_or_refused(
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            key in "\\PC{0,40}",
+        ) {
+            crate::fuzzing::release_policy(&payload, &key);
         }
 
         #[test]
         fn any_expiry_text_parses_or_is_refused(text in "\\PC{0,40}") {
             let _ = parse_time(&text);
-        }
-
-        #[test]
-        fn accepted_keys_are_canonical_and_wildcard_free(topic in "\\PC{0,40}") {
-            let prefix = "itad/s/release/";
-            if let Ok(key) = key_of(prefix, &format!("{prefix}{topic}")) {
-                proptest::prop_assert!(!key.contains(['/', '#', '+']), "{}", key);
-                proptest::prop_assert_eq!(asset_key(&percent_decode(key).unwrap()), key);
-            }
         }
     }
 }

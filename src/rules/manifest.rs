@@ -44,16 +44,16 @@ const IDS_IN_DETAIL: usize = 10;
 
 /// A manifest as the central system publishes it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-struct Manifest {
-    pickup_id: String,
+pub(crate) struct Manifest {
+    pub(crate) pickup_id: String,
     /// Canonical asset ids, each once.
-    expected: Vec<String>,
+    pub(crate) expected: Vec<String>,
     #[serde(default)]
     closed: bool,
 }
 
 /// The manifest in `payload`, or why it is ignored.
-fn parse(payload: &[u8]) -> Result<Manifest, String> {
+pub(crate) fn parse(payload: &[u8]) -> Result<Manifest, String> {
     let mut manifest: Manifest = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
     if manifest.pickup_id.trim().is_empty() {
         return Err("pickup_id is empty".into());
