@@ -115,7 +115,10 @@ impl SpoolReader {
         rx.await.unwrap_or_default()
     }
 
-    /// Every `seq` below `below` was acknowledged by the broker.
+    /// Every `seq` below `below` was acknowledged by the broker. Each call
+    /// is one delete transaction, so callers batch: the uplink reports
+    /// its acknowledgements every 250 ms, not one per PUBACK. The deletion
+    /// is not fsynced (see [`Store::delete_below`]).
     pub async fn ack(&self, below: u64) {
         let _ = self.control.send(Control::Ack { below }).await;
     }
