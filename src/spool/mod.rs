@@ -15,6 +15,7 @@
 //! alarm as soon as something can be stored again. A `spool_high_water`
 //! alarm warns at 80 %.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +44,10 @@ pub use store::{Stats, Store, StoreError};
 const HIGH_WATER: f64 = 0.8;
 const HIGH_WATER_REARM: f64 = 0.6;
 
+/// Records of the latest commits kept for the uplink's next read, at most
+/// (see [`SpoolTask::recent`]); about 140 KiB of custody events.
+const RECENT_MAX: usize = 256;
+
 /// How far the spool has got, as seen by the uplink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
@@ -65,6 +70,17 @@ pub struct Record {
     pub seq: u64,
     pub topic: String,
     pub payload: Vec<u8>,
+}
+
+impl Record {
+    fn new(seq: u64, stored: StoredRecord) -> Self {
+        let StoredRecord::V1(r) = stored;
+        Record {
+            seq,
+            topic: r.topic,
+            payload: r.payload,
+        }
+    }
 }
 
 enum Control {
@@ -100,7 +116,10 @@ impl SpoolReader {
         rx.await.unwrap_or_default()
     }
 
-    /// Every `seq` below `below` was acknowledged by the broker.
+    /// Every `seq` below `below` was acknowledged by the broker. Each call
+    /// is one delete transaction, so callers batch: the uplink reports
+    /// its acknowledgements every 250 ms, not one per PUBACK. The deletion
+    /// is not fsynced (see [`Store::delete_below`]).
     pub async fn ack(&self, below: u64) {
         let _ = self.control.send(Control::Ack { below }).await;
     }
@@ -145,6 +164,7 @@ pub fn spawn(
         reserved,
         bytes,
         deleted_below: 0,
+        recent: VecDeque::new(),
         pending_alarms: Vec::new(),
         overflow: Overflow::default(),
         high_water: false,
@@ -212,6 +232,14 @@ struct SpoolTask {
     /// Spooled bytes, as `max_bytes` counts them.
     bytes: u64,
     deleted_below: u64,
+    /// The records of the latest commits that the uplink has not read yet,
+    /// contiguous up to `next_seq - 1`. While the uplink keeps up it reads
+    /// each group commit right after it, and serving that read from here
+    /// saves a trip through the blocking pool and a read transaction per
+    /// commit. A read is taken from here only when this holds everything
+    /// from its `from` on, so it returns what the store would; what is
+    /// handed out is removed (a re-read after a reconnect goes to the store).
+    recent: VecDeque<Record>,
     /// Alarms waiting for the next commit.
     pending_alarms: Vec<Draft>,
     overflow: Overflow,
@@ -319,7 +347,7 @@ impl SpoolTask {
         let overflow_alarm = (reporting > 0).then(|| self.overflow_alarm());
         let high_water_before = self.high_water;
         let alarms: Vec<&Draft> = pending.iter().chain(&overflow_alarm).collect();
-        let (records, refused) = self.admit(&alarms, &batch);
+        let (records, fresh, refused) = self.admit(&alarms, &batch);
         if records.is_empty() {
             self.count_dropped(refused, Cause::Full);
             self.pending_alarms = pending;
@@ -340,6 +368,9 @@ impl SpoolTask {
                     self.overflow.cause = None;
                 }
                 self.count_dropped(refused, Cause::Full);
+                self.recent.extend(fresh);
+                let surplus = self.recent.len().saturating_sub(RECENT_MAX);
+                self.recent.drain(..surplus);
                 let next_seq = self.next_seq;
                 debug!("spool committed seq {first}..={}", next_seq - 1);
                 self.committed.send_modify(|c| {
@@ -363,24 +394,26 @@ impl SpoolTask {
 
     /// Renders what may be stored: alarms always (they are few and small),
     /// events while they fit under `max_bytes`. Returns the encoded records,
-    /// numbered from `next_seq`, and how many events did not fit.
-    fn admit(&mut self, alarms: &[&Draft], batch: &[Draft]) -> (Vec<Vec<u8>>, u64) {
+    /// numbered from `next_seq`, the same as the uplink reads them, and how
+    /// many events did not fit.
+    fn admit(&mut self, alarms: &[&Draft], batch: &[Draft]) -> (Vec<Vec<u8>>, Vec<Record>, u64) {
         let committed_at_ms = unix_ms_now();
         let encode = |draft: &Draft, seq: u64| {
-            StoredRecord::V1(RecordV1 {
+            let stored = StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&self.naming),
                 payload: draft.render(&self.naming, seq),
                 committed_at_ms,
-            })
-            .encode()
+            });
+            (stored.encode(), Record::new(seq, stored))
         };
-        let (mut records, mut refused, mut size) = (Vec::new(), 0, self.bytes);
+        let (mut records, mut fresh, mut refused, mut size) =
+            (Vec::new(), Vec::new(), 0, self.bytes);
         let drafts = alarms
             .iter()
             .map(|d| (*d, true))
             .chain(batch.iter().map(|d| (d, false)));
         for (draft, is_alarm) in drafts {
-            let record = encode(draft, self.next_seq + records.len() as u64);
+            let (record, readable) = encode(draft, self.next_seq + records.len() as u64);
             let n = store::record_bytes(&record);
             if !is_alarm && size + n > self.config.max_bytes.0 {
                 refused += 1;
@@ -388,6 +421,7 @@ impl SpoolTask {
             }
             size += n;
             records.push(record);
+            fresh.push(readable);
             if !self.high_water && size >= self.high_mark() {
                 self.high_water = true;
                 let detail = format!(
@@ -399,12 +433,13 @@ impl SpoolTask {
                 );
                 let alarm = self.gateway_alarm("spool_high_water", detail);
                 warn!("spool above {:.0} % of spool.max_bytes", HIGH_WATER * 100.0);
-                let record = encode(&alarm, self.next_seq + records.len() as u64);
+                let (record, readable) = encode(&alarm, self.next_seq + records.len() as u64);
                 size += store::record_bytes(&record);
                 records.push(record);
+                fresh.push(readable);
             }
         }
-        (records, refused)
+        (records, fresh, refused)
     }
 
     fn overflow_alarm(&self) -> Draft {
@@ -474,24 +509,35 @@ impl SpoolTask {
         }
     }
 
+    /// What `read_from(from, max)` would return, from [`SpoolTask::recent`]
+    /// if it holds everything from `from` on; `None` sends the read to the
+    /// store.
+    fn take_recent(&mut self, from: u64, max: usize) -> Option<Vec<Record>> {
+        if self.recent.front()?.seq > from {
+            return None;
+        }
+        let read = self.recent.partition_point(|r| r.seq < from);
+        self.recent.drain(..read);
+        let n = max.min(self.recent.len());
+        Some(self.recent.drain(..n).collect())
+    }
+
     async fn handle(&mut self, cmd: Control) {
         match cmd {
             Control::Read { from, max, reply } => {
-                let records = match self.blocking(move |s| s.read_from(from, max)).await {
-                    Ok(records) => records,
-                    Err(e) => {
-                        error!("spool read failed: {e}");
-                        Vec::new()
-                    }
+                let records = match self.take_recent(from, max) {
+                    Some(records) => records,
+                    None => match self.blocking(move |s| s.read_from(from, max)).await {
+                        Ok(records) => records
+                            .into_iter()
+                            .map(|(seq, stored)| Record::new(seq, stored))
+                            .collect(),
+                        Err(e) => {
+                            error!("spool read failed: {e}");
+                            Vec::new()
+                        }
+                    },
                 };
-                let records = records
-                    .into_iter()
-                    .map(|(seq, StoredRecord::V1(r))| Record {
-                        seq,
-                        topic: r.topic,
-                        payload: r.payload,
-                    })
-                    .collect();
                 let _ = reply.send(records);
             }
             Control::Ack { below } if below > self.deleted_below => {
@@ -501,6 +547,8 @@ impl SpoolTask {
                 match deleted {
                     Ok((bytes, oldest)) => {
                         self.deleted_below = below;
+                        let gone = self.recent.partition_point(|r| r.seq < below);
+                        self.recent.drain(..gone);
                         self.bytes = bytes;
                         self.committed.send_modify(|c| {
                             c.bytes = bytes;
@@ -575,5 +623,94 @@ pub fn open_for_inspection(data_dir: &std::path::Path) -> Result<Store, StoreErr
             })
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naming() -> Naming {
+        Naming {
+            root: "custody".into(),
+            site: "s".into(),
+            gateway: "g".into(),
+        }
+    }
+
+    fn start(dir: &std::path::Path) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
+        let opened = recovery::open(dir).unwrap();
+        spawn(opened, dir.to_owned(), naming(), SpoolConfig::default()).unwrap()
+    }
+
+    fn draft(n: u32) -> Draft {
+        let alarm = Alarm {
+            kind: "test",
+            asset: None,
+            detail: format!("event {n}"),
+        };
+        Draft::new("dock-1".into(), SystemTime::now(), Body::Alarm(alarm))
+    }
+
+    /// Commits `n` events and waits until the spool says so.
+    async fn commit(drafts: &mpsc::Sender<Draft>, reader: &SpoolReader, n: u32) {
+        let upto = reader.committed.borrow().next_seq + u64::from(n);
+        for i in 0..n {
+            drafts.send(draft(i)).await.unwrap();
+        }
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.next_seq >= upto).await.unwrap();
+    }
+
+    fn seqs(records: &[Record]) -> Vec<u64> {
+        records.iter().map(|r| r.seq).collect()
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_deletes_every_event_below_it_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path());
+        commit(&drafts, &reader, 6).await;
+        assert_eq!(seqs(&reader.read(1, 100).await), [1, 2, 3, 4, 5, 6]);
+        let full = reader.committed.borrow().bytes;
+
+        reader.ack(5).await;
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.bytes < full).await.unwrap();
+        // From the start again, as after a reconnect: what the store holds.
+        assert_eq!(seqs(&reader.read(0, 100).await), [5, 6]);
+
+        drop((drafts, reader));
+        task.await.unwrap();
+        let store = Store::open(&dir.path().join(recovery::SPOOL_FILE)).unwrap();
+        let left: Vec<u64> = store
+            .read_from(0, 100)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(left, [5, 6], "the deletion outlives a shutdown");
+    }
+
+    #[tokio::test]
+    async fn reads_of_fresh_commits_return_what_the_store_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path());
+        commit(&drafts, &reader, 5).await;
+        // Served from memory: the uplink reads on from its cursor.
+        let fresh = reader.read(2, 2).await;
+        assert_eq!(seqs(&fresh), [2, 3]);
+        assert_eq!(seqs(&reader.read(4, 100).await), [4, 5]);
+        commit(&drafts, &reader, 2).await;
+        assert_eq!(seqs(&reader.read(6, 100).await), [6, 7]);
+        commit(&drafts, &reader, 2).await;
+        // A re-read (after a reconnect) comes from the store, byte for byte the same.
+        let stored = reader.read(1, 100).await;
+        assert_eq!(seqs(&stored), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        for (a, b) in fresh.iter().zip(&stored[1..]) {
+            assert_eq!((&a.topic, &a.payload), (&b.topic, &b.payload));
+        }
+        drop((drafts, reader));
+        task.await.unwrap();
     }
 }
