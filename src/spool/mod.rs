@@ -640,7 +640,15 @@ mod tests {
 
     fn start(dir: &std::path::Path) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
         let opened = recovery::open(dir).unwrap();
-        spawn(opened, dir.to_owned(), naming(), SpoolConfig::default()).unwrap()
+        let stage = crate::ops::systemd::Health::default().stage("spool");
+        spawn(
+            opened,
+            dir.to_owned(),
+            naming(),
+            SpoolConfig::default(),
+            stage,
+        )
+        .unwrap()
     }
 
     fn draft(n: u32) -> Draft {

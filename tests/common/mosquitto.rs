@@ -82,11 +82,8 @@ impl Mosquitto {
     ///   messages, and the restarted broker loads them. [`Mosquitto::kill`]
     ///   still loses whatever arrived since the last autosave, as a crashed
     ///   broker does;
-    /// - `max_queued_messages 0`: no cap on the QoS 1 messages queued per
-    ///   client. Mosquitto's default (1000) silently drops messages it has
-    ///   already acknowledged to the publisher once a subscriber is that far
-    ///   behind, which a backlog drain or a subscriber away during a restart
-    ///   easily is.
+    /// - and, as on every broker started here, `max_queued_messages 0`,
+    ///   which a subscriber away during a restart needs.
     ///
     /// Pair it with [`Subscriber::connect_persistent`], whose session (and
     /// so its queue) survives both its own disconnects and broker restarts.
@@ -226,13 +223,19 @@ impl Mosquitto {
             format!(
                 "persistence true\n\
                  persistence_location {}/\n\
-                 autosave_interval 1\n\
-                 max_queued_messages 0\n",
+                 autosave_interval 1\n",
                 dir.display()
             )
         } else {
             "persistence false\n".to_owned()
         };
+        // No cap on the QoS 1 messages queued per client, on every broker:
+        // Mosquitto's default (1000) silently drops messages it has already
+        // acknowledged to the publisher once a subscriber is that far
+        // behind, which a backlog drain at tens of thousands of events a
+        // second easily is, and a test (or the load harness) would count
+        // them as lost by custodyd.
+        let persistence = persistence + "max_queued_messages 0\n";
         let log_types: String = self
             .log_types
             .iter()
