@@ -50,17 +50,37 @@ impl Config {
             self.client_id()
         );
         let _ = writeln!(out, "topics    root {}", mqtt.root);
-        let _ = writeln!(out, "          status   {}", naming.status());
-        let _ = writeln!(out, "          custody  {}", naming.custody("+"));
-        if self.locations.iter().any(|l| l.is_station()) {
-            let _ = writeln!(out, "          context  {}", naming.context("+"));
-        }
-        if self.locations.iter().any(|l| l.takes_manifests()) {
-            let _ = writeln!(
-                out,
-                "          manifest {}+ (subscribed)",
-                naming.manifest_prefix()
-            );
+        let windows = self.locations.iter().any(|l| l.window.is_some());
+        let gates = self.locations.iter().any(|l| l.gate.is_some());
+        let topics = [
+            ("status", naming.status(), true),
+            ("custody", naming.custody("+"), true),
+            ("alarm", naming.alarm("+"), true),
+            ("pass", naming.pass("+"), windows),
+            (
+                "context",
+                naming.context("+"),
+                self.locations.iter().any(|l| l.is_station()),
+            ),
+            ("health", naming.health(), true),
+            (
+                "commands",
+                format!("{} (subscribed)", naming.commands()),
+                true,
+            ),
+            (
+                "release",
+                format!("{}# (subscribed)", naming.release_prefix()),
+                gates,
+            ),
+            (
+                "manifest",
+                format!("{}+ (subscribed)", naming.manifest_prefix()),
+                self.locations.iter().any(|l| l.takes_manifests()),
+            ),
+        ];
+        for (what, topic, _) in topics.iter().filter(|(_, _, used)| *used) {
+            let _ = writeln!(out, "          {what:8} {topic}");
         }
 
         let _ = writeln!(out, "locations ({})", self.locations.len());

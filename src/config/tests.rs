@@ -538,6 +538,17 @@ path = \"/dev/input/by-id/usb-Honeywell_1900-event-kbd\"
 }
 
 #[test]
+fn the_summary_lists_the_topics_the_gateway_uses() {
+    let summary = ok(BASE).summary();
+    for line in ["alarm    ", "health   ", "commands "] {
+        assert!(summary.contains(line), "{line}: {summary}");
+    }
+    for line in ["pass     ", "release  ", "manifest "] {
+        assert!(!summary.contains(line), "{line}: {summary}");
+    }
+}
+
+#[test]
 fn the_summary_gives_a_hid_scanner_no_baud_rate() {
     let summary = ok(&with_hid("")).summary();
     assert!(
