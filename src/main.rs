@@ -186,8 +186,8 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 
 /// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise: the
 /// daemon mostly waits, and its work per read is a fraction of a
-/// microsecond, so a second worker only adds wake-ups between threads (about
-/// a point of CPU at 8,000 reads/s; README, Performance). The spool's
+/// microsecond, so a second worker only adds wake-ups between threads
+/// (docs/performance.md). The spool's
 /// fsyncs run on tokio's blocking pool, never on the worker.
 fn runtime() -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();

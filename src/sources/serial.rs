@@ -10,7 +10,7 @@
 //! task wake-up and two `read`s (the second finding nothing) per frame, most
 //! of the daemon's CPU; polled, it costs one `read` per reader and one
 //! wake-up for all readers every [`POLL_EVERY`], and frames arriving between
-//! polls wake nothing (README, Performance). The price is at most
+//! polls wake nothing (docs/performance.md). The price is at most
 //! [`POLL_EVERY`] of latency.
 //!
 //! The command/reply UHF readers are driven by `sources::uhf` through
