@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, conflicts_with = "file")]
         config: Option<PathBuf>,
     },
-    /// Run the whole pipeline with simulated readers and an embedded broker; no hardware needed.
+    /// Run the whole pipeline with simulated readers and an embedded broker (or --broker); no hardware needed.
     Demo(custodyd::demo::DemoArgs),
     /// Print the gateway's MQTT messages as they arrive, one line each.
     Tail(custodyd::ops::tail::TailArgs),

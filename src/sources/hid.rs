@@ -151,14 +151,15 @@ impl EventDevice {
                 _ => OpenError::Open(e),
             })?;
         let fd = file.as_raw_fd();
-        // SAFETY: `fd` stays open (owned by `file`) across both ioctls, and
-        // EVIOCGNAME writes at most `name.len()` bytes into `name`.
+        // SAFETY: `fd` stays open (owned by `file`) across the ioctl.
         unsafe { eviocgrab(fd, 1) }.map_err(|e| match e {
             Errno::EBUSY => OpenError::Busy,
             Errno::ENOTTY | Errno::EINVAL => OpenError::NotInput(e),
             e => OpenError::Grab(e),
         })?;
         let mut name = [0u8; 256];
+        // SAFETY: `fd` is still open, and EVIOCGNAME writes at most
+        // `name.len()` bytes into `name`.
         let name = match unsafe { eviocgname(fd, &mut name) } {
             Ok(len) => {
                 let len = usize::try_from(len).unwrap_or(0).min(name.len());
