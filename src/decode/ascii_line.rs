@@ -17,7 +17,17 @@ use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
 use super::{Decoded, DropReason, RawRead, Source};
-use crate::config::Terminator;
+use serde::Deserialize;
+
+/// What ends a line, as the configuration names it (`terminator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Terminator {
+    Cr,
+    Lf,
+    Crlf,
+    Etx,
+}
 
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;

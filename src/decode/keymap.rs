@@ -14,7 +14,31 @@
 //! types other keys for the same code.
 
 use super::{Decoded, DropReason, RawRead, Source};
-use crate::config::EndOn;
+use serde::Deserialize;
+
+/// The GS1 field separator (FNC1 in the symbol), as scanners transmit it.
+pub const GS: &str = "\u{1d}";
+
+/// `kind = "hid"`: which key ends a scan. It must match the suffix the
+/// scanner is programmed to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndOn {
+    Enter,
+    Tab,
+    EnterOrTab,
+}
+
+impl EndOn {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndOn::Enter => "enter",
+            EndOn::Tab => "tab",
+            EndOn::EnterOrTab => "enter_or_tab",
+        }
+    }
+}
 
 /// `input_event.type` values (linux/input-event-codes.h).
 pub const EV_SYN: u16 = 0;
@@ -328,8 +352,8 @@ impl KeyDecoder {
 mod tests {
     use proptest::prelude::*;
 
+    use super::GS;
     use super::*;
-    use crate::config::GS;
     use crate::decode::testutil::key::{KEY_1, KEY_3, KEY_A, KEY_B, KEY_C, KEY_EQUAL, KEY_SLASH};
     use crate::decode::testutil::{barcode as read, input_event, Recording};
 

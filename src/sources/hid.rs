@@ -30,7 +30,6 @@ use tracing::info;
 use super::{run_with_reopen, DropReport, Ended, ReaderLink};
 use crate::config::ReaderConfig;
 use crate::decode::keymap::{parse_events, EventLayout, KeyDecoder};
-use crate::decode::Source;
 
 // EVIOCGRAB = _IOW('E', 0x90, int): 1 grabs, 0 releases (linux/input.h).
 nix::ioctl_write_int!(eviocgrab, b'E', 0x90);
@@ -68,7 +67,7 @@ impl HidReader {
                     config.end_on(),
                     config.gs_substitute(),
                     config.max_len,
-                    Source::for_mode(config.mode()),
+                    config.source(),
                 );
                 read_scans(&self.link, device, keys, config.scan_timeout(), &cancel)
             },
@@ -206,9 +205,10 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::config::{EndOn, ReadMode, GS};
+    use crate::config::ReadMode;
     use crate::decode::testutil::key::{KEY_A, KEY_B, KEY_C, KEY_ENTER};
     use crate::decode::testutil::Recording;
+    use crate::decode::{EndOn, Source, GS};
     use crate::presence::{Observation, ReaderInfo};
 
     const TIMEOUT: Duration = Duration::from_millis(500);
