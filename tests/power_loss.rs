@@ -249,6 +249,7 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let opened = Opened {
         store: open(&disk).unwrap(),
+        stream: "S".into(),
         next_seq: 1,
         reserved: 0,
         replaced: None,

@@ -129,10 +129,11 @@ impl Draft {
         }
     }
 
-    /// The event's JSON payload, as committed with `seq`.
-    pub fn render(&self, naming: &Naming, seq: u64) -> Vec<u8> {
+    /// The event's JSON payload, as committed with `seq` in `stream`.
+    pub fn render(&self, naming: &Naming, stream: &str, seq: u64) -> Vec<u8> {
         let common = Common {
             event_id: self.event_id.to_string(),
+            stream,
             seq,
             site: &naming.site,
             gateway: &naming.gateway,
@@ -202,6 +203,8 @@ fn rfc3339_range() -> (SystemTime, SystemTime) {
 #[derive(Serialize)]
 struct Common<'a> {
     event_id: String,
+    /// The numbering `seq` belongs to (see `spool::recovery`).
+    stream: &'a str,
     seq: u64,
     site: &'a str,
     gateway: &'a str,
@@ -308,9 +311,9 @@ mod tests {
             site: "reno-1".into(),
             gateway: "gw".into(),
         };
-        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, 7)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, "S", 7)).unwrap();
         assert_eq!(v["schema"], CUSTODY_SCHEMA);
-        assert_eq!(v["seq"], 7);
+        assert_eq!((&v["stream"], &v["seq"]), (&"S".into(), &7.into()));
         assert_eq!(v["event_id"].as_str().unwrap().len(), 26);
         assert_eq!(v["observed_at"], "2023-11-14T22:13:20.123Z");
         assert_eq!(v["asset"]["id"], "AB/1#+");

@@ -36,7 +36,7 @@ pub mod recovery;
 mod store;
 
 pub use record::{RecordV1, StoredRecord};
-pub use recovery::Opened;
+pub use recovery::{Lost, Opened};
 pub use store::{Stats, Store, StoreError};
 
 /// A `spool_high_water` alarm is raised when the spool passes this share of
@@ -138,6 +138,7 @@ pub fn spawn(
 ) -> Result<(mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>), StoreError> {
     let Opened {
         store,
+        stream,
         next_seq,
         reserved,
         replaced,
@@ -153,13 +154,14 @@ pub fn spawn(
         bytes,
         oldest_committed_at_ms,
     });
-    info!(path = %store.path().display(), next_seq, bytes, "spool open");
+    info!(path = %store.path().display(), %stream, next_seq, bytes, "spool open");
     let mut task = SpoolTask {
         path: store.path().to_owned(),
         store: Some(Arc::new(store)),
         data_dir,
         naming,
         config,
+        stream,
         next_seq,
         reserved,
         bytes,
@@ -170,8 +172,8 @@ pub fn spawn(
         high_water: false,
         committed: committed_tx,
     };
-    if let Some(detail) = replaced {
-        let alarm = task.gateway_alarm("spool_corrupt", detail);
+    if let Some(Lost { kind, detail }) = replaced {
+        let alarm = task.gateway_alarm(kind, detail);
         task.pending_alarms.push(alarm);
     }
     task.high_water = task.bytes as f64 >= task.config.max_bytes.0 as f64 * HIGH_WATER;
@@ -226,6 +228,8 @@ struct SpoolTask {
     data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
+    /// The stream `seq` numbers in (see [`recovery`]).
+    stream: Arc<str>,
     next_seq: u64,
     /// Every `seq` ever committed is below this (see [`recovery`]).
     reserved: u64,
@@ -401,7 +405,7 @@ impl SpoolTask {
         let encode = |draft: &Draft, seq: u64| {
             let stored = StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&self.naming),
-                payload: draft.render(&self.naming, seq),
+                payload: draft.render(&self.naming, &self.stream, seq),
                 committed_at_ms,
             });
             (stored.encode(), Record::new(seq, stored))
@@ -499,7 +503,8 @@ impl SpoolTask {
             return;
         }
         let (dir, reserve) = (self.data_dir.clone(), upto + recovery::RESERVE_BLOCK);
-        match tokio::task::spawn_blocking(move || recovery::reserve(&dir, reserve)).await {
+        let stream = self.stream.clone();
+        match tokio::task::spawn_blocking(move || recovery::reserve(&dir, reserve, &stream)).await {
             Ok(Ok(())) => self.reserved = reserve,
             Ok(Err(e)) => warn!(
                 "cannot reserve seq numbers in {}: {e}",
