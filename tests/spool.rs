@@ -93,6 +93,23 @@ async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
         1,
         "one high-water alarm per crossing"
     );
+    // 64 KiB let one episode write an alarm per dropped batch (58), each
+    // admitted whatever the bound, and the spool grew to 727 KB.
+    assert_eq!(
+        alarms(&msgs, "spool_overflow").count(),
+        1,
+        "one overflow alarm per episode"
+    );
+    let peak = spooled_peak(&daemon.log());
+    assert!(
+        peak > 32 << 10 && peak <= 64 << 10,
+        "spooled up to {peak} bytes, alarms included"
+    );
+    assert_eq!(
+        daemon.log().matches("spool full").count(),
+        1,
+        "logged once per episode"
+    );
     assert_gap_free(&msgs);
     let status = msgs
         .iter()
@@ -111,6 +128,15 @@ async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
     sub.wait_for(|m| scans(m) as u64 + reported_dropped(m) == 310, LONG)
         .await;
     assert!(daemon.is_running());
+}
+
+/// The most bytes the daemon's log says the spool held after a commit.
+fn spooled_peak(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("spool committed seq "))
+        .filter_map(|l| l.rsplit_once('(')?.1.strip_suffix(" bytes)")?.parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A size-limited tmpfs, unmounted on drop.
