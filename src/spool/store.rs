@@ -6,7 +6,7 @@
 //! transaction, so both survive even when every record has been delivered,
 //! and so does the stream the numbering belongs to (see [`super::recovery`]).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -16,6 +16,7 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
+use crate::ops::systemd::contained;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -88,10 +89,7 @@ impl Store {
         builder
             .set_cache_size(CACHE_BYTES)
             .set_check_integrity_on_open(check);
-        Self::init(
-            path,
-            catch_unwind(AssertUnwindSafe(|| builder.create(path))),
-        )
+        Self::init(path, contained(AssertUnwindSafe(|| builder.create(path))))
     }
 
     /// A spool on any storage: the seam through which power loss is simulated.
@@ -105,7 +103,7 @@ impl Store {
             .set_check_integrity_on_open(true);
         Self::init(
             label,
-            catch_unwind(AssertUnwindSafe(|| builder.create_with_backend(backend))),
+            contained(AssertUnwindSafe(|| builder.create_with_backend(backend))),
         )
     }
 
