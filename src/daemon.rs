@@ -83,7 +83,7 @@ pub async fn run(
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
-    let opened = spool::recovery::open(data_dir)?;
+    let opened = spool::open(data_dir.clone()).await?;
     let mut health = Health::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
@@ -91,7 +91,8 @@ pub async fn run(
         naming.clone(),
         config.spool.clone(),
         health.stage("spool"),
-    )?;
+    )
+    .await?;
     let metrics = Arc::new(Metrics::default());
 
     // One GPIO backend, shared by every task that owns pins; none without

@@ -150,6 +150,18 @@ fn create(path: &Path) -> Result<Database, redb::Error> {
     }
 }
 
+/// Runs a call on a [`Table`] on the blocking pool: a write commits with an
+/// fsync, and even a read may wait for the disk, neither of which may stall
+/// the runtime's threads (one, on a door Pi).
+pub async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RetainedError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl Table {
     /// The latest payload stored for `topic`.
     pub fn get(&self, topic: &str) -> Result<Option<Vec<u8>>, RetainedError> {

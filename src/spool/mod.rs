@@ -132,11 +132,16 @@ impl SpoolReader {
     }
 }
 
-/// Starts the spool task on a spool opened by [`recovery::open`]. Returns the
+/// Opens `data_dir`'s spool ([`recovery::open`]) on the blocking pool.
+pub async fn open(data_dir: PathBuf) -> Result<Opened, StoreError> {
+    run_blocking(move || recovery::open(&data_dir)).await
+}
+
+/// Starts the spool task on a spool opened by [`open`]. Returns the
 /// producers' sender, the uplink's reader and the task, which ends once both
 /// have been dropped. `stage` tells the systemd watchdog whether the task
 /// still comes back for commands.
-pub fn spawn(
+pub async fn spawn(
     opened: Opened,
     data_dir: PathBuf,
     naming: Naming,
@@ -150,8 +155,10 @@ pub fn spawn(
         reserved,
         replaced,
     } = opened;
-    let bytes = store.bytes()?;
-    let oldest_committed_at_ms = oldest_committed_at(&store, 0)?;
+    let store = Arc::new(store);
+    let reading = store.clone();
+    let (bytes, oldest_committed_at_ms) =
+        run_blocking(move || Ok((reading.bytes()?, oldest_committed_at(&reading, 0)?))).await?;
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
@@ -164,7 +171,7 @@ pub fn spawn(
     info!(path = %store.path().display(), %stream, next_seq, bytes, "spool open");
     let mut task = SpoolTask {
         path: store.path().to_owned(),
-        store: Some(Arc::new(store)),
+        store: Some(store),
         data_dir,
         naming,
         config,
@@ -706,17 +713,19 @@ mod tests {
         }
     }
 
-    fn start(dir: &std::path::Path) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
-        start_with(dir, SpoolConfig::default())
+    async fn start(dir: &std::path::Path) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
+        start_with(dir, SpoolConfig::default()).await
     }
 
-    fn start_with(
+    async fn start_with(
         dir: &std::path::Path,
         config: SpoolConfig,
     ) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
         let opened = recovery::open(dir).unwrap();
         let stage = crate::ops::systemd::Health::default().stage("spool");
-        spawn(opened, dir.to_owned(), naming(), config, stage).unwrap()
+        spawn(opened, dir.to_owned(), naming(), config, stage)
+            .await
+            .unwrap()
     }
 
     fn draft(n: u32) -> Draft {
@@ -745,7 +754,7 @@ mod tests {
     #[tokio::test]
     async fn an_acknowledgement_deletes_every_event_below_it_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let (drafts, reader, task) = start(dir.path());
+        let (drafts, reader, task) = start(dir.path()).await;
         commit(&drafts, &reader, 6).await;
         assert_eq!(seqs(&reader.read(1, 100).await), [1, 2, 3, 4, 5, 6]);
         let full = reader.committed.borrow().bytes;
@@ -794,7 +803,7 @@ mod tests {
             flush_interval: std::time::Duration::ZERO,
             ..SpoolConfig::default()
         };
-        let (drafts, reader, task) = start_with(dir.path(), config);
+        let (drafts, reader, task) = start_with(dir.path(), config).await;
         let bytes = || reader.committed.borrow().bytes;
         // Full, then hovering at the bound: the broker takes a few events
         // now and then, and each time more arrive than fit.
@@ -839,7 +848,7 @@ mod tests {
             max_bytes: crate::config::ByteSize(max),
             ..SpoolConfig::default()
         };
-        let (drafts, reader, task) = start_with(dir.path(), config);
+        let (drafts, reader, task) = start_with(dir.path(), config).await;
         offer(&drafts, &reader, 300).await;
         let dropped = reader.committed.borrow().dropped;
         assert!(dropped > 0);
@@ -862,7 +871,7 @@ mod tests {
     #[tokio::test]
     async fn reads_of_fresh_commits_return_what_the_store_holds() {
         let dir = tempfile::tempdir().unwrap();
-        let (drafts, reader, task) = start(dir.path());
+        let (drafts, reader, task) = start(dir.path()).await;
         commit(&drafts, &reader, 5).await;
         // Served from memory: the uplink reads on from its cursor.
         let fresh = reader.read(2, 2).await;
