@@ -37,6 +37,8 @@ use workload::{Door, Pattern};
 
 /// Frames decoded per iteration of the decode benchmarks.
 const FRAMES: usize = 1000;
+/// A stream id as the spool gives one (a ULID).
+const STREAM: &str = "01JEXAMPLESTREAM0000000000";
 
 fn naming() -> Naming {
     Naming {
@@ -207,7 +209,7 @@ fn render(c: &mut Criterion) {
     g.bench_function("render", |b| {
         b.iter(|| {
             seq += 1;
-            draft.render(&naming, seq)
+            draft.render(&naming, STREAM, seq)
         })
     });
     g.finish();
@@ -301,7 +303,7 @@ fn records(n: usize) -> Vec<Vec<u8>> {
             let draft = custody_draft(transition);
             StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&naming),
-                payload: draft.render(&naming, 1_000_000 + i as u64),
+                payload: draft.render(&naming, STREAM, 1_000_000 + i as u64),
                 committed_at_ms,
             })
             .encode()

@@ -71,6 +71,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // SIGHUP's default action ends the process: take it over before anything.
     let mut hangups = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
+    systemd::watch_panics();
     if let Some(file) = clock::test_override() {
         warn!(
             "clock state read from {} ({}) instead of the kernel: a test seam, not for production",
@@ -82,7 +83,7 @@ pub async fn run(
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
-    let opened = spool::recovery::open(data_dir)?;
+    let opened = spool::open(data_dir.clone()).await?;
     let mut health = Health::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
@@ -90,7 +91,8 @@ pub async fn run(
         naming.clone(),
         config.spool.clone(),
         health.stage("spool"),
-    )?;
+    )
+    .await?;
     let metrics = Arc::new(Metrics::default());
 
     // One GPIO backend, shared by every task that owns pins; none without
@@ -194,10 +196,17 @@ pub async fn run(
         systemd: systemd::ready(health),
     };
 
+    // A task that panicked leaves the daemon half alive: end the process
+    // (tasks are dropped, which drives every gate output safe; the spool is
+    // crash-safe) so that systemd restarts it.
+    let mut panic_check = tokio::time::interval(PANIC_CHECK);
     if !requested {
         loop {
             tokio::select! {
                 _ = shutdown.as_mut() => break,
+                _ = panic_check.tick() => if systemd::panicked() {
+                    anyhow::bail!("a task panicked (see above); exiting so that custodyd is restarted");
+                },
                 Some(()) = hangups.recv() => {
                     // The outcome is logged; there is no one else to tell.
                     let _ = supervisor.reload("SIGHUP").await?;
@@ -240,6 +249,9 @@ pub async fn run(
     info!("stopped");
     Ok(())
 }
+
+/// How often the supervisor looks for a panicked task.
+const PANIC_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The running configuration and the front built from it.
 struct Supervisor {

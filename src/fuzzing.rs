@@ -7,8 +7,12 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use crate::command::{self, MAX_ID_LEN};
+use crate::custody::{rfc3339, Basis, Body, Context, Custody, Draft, Release, Transition};
+use crate::decode::Source;
+use crate::identity::Asset;
 use crate::release::{policy, unlock};
 use crate::rules::manifest;
+use crate::topic::Naming;
 
 /// A release policy message: its payload and the topic's level below
 /// `{root}/{site}/release/`.
@@ -22,10 +26,65 @@ pub fn release_policy(payload: &[u8], key: &str) {
             policy::Standing::NotReleased(_) | policy::Standing::Expired(_) => {}
             other => panic!("an accepted entry stands as {other:?}"),
         }
+        render_release(entry, key);
     }
     let prefix = "itad/s/release/";
     if let Ok(key) = policy::key_of(prefix, &format!("{prefix}{key}")) {
         assert!(!key.contains(['/', '#', '+']), "{key}");
+    }
+}
+
+/// Renders what a gate makes of an accepted entry, as the gate and spool
+/// tasks do: the expiry as a denial's alarm quotes it, and the custody
+/// event of a grant, whose `release.expires_at` reads back as the entry's
+/// expiry (to the millisecond).
+fn render_release(entry: policy::Entry, key: &str) {
+    let t = SystemTime::now();
+    let quoted = entry.expires_at.map(rfc3339);
+    let asset = Asset {
+        id: key.into(),
+        raw: key.into(),
+        source: Source::Barcode,
+    };
+    let scan = Custody {
+        transition: Transition::Scanned,
+        asset,
+        reader: "cage-scan".into(),
+        reads: 1,
+        first_seen: t,
+        last_seen: t,
+        antennas: Vec::new(),
+        rssi_max: None,
+        context: Context::default(),
+        crossing: None,
+    };
+    let mut event = Draft::new("cage-1".into(), t, Body::Custody(scan));
+    event.release = Some(Box::new(Release {
+        basis: Basis::Policy,
+        policy_topic: format!("itad/s/release/{key}"),
+        asset_key: key.into(),
+        reason: entry.reason,
+        expires_at: entry.expires_at,
+        decided_at: t,
+        via: "scan",
+    }));
+    let naming = Naming {
+        root: "itad".into(),
+        site: "s".into(),
+        gateway: "g".into(),
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(&event.render(&naming, "S", 1)).expect("an event is JSON");
+    let written = &json["release"]["expires_at"];
+    assert_eq!(written.as_str(), quoted.as_deref());
+    if let (Some(written), Some(expiry)) = (written.as_str(), entry.expires_at) {
+        let back = humantime::parse_rfc3339(written).expect("RFC 3339 reads back");
+        let since = |t: SystemTime| {
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .ok()
+        };
+        assert_eq!(since(back), since(expiry), "{written}");
     }
 }
 

@@ -148,6 +148,7 @@ fn inspect_spool(config: &Config, command: SpoolCommand) -> anyhow::Result<()> {
                 s.oldest_seq.map_or("-".to_string(), |q| q.to_string())
             );
             println!("next seq   {}", s.next_seq);
+            println!("stream     {}", s.stream.as_deref().unwrap_or("-"));
         }
         SpoolCommand::Peek { n } => {
             for (seq, record) in store.read_from(0, n)? {

@@ -16,13 +16,15 @@
 //! A redb file can be opened once per process, so the daemon makes one
 //! [`Retained`] and each owner takes its [`Table`] from it.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tracing::error;
+
+use crate::ops::systemd::contained;
 
 pub const RETAINED_FILE: &str = "retained.redb";
 
@@ -140,11 +142,23 @@ fn create(path: &Path) -> Result<Database, redb::Error> {
     let mut builder = Builder::new();
     builder.set_cache_size(CACHE_BYTES);
     // redb may panic on a damaged file rather than return an error.
-    match catch_unwind(AssertUnwindSafe(|| builder.create(path))) {
+    match contained(AssertUnwindSafe(|| builder.create(path))) {
         Ok(opened) => opened.map_err(redb::Error::from),
         Err(_) => Err(redb::Error::Corrupted(
             "redb could not make sense of it".into(),
         )),
+    }
+}
+
+/// Runs a call on a [`Table`] on the blocking pool: a write commits with an
+/// fsync, and even a read may wait for the disk, neither of which may stall
+/// the runtime's threads (one, on a door Pi).
+pub async fn off_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, RetainedError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
     }
 }
 

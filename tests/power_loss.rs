@@ -249,6 +249,7 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     let dir = tempfile::tempdir().unwrap();
     let opened = Opened {
         store: open(&disk).unwrap(),
+        stream: "S".into(),
         next_seq: 1,
         reserved: 0,
         replaced: None,
@@ -260,8 +261,9 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     };
     let config = SpoolConfig::default();
     let stage = custodyd::ops::systemd::Health::default().stage("spool");
-    let (drafts, reader, task) =
-        spool::spawn(opened, dir.path().into(), naming, config, stage).unwrap();
+    let (drafts, reader, task) = spool::spawn(opened, dir.path().into(), naming, config, stage)
+        .await
+        .unwrap();
     for n in 0..10 {
         let alarm = Alarm {
             kind: "test",

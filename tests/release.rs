@@ -261,6 +261,46 @@ async fn refused_assets_keep_the_lock_shut_and_the_alarm_says_why() {
     assert_eq!(cage.pins.level(LOCK), Some(OFF));
 }
 
+/// An expiry that its offset pushes before 1970 or past 9999 panicked the
+/// gate task (quoting it in the denial) or the spool task (rendering the
+/// grant), leaving the daemon up but deciding nothing. Such a message is
+/// refused like any malformed one, and the gate keeps deciding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiries_outside_1970_to_9999_are_refused_and_the_gate_keeps_deciding() {
+    let mut cage = Cage::start("", &[("OK-1", r#"{"released":true}"#)]).await;
+    for (asset, expiry) in [
+        ("EARLY-1", "1970-01-01T00:00:00+01:00"),
+        ("LATE-1", "9999-12-31T23:59:59-01:00"),
+    ] {
+        let payload = format!(r#"{{"released":true,"expires_at":"{expiry}"}}"#);
+        publish(
+            &cage.broker.url(),
+            &format!("{POLICY}/{asset}"),
+            payload,
+            true,
+        )
+        .await;
+    }
+    wait_until(PATIENCE, "both messages are looked at", || {
+        let log = cage.daemon.log();
+        log.matches("is outside 1970-01-01T00:00:00Z").count() == 2
+            || log.matches("release policy entry").count() == 3
+    })
+    .await;
+    for asset in ["EARLY-1", "LATE-1"] {
+        cage.scan(asset).await;
+        cage.alarm("release_unknown_asset", Some(asset)).await;
+        assert!(cage.scanned(asset).await.get("release").is_none());
+    }
+    let mark = cage.pins.mark();
+    cage.scan("OK-1").await;
+    assert_eq!(cage.scanned("OK-1").await["release"]["basis"], "policy");
+    cage.pins
+        .wait("the lock pulsed", |s| pulsed(s, LOCK, ON, mark))
+        .await;
+    assert!(!cage.daemon.log().contains("panicked"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_assets_are_denied_by_default() {
     let mut cage = Cage::start("", &[]).await;

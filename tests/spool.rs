@@ -93,6 +93,23 @@ async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
         1,
         "one high-water alarm per crossing"
     );
+    // 64 KiB let one episode write an alarm per dropped batch (58), each
+    // admitted whatever the bound, and the spool grew to 727 KB.
+    assert_eq!(
+        alarms(&msgs, "spool_overflow").count(),
+        1,
+        "one overflow alarm per episode"
+    );
+    let peak = spooled_peak(&daemon.log());
+    assert!(
+        peak > 32 << 10 && peak <= 64 << 10,
+        "spooled up to {peak} bytes, alarms included"
+    );
+    assert_eq!(
+        daemon.log().matches("spool full").count(),
+        1,
+        "logged once per episode"
+    );
     assert_gap_free(&msgs);
     let status = msgs
         .iter()
@@ -111,6 +128,15 @@ async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
     sub.wait_for(|m| scans(m) as u64 + reported_dropped(m) == 310, LONG)
         .await;
     assert!(daemon.is_running());
+}
+
+/// The most bytes the daemon's log says the spool held after a commit.
+fn spooled_peak(log: &str) -> u64 {
+    log.lines()
+        .filter(|l| l.contains("spool committed seq "))
+        .filter_map(|l| l.rsplit_once('(')?.1.strip_suffix(" bytes)")?.parse().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A size-limited tmpfs, unmounted on drop.
@@ -227,6 +253,125 @@ async fn an_unreadable_spool_is_moved_aside_and_the_daemon_runs_on() {
                 .starts_with("spool.redb.unreadable-")
         });
     assert!(aside, "the damaged file is kept for inspection");
+}
+
+/// The highest `seq` the daemon's log says it committed, in any run.
+fn committed_upto(log: &str) -> u64 {
+    log.lines()
+        .filter_map(|l| l.split("spool committed seq ").nth(1))
+        .filter_map(|range| range.split("..=").nth(1)?.trim().parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Deleting or emptying spool.redb while the daemon was stopped restarted
+/// `seq` at 1, although spool.seq was there, and the undelivered events it
+/// held vanished without a word. Numbering goes on past the reservation in
+/// the same stream, and the first event says what was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_deleted_or_emptied_while_stopped_numbers_on_and_says_so() {
+    let broker = Mosquitto::start().await;
+    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+    let link = Relay::start(broker.port(), Mode::Refuse).await;
+    let scanner = Pty::open();
+    let mut daemon = Daemon::new();
+    daemon.spawn(
+        &(gateway_config(&link.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
+    );
+    let spool = daemon.data_dir().join("spool.redb");
+    let mut stream: Option<serde_json::Value> = None;
+    for (round, emptied) in [(1u32, false), (2, true)] {
+        // Undelivered: the broker is out of reach.
+        let before = committed_upto(&daemon.log());
+        scan_codes(&scanner, round * 100..round * 100 + 50).await;
+        wait_until(PATIENCE, "50 events spooled", || {
+            committed_upto(&daemon.log()) >= before + 50
+        })
+        .await;
+        daemon.terminate().await;
+        let highest = committed_upto(&daemon.log());
+        if emptied {
+            std::fs::write(&spool, b"").unwrap();
+        } else {
+            std::fs::remove_file(&spool).unwrap();
+        }
+        link.set(Mode::Forward);
+        daemon.restart();
+        let msgs = sub
+            .wait_for(
+                |m| alarms(m, "spool_missing").count() == round as usize,
+                LONG,
+            )
+            .await;
+        let alarm = alarms(&msgs, "spool_missing").last().unwrap();
+        let seq = alarm["seq"].as_u64().unwrap();
+        assert!(
+            seq > highest,
+            "round {round}: seq {seq} reused (spooled up to {highest})"
+        );
+        assert!(
+            alarm["detail"].as_str().unwrap().contains("not delivered"),
+            "{alarm}"
+        );
+        let stream = stream.get_or_insert_with(|| alarm["stream"].clone());
+        assert!(stream.is_string(), "{alarm}");
+        assert_eq!(&alarm["stream"], stream, "round {round}: the same stream");
+        link.set(Mode::Refuse);
+    }
+    // No (stream, seq) names two events.
+    let mut named = std::collections::HashMap::new();
+    for event in sub
+        .messages()
+        .iter()
+        .filter(|m| m.topic.contains("/custody/") || m.topic.contains("/alarm/"))
+    {
+        let event = event.json();
+        let key = (event["stream"].to_string(), event["seq"].as_u64().unwrap());
+        let id = named
+            .entry(key)
+            .or_insert_with(|| event["event_id"].clone());
+        assert_eq!(*id, event["event_id"], "two events under one seq");
+    }
+}
+
+/// With the spool gone and the reservation unreadable, `seq` restarted at
+/// 1 with nothing to tell the consumer: the same seq named two events. Now
+/// a new stream starts, and its first event says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_spool_and_reservation_lost_a_new_stream_starts_and_no_seq_is_reused() {
+    let broker = Mosquitto::start().await;
+    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+    let scanner = Pty::open();
+    let mut daemon = Daemon::new();
+    daemon.spawn(
+        &(gateway_config(&broker.url(), &daemon.data_dir())
+            + &station_with_scanner(scanner.path())),
+    );
+    scan_codes(&scanner, 0..5).await;
+    let msgs = sub.wait_for(|m| scans(m) == 5, PATIENCE).await;
+    let first = custody(&msgs)[0].clone();
+    daemon.terminate().await;
+    std::fs::remove_file(daemon.data_dir().join("spool.redb")).unwrap();
+    std::fs::write(daemon.data_dir().join("spool.seq"), "\u{0}\u{0}garbage").unwrap();
+    daemon.restart();
+    let msgs = sub
+        .wait_for(|m| alarms(m, "spool_missing").count() == 1, PATIENCE)
+        .await;
+    let alarm = alarms(&msgs, "spool_missing").next().unwrap();
+    assert!(first["stream"].is_string(), "{first}");
+    assert_ne!(alarm["stream"], first["stream"], "a new stream: {alarm}");
+    assert_eq!(alarm["seq"], 1, "{alarm}");
+    assert!(
+        alarm["detail"].as_str().unwrap().contains("new stream"),
+        "{alarm}"
+    );
+    scan_codes(&scanner, 5..6).await;
+    let msgs = sub.wait_for(|m| scans(m) == 6, PATIENCE).await;
+    let last = custody(&msgs).pop().unwrap();
+    assert_eq!(
+        (&last["stream"], &last["seq"]),
+        (&alarm["stream"], &2.into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

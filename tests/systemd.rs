@@ -96,9 +96,21 @@ impl NotifySocket {
 /// A broker and the daemon with one door reader, notifying `notify`, with
 /// `WATCHDOG_USEC` set as systemd sets it for `WatchdogSec=`.
 async fn start(notify: &NotifySocket, watchdog_usec: Option<&str>) -> (Mosquitto, Pty, Daemon) {
+    start_with(notify, watchdog_usec, &[]).await
+}
+
+/// [`start`], with more environment variables.
+async fn start_with(
+    notify: &NotifySocket,
+    watchdog_usec: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Mosquitto, Pty, Daemon) {
     let broker = Mosquitto::start().await;
     let door = Pty::open();
     let mut daemon = Daemon::new();
+    for (key, value) in env {
+        daemon.set_env(key, value);
+    }
     daemon.set_env("NOTIFY_SOCKET", notify.path());
     if let Some(usec) = watchdog_usec {
         daemon.set_env("WATCHDOG_USEC", usec);
@@ -142,6 +154,27 @@ async fn ready_after_the_spool_opens_watchdog_while_running_stopping_on_sigterm(
         notify.states
     );
     assert_eq!(notify.count("READY=1"), 1, "{:?}", notify.states);
+}
+
+/// A task that panicked (the gate task on a policy expiry, the spool task
+/// rendering one) left the daemon up, pinging the watchdog, while releases
+/// went undecided. Any panic now stops the pings and ends the process with
+/// an error, so systemd restarts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_panics_stops_the_watchdog_and_the_process() {
+    let mut notify = NotifySocket::bind();
+    let env = [(custodyd::ops::systemd::TEST_PANIC_ENV, "1")];
+    let (_broker, _door, mut daemon) = start_with(&notify, Some("2000000"), &env).await;
+    notify.wait_for("READY=1", 1, PATIENCE).await;
+    let status = daemon.wait_exit(PATIENCE).await;
+    assert!(!status.success(), "{status}\n{}", daemon.log());
+    assert!(daemon.log().contains("a task panicked"), "{}", daemon.log());
+    notify.drain();
+    assert!(
+        notify.count("WATCHDOG=1") <= 1,
+        "pinged after the panic: {:?}",
+        notify.states
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::InputPinConfig;
+use super::{duration, InputPinConfig};
 
 /// What a gate does with an asset the release policy does not mention.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -47,16 +47,16 @@ pub struct GateConfig {
     #[serde(default)]
     pub door_sensor: Option<InputPinConfig>,
     /// How long a granted release keeps the lock open (and the light green).
-    #[serde(default = "default_unlock_pulse", with = "humantime_serde")]
+    #[serde(default = "default_unlock_pulse", with = "duration")]
     pub unlock_pulse: Duration,
     /// How long a denial (or a forced door) shows red and sounds the buzzer.
-    #[serde(default = "default_deny_signal", with = "humantime_serde")]
+    #[serde(default = "default_deny_signal", with = "duration")]
     pub deny_signal: Duration,
     /// Assets without a release policy entry.
     #[serde(default)]
     pub unknown: UnknownAsset,
     /// The longest an operator's `unlock` command may open the gate.
-    #[serde(default = "default_override_max", with = "humantime_serde")]
+    #[serde(default = "default_override_max", with = "duration")]
     pub override_max: Duration,
 }
 

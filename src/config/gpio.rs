@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::LocationConfig;
+use super::{duration, LocationConfig};
 
 /// BCM GPIO 0 to 27 are on the 40-pin header of every Pi since the B+.
 pub const MAX_PIN: u8 = 27;
@@ -49,7 +49,7 @@ pub struct GpioConfig {
     pub sim_socket: Option<PathBuf>,
     /// How long an input must hold a new level before it counts: contact
     /// bounce of a reed switch or relay lasts a few milliseconds.
-    #[serde(default = "default_debounce", with = "humantime_serde")]
+    #[serde(default = "default_debounce", with = "duration")]
     pub debounce: Duration,
 }
 
@@ -99,7 +99,7 @@ pub struct InputPinConfig {
     #[serde(default)]
     pub pull: Pull,
     /// Overrides `gpio.debounce` for this input.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub debounce: Option<Duration>,
 }
 

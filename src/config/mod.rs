@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod duration;
 mod gate;
 mod gpio;
 mod load;
@@ -27,6 +28,7 @@ mod tests;
 mod tls;
 mod validate;
 
+pub use duration::DURATION_MAX;
 pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
@@ -104,7 +106,7 @@ pub struct GatewayConfig {
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// How often the `health` topic is published (at least 1s).
-    #[serde(default = "default_health_interval", with = "humantime_serde")]
+    #[serde(default = "default_health_interval", with = "duration")]
     pub health_interval: Duration,
 }
 
@@ -148,18 +150,18 @@ pub struct MqttConfig {
     #[serde(default)]
     pub client_key_file: Option<PathBuf>,
     /// MQTT keep-alive; a half-open link is noticed within about twice this.
-    #[serde(default = "default_keep_alive", with = "humantime_serde")]
+    #[serde(default = "default_keep_alive", with = "duration")]
     pub keep_alive: Duration,
     /// How long one connection attempt (TCP + CONNACK) may take.
-    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[serde(default = "default_connect_timeout", with = "duration")]
     pub connect_timeout: Duration,
     /// Spooled events published but not yet acknowledged, at most.
     #[serde(default = "default_inflight")]
     pub inflight: u16,
     /// First wait after a failed connection; doubles up to `reconnect_max`.
-    #[serde(default = "default_reconnect_min", with = "humantime_serde")]
+    #[serde(default = "default_reconnect_min", with = "duration")]
     pub reconnect_min: Duration,
-    #[serde(default = "default_reconnect_max", with = "humantime_serde")]
+    #[serde(default = "default_reconnect_max", with = "duration")]
     pub reconnect_max: Duration,
 }
 
@@ -211,7 +213,7 @@ impl Default for MqttConfig {
 pub struct SpoolConfig {
     /// Group commit: how long the first event of a batch may wait for others
     /// before the batch is made durable with one fsync.
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
+    #[serde(default = "default_flush_interval", with = "duration")]
     pub flush_interval: Duration,
     /// Group commit: the most events made durable by one fsync.
     #[serde(default = "default_flush_max_events")]
@@ -280,20 +282,20 @@ pub struct LocationConfig {
     pub name: String,
     pub kind: LocationKind,
     /// No read of an asset for this long at this location makes a `departed`.
-    #[serde(default = "default_departure_timeout", with = "humantime_serde")]
+    #[serde(default = "default_departure_timeout", with = "duration")]
     pub departure_timeout: Duration,
     /// `cage_gate` only: the gate is also a scan station; see
     /// [`LocationConfig::is_station`].
     #[serde(default)]
     pub station: Option<bool>,
     /// Stations only; see [`LocationConfig::operator_timeout`].
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub operator_timeout: Option<Duration>,
     /// Stations only; see [`LocationConfig::require_operator`].
     #[serde(default)]
     pub require_operator: Option<bool>,
     /// Dock doors with read windows; see [`LocationConfig::manifest_timeout`].
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub manifest_timeout: Option<Duration>,
     /// Portals (`dock_door`, `cage_gate`): the zone beyond the door's
     /// outside, e.g. `yard`; required there (see `config/portal.rs`).
@@ -306,10 +308,10 @@ pub struct LocationConfig {
     #[serde(default)]
     pub rssi_floor: Option<f32>,
     /// Portals: see [`LocationConfig::static_after`].
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub static_after: Option<Duration>,
     /// Portals: see [`LocationConfig::order_margin`].
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub order_margin: Option<Duration>,
     /// `cage_gate` only: the gate's relays, door sensor and release rules.
     #[serde(default)]
@@ -464,7 +466,7 @@ pub struct ReaderConfig {
     #[serde(default)]
     pub mode: Option<ReadMode>,
     /// Same code from the same reader within this window is a duplicate (scan mode).
-    #[serde(default = "default_rescan_window", with = "humantime_serde")]
+    #[serde(default = "default_rescan_window", with = "duration")]
     pub rescan_window: Duration,
     /// `ascii-line`: what ends a line; see [`ReaderConfig::terminator`].
     #[serde(default)]
@@ -485,14 +487,14 @@ pub struct ReaderConfig {
     #[serde(default)]
     pub gs_substitute: Option<String>,
     /// HID only; see [`ReaderConfig::scan_timeout`].
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub scan_timeout: Option<Duration>,
     /// Longest wait between attempts to reopen a missing device.
-    #[serde(default = "default_reopen_max", with = "humantime_serde")]
+    #[serde(default = "default_reopen_max", with = "duration")]
     pub reopen_max: Duration,
     /// A reader down this long raises a `reader_offline` alarm: long enough
     /// that re-plugging a cable does not page anyone.
-    #[serde(default = "default_offline_alarm_after", with = "humantime_serde")]
+    #[serde(default = "default_offline_alarm_after", with = "duration")]
     pub offline_alarm_after: Duration,
     /// UHF: 1-based antenna ports inventoried in turn; default `[1]`.
     #[serde(default)]
@@ -510,7 +512,7 @@ pub struct ReaderConfig {
     #[serde(default)]
     pub chafon_variant: Option<ChafonModel>,
     /// UHF: how long a command may go unanswered before the reader is reset.
-    #[serde(default, with = "humantime_serde")]
+    #[serde(default, with = "duration")]
     pub reply_timeout: Option<Duration>,
     /// At a portal: the side every antenna of this reader watches.
     #[serde(default)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{InputPinConfig, LocationConfig, LocationKind, ReaderConfig};
+use super::{duration, InputPinConfig, LocationConfig, LocationKind, ReaderConfig};
 
 /// The side of a portal a reader or antenna watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -51,10 +51,10 @@ pub struct WindowConfig {
     pub trigger: Option<InputPinConfig>,
     /// A window closes once this long has passed without a new tag, with
     /// every sensor clear.
-    #[serde(default = "default_quiet_after", with = "humantime_serde")]
+    #[serde(default = "default_quiet_after", with = "duration")]
     pub quiet_after: Duration,
     /// A window closes this long after it opened, whatever else happens.
-    #[serde(default = "default_max_window", with = "humantime_serde")]
+    #[serde(default = "default_max_window", with = "duration")]
     pub max_window: Duration,
     /// This many windows in a row without a read raise `silent_reader`.
     #[serde(default = "default_silent_after")]

@@ -1,4 +1,5 @@
-//! Secrets that every user of the Pi can read.
+//! Secrets that every user of the Pi, or everyone on the network path to
+//! the broker, can read.
 //!
 //! Not errors: a technician must still be able to start a gateway whose
 //! file permissions are not perfect yet. The daemon logs these at start-up and
@@ -9,16 +10,17 @@ use std::path::Path;
 
 use ::config::{File, FileFormat};
 
-use super::Config;
+use super::{Config, MqttConfig};
 
 /// The "others" read bit.
 const OTHERS_READ: u32 = 0o004;
 
 /// One line per secret that other local users can read, naming its key: a
 /// `mqtt.password` written in the configuration file at `path` (not one set
-/// from the environment), the `mqtt.password_file` or the `mqtt.client_key_file`.
+/// from the environment), the `mqtt.password_file` or the `mqtt.client_key_file`;
+/// and a password that plain `mqtt://` sends to another host in clear text.
 pub fn exposed_secrets(path: &Path, config: &Config) -> Vec<String> {
-    let mut warnings = Vec::new();
+    let mut warnings: Vec<String> = cleartext_password(&config.mqtt).into_iter().collect();
     if let Some(mode) = readable_by_others(path) {
         if file_holds_password(path) {
             warnings.push(format!(
@@ -42,6 +44,28 @@ pub fn exposed_secrets(path: &Path, config: &Config) -> Vec<String> {
         }
     }
     warnings
+}
+
+/// MQTT's CONNECT carries the password as it is: over plain `mqtt://`
+/// anyone on the path to the broker reads it. A broker on the Pi itself
+/// (loopback) is not on a network path.
+fn cleartext_password(mqtt: &MqttConfig) -> Option<String> {
+    if mqtt.password.is_none() && mqtt.password_file.is_none() {
+        return None;
+    }
+    let broker = mqtt.broker().ok()?;
+    let loopback = broker.host == "localhost"
+        || broker
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if broker.tls || loopback {
+        return None;
+    }
+    Some(format!(
+        "mqtt.url: the password is sent to {broker} over plain MQTT, in clear text that anyone on \
+         the network path can read; use mqtts:// (with mqtt.ca_file for a private CA)"
+    ))
 }
 
 /// The permission bits of `path` when others may read it.

@@ -327,6 +327,35 @@ fn bad_durations_name_the_key() {
     assert_error(&with("[mqtt]\nkeep_alive = 5"), "mqtt.keep_alive");
 }
 
+/// Such a value parses as a duration and overflowed the first clock
+/// addition it took part in, panicking that task.
+#[test]
+fn every_duration_key_has_an_upper_bound() {
+    let huge = "\"300000000000years\"";
+    let message = assert_error(
+        &BASE.replace(
+            "name = \"dock-pi-03\"",
+            &format!("name = \"dock-pi-03\"\nhealth_interval = {huge}"),
+        ),
+        "gateway.health_interval",
+    );
+    assert!(message.contains("at most 7days"), "{message}");
+    assert_error(
+        &with(&format!("rescan_window = {huge}")),
+        "readers[0] (door1-em).rescan_window",
+    );
+    assert_error(
+        &with(&format!("scan_timeout = {huge}")),
+        "readers[0] (door1-em).scan_timeout",
+    );
+    assert_error(
+        &with("[spool]\nflush_interval = \"8days\""),
+        "spool.flush_interval",
+    );
+    let at_bound = ok(&with("[spool]\nflush_interval = \"7days\""));
+    assert_eq!(at_bound.spool.flush_interval, DURATION_MAX);
+}
+
 #[test]
 fn missing_required_keys_name_the_key() {
     assert_error("[gateway]\nname = \"g\"\n", "gateway.site");
@@ -1106,6 +1135,29 @@ fn a_password_in_a_file_others_can_read_is_warned_about() {
     let toml = with("[mqtt]\nusername = \"u\"");
     let env = [("CUSTODYD__MQTT__PASSWORD", "hunter2")];
     assert!(exposed(&toml, 0o644, &env).is_empty());
+}
+
+#[test]
+fn a_password_over_plain_mqtt_to_another_host_is_warned_about() {
+    let toml = |url: &str| with(&format!("[mqtt]\nurl = \"{url}\"\nusername = \"u\""));
+    let env = [("CUSTODYD__MQTT__PASSWORD", "hunter2")];
+    let warnings = exposed(&toml("mqtt://broker.example.com"), 0o600, &env);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("mqtt.url: "), "{warnings:?}");
+    assert!(warnings[0].contains("clear text"), "{warnings:?}");
+    assert!(!warnings[0].contains("hunter2"), "{warnings:?}");
+    assert_eq!(exposed(&toml("tcp://10.0.0.5:1883"), 0o600, &env).len(), 1);
+    for quiet in [
+        "mqtts://broker.example.com",
+        "mqtt://127.0.0.1",
+        "mqtt://[::1]:1883",
+    ] {
+        assert!(exposed(&toml(quiet), 0o600, &env).is_empty(), "{quiet}");
+    }
+    assert!(
+        exposed(&toml("mqtt://broker.example.com"), 0o600, &[]).is_empty(),
+        "no password, nothing to leak"
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! so every re-delivery of an event is byte-identical.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use ulid::Ulid;
@@ -129,10 +129,11 @@ impl Draft {
         }
     }
 
-    /// The event's JSON payload, as committed with `seq`.
-    pub fn render(&self, naming: &Naming, seq: u64) -> Vec<u8> {
+    /// The event's JSON payload, as committed with `seq` in `stream`.
+    pub fn render(&self, naming: &Naming, stream: &str, seq: u64) -> Vec<u8> {
         let common = Common {
             event_id: self.event_id.to_string(),
+            stream,
             seq,
             site: &naming.site,
             gateway: &naming.gateway,
@@ -177,14 +178,33 @@ impl Draft {
     }
 }
 
-/// RFC 3339 UTC with milliseconds, as the contract requires.
+/// RFC 3339 UTC with milliseconds, as the contract requires. Total: a time
+/// outside [`writable`] (a wildly wrong system clock; times from the broker
+/// are refused before they get here) is written as the nearest end of that
+/// range rather than panicking the task that renders it.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+    let (earliest, latest) = rfc3339_range();
+    humantime::format_rfc3339_millis(t.clamp(earliest, latest)).to_string()
+}
+
+/// Whether [`rfc3339`] writes `t` as it is: from 1970 (the Unix epoch) to
+/// the end of 9999 (four-digit years).
+pub fn writable(t: SystemTime) -> bool {
+    let (earliest, latest) = rfc3339_range();
+    (earliest..=latest).contains(&t)
+}
+
+fn rfc3339_range() -> (SystemTime, SystemTime) {
+    /// 9999-12-31T23:59:59.999Z.
+    const LATEST_MS: u64 = 253_402_300_799_999;
+    (UNIX_EPOCH, UNIX_EPOCH + Duration::from_millis(LATEST_MS))
 }
 
 #[derive(Serialize)]
 struct Common<'a> {
     event_id: String,
+    /// The numbering `seq` belongs to (see `spool::recovery`).
+    stream: &'a str,
     seq: u64,
     site: &'a str,
     gateway: &'a str,
@@ -251,7 +271,16 @@ struct AlarmJson<'a> {
 mod tests {
     use super::*;
     use crate::decode::Source;
-    use std::time::{Duration, UNIX_EPOCH};
+
+    /// humantime panics on both; a render must not.
+    #[test]
+    fn times_rfc3339_cannot_write_are_clamped_not_fatal() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(rfc3339(UNIX_EPOCH - hour), "1970-01-01T00:00:00.000Z");
+        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800) + hour;
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
+        assert!(!writable(far) && !writable(UNIX_EPOCH - hour) && writable(UNIX_EPOCH));
+    }
 
     #[test]
     fn custody_json_has_every_contract_field() {
@@ -282,9 +311,9 @@ mod tests {
             site: "reno-1".into(),
             gateway: "gw".into(),
         };
-        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, 7)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, "S", 7)).unwrap();
         assert_eq!(v["schema"], CUSTODY_SCHEMA);
-        assert_eq!(v["seq"], 7);
+        assert_eq!((&v["stream"], &v["seq"]), (&"S".into(), &7.into()));
         assert_eq!(v["event_id"].as_str().unwrap().len(), 26);
         assert_eq!(v["observed_at"], "2023-11-14T22:13:20.123Z");
         assert_eq!(v["asset"]["id"], "AB/1#+");

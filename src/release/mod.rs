@@ -39,7 +39,7 @@ use crate::command::{Commands, Request};
 use crate::config::{Config, ReadMode, UnknownAsset};
 use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
-use crate::retained::{Retained, RetainedError, Table, Update};
+use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
 use crate::rules::station::REFUSALS;
 use crate::sink::{Bus, Inbound};
 use crate::topic::asset_key;
@@ -285,7 +285,7 @@ impl GateTask {
                             Err(_) => break,
                         }
                     }
-                    self.on_policy(&batch);
+                    self.on_policy(&batch).await;
                 }
                 Some(request) = unlocks.recv() => self.on_unlock(request).await,
                 Some((gate, edge)) = doors.recv() => self.on_door(gate, edge).await,
@@ -301,24 +301,33 @@ impl GateTask {
         info!("release control stopped; gates locked");
     }
 
-    fn on_policy(&mut self, batch: &[Inbound]) {
+    async fn on_policy(&mut self, batch: &[Inbound]) {
         let mut updates = Vec::with_capacity(batch.len());
         for message in batch {
             match self.accept(message) {
-                Ok(update) => updates.push(update),
+                Ok(key) => updates.push((key.to_owned(), message.payload.clone())),
                 Err(why) => warn!(topic = %message.topic, "release policy message ignored: {why}"),
             }
         }
-        match self.store.apply(updates) {
+        let store = self.store.clone();
+        let apply = move || {
+            store.apply(
+                updates
+                    .iter()
+                    .map(|(key, payload)| (key.as_str(), Update::Put(payload))),
+            )
+        };
+        match off_thread(apply).await {
             Ok(0) => {}
             Ok(n) => info!("release policy: {n} entries changed"),
             Err(e) => error!("release policy update NOT stored, gates decide on the old one: {e}"),
         }
     }
 
-    /// The entry a policy message sets, or why it is ignored. An empty
-    /// payload is stored as an empty value: revoked (see [`policy`]).
-    fn accept<'m>(&self, message: &'m Inbound) -> Result<(&'m str, Update<'m>), String> {
+    /// The asset key whose entry a policy message sets, or why it is
+    /// ignored. An empty payload is stored as an empty value: revoked (see
+    /// [`policy`]).
+    fn accept<'m>(&self, message: &'m Inbound) -> Result<&'m str, String> {
         let key = policy::key_of(&self.prefix, &message.topic)?;
         if message.payload.is_empty() {
             debug!(key, "release policy revocation");
@@ -326,7 +335,7 @@ impl GateTask {
             let entry = policy::parse(&message.payload)?;
             debug!(key, released = entry.released, "release policy entry");
         }
-        Ok((key, Update::Put(&message.payload)))
+        Ok(key)
     }
 
     async fn on_attempt(&mut self, attempt: LeaveAttempt) {
@@ -341,10 +350,13 @@ impl GateTask {
         let key = asset_key(&asset.id);
         let topic = format!("{}{key}", self.prefix);
         let now = SystemTime::now();
-        let stored = self.store.get(&key).unwrap_or_else(|e| {
-            error!("release policy unreadable, deciding as revoked: {e}");
-            Some(Vec::new())
-        });
+        let (store, lookup) = (self.store.clone(), key.clone());
+        let stored = off_thread(move || store.get(&lookup))
+            .await
+            .unwrap_or_else(|e| {
+                error!("release policy unreadable, deciding as revoked: {e}");
+                Some(Vec::new())
+            });
         let standing = policy::standing(stored.as_deref(), now);
         let location = gate.location.clone();
         let refused = |why: String| format!("{} was refused at {location}: {why}.", asset.id);

@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
+use crate::custody::writable;
 use crate::topic::asset_key;
 
 /// One asset's entry, parsed.
@@ -78,10 +79,15 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
     let as_utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|_| bad())?;
     let shift = Duration::from_secs(h * 3600 + m * 60);
     // 12:00+02:00 is 10:00Z.
-    Ok(if sign > 0 {
-        as_utc - shift
+    let utc = if sign > 0 {
+        as_utc.checked_sub(shift)
     } else {
-        as_utc + shift
+        as_utc.checked_add(shift)
+    };
+    // Events carry the expiry as RFC 3339 UTC, which cannot write what
+    // an offset pushes past 1970 or 9999.
+    utc.filter(|t| writable(*t)).ok_or_else(|| {
+        format!("expires_at {text:?} is outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
     })
 }
 
@@ -229,6 +235,20 @@ mod tests {
         assert_eq!(standing(None, after), Standing::Unknown);
     }
 
+    /// Both panicked a task when rendered: the gate's denial quoting the
+    /// first, the spool rendering the grant that carried the second.
+    #[test]
+    fn expiries_an_offset_pushes_out_of_1970_to_9999_are_refused() {
+        for text in ["1970-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"] {
+            let payload = format!(r#"{{"released":true,"expires_at":"{text}"}}"#);
+            let error = parse(payload.as_bytes()).unwrap_err();
+            assert!(error.contains("outside 1970"), "{error}");
+        }
+        for text in ["1970-01-01T01:00:00+01:00", "9999-12-31T22:59:59-01:00"] {
+            assert!(parse_time(text).is_ok(), "{text}");
+        }
+    }
+
     #[test]
     fn an_expiry_with_a_multibyte_character_where_the_offset_would_start_is_refused() {
         // Six bytes from the end falls inside the "é".
@@ -250,6 +270,23 @@ mod tests {
         #[test]
         fn any_expiry_text_parses_or_is_refused(text in "\\PC{0,40}") {
             let _ = parse_time(&text);
+        }
+
+        /// Times near both ends of what RFC 3339 can write, with any
+        /// offset: each is refused, or its grant renders and reads back.
+        #[test]
+        fn any_expiry_near_the_ends_of_time_is_refused_or_rendered(
+            year in proptest::sample::select(vec![1969u32, 1970, 1971, 2026, 9998, 9999]),
+            month in 1u32..=12,
+            day in 1u32..=28,
+            hour in 0u32..24,
+            minute in 0u32..60,
+            offset in "Z|[+-](0[0-9]|1[0-9]|2[0-3]):[0-5][0-9]",
+        ) {
+            let payload = format!(
+                r#"{{"released":true,"expires_at":"{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:59.999{offset}"}}"#
+            );
+            crate::fuzzing::release_policy(payload.as_bytes(), "AB-1");
         }
     }
 }

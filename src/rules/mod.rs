@@ -16,7 +16,7 @@ use tracing::warn;
 use crate::custody::Draft;
 use crate::presence::Observation;
 use crate::release::{Attempts, LeaveAttempt, Via};
-use crate::retained::{RetainedError, Table, Update};
+use crate::retained::{off_thread, Table, Update};
 use crate::sink::Inbound;
 
 pub mod manifest;
@@ -170,16 +170,5 @@ async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
     };
     if let Err(e) = off_thread(write).await {
         warn!("{what} not saved: {e}");
-    }
-}
-
-/// Runs a retained-store call on the blocking pool: it commits with an
-/// fsync, which must not stall the runtime's threads.
-async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RetainedError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
     }
 }

@@ -9,11 +9,14 @@
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
 //!
-//! The spool is bounded by `spool.max_bytes`. What it cannot keep (spool
+//! The spool is bounded by `spool.max_bytes`, its own alarms included:
+//! events may fill it up to [`ALARM_ROOM`] below the bound, and that room is
+//! kept for the alarms that say what happened. What it cannot keep (spool
 //! full, disk full, a failing card) is never silently discarded: it is
-//! counted, logged, shown in the status and reported in a `spool_overflow`
-//! alarm as soon as something can be stored again. A `spool_high_water`
-//! alarm warns at 80 %.
+//! counted, logged once, shown in the status and reported in one
+//! `spool_overflow` alarm per episode, written when the episode ends (the
+//! spool is back under [`HIGH_WATER_REARM`], or the daemon stops) with the
+//! count of the whole episode. A `spool_high_water` alarm warns at 80 %.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -36,7 +39,7 @@ pub mod recovery;
 mod store;
 
 pub use record::{RecordV1, StoredRecord};
-pub use recovery::Opened;
+pub use recovery::{Lost, Opened};
 pub use store::{Stats, Store, StoreError};
 
 /// A `spool_high_water` alarm is raised when the spool passes this share of
@@ -44,6 +47,10 @@ pub use store::{Stats, Store, StoreError};
 const HIGH_WATER: f64 = 0.8;
 const HIGH_WATER_REARM: f64 = 0.6;
 
+/// Room under `spool.max_bytes` that events may not take: the spool's own
+/// alarms (lost spool, high water, overflow; well under 1 KiB each) must fit
+/// when events have filled the rest.
+const ALARM_ROOM: u64 = 8 << 10;
 /// Records of the latest commits kept for the uplink's next read, at most
 /// (see [`SpoolTask::recent`]); about 140 KiB of custody events.
 const RECENT_MAX: usize = 256;
@@ -125,11 +132,16 @@ impl SpoolReader {
     }
 }
 
-/// Starts the spool task on a spool opened by [`recovery::open`]. Returns the
+/// Opens `data_dir`'s spool ([`recovery::open`]) on the blocking pool.
+pub async fn open(data_dir: PathBuf) -> Result<Opened, StoreError> {
+    run_blocking(move || recovery::open(&data_dir)).await
+}
+
+/// Starts the spool task on a spool opened by [`open`]. Returns the
 /// producers' sender, the uplink's reader and the task, which ends once both
 /// have been dropped. `stage` tells the systemd watchdog whether the task
 /// still comes back for commands.
-pub fn spawn(
+pub async fn spawn(
     opened: Opened,
     data_dir: PathBuf,
     naming: Naming,
@@ -138,12 +150,15 @@ pub fn spawn(
 ) -> Result<(mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>), StoreError> {
     let Opened {
         store,
+        stream,
         next_seq,
         reserved,
         replaced,
     } = opened;
-    let bytes = store.bytes()?;
-    let oldest_committed_at_ms = oldest_committed_at(&store, 0)?;
+    let store = Arc::new(store);
+    let reading = store.clone();
+    let (bytes, oldest_committed_at_ms) =
+        run_blocking(move || Ok((reading.bytes()?, oldest_committed_at(&reading, 0)?))).await?;
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
@@ -153,13 +168,14 @@ pub fn spawn(
         bytes,
         oldest_committed_at_ms,
     });
-    info!(path = %store.path().display(), next_seq, bytes, "spool open");
+    info!(path = %store.path().display(), %stream, next_seq, bytes, "spool open");
     let mut task = SpoolTask {
         path: store.path().to_owned(),
-        store: Some(Arc::new(store)),
+        store: Some(store),
         data_dir,
         naming,
         config,
+        stream,
         next_seq,
         reserved,
         bytes,
@@ -168,10 +184,12 @@ pub fn spawn(
         pending_alarms: Vec::new(),
         overflow: Overflow::default(),
         high_water: false,
+        closing: false,
+        failing: false,
         committed: committed_tx,
     };
-    if let Some(detail) = replaced {
-        let alarm = task.gateway_alarm("spool_corrupt", detail);
+    if let Some(Lost { kind, detail }) = replaced {
+        let alarm = task.gateway_alarm(kind, detail);
         task.pending_alarms.push(alarm);
     }
     task.high_water = task.bytes as f64 >= task.config.max_bytes.0 as f64 * HIGH_WATER;
@@ -202,12 +220,6 @@ enum Cause {
     Storage(String),
 }
 
-impl Cause {
-    fn is_storage(cause: &Option<Cause>) -> bool {
-        matches!(cause, Some(Cause::Storage(_)))
-    }
-}
-
 impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -226,6 +238,8 @@ struct SpoolTask {
     data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
+    /// The stream `seq` numbers in (see [`recovery`]).
+    stream: Arc<str>,
     next_seq: u64,
     /// Every `seq` ever committed is below this (see [`recovery`]).
     reserved: u64,
@@ -244,6 +258,10 @@ struct SpoolTask {
     pending_alarms: Vec<Draft>,
     overflow: Overflow,
     high_water: bool,
+    /// No producer is left: an overflow episode still open is reported now.
+    closing: bool,
+    /// The last write failed (logged once until one succeeds).
+    failing: bool,
     committed: watch::Sender<Committed>,
 }
 
@@ -273,13 +291,24 @@ impl SpoolTask {
                     }
                     None => {
                         appends_open = false;
+                        self.close().await;
                         self.committed.send_modify(|c| c.closed = true);
                     }
                 },
             }
         }
+        self.close().await;
         if let Err(e) = self.blocking(|store| store.sync()).await {
             warn!("final spool sync failed, acknowledged events may be re-sent: {e}");
+        }
+    }
+
+    /// Nothing more will be offered: an overflow episode still open is
+    /// reported now, as its count lives only in memory.
+    async fn close(&mut self) {
+        self.closing = true;
+        if self.overflow.unreported > 0 {
+            self.commit(Vec::new()).await;
         }
     }
 
@@ -340,31 +369,49 @@ impl SpoolTask {
         (self.config.max_bytes.0 as f64 * HIGH_WATER) as u64
     }
 
+    /// Whether the overflow episode is over: the spool has room again (with
+    /// a margin, so that a spool hovering at its bound makes one episode,
+    /// not one per dropped batch), or the daemon is stopping.
+    fn overflow_ended(&self) -> bool {
+        self.overflow.unreported > 0
+            && (self.closing
+                || (self.bytes as f64) < self.config.max_bytes.0 as f64 * HIGH_WATER_REARM)
+    }
+
     /// Commits pending alarms and `batch`, as much of it as fits.
     async fn commit(&mut self, batch: Vec<Draft>) {
-        let pending = std::mem::take(&mut self.pending_alarms);
+        let mut pending = std::mem::take(&mut self.pending_alarms);
         let reporting = self.overflow.unreported;
-        let overflow_alarm = (reporting > 0).then(|| self.overflow_alarm());
+        let ended = self.overflow_ended();
+        if ended {
+            pending.push(self.overflow_alarm());
+        }
         let high_water_before = self.high_water;
-        let alarms: Vec<&Draft> = pending.iter().chain(&overflow_alarm).collect();
-        let (records, fresh, refused) = self.admit(&alarms, &batch);
+        let (records, fresh, alarms_in, refused) = self.admit(&pending, &batch);
+        // Alarms that did not fit wait for room; the overflow alarm is
+        // written afresh from the counts next time.
+        let reported = ended && alarms_in == pending.len();
+        pending.truncate(pending.len() - usize::from(ended));
+        let waiting = pending.split_off(alarms_in.min(pending.len()));
         if records.is_empty() {
             self.count_dropped(refused, Cause::Full);
-            self.pending_alarms = pending;
+            self.pending_alarms = waiting;
             return;
         }
         let count = records.len() as u64;
         self.ensure_reserved(self.next_seq + count).await;
         match self.append(records).await {
             Ok(bytes) => {
-                if Cause::is_storage(&self.overflow.cause) {
+                if self.failing {
                     info!("spool writable again");
+                    self.failing = false;
                 }
                 let first = self.next_seq;
                 self.bytes = bytes;
                 self.next_seq += count;
-                self.overflow.unreported -= reporting;
-                if self.overflow.unreported == 0 {
+                self.pending_alarms = waiting;
+                if reported {
+                    self.overflow.unreported -= reporting;
                     self.overflow.cause = None;
                 }
                 self.count_dropped(refused, Cause::Full);
@@ -372,7 +419,10 @@ impl SpoolTask {
                 let surplus = self.recent.len().saturating_sub(RECENT_MAX);
                 self.recent.drain(..surplus);
                 let next_seq = self.next_seq;
-                debug!("spool committed seq {first}..={}", next_seq - 1);
+                debug!(
+                    "spool committed seq {first}..={} ({bytes} bytes)",
+                    next_seq - 1
+                );
                 self.committed.send_modify(|c| {
                     c.next_seq = next_seq;
                     c.bytes = bytes;
@@ -380,45 +430,64 @@ impl SpoolTask {
                 });
             }
             Err(e) => {
-                if !Cause::is_storage(&self.overflow.cause) {
+                if !self.failing {
                     error!("cannot write the spool, new events are dropped and counted until it works again: {e}");
                 } else {
                     debug!("spool still not writable: {e}");
                 }
+                self.failing = true;
                 self.high_water = high_water_before;
+                pending.extend(waiting);
                 self.pending_alarms = pending;
                 self.count_dropped(batch.len() as u64, Cause::Storage(e.to_string()));
             }
         }
     }
 
-    /// Renders what may be stored: alarms always (they are few and small),
-    /// events while they fit under `max_bytes`. Returns the encoded records,
-    /// numbered from `next_seq`, the same as the uplink reads them, and how
-    /// many events did not fit.
-    fn admit(&mut self, alarms: &[&Draft], batch: &[Draft]) -> (Vec<Vec<u8>>, Vec<Record>, u64) {
+    /// Renders what may be stored: `alarms` in order while they fit under
+    /// `max_bytes`, then events while they fit under it less
+    /// [`ALARM_ROOM`]. Returns the encoded records, numbered from
+    /// `next_seq`, the same as the uplink reads them, how many of `alarms`
+    /// are in, and how many events did not fit.
+    fn admit(
+        &mut self,
+        alarms: &[Draft],
+        batch: &[Draft],
+    ) -> (Vec<Vec<u8>>, Vec<Record>, usize, u64) {
         let committed_at_ms = unix_ms_now();
         let encode = |draft: &Draft, seq: u64| {
             let stored = StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&self.naming),
-                payload: draft.render(&self.naming, seq),
+                payload: draft.render(&self.naming, &self.stream, seq),
                 committed_at_ms,
             });
             (stored.encode(), Record::new(seq, stored))
         };
-        let (mut records, mut fresh, mut refused, mut size) =
-            (Vec::new(), Vec::new(), 0, self.bytes);
+        let max = self.config.max_bytes.0;
+        let (mut records, mut fresh, mut alarms_in, mut refused, mut size) =
+            (Vec::new(), Vec::new(), 0, 0, self.bytes);
+        let mut alarm_refused = false;
         let drafts = alarms
             .iter()
-            .map(|d| (*d, true))
+            .map(|d| (d, true))
             .chain(batch.iter().map(|d| (d, false)));
         for (draft, is_alarm) in drafts {
+            if is_alarm && alarm_refused {
+                continue; // an earlier alarm did not fit: keep their order
+            }
             let (record, readable) = encode(draft, self.next_seq + records.len() as u64);
             let n = store::record_bytes(&record);
-            if !is_alarm && size + n > self.config.max_bytes.0 {
-                refused += 1;
+            let bound = if is_alarm {
+                max
+            } else {
+                max.saturating_sub(ALARM_ROOM)
+            };
+            if size + n > bound {
+                refused += u64::from(!is_alarm);
+                alarm_refused |= is_alarm;
                 continue;
             }
+            alarms_in += usize::from(is_alarm);
             size += n;
             records.push(record);
             fresh.push(readable);
@@ -432,14 +501,19 @@ impl SpoolTask {
                     self.config.max_bytes
                 );
                 let alarm = self.gateway_alarm("spool_high_water", detail);
-                warn!("spool above {:.0} % of spool.max_bytes", HIGH_WATER * 100.0);
                 let (record, readable) = encode(&alarm, self.next_seq + records.len() as u64);
-                size += store::record_bytes(&record);
+                let n = store::record_bytes(&record);
+                if size + n > max {
+                    self.high_water = false; // raised once there is room
+                    continue;
+                }
+                warn!("spool above {:.0} % of spool.max_bytes", HIGH_WATER * 100.0);
+                size += n;
                 records.push(record);
                 fresh.push(readable);
             }
         }
-        (records, fresh, refused)
+        (records, fresh, alarms_in, refused)
     }
 
     fn overflow_alarm(&self) -> Draft {
@@ -499,7 +573,8 @@ impl SpoolTask {
             return;
         }
         let (dir, reserve) = (self.data_dir.clone(), upto + recovery::RESERVE_BLOCK);
-        match tokio::task::spawn_blocking(move || recovery::reserve(&dir, reserve)).await {
+        let stream = self.stream.clone();
+        match tokio::task::spawn_blocking(move || recovery::reserve(&dir, reserve, &stream)).await {
             Ok(Ok(())) => self.reserved = reserve,
             Ok(Err(e)) => warn!(
                 "cannot reserve seq numbers in {}: {e}",
@@ -558,7 +633,7 @@ impl SpoolTask {
                             self.high_water = false;
                         }
                         // Room again: say what was lost without waiting for the next event.
-                        if self.overflow.unreported > 0 {
+                        if self.overflow_ended() || !self.pending_alarms.is_empty() {
                             self.commit(Vec::new()).await;
                         }
                     }
@@ -638,17 +713,19 @@ mod tests {
         }
     }
 
-    fn start(dir: &std::path::Path) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
+    async fn start(dir: &std::path::Path) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
+        start_with(dir, SpoolConfig::default()).await
+    }
+
+    async fn start_with(
+        dir: &std::path::Path,
+        config: SpoolConfig,
+    ) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
         let opened = recovery::open(dir).unwrap();
         let stage = crate::ops::systemd::Health::default().stage("spool");
-        spawn(
-            opened,
-            dir.to_owned(),
-            naming(),
-            SpoolConfig::default(),
-            stage,
-        )
-        .unwrap()
+        spawn(opened, dir.to_owned(), naming(), config, stage)
+            .await
+            .unwrap()
     }
 
     fn draft(n: u32) -> Draft {
@@ -677,7 +754,7 @@ mod tests {
     #[tokio::test]
     async fn an_acknowledgement_deletes_every_event_below_it_and_nothing_else() {
         let dir = tempfile::tempdir().unwrap();
-        let (drafts, reader, task) = start(dir.path());
+        let (drafts, reader, task) = start(dir.path()).await;
         commit(&drafts, &reader, 6).await;
         assert_eq!(seqs(&reader.read(1, 100).await), [1, 2, 3, 4, 5, 6]);
         let full = reader.committed.borrow().bytes;
@@ -700,10 +777,101 @@ mod tests {
         assert_eq!(left, [5, 6], "the deletion outlives a shutdown");
     }
 
+    /// Sends `n` drafts and waits until each is committed or counted dropped.
+    async fn offer(drafts: &mpsc::Sender<Draft>, reader: &SpoolReader, n: u32) {
+        let c = *reader.committed.borrow();
+        let done = c.next_seq + c.dropped + u64::from(n);
+        for i in 0..n {
+            drafts.send(draft(i)).await.unwrap();
+        }
+        let mut committed = reader.committed.clone();
+        committed
+            .wait_for(|c| c.next_seq + c.dropped >= done)
+            .await
+            .unwrap();
+    }
+
+    /// `spool.max_bytes = "64KiB"` let the spool grow to 727 KB of alarms,
+    /// and one overflow episode made 58 `spool_overflow` alarms: one per
+    /// dropped batch, each admitted whatever the bound.
+    #[tokio::test]
+    async fn max_bytes_bounds_alarms_too_and_an_episode_is_one_alarm() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = 64 << 10;
+        let config = SpoolConfig {
+            max_bytes: crate::config::ByteSize(max),
+            flush_interval: std::time::Duration::ZERO,
+            ..SpoolConfig::default()
+        };
+        let (drafts, reader, task) = start_with(dir.path(), config).await;
+        let bytes = || reader.committed.borrow().bytes;
+        // Full, then hovering at the bound: the broker takes a few events
+        // now and then, and each time more arrive than fit.
+        let mut peak = 0;
+        for _ in 0..40 {
+            offer(&drafts, &reader, 30).await;
+            peak = peak.max(bytes());
+            let oldest = reader.read(0, 5).await;
+            reader.ack(oldest.last().unwrap().seq + 1).await;
+            let mut committed = reader.committed.clone();
+            committed.wait_for(|c| c.bytes < peak).await.unwrap();
+        }
+        let dropped = reader.committed.borrow().dropped;
+        assert!(dropped > 500, "it did overflow: {dropped}");
+        assert!(peak <= max, "{peak} bytes spooled, over {max}");
+        // Delivered: the episode ends, and says how many it dropped.
+        let upto = reader.committed.borrow().next_seq;
+        reader.ack(upto).await;
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.next_seq > upto).await.unwrap();
+        let alarms: Vec<serde_json::Value> = reader
+            .read(0, 1000)
+            .await
+            .iter()
+            .map(|r| serde_json::from_slice(&r.payload).unwrap())
+            .filter(|a: &serde_json::Value| a["kind"] == "spool_overflow")
+            .collect();
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        let detail = alarms[0]["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("{dropped} events")), "{detail}");
+        drop((drafts, reader));
+        task.await.unwrap();
+    }
+
+    /// An episode still open at shutdown is reported then: its count
+    /// lives only in memory.
+    #[tokio::test]
+    async fn an_overflow_still_open_at_shutdown_is_reported_within_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = 64 << 10;
+        let config = SpoolConfig {
+            max_bytes: crate::config::ByteSize(max),
+            ..SpoolConfig::default()
+        };
+        let (drafts, reader, task) = start_with(dir.path(), config).await;
+        offer(&drafts, &reader, 300).await;
+        let dropped = reader.committed.borrow().dropped;
+        assert!(dropped > 0);
+        drop((drafts, reader));
+        task.await.unwrap();
+        let store = Store::open(&dir.path().join(recovery::SPOOL_FILE)).unwrap();
+        assert!(store.bytes().unwrap() <= max);
+        let last = store.read_from(0, 1000).unwrap().pop().unwrap().1;
+        let alarm: serde_json::Value = serde_json::from_slice(&last.v1().payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_overflow");
+        assert!(
+            alarm["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{dropped} events")),
+            "{alarm}"
+        );
+    }
+
     #[tokio::test]
     async fn reads_of_fresh_commits_return_what_the_store_holds() {
         let dir = tempfile::tempdir().unwrap();
-        let (drafts, reader, task) = start(dir.path());
+        let (drafts, reader, task) = start(dir.path()).await;
         commit(&drafts, &reader, 5).await;
         // Served from memory: the uplink reads on from its cursor.
         let fresh = reader.read(2, 2).await;

@@ -3,9 +3,10 @@
 //! redb gives crash-safe, checksummed commits (copy-on-write B-trees, one
 //! fsync per `Immediate` commit). Records are keyed by `seq`; the next `seq`
 //! and the spooled byte count are stored beside them in the same
-//! transaction, so both survive even when every record has been delivered.
+//! transaction, so both survive even when every record has been delivered,
+//! and so does the stream the numbering belongs to (see [`super::recovery`]).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use redb::{
@@ -15,9 +16,13 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
+use crate::ops::systemd::contained;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Key [`STREAM_KEY`]: the stream id of the numbering.
+const STREAM: TableDefinition<&str, &str> = TableDefinition::new("stream");
+const STREAM_KEY: &str = "id";
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
 
@@ -48,6 +53,8 @@ pub struct Stats {
     /// Commit time of the oldest undelivered event (ms since the Unix epoch).
     pub oldest_committed_at_ms: Option<u64>,
     pub next_seq: u64,
+    /// The stream `next_seq` numbers in (`None`: no event numbered yet).
+    pub stream: Option<String>,
     pub file_bytes: u64,
 }
 
@@ -82,10 +89,7 @@ impl Store {
         builder
             .set_cache_size(CACHE_BYTES)
             .set_check_integrity_on_open(check);
-        Self::init(
-            path,
-            catch_unwind(AssertUnwindSafe(|| builder.create(path))),
-        )
+        Self::init(path, contained(AssertUnwindSafe(|| builder.create(path))))
     }
 
     /// A spool on any storage: the seam through which power loss is simulated.
@@ -99,7 +103,7 @@ impl Store {
             .set_check_integrity_on_open(true);
         Self::init(
             label,
-            catch_unwind(AssertUnwindSafe(|| builder.create_with_backend(backend))),
+            contained(AssertUnwindSafe(|| builder.create_with_backend(backend))),
         )
     }
 
@@ -143,6 +147,7 @@ impl Store {
         store.write(Durability::Immediate, |txn| {
             txn.open_table(EVENTS)?;
             txn.open_table(META)?;
+            txn.open_table(STREAM)?;
             Ok(())
         })?;
         Ok(store)
@@ -194,10 +199,28 @@ impl Store {
         Ok(self.meta(BYTES)?.unwrap_or(0))
     }
 
-    /// Starts numbering at `next_seq` (a new spool replacing a lost one).
-    pub fn set_next_seq(&self, next_seq: u64) -> Result<(), StoreError> {
+    /// The numbering this file holds: its stream (`None` if written by a
+    /// version without streams) and the next `seq`. `None` for a file that
+    /// holds no numbering: new, or emptied.
+    pub fn numbering(&self) -> Result<Option<(Option<String>, u64)>, StoreError> {
+        let Some(next_seq) = self.meta(NEXT_SEQ)? else {
+            return Ok(None);
+        };
+        Ok(Some((self.stream()?, next_seq)))
+    }
+
+    fn stream(&self) -> Result<Option<String>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let table = txn.open_table(STREAM).map_err(|e| self.fail(e))?;
+        let id = table.get(STREAM_KEY).map_err(|e| self.fail(e))?;
+        Ok(id.map(|g| g.value().to_string()))
+    }
+
+    /// Numbers on in `stream` from `next_seq`.
+    pub fn set_numbering(&self, stream: &str, next_seq: u64) -> Result<(), StoreError> {
         self.write(Durability::Immediate, |txn| {
             txn.open_table(META)?.insert(NEXT_SEQ, next_seq)?;
+            txn.open_table(STREAM)?.insert(STREAM_KEY, stream)?;
             Ok(())
         })
     }
@@ -271,7 +294,7 @@ impl Store {
     }
 
     pub fn stats(&self) -> Result<Stats, StoreError> {
-        let (next_seq, bytes) = (self.next_seq()?, self.bytes()?);
+        let (next_seq, bytes, stream) = (self.next_seq()?, self.bytes()?, self.stream()?);
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
         let depth = events.len().map_err(|e| self.fail(e))?;
@@ -287,6 +310,7 @@ impl Store {
             oldest_seq,
             oldest_committed_at_ms,
             next_seq,
+            stream,
             file_bytes,
         })
     }
