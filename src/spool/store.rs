@@ -15,6 +15,9 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
+use crate::custody::Save;
+
+mod saved;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -203,9 +206,16 @@ impl Store {
     }
 
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
-    /// fsync). Returns the spooled bytes after it.
-    pub fn append(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
+    /// fsync), with the state saved alongside them. Returns the spooled
+    /// bytes after it.
+    pub fn append(
+        &self,
+        first_seq: u64,
+        records: &[Vec<u8>],
+        saves: &[Save],
+    ) -> Result<u64, StoreError> {
         self.write(Durability::Immediate, |txn| {
+            saved::apply(txn, saves)?;
             let mut events = txn.open_table(EVENTS)?;
             let mut added = 0;
             for (seq, record) in (first_seq..).zip(records) {
@@ -312,7 +322,7 @@ mod tests {
         let path = dir.path().join("spool.redb");
         let store = Store::open(&path).unwrap();
         assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (1, 0));
-        let bytes = store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        let bytes = store.append(1, &[rec(1), rec(2), rec(3)], &[]).unwrap();
         assert_eq!(bytes, 3 * record_bytes(&rec(1)));
         assert_eq!(store.delete_below(3).unwrap(), record_bytes(&rec(3)));
         assert_eq!(store.delete_below(4).unwrap(), 0);
@@ -328,7 +338,9 @@ mod tests {
     fn reads_in_seq_order_from_a_cursor_and_deletes_below_a_watermark() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
-        store.append(1, &[rec(1), rec(2), rec(3), rec(4)]).unwrap();
+        store
+            .append(1, &[rec(1), rec(2), rec(3), rec(4)], &[])
+            .unwrap();
         let got: Vec<u64> = store
             .read_from(2, 2)
             .unwrap()
@@ -350,7 +362,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
         store
-            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)])
+            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)], &[])
             .unwrap();
         let got: Vec<u64> = store
             .read_from(1, 10)
@@ -372,7 +384,7 @@ mod tests {
         );
 
         let store = Store::open(&path.with_extension("ok")).unwrap();
-        store.append(1, &[rec(1), rec(2)]).unwrap();
+        store.append(1, &[rec(1), rec(2)], &[]).unwrap();
         drop(store);
         // Damage the middle of a real spool.
         let mut bytes = std::fs::read(path.with_extension("ok")).unwrap();
