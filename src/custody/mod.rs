@@ -24,7 +24,7 @@ pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
 pub use manifest::Reconciliation;
 
 mod release;
-mod save;
+pub mod save;
 
 pub use portal::{
     ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,

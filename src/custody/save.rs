@@ -11,6 +11,8 @@
 //! hands them back at start; what they mean belongs to the stage that made
 //! them, which owns its keys (a prefix per stage).
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 /// One entry of the saved state: `value` replaces the entry at `key`, or
 /// `None` removes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,4 +31,14 @@ pub fn entries<'a>(saved: &'a Saved, prefix: &'a str) -> impl Iterator<Item = (&
     saved
         .iter()
         .filter_map(move |(key, value)| Some((key.strip_prefix(prefix)?, value.as_slice())))
+}
+
+/// A wall-clock time as saved: ms since the Unix epoch.
+pub fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+/// The time [`ms`] saved.
+pub fn time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
 }

@@ -19,9 +19,11 @@ use crate::ops::systemd::Stage;
 
 mod engine;
 mod evidence;
+mod saved;
 
 pub use engine::Engine;
 pub use evidence::{Evidence, SideSeen, Sides};
+pub use saved::Clocks;
 
 /// What presence needs to know about the reader behind a read; built once per
 /// reader and shared, so a read carries a pointer rather than copies.

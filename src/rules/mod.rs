@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::warn;
 
-use crate::custody::Draft;
+use crate::custody::{Draft, Save, Saved};
 use crate::presence::Observation;
 use crate::release::{Attempts, LeaveAttempt, Via};
 use crate::retained::{RetainedError, Table, Update};
@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod portal;
 pub mod station;
 mod window;
+mod window_save;
 
 use manifest::Manifests;
 use portal::Portals;
@@ -37,6 +38,9 @@ pub struct Stages {
     /// gate's inside to its outside) go to the gate task, which publishes
     /// them with its decision.
     pub attempts: Attempts,
+    /// The state the spool saved when the daemon last ran: read windows it
+    /// did not live to close. Empty after the first front.
+    pub saved: Saved,
 }
 
 /// Runs until presence closes its output; passes on what it decides.
@@ -53,8 +57,12 @@ pub async fn run(
         mut stations,
         mut manifests,
         attempts,
+        saved,
     } = stages;
     let mut out = Vec::new();
+    // Window state waiting for an event to ride with into the spool.
+    let mut saves = Vec::new();
+    window_save::restore(&saved, &mut out, &mut saves);
     // What the stations let through, on its way to the portals.
     let mut staged = Vec::new();
     stations.load(&mut out).await;
@@ -65,7 +73,8 @@ pub async fn run(
         // is what a restart resumes from.
         stations.save().await;
         manifests.save().await;
-        if !pass_on(&mut out, &portals, &attempts, &output).await {
+        portals.saves(&mut saves);
+        if !pass_on(&mut out, &mut saves, &portals, &attempts, &output).await {
             break;
         }
         let deadline = stations.next_deadline();
@@ -91,20 +100,25 @@ pub async fn run(
     portals.shut(&mut out);
     manifests.reconcile(&mut out, Instant::now());
     manifests.save().await;
-    pass_on(&mut out, &portals, &attempts, &output).await;
+    portals.saves(&mut saves);
+    pass_on(&mut out, &mut saves, &portals, &attempts, &output).await;
     // The next front claims the same sensors.
     portals.release().await;
     manifests.into_subscription()
 }
 
 /// Sends `out` on, through the gate task where it decides; `false` once
-/// the spool is gone.
+/// the spool is gone. `saves` ride with the last draft that goes straight
+/// to the spool, so they are committed with (or after) every event before
+/// them; without one they wait for the next call.
 async fn pass_on(
     out: &mut Vec<Draft>,
+    saves: &mut Vec<Save>,
     portals: &Portals,
     attempts: &Attempts,
     output: &mpsc::Sender<Draft>,
 ) -> bool {
+    let mut last: Option<Draft> = None;
     for draft in out.drain(..) {
         let draft = if portals.leaves_cage(&draft) {
             let attempt = LeaveAttempt {
@@ -121,11 +135,17 @@ async fn pass_on(
                 None => continue,
             }
         };
-        if output.send(draft).await.is_err() {
-            return false;
+        if let Some(previous) = last.replace(draft) {
+            if output.send(previous).await.is_err() {
+                return false;
+            }
         }
     }
-    true
+    let Some(mut last) = last else {
+        return true;
+    };
+    last.saves.append(saves);
+    output.send(last).await.is_ok()
 }
 
 /// Every entry of `table` that `parse` accepts; the others are logged

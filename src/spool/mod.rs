@@ -486,11 +486,7 @@ impl SpoolTask {
     }
 
     /// Appends durably; after a failure, tries once more on a reopened store.
-    async fn append(
-        &mut self,
-        records: Vec<Vec<u8>>,
-        saves: Vec<Save>,
-    ) -> Result<u64, StoreError> {
+    async fn append(&mut self, records: Vec<Vec<u8>>, saves: Vec<Save>) -> Result<u64, StoreError> {
         let (records, saves) = (Arc::new(records), Arc::new(saves));
         let first = self.next_seq;
         let (attempt, attempt_saves) = (records.clone(), saves.clone());
