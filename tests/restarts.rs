@@ -89,12 +89,7 @@ async fn cards_across_a_kill_9_make_one_arrived_and_one_departed_each() {
     let msgs = sub.messages();
     // The kill may come before the spool heard of the broker's PUBACKs:
     // those events are delivered again, the same (at least once).
-    let distinct = |transition: &str, card: &str| {
-        let mut seen = std::collections::HashSet::new();
-        let mut events = transitions(&msgs, transition, card);
-        events.retain(|e| seen.insert(e["event_id"].to_string()));
-        events
-    };
+    let distinct = |transition, card| once_each(transitions(&msgs, transition, card));
     for card in [HELD, TAKEN] {
         let (arrived, departed) = (distinct("arrived", card), distinct("departed", card));
         assert_eq!(
