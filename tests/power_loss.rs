@@ -307,3 +307,94 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     let left = seqs_on(&Arc::new(Mutex::new(after_shutdown)));
     assert_eq!(left, sent[7..], "deletions are durable after a shutdown");
 }
+
+/// What was in the field rides in the spool's commit with its `arrived`:
+/// after a power cut (with or without torn writes) the presence is taken
+/// up again, so a read of the asset makes no second `arrived`, and its
+/// `departed` comes after the departure timeout, as one presence.
+#[tokio::test]
+async fn the_field_committed_with_its_arrived_survives_a_power_cut() {
+    use custodyd::config::ReadMode;
+    use custodyd::custody::Transition;
+    use custodyd::decode::Source;
+    use custodyd::identity::Asset;
+    use custodyd::presence::{Clocks, Engine, Observation, ReaderInfo, Sides};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let disk = Arc::new(Mutex::new(Disk::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Opened {
+        store: open(&disk).unwrap(),
+        next_seq: 1,
+        reserved: 0,
+        replaced: None,
+    };
+    let naming = Naming {
+        root: "custody".into(),
+        site: "s".into(),
+        gateway: "g".into(),
+    };
+    let stage = custodyd::ops::systemd::Health::default().stage("spool");
+    let (drafts, reader, _task) = spool::spawn(
+        opened,
+        dir.path().into(),
+        naming,
+        SpoolConfig::default(),
+        stage,
+    )
+    .unwrap();
+    let door = Arc::new(ReaderInfo {
+        name: "door1-em".into(),
+        location: "dock-door-1".into(),
+        mode: ReadMode::Presence,
+        rescan_window: Duration::from_secs(2),
+        departure_timeout: Duration::from_secs(5),
+        sides: Sides::default(),
+    });
+    let read = || Observation {
+        reader: door.clone(),
+        asset: Ok(Asset {
+            id: "62E3086CED".into(),
+            raw: "62E3086CED".into(),
+            source: Source::Rfid,
+        }),
+        antenna: None,
+        rssi_dbm: None,
+        wall: SystemTime::now(),
+    };
+    let mut engine = Engine::new();
+    let arrived = engine.observe(read(), Instant::now()).expect("arrived");
+    drafts.send(arrived).await.unwrap();
+    let mut committed = reader.committed.clone();
+    committed.wait_for(|c| c.next_seq == 2).await.unwrap();
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for torn in [false, true] {
+        let cut = Arc::new(Mutex::new(
+            disk.lock().unwrap().after_power_loss(&mut rng, torn),
+        ));
+        let saved = open(&cut).unwrap().saved().unwrap();
+        let mut engine = Engine::new();
+        let clocks = Clocks::now();
+        engine.restore(&saved, |_| Duration::from_secs(5), clocks);
+        assert!(
+            engine.observe(read(), clocks.now).is_none(),
+            "torn {torn}: still in the field, no second arrived"
+        );
+        let mut out = Vec::new();
+        engine.expire(
+            clocks.now + Duration::from_secs(5),
+            SystemTime::now(),
+            &mut out,
+        );
+        let [departed] = &out[..] else {
+            panic!("torn {torn}: one departed, got {out:?}");
+        };
+        let Body::Custody(c) = &departed.body else {
+            panic!("torn {torn}: {departed:?}");
+        };
+        assert_eq!((c.transition, c.reads), (Transition::Departed, 2));
+        assert_eq!(departed.saves.len(), 1, "forgotten with its departed");
+    }
+}
