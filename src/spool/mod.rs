@@ -491,13 +491,13 @@ impl SpoolTask {
         let first = self.next_seq;
         let (attempt, attempt_saves) = (records.clone(), saves.clone());
         match self
-            .blocking(move |s| s.append(first, &attempt, &attempt_saves))
+            .blocking(move |s| s.append_saving(first, &attempt, &attempt_saves))
             .await
         {
             Ok(bytes) => Ok(bytes),
             Err(e) => {
                 debug!("spool append failed, retrying on a reopened spool: {e}");
-                self.blocking(move |s| s.append(first, &records, &saves))
+                self.blocking(move |s| s.append_saving(first, &records, &saves))
                     .await
             }
         }

@@ -206,9 +206,14 @@ impl Store {
     }
 
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
-    /// fsync), with the state saved alongside them. Returns the spooled
-    /// bytes after it.
-    pub fn append(
+    /// fsync). Returns the spooled bytes after it.
+    pub fn append(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
+        self.append_saving(first_seq, records, &[])
+    }
+
+    /// [`Store::append`], with the state saved alongside the records in
+    /// the same transaction.
+    pub fn append_saving(
         &self,
         first_seq: u64,
         records: &[Vec<u8>],
@@ -322,7 +327,7 @@ mod tests {
         let path = dir.path().join("spool.redb");
         let store = Store::open(&path).unwrap();
         assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (1, 0));
-        let bytes = store.append(1, &[rec(1), rec(2), rec(3)], &[]).unwrap();
+        let bytes = store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
         assert_eq!(bytes, 3 * record_bytes(&rec(1)));
         assert_eq!(store.delete_below(3).unwrap(), record_bytes(&rec(3)));
         assert_eq!(store.delete_below(4).unwrap(), 0);
@@ -338,9 +343,7 @@ mod tests {
     fn reads_in_seq_order_from_a_cursor_and_deletes_below_a_watermark() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
-        store
-            .append(1, &[rec(1), rec(2), rec(3), rec(4)], &[])
-            .unwrap();
+        store.append(1, &[rec(1), rec(2), rec(3), rec(4)]).unwrap();
         let got: Vec<u64> = store
             .read_from(2, 2)
             .unwrap()
@@ -362,7 +365,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
         store
-            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)], &[])
+            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)])
             .unwrap();
         let got: Vec<u64> = store
             .read_from(1, 10)
@@ -384,7 +387,7 @@ mod tests {
         );
 
         let store = Store::open(&path.with_extension("ok")).unwrap();
-        store.append(1, &[rec(1), rec(2)], &[]).unwrap();
+        store.append(1, &[rec(1), rec(2)]).unwrap();
         drop(store);
         // Damage the middle of a real spool.
         let mut bytes = std::fs::read(path.with_extension("ok")).unwrap();

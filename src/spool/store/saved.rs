@@ -64,14 +64,14 @@ mod tests {
         let store = Store::open(&path).unwrap();
         assert!(store.saved().unwrap().is_empty());
         store
-            .append(
+            .append_saving(
                 1,
                 &[vec![1]],
                 &[save("b", Some(b"1")), save("a", Some(b"2"))],
             )
             .unwrap();
         store
-            .append(2, &[vec![2]], &[save("b", None), save("a", Some(b"3"))])
+            .append_saving(2, &[vec![2]], &[save("b", None), save("a", Some(b"3"))])
             .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
