@@ -105,3 +105,49 @@ pub fn restore(saved: &Saved, out: &mut Vec<Draft>, saves: &mut Vec<Save>) {
         saves.push(save(&location, Vec::new()));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn saved_passes_are_summed_up_once_and_forgotten() {
+        let opened = SystemTime::now() - Duration::from_secs(3);
+        let closed = opened + Duration::from_secs(1);
+        let waiting = SavedPass::new(Ulid::new(), opened, Some((closed, ClosedBy::Quiet)), &[]);
+        let open = SavedPass::new(Ulid::new(), closed, None, &["A".into(), "B".into()]);
+        let Save { key, value } = save("dock-door-1", vec![waiting, open.clone()]);
+        let saved = vec![
+            (key.clone(), value.unwrap()),
+            (format!("{PREFIX}dock-door-2"), vec![0xFF]),
+            ("presence/x".into(), vec![1]),
+        ];
+        let (mut out, mut saves) = (Vec::new(), Vec::new());
+        restore(&saved, &mut out, &mut saves);
+        let passes: Vec<&Pass> = out
+            .iter()
+            .map(|d| match &d.body {
+                Body::Pass(p) => p,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(passes.len(), 2);
+        assert_eq!(passes[0].closed_by, ClosedBy::Quiet);
+        assert_eq!(ms(passes[0].closed_at), ms(closed));
+        assert_eq!(passes[1].closed_by, ClosedBy::Restart);
+        assert_eq!(passes[1].pass_id, Ulid(open.pass_id));
+        assert_eq!(passes[1].assets, ["A".into(), "B".into()] as [Arc<str>; 2]);
+        assert_eq!(passes[1].counts.assets, 2);
+        let forgotten: Vec<(&str, bool)> = saves
+            .iter()
+            .map(|s| (s.key.as_str(), s.value.is_none()))
+            .collect();
+        assert_eq!(
+            forgotten,
+            [("window/dock-door-1", true), ("window/dock-door-2", true)],
+            "both forgotten, the unreadable one too"
+        );
+        assert_eq!(save("dock-door-1", Vec::new()).value, None);
+    }
+}
