@@ -240,15 +240,17 @@ fn seqs_on(disk: &Arc<Mutex<Disk>>) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-/// The spool task deletes acknowledged events without an fsync: a power cut
-/// may bring some back (re-sent, which at-least-once delivery allows) but
-/// must not take an unacknowledged one; a shutdown makes the deletions stick.
-#[tokio::test]
-async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
-    let disk = Arc::new(Mutex::new(Disk::default()));
-    let dir = tempfile::tempdir().unwrap();
+/// The spool task on a new spool on `disk` (its reservation file in `dir`).
+fn spawn_on(
+    disk: &Arc<Mutex<Disk>>,
+    dir: &Path,
+) -> (
+    tokio::sync::mpsc::Sender<Draft>,
+    spool::SpoolReader,
+    tokio::task::JoinHandle<()>,
+) {
     let opened = Opened {
-        store: open(&disk).unwrap(),
+        store: open(disk).unwrap(),
         next_seq: 1,
         reserved: 0,
         replaced: None,
@@ -260,8 +262,17 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     };
     let config = SpoolConfig::default();
     let stage = custodyd::ops::systemd::Health::default().stage("spool");
-    let (drafts, reader, task) =
-        spool::spawn(opened, dir.path().into(), naming, config, stage).unwrap();
+    spool::spawn(opened, dir.into(), naming, config, stage).unwrap()
+}
+
+/// The spool task deletes acknowledged events without an fsync: a power cut
+/// may bring some back (re-sent, which at-least-once delivery allows) but
+/// must not take an unacknowledged one; a shutdown makes the deletions stick.
+#[tokio::test]
+async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
+    let disk = Arc::new(Mutex::new(Disk::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let (drafts, reader, task) = spawn_on(&disk, dir.path());
     for n in 0..10 {
         let alarm = Alarm {
             kind: "test",
@@ -324,26 +335,7 @@ async fn the_field_committed_with_its_arrived_survives_a_power_cut() {
 
     let disk = Arc::new(Mutex::new(Disk::default()));
     let dir = tempfile::tempdir().unwrap();
-    let opened = Opened {
-        store: open(&disk).unwrap(),
-        next_seq: 1,
-        reserved: 0,
-        replaced: None,
-    };
-    let naming = Naming {
-        root: "custody".into(),
-        site: "s".into(),
-        gateway: "g".into(),
-    };
-    let stage = custodyd::ops::systemd::Health::default().stage("spool");
-    let (drafts, reader, _task) = spool::spawn(
-        opened,
-        dir.path().into(),
-        naming,
-        SpoolConfig::default(),
-        stage,
-    )
-    .unwrap();
+    let (drafts, reader, _task) = spawn_on(&disk, dir.path());
     let door = Arc::new(ReaderInfo {
         name: "door1-em".into(),
         location: "dock-door-1".into(),

@@ -34,6 +34,16 @@ fn keep_reading(door: Arc<Pty>, cards: Vec<&'static str>, stop: Arc<AtomicBool>)
     });
 }
 
+/// Waits until both cards have made a `transition`.
+async fn wait_both(sub: &Subscriber, transition: &'static str) {
+    let both = |m: &[Message]| {
+        [HELD, TAKEN]
+            .iter()
+            .all(|c| !transitions(m, transition, c).is_empty())
+    };
+    sub.wait_for(both, PATIENCE).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_across_a_kill_9_make_one_arrived_and_one_departed_each() {
     let broker = Mosquitto::start().await;
@@ -47,14 +57,7 @@ async fn cards_across_a_kill_9_make_one_arrived_and_one_departed_each() {
 
     let both = Arc::new(AtomicBool::new(false));
     keep_reading(door.clone(), vec![HELD, TAKEN], both.clone());
-    sub.wait_for(
-        |m| {
-            !transitions(m, "arrived", HELD).is_empty()
-                && !transitions(m, "arrived", TAKEN).is_empty()
-        },
-        PATIENCE,
-    )
-    .await;
+    wait_both(&sub, "arrived").await;
     // A crash: nothing is flushed, no task says goodbye.
     daemon.kill();
     both.store(true, Ordering::Relaxed);
@@ -74,14 +77,7 @@ async fn cards_across_a_kill_9_make_one_arrived_and_one_departed_each() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     held.store(true, Ordering::Relaxed);
 
-    sub.wait_for(
-        |m| {
-            !transitions(m, "departed", HELD).is_empty()
-                && !transitions(m, "departed", TAKEN).is_empty()
-        },
-        PATIENCE,
-    )
-    .await;
+    wait_both(&sub, "departed").await;
     sub.assert_quiet_for(Duration::from_millis(2500), |m| {
         m.topic.contains("/custody/")
     })
