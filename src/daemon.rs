@@ -87,7 +87,7 @@ pub async fn run(
     // What the front saved with its events: the field and the open read
     // windows as they were when the daemon last stopped, however it did.
     let saved = opened.store.saved().unwrap_or_else(|e| {
-        error!("the state saved in the spool cannot be read; presence starts empty: {e}");
+        error!("the state saved in the spool cannot be read; the field, read windows and stations start from nothing: {e}");
         Saved::new()
     });
     let mut health = Health::default();

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
-
 use tracing::{info, warn};
 
 use super::saved::{self, Clocks, SavedEvidence, Snapshot};
