@@ -2,9 +2,9 @@
 //! daemon was SIGKILLed is still there when it starts again (the real
 //! binary, a real Mosquitto, a card reader on a pseudo-terminal).
 //!
-//! A card held at the door across the kill makes one `arrived` and one
-//! `departed`; a card taken away while the daemon was down gets its
-//! `departed` a departure timeout after the start. The power-cut variant,
+//! A card held at the door across the kill (or a clean restart) makes one
+//! `arrived` and one `departed`; a card taken away while the daemon was
+//! down gets its `departed` a departure timeout after the start. The power-cut variant,
 //! through redb's storage seam, is in `power_loss.rs`; the read window
 //! left open by a kill in `portal.rs`.
 
@@ -46,6 +46,25 @@ async fn wait_both(sub: &Subscriber, transition: &'static str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cards_across_a_kill_9_make_one_arrived_and_one_departed_each() {
+    across(Stop::Kill).await;
+}
+
+/// `systemctl restart`: the field is the same after a clean stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cards_across_a_clean_restart_make_one_arrived_and_one_departed_each() {
+    across(Stop::Terminate).await;
+}
+
+enum Stop {
+    /// A crash: nothing is flushed, no task says goodbye.
+    Kill,
+    /// SIGTERM: the daemon stops in order.
+    Terminate,
+}
+
+/// Both cards in the field, the daemon stopped by `stop`, one card taken
+/// away meanwhile: each card makes one `arrived` and one `departed`.
+async fn across(stop: Stop) {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Arc::new(Pty::open());
@@ -58,8 +77,10 @@ async fn cards_across_a_kill_9_make_one_arrived_and_one_departed_each() {
     let both = Arc::new(AtomicBool::new(false));
     keep_reading(door.clone(), vec![HELD, TAKEN], both.clone());
     wait_both(&sub, "arrived").await;
-    // A crash: nothing is flushed, no task says goodbye.
-    daemon.kill();
+    match stop {
+        Stop::Kill => daemon.kill(),
+        Stop::Terminate => assert!(daemon.terminate().await.success()),
+    }
     both.store(true, Ordering::Relaxed);
     let held = Arc::new(AtomicBool::new(false));
     keep_reading(door.clone(), vec![HELD], held.clone());
