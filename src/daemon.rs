@@ -128,15 +128,8 @@ pub async fn run(
     )
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
-    let mut presence =
-        presence::State::new(commands.register("inventory"), health.stage("presence"));
-    presence.engine.restore(
-        &saved,
-        |location| departure_timeout(&config, location),
-        presence::Clocks::now(),
-    );
-    let carried = Carried {
-        presence,
+    let mut carried = Carried {
+        presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
         manifests: rules::manifest::subscribe(&config, &mut bus),
         saved,
     };
@@ -189,6 +182,13 @@ pub async fn run(
         retained,
         attempts: gates.attempts,
     };
+    // Right before the readers start: the departure timeouts of what was
+    // in the field run from here.
+    carried.presence.engine.restore(
+        &carried.saved,
+        |location| departure_timeout(&config, location),
+        presence::Clocks::now(),
+    );
     let front = Front::start(&config, &links, carried)?;
     info!(
         site = %config.gateway.site,
