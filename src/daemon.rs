@@ -46,6 +46,7 @@ use tracing::{error, info, warn};
 
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
+use crate::custody::Saved;
 use crate::gpio;
 use crate::health::{self, metrics::Metrics};
 use crate::ops::systemd::{self, Health, Notifier};
@@ -84,6 +85,12 @@ pub async fn run(
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
     let opened = spool::open(data_dir.clone()).await?;
+    // What the front saved with its events: the field and the open read
+    // windows as they were when the daemon last stopped, however it did.
+    let saved = opened.store.saved().unwrap_or_else(|e| {
+        error!("the state saved in the spool cannot be read; the field, read windows and stations start from nothing: {e}");
+        Saved::new()
+    });
     let mut health = Health::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
@@ -123,9 +130,10 @@ pub async fn run(
     )
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
-    let carried = Carried {
+    let mut carried = Carried {
         presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
         manifests: rules::manifest::subscribe(&config, &mut bus),
+        saved,
     };
     let dispatcher = commands.spawn(naming.clone(), &mut bus);
 
@@ -176,6 +184,13 @@ pub async fn run(
         retained,
         attempts: gates.attempts,
     };
+    // Right before the readers start: the departure timeouts of what was
+    // in the field run from here.
+    carried.presence.engine.restore(
+        &carried.saved,
+        |location| departure_timeout(&config, location),
+        presence::Clocks::now(),
+    );
     let front = Front::start(&config, &links, carried)?;
     info!(
         site = %config.gateway.site,
@@ -308,6 +323,16 @@ impl Supervisor {
         self.config = config;
         Ok(Ok(reply))
     }
+}
+
+/// The departure timeout of `location`, or the default for one no
+/// longer configured.
+fn departure_timeout(config: &Config, location: &str) -> std::time::Duration {
+    config
+        .locations
+        .iter()
+        .find(|l| l.name == location)
+        .map_or_else(config::default_departure_timeout, |l| l.departure_timeout)
 }
 
 fn reader_names(config: &Config) -> Vec<Arc<str>> {

@@ -393,3 +393,45 @@ async fn the_read_window_works_after_a_reload() {
             "passes": 2, "empty_passes": 1})
     );
 }
+
+/// A kill -9 while a window is open loses neither its pass nor its
+/// member: the next start sums the pass up once, `closed_by: "restart"`,
+/// and the tag that was in the field departs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_open_at_a_kill_9_is_summed_up_once_at_the_restart() {
+    let (mut d, mut pins) = gated().await;
+    d.open_window(&mut pins, TRIGGER).await;
+    d.hold(vec![outside(1)], Duration::ZERO).await;
+    d.sub
+        .wait_for(|m| !events(m, "arrived", 1).is_empty(), PATIENCE)
+        .await;
+    d.daemon.kill();
+    d.sim.set_tags(Vec::new());
+    d.daemon.restart();
+
+    let (pass, _) = d.pass(1).await;
+    assert_eq!(pass["closed_by"], "restart", "{pass}");
+    assert_eq!(pass["counts"]["assets"], 1, "{pass}");
+    let arrived = &events(&d.sub.messages(), "arrived", 1)[0];
+    assert_eq!(pass["assets"], serde_json::json!([arrived["asset"]["id"]]));
+    assert!(pass["opened_at"].as_str() <= arrived["observed_at"].as_str());
+    d.sub
+        .wait_for(|m| !events(m, "departed", 1).is_empty(), PATIENCE)
+        .await;
+    d.sub
+        .assert_quiet_for(Duration::from_secs(2), |m| {
+            m.topic.contains("/pass/") || m.topic.contains("/custody/")
+        })
+        .await;
+    // The kill may come before the spool heard of the broker's PUBACKs:
+    // those events are delivered again, the same (at least once).
+    let msgs = d.sub.messages();
+    let passes: Vec<Value> = msgs
+        .iter()
+        .filter(|m| m.topic.contains("/pass/"))
+        .map(Message::json)
+        .collect();
+    assert_eq!(once_each(passes).len(), 1, "summed up once");
+    let once = |transition| once_each(events(&msgs, transition, 1)).len();
+    assert_eq!((once("arrived"), once("departed")), (1, 1));
+}

@@ -240,15 +240,17 @@ fn seqs_on(disk: &Arc<Mutex<Disk>>) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-/// The spool task deletes acknowledged events without an fsync: a power cut
-/// may bring some back (re-sent, which at-least-once delivery allows) but
-/// must not take an unacknowledged one; a shutdown makes the deletions stick.
-#[tokio::test]
-async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
-    let disk = Arc::new(Mutex::new(Disk::default()));
-    let dir = tempfile::tempdir().unwrap();
+/// The spool task on a new spool on `disk` (its reservation file in `dir`).
+async fn spawn_on(
+    disk: &Arc<Mutex<Disk>>,
+    dir: &Path,
+) -> (
+    tokio::sync::mpsc::Sender<Draft>,
+    spool::SpoolReader,
+    tokio::task::JoinHandle<()>,
+) {
     let opened = Opened {
-        store: open(&disk).unwrap(),
+        store: open(disk).unwrap(),
         stream: "S".into(),
         next_seq: 1,
         reserved: 0,
@@ -261,9 +263,19 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     };
     let config = SpoolConfig::default();
     let stage = custodyd::ops::systemd::Health::default().stage("spool");
-    let (drafts, reader, task) = spool::spawn(opened, dir.path().into(), naming, config, stage)
+    spool::spawn(opened, dir.into(), naming, config, stage)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The spool task deletes acknowledged events without an fsync: a power cut
+/// may bring some back (re-sent, which at-least-once delivery allows) but
+/// must not take an unacknowledged one; a shutdown makes the deletions stick.
+#[tokio::test]
+async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
+    let disk = Arc::new(Mutex::new(Disk::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let (drafts, reader, task) = spawn_on(&disk, dir.path()).await;
     for n in 0..10 {
         let alarm = Alarm {
             kind: "test",
@@ -308,4 +320,76 @@ async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     let after_shutdown = disk.lock().unwrap().after_power_loss(&mut rng, true);
     let left = seqs_on(&Arc::new(Mutex::new(after_shutdown)));
     assert_eq!(left, sent[7..], "deletions are durable after a shutdown");
+}
+
+/// What was in the field rides in the spool's commit with its `arrived`:
+/// after a power cut (with or without torn writes) the presence is taken
+/// up again, so a read of the asset makes no second `arrived`, and its
+/// `departed` comes after the departure timeout, as one presence.
+#[tokio::test]
+async fn the_field_committed_with_its_arrived_survives_a_power_cut() {
+    use custodyd::config::ReadMode;
+    use custodyd::custody::Transition;
+    use custodyd::decode::Source;
+    use custodyd::identity::Asset;
+    use custodyd::presence::{Clocks, Engine, Observation, ReaderInfo, Sides};
+    use std::time::Duration;
+    use tokio::time::Instant;
+
+    let disk = Arc::new(Mutex::new(Disk::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let (drafts, reader, _task) = spawn_on(&disk, dir.path()).await;
+    let door = Arc::new(ReaderInfo {
+        name: "door1-em".into(),
+        location: "dock-door-1".into(),
+        mode: ReadMode::Presence,
+        rescan_window: Duration::from_secs(2),
+        departure_timeout: Duration::from_secs(5),
+        sides: Sides::default(),
+    });
+    let read = || Observation {
+        reader: door.clone(),
+        asset: Ok(Asset {
+            id: "62E3086CED".into(),
+            raw: "62E3086CED".into(),
+            source: Source::Rfid,
+        }),
+        antenna: None,
+        rssi_dbm: None,
+        wall: SystemTime::now(),
+    };
+    let mut engine = Engine::new();
+    let arrived = engine.observe(read(), Instant::now()).expect("arrived");
+    drafts.send(arrived).await.unwrap();
+    let mut committed = reader.committed.clone();
+    committed.wait_for(|c| c.next_seq == 2).await.unwrap();
+
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for torn in [false, true] {
+        let cut = Arc::new(Mutex::new(
+            disk.lock().unwrap().after_power_loss(&mut rng, torn),
+        ));
+        let saved = open(&cut).unwrap().saved().unwrap();
+        let mut engine = Engine::new();
+        let clocks = Clocks::now();
+        engine.restore(&saved, |_| Duration::from_secs(5), clocks);
+        assert!(
+            engine.observe(read(), clocks.now).is_none(),
+            "torn {torn}: still in the field, no second arrived"
+        );
+        let mut out = Vec::new();
+        engine.expire(
+            clocks.now + Duration::from_secs(5),
+            SystemTime::now(),
+            &mut out,
+        );
+        let [departed] = &out[..] else {
+            panic!("torn {torn}: one departed, got {out:?}");
+        };
+        let Body::Custody(c) = &departed.body else {
+            panic!("torn {torn}: {departed:?}");
+        };
+        assert_eq!((c.transition, c.reads), (Transition::Departed, 2));
+        assert_eq!(departed.saves.len(), 1, "forgotten with its departed");
+    }
 }

@@ -324,7 +324,7 @@ pub struct LocationConfig {
     pub beams: Option<BeamsConfig>,
 }
 
-fn default_departure_timeout() -> Duration {
+pub fn default_departure_timeout() -> Duration {
     Duration::from_secs(5)
 }
 

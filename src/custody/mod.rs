@@ -24,12 +24,14 @@ pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
 pub use manifest::Reconciliation;
 
 mod release;
+pub mod save;
 
 pub use portal::{
     ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
     PASS_SCHEMA,
 };
 pub use release::{Basis, Release};
+pub use save::{entries as saved_entries, Save, Saved};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
@@ -105,6 +107,9 @@ pub struct Draft {
     /// Set by a cage gate on the custody event of a leave attempt it
     /// granted; rendered as its `release` object.
     pub release: Option<Box<Release>>,
+    /// State that must be durable exactly when this event is: applied by
+    /// the spool in the event's commit (see [`Save`]). Never rendered.
+    pub saves: Vec<Save>,
 }
 
 impl Draft {
@@ -117,6 +122,7 @@ impl Draft {
             body,
             evidence: None,
             release: None,
+            saves: Vec::new(),
         }
     }
 

@@ -89,6 +89,9 @@ pub enum ClosedBy {
     MaxWindow,
     /// The daemon stopped.
     Shutdown,
+    /// The daemon was gone (killed, power cut) while the window was open,
+    /// and found it open in the spool's saved state at its next start.
+    Restart,
 }
 
 impl ClosedBy {
@@ -97,7 +100,19 @@ impl ClosedBy {
             ClosedBy::Quiet => "quiet",
             ClosedBy::MaxWindow => "max_window",
             ClosedBy::Shutdown => "shutdown",
+            ClosedBy::Restart => "restart",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ClosedBy::Quiet,
+            ClosedBy::MaxWindow,
+            ClosedBy::Shutdown,
+            ClosedBy::Restart,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ReaderKind, ReaderRole};
-use crate::custody::Draft;
+use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
 use crate::health::metrics::Metrics;
 use crate::presence::{self, Observation, ReaderInfo};
@@ -65,6 +65,9 @@ pub struct Carried {
     /// The manifest subscription, `None` at a gateway without dock doors
     /// with read windows.
     pub manifests: Option<mpsc::Receiver<Inbound>>,
+    /// What the spool saved when the daemon last ran, for the first
+    /// front's rules (read windows left open); empty after it.
+    pub saved: Saved,
 }
 
 /// A running front.
@@ -133,6 +136,7 @@ impl Front {
                 stations,
                 manifests,
                 attempts: links.attempts.for_config(config),
+                saved: std::mem::take(&mut carried.saved),
             },
         ));
 
@@ -208,6 +212,7 @@ impl Front {
         Ok(Carried {
             presence,
             manifests,
+            saved: Saved::new(),
         })
     }
 }

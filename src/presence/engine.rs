@@ -8,10 +8,15 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
+use tracing::{info, warn};
 
+use super::saved::{self, Clocks, SavedEvidence, Snapshot};
 use super::{Evidence, Observation, ReaderInfo};
 use crate::config::ReadMode;
-use crate::custody::{rfc3339, Alarm, Body, Context, Custody, Draft, Transition};
+use crate::custody::save::{ms, time};
+use crate::custody::{
+    rfc3339, saved_entries, Alarm, Body, Context, Custody, Draft, Saved, Transition,
+};
 use crate::identity::Asset;
 
 /// An [`Observation`] whose asset resolved.
@@ -53,6 +58,26 @@ impl Present {
             "last_seen": rfc3339(c.last_seen),
             "antennas": c.antennas,
         })
+    }
+
+    /// What the spool saves with the `arrived`: see [`saved`].
+    fn snapshot(&self, location: &str, clocks: Clocks) -> Snapshot {
+        Snapshot {
+            location: location.to_owned(),
+            id: self.asset.id.to_string(),
+            raw: self.asset.raw.to_string(),
+            rfid: self.asset.source == crate::decode::Source::Rfid,
+            reader: self.reader.to_string(),
+            reads: self.reads,
+            first_seen_ms: ms(self.first_seen),
+            last_seen_ms: ms(self.last_seen),
+            antennas: self.antennas,
+            rssi_max: self.rssi_max,
+            evidence: self
+                .evidence
+                .as_deref()
+                .map(|e| SavedEvidence::new(e, clocks)),
+        }
     }
 
     fn custody(&self, transition: Transition, reads: u64) -> Custody {
@@ -165,11 +190,16 @@ impl Engine {
             rssi_max: obs.rssi_dbm,
             evidence,
         };
-        let draft = Draft::new(
+        let mut draft = Draft::new(
             key.0.clone(),
             obs.wall,
             Body::Custody(p.custody(Transition::Arrived, 1)),
         );
+        let clocks = Clocks {
+            now,
+            wall: obs.wall,
+        };
+        draft.saves.push(p.snapshot(&key.0, clocks).save());
         self.deadlines
             .push(Reverse((now + p.departure_timeout, key.clone())));
         self.present.insert(key, p);
@@ -216,6 +246,56 @@ impl Engine {
         ))
     }
 
+    /// Takes up the assets that were in the field when the daemon last
+    /// stopped, as the spool saved them, each due to depart
+    /// `departure_timeout(location)` after `clocks.now` unless read again.
+    /// A snapshot that cannot be read is logged and left out (its asset
+    /// arrives again when next read).
+    pub fn restore(
+        &mut self,
+        saved: &Saved,
+        departure_timeout: impl Fn(&str) -> Duration,
+        clocks: Clocks,
+    ) {
+        let mut restored = 0;
+        for (key, bytes) in saved_entries(saved, saved::PREFIX) {
+            let snapshot = match Snapshot::decode(bytes) {
+                Ok(snapshot) => snapshot,
+                Err(e) => {
+                    warn!(key, "saved presence ignored: {e}");
+                    continue;
+                }
+            };
+            let timeout = departure_timeout(&snapshot.location);
+            let key: Key = (
+                snapshot.location.as_str().into(),
+                snapshot.id.as_str().into(),
+            );
+            let p = Present {
+                asset: snapshot.asset(),
+                reader: snapshot.reader.as_str().into(),
+                reads: snapshot.reads,
+                first_seen: time(snapshot.first_seen_ms),
+                last_seen: time(snapshot.last_seen_ms),
+                last_at: clocks.now,
+                departure_timeout: timeout,
+                antennas: snapshot.antennas,
+                rssi_max: snapshot.rssi_max,
+                evidence: snapshot.evidence.map(|e| Box::new(e.restore(clocks))),
+            };
+            self.deadlines
+                .push(Reverse((clocks.now + timeout, key.clone())));
+            self.present.insert(key, p);
+            restored += 1;
+        }
+        if restored > 0 {
+            info!(
+                assets = restored,
+                "presence taken up from the spool: no second arrived for them"
+            );
+        }
+    }
+
     /// When [`Engine::expire`] next has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let departure = self.deadlines.peek().map(|Reverse((at, _))| *at);
@@ -242,12 +322,14 @@ impl Engine {
                 continue;
             }
             let p = self.present.remove(&key).expect("looked up above");
+            let forget = saved::forget(&key.0, &key.1);
             let mut draft = Draft::new(
                 key.0,
                 wall,
                 Body::Custody(p.custody(Transition::Departed, p.reads)),
             );
             draft.evidence = p.evidence;
+            draft.saves.push(forget);
             out.push(draft);
         }
         if self.next_scan_sweep.is_some_and(|at| at <= now) {

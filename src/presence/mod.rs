@@ -19,9 +19,11 @@ use crate::ops::systemd::Stage;
 
 mod engine;
 mod evidence;
+mod saved;
 
 pub use engine::Engine;
 pub use evidence::{Evidence, SideSeen, Sides};
+pub use saved::Clocks;
 
 /// What presence needs to know about the reader behind a read; built once per
 /// reader and shared, so a read carries a pointer rather than copies.
@@ -392,5 +394,58 @@ mod tests {
         assert!(present <= 501 && deadlines <= 501, "{present} {deadlines}");
         assert!(scans <= 401, "{scans}");
         assert_eq!(out.len(), 10_000 - present);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_field_saved_with_its_events_is_taken_up_by_a_new_engine() {
+        let mut door = reader("door1-uhf", ReadMode::Presence);
+        Arc::get_mut(&mut door).unwrap().sides =
+            Sides::portal(Some(crate::config::Side::Outside), Vec::new(), None);
+        let mut engine = Engine::new();
+        let arrived = engine
+            .observe(read(&door, "E200", Some(2), Some(-60.0)), Instant::now())
+            .expect("arrived");
+        let [save] = &arrived.saves[..] else {
+            panic!("one save with the arrived: {:?}", arrived.saves);
+        };
+        let saved: crate::custody::Saved = vec![(save.key.clone(), save.value.clone().unwrap())];
+
+        // Another process, a while later; a snapshot it cannot read is
+        // left out, not fatal.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let mut garbled = saved.clone();
+        garbled.push((format!("{}x", save.key), vec![0xFF; 3]));
+        let mut taken = Engine::new();
+        taken.restore(&garbled, |_| Duration::from_secs(5), Clocks::now());
+        let listed = taken.inventory(&[], None).unwrap();
+        assert_eq!(listed["assets"], 1, "{listed}");
+        assert!(
+            taken
+                .observe(read(&door, "E200", Some(2), None), Instant::now())
+                .is_none(),
+            "no second arrived"
+        );
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let mut out = Vec::new();
+        taken.expire(Instant::now(), SystemTime::now(), &mut out);
+        let [departed] = &out[..] else {
+            panic!("one departed: {out:?}");
+        };
+        let c = custody(departed);
+        assert_eq!((c.transition, c.reads), (Transition::Departed, 2));
+        // Saved to the millisecond, as the wire has it.
+        let wire = |t| crate::custody::rfc3339(t);
+        assert_eq!(wire(c.first_seen), wire(custody(&arrived).first_seen));
+        assert_eq!((c.antennas.clone(), c.rssi_max), (vec![2], Some(-60.0)));
+        let evidence = departed.evidence.as_deref().expect("the portal evidence");
+        assert_eq!(evidence.outside.map(|s| s.reads), Some(2));
+        assert_eq!(
+            departed.saves,
+            [crate::custody::Save {
+                key: save.key.clone(),
+                value: None
+            }],
+            "forgotten with its departed"
+        );
     }
 }

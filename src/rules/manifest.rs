@@ -26,9 +26,9 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
-use super::{load_entries, store_entries};
+use super::{keep_entries, load_entries, overlay, store_entries};
 use crate::config::Config;
-use crate::custody::{Alarm, Body, Draft, Pass, Reconciliation};
+use crate::custody::{Alarm, Body, Draft, Pass, Reconciliation, Save, Saved};
 use crate::retained::{Retained, RetainedError, Table};
 use crate::sink::{Bus, Inbound};
 
@@ -36,6 +36,8 @@ use crate::sink::{Bus, Inbound};
 const TABLE: &str = "manifests";
 /// Each door's [`Progress`].
 const PROGRESS_TABLE: &str = "manifest_progress";
+/// The doors' pickup progress in the spool's saved state.
+const SPOOL_PREFIX: &str = "pickup/";
 /// Manifest messages waiting: one per door, re-delivered after reconnects.
 const INBOUND_QUEUE: usize = 64;
 /// Asset ids named in an alarm's sentence, at most; the pass summary lists
@@ -268,7 +270,9 @@ impl Manifests {
     /// Takes up the manifests and progress stored before a restart. A
     /// pickup whose timeout ran out meanwhile ends now (its alarm to `out`,
     /// dated when it ran out).
-    pub async fn load(&mut self, out: &mut Vec<Draft>) {
+    /// `spooled` is what the spool saved with the events; its progress
+    /// wins over the store's.
+    pub async fn load(&mut self, spooled: &Saved, out: &mut Vec<Draft>) {
         let Some((manifests, progress)) = self.tables.clone() else {
             return;
         };
@@ -279,7 +283,9 @@ impl Manifests {
         }
         let (now, wall) = (Instant::now(), SystemTime::now());
         let json = |payload: &[u8]| serde_json::from_slice(payload).map_err(|e| e.to_string());
-        for (name, saved) in load_entries::<Progress>(&progress, "manifest progress", json).await {
+        let loaded = load_entries::<Progress>(&progress, "manifest progress", json).await;
+        let loaded = overlay(loaded, spooled, SPOOL_PREFIX, "manifest progress", json);
+        for (name, saved) in loaded {
             let Some((name, door)) = door_mut(&mut self.doors, &name) else {
                 continue;
             };
@@ -431,8 +437,9 @@ impl Manifests {
         Some(mismatch(&name, draft.observed_at, detail))
     }
 
-    /// Stores what changed since the last call.
-    pub async fn save(&mut self) {
+    /// Stores what changed since the last call; the progress also goes to
+    /// `saves`, for the spool.
+    pub async fn save(&mut self, saves: &mut Vec<Save>) {
         let Some((manifests, progress)) = &self.tables else {
             return;
         };
@@ -446,7 +453,7 @@ impl Manifests {
                 (name, json)
             })
             .collect();
-        store_entries(progress, changed, "manifest progress").await;
+        keep_entries(progress, changed, "manifest progress", SPOOL_PREFIX, saves).await;
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::warn;
 
-use crate::custody::Draft;
+use crate::custody::{saved_entries, Draft, Save, Saved};
 use crate::presence::Observation;
 use crate::release::{Attempts, LeaveAttempt, Via};
 use crate::retained::{off_thread, Table, Update};
@@ -23,6 +23,7 @@ pub mod manifest;
 pub mod portal;
 pub mod station;
 mod window;
+mod window_save;
 
 use manifest::Manifests;
 use portal::Portals;
@@ -37,6 +38,9 @@ pub struct Stages {
     /// gate's inside to its outside) go to the gate task, which publishes
     /// them with its decision.
     pub attempts: Attempts,
+    /// The state the spool saved when the daemon last ran: read windows it
+    /// did not live to close. Empty after the first front.
+    pub saved: Saved,
 }
 
 /// Runs until presence closes its output; passes on what it decides.
@@ -53,19 +57,24 @@ pub async fn run(
         mut stations,
         mut manifests,
         attempts,
+        saved,
     } = stages;
     let mut out = Vec::new();
+    // Window state waiting for an event to ride with into the spool.
+    let mut saves = Vec::new();
+    window_save::restore(&saved, &mut out, &mut saves);
     // What the stations let through, on its way to the portals.
     let mut staged = Vec::new();
-    stations.load(&mut out).await;
-    manifests.load(&mut out).await;
+    stations.load(&saved, &mut out).await;
+    manifests.load(&saved, &mut out).await;
     loop {
         manifests.reconcile(&mut out, Instant::now());
         // Saved before it is published: what the central system hears of
         // is what a restart resumes from.
-        stations.save().await;
-        manifests.save().await;
-        if !pass_on(&mut out, &portals, &attempts, &output).await {
+        stations.save(&mut saves).await;
+        manifests.save(&mut saves).await;
+        portals.saves(&mut saves);
+        if !pass_on(&mut out, &mut saves, &portals, &attempts, &output).await {
             break;
         }
         let deadline = stations.next_deadline();
@@ -90,21 +99,26 @@ pub async fn run(
     }
     portals.shut(&mut out);
     manifests.reconcile(&mut out, Instant::now());
-    manifests.save().await;
-    pass_on(&mut out, &portals, &attempts, &output).await;
+    manifests.save(&mut saves).await;
+    portals.saves(&mut saves);
+    pass_on(&mut out, &mut saves, &portals, &attempts, &output).await;
     // The next front claims the same sensors.
     portals.release().await;
     manifests.into_subscription()
 }
 
 /// Sends `out` on, through the gate task where it decides; `false` once
-/// the spool is gone.
+/// the spool is gone. `saves` ride with the last draft that goes straight
+/// to the spool, so they are committed with (or after) every event before
+/// them; without one they wait for the next call.
 async fn pass_on(
     out: &mut Vec<Draft>,
+    saves: &mut Vec<Save>,
     portals: &Portals,
     attempts: &Attempts,
     output: &mpsc::Sender<Draft>,
 ) -> bool {
+    let mut last: Option<Draft> = None;
     for draft in out.drain(..) {
         let draft = if portals.leaves_cage(&draft) {
             let attempt = LeaveAttempt {
@@ -121,11 +135,17 @@ async fn pass_on(
                 None => continue,
             }
         };
-        if output.send(draft).await.is_err() {
-            return false;
+        if let Some(previous) = last.replace(draft) {
+            if output.send(previous).await.is_err() {
+                return false;
+            }
         }
     }
-    true
+    let Some(mut last) = last else {
+        return true;
+    };
+    last.saves.append(saves);
+    output.send(last).await.is_ok()
 }
 
 /// Every entry of `table` that `parse` accepts; the others are logged
@@ -155,6 +175,56 @@ async fn load_entries<T>(
         .collect()
 }
 
+/// `loaded` (from [`load_entries`]) with what the spool saved under
+/// `prefix` (see [`keep_entries`]) in its place: the state that goes with
+/// the events the central system heard of. An empty entry there is a
+/// removal.
+fn overlay<T>(
+    mut loaded: Vec<(String, T)>,
+    spooled: &Saved,
+    prefix: &str,
+    what: &str,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> Vec<(String, T)> {
+    for (key, payload) in saved_entries(spooled, prefix) {
+        let value = match payload {
+            [] => None,
+            payload => match parse(payload) {
+                Ok(value) => Some(value),
+                Err(e) => {
+                    warn!(key, "{what} saved in the spool ignored: {e}");
+                    continue;
+                }
+            },
+        };
+        loaded.retain(|(k, _)| k != key);
+        loaded.extend(value.map(|v| (key.to_owned(), v)));
+    }
+    loaded
+}
+
+/// Stores `changed` like [`store_entries`], and also adds it to `saves`
+/// under `prefix`, to ride into the spool with the events it goes with (a
+/// removal as an empty entry, which must override the store's at start).
+/// The store's copy is what a reload starts from; the spool's what a
+/// restart does, which may be older: a `kill -9` may come between the
+/// store's commit and the event's.
+async fn keep_entries(
+    table: &Table,
+    changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
+    what: &str,
+    prefix: &str,
+    saves: &mut Vec<Save>,
+) {
+    for (key, value) in &changed {
+        let key = format!("{prefix}{key}");
+        saves.retain(|s| s.key != key);
+        let value = Some(value.clone().unwrap_or_default());
+        saves.push(Save { key, value });
+    }
+    store_entries(table, changed, what).await;
+}
+
 /// Stores `changed` (`None`: removes the key) in one commit, off the
 /// runtime's threads. A failed write is logged; the state goes on in memory.
 async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>, what: &str) {
@@ -170,5 +240,35 @@ async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
     };
     if let Err(e) = off_thread(write).await {
         warn!("{what} not saved: {e}");
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_spool_saved_overrides_the_store_and_an_empty_entry_removes() {
+        let loaded = vec![
+            ("a".to_string(), 1),
+            ("b".to_string(), 2),
+            ("c".to_string(), 3),
+        ];
+        let spooled: Saved = vec![
+            ("p/a".into(), b"10".to_vec()),
+            ("p/b".into(), Vec::new()),
+            ("p/c".into(), b"garbled".to_vec()),
+            ("p/d".into(), b"40".to_vec()),
+            ("q/c".into(), b"30".to_vec()),
+        ];
+        let parse = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| "not a number".to_string())
+        };
+        let mut merged = overlay(loaded, &spooled, "p/", "test", parse);
+        merged.sort();
+        let expected = [("a", 10), ("c", 3), ("d", 40)].map(|(k, v)| (k.to_string(), v));
+        assert_eq!(merged, expected, "a garbled entry leaves the store's");
     }
 }

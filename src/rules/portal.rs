@@ -29,10 +29,11 @@ use tracing::{debug, warn};
 use ulid::Ulid;
 
 use super::window::{Finished, Member, Sensor, Windows};
+use super::window_save;
 use crate::config::{Config, LocationConfig, LocationKind, Protocol, ReaderConfig};
 use crate::custody::{
     Alarm, Body, Confidence, Crossing, Custody, Direction, Draft, Outcomes, Pass, PassCounts,
-    PassDirection, Transition,
+    PassDirection, Save, Transition,
 };
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::health::metrics::{Metrics, PortalMetrics};
@@ -361,6 +362,19 @@ impl Portals {
                 self.each_window(out, |windows, finished| windows.expire(now, finished));
             }
             else => std::future::pending().await,
+        }
+    }
+
+    /// The saves of the portals whose passes changed since the last call,
+    /// each replacing an earlier one of the same portal still in `saves`.
+    pub fn saves(&mut self, saves: &mut Vec<Save>) {
+        for (location, portal) in &mut self.portals {
+            let Some(passes) = portal.windows.as_mut().and_then(Windows::take_saved) else {
+                continue;
+            };
+            let save = window_save::save(location, passes);
+            saves.retain(|s| s.key != save.key);
+            saves.push(save);
         }
     }
 

@@ -24,15 +24,17 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::{load_entries, store_entries};
+use super::{keep_entries, load_entries, overlay};
 use crate::config::{Config, CLEAR_ACTION};
-use crate::custody::{Alarm, Body, Change, Context, ContextChange, Draft, Transition};
+use crate::custody::{self, Alarm, Body, Change, Context, ContextChange, Draft, Save, Transition};
 use crate::identity::Asset;
 use crate::presence::Observation;
 use crate::retained::{Retained, RetainedError, Table};
 
 /// The retained-store table holding each station's [`Saved`] context.
 const TABLE: &str = "context";
+/// The stations' keys in the spool's saved state.
+const SPOOL_PREFIX: &str = "station/";
 
 /// What a station saves of its context, and restores at start-up.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,21 +213,24 @@ impl Stations {
         Ok(stations)
     }
 
-    /// Takes up the contexts saved before a restart. An operator
+    /// Takes up the contexts saved before a restart (`spooled`: what the
+    /// spool saved with the events, which wins). An operator
     /// whose timeout ran out while the daemon was down is signed out, with
     /// the event going to `out`.
-    pub async fn load(&mut self, out: &mut Vec<Draft>) {
+    pub async fn load(&mut self, spooled: &custody::Saved, out: &mut Vec<Draft>) {
         let Some(table) = &self.table else {
             return;
         };
         let json = |payload: &[u8]| serde_json::from_slice(payload).map_err(|e| e.to_string());
         let saved = load_entries(table, "station context", json).await;
+        let saved = overlay(saved, spooled, SPOOL_PREFIX, "station context", json);
         let saved = saved.into_iter().collect();
         self.restore(&saved, Instant::now(), SystemTime::now(), out);
     }
 
-    /// Saves the contexts that changed since the last call, in one commit.
-    pub async fn save(&mut self) {
+    /// Saves the contexts that changed since the last call, in one commit,
+    /// and adds them to `saves` for the spool.
+    pub async fn save(&mut self, saves: &mut Vec<Save>) {
         let Some(table) = self.table.clone() else {
             return;
         };
@@ -237,7 +242,7 @@ impl Stations {
                 (name, Some(json))
             })
             .collect();
-        store_entries(&table, changed, "station context").await;
+        keep_entries(&table, changed, "station context", SPOOL_PREFIX, saves).await;
     }
 
     fn restore(

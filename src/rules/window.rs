@@ -29,6 +29,8 @@ use crate::custody::{ClosedBy, Custody, Direction};
 use crate::gpio::Edge;
 use crate::presence::Evidence;
 
+use super::window_save::SavedPass;
+
 /// Beyond `departure_timeout`, how long a closed window waits for its
 /// members' departures: the readers' last round and the hop from presence.
 const DEPARTURE_SLACK: Duration = Duration::from_secs(1);
@@ -120,6 +122,8 @@ pub struct Windows {
     closed: Vec<Pass>,
     /// Windows in a row that read nothing.
     empty: u32,
+    /// The passes changed since [`Windows::take_saved`] last looked.
+    dirty: bool,
 }
 
 impl Windows {
@@ -133,6 +137,7 @@ impl Windows {
             open: None,
             closed: Vec::new(),
             empty: 0,
+            dirty: false,
         }
     }
 
@@ -194,6 +199,7 @@ impl Windows {
         self.finish_ready(out);
         self.reading.send_replace(true);
         self.open = Some(pass);
+        self.dirty = true;
     }
 
     /// An asset arrived at the location: a member if a window is open.
@@ -203,6 +209,7 @@ impl Windows {
             open.join(asset);
             open.read = true;
             open.last_activity = now;
+            self.dirty = true;
         }
     }
 
@@ -274,6 +281,7 @@ impl Windows {
         pass.closed = Some((SystemTime::now(), by));
         pass.give_up = Some(now + self.departure_timeout + DEPARTURE_SLACK);
         self.closed.push(pass);
+        self.dirty = true;
     }
 
     /// The daemon stops: every pass is finished with what it has.
@@ -285,6 +293,20 @@ impl Windows {
         self.finish_ready(out);
     }
 
+    /// The passes to save (open and waiting for departures, `[]` when
+    /// there are none), if they changed since the last call.
+    pub fn take_saved(&mut self) -> Option<Vec<SavedPass>> {
+        if !std::mem::take(&mut self.dirty) {
+            return None;
+        }
+        let passes = self.closed.iter().chain(&self.open);
+        Some(
+            passes
+                .map(|p| SavedPass::new(p.pass_id, p.opened_at, p.closed, &p.assets))
+                .collect(),
+        )
+    }
+
     /// Hands out every closed pass that waits for no one, in order.
     fn finish_ready(&mut self, out: &mut Vec<Finished>) {
         let mut i = 0;
@@ -294,6 +316,7 @@ impl Windows {
                 continue;
             }
             let pass = self.closed.remove(i);
+            self.dirty = true;
             let beams = pass.beams();
             let (closed_at, closed_by) = pass.closed.expect("only closed passes wait here");
             // A window cut short by the daemon stopping says nothing about

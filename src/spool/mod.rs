@@ -30,7 +30,7 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::config::SpoolConfig;
-use crate::custody::{rfc3339, Alarm, Body, Draft};
+use crate::custody::{rfc3339, Alarm, Body, Draft, Save};
 use crate::ops::systemd::Stage;
 use crate::topic::Naming;
 
@@ -378,8 +378,13 @@ impl SpoolTask {
                 || (self.bytes as f64) < self.config.max_bytes.0 as f64 * HIGH_WATER_REARM)
     }
 
-    /// Commits pending alarms and `batch`, as much of it as fits.
-    async fn commit(&mut self, batch: Vec<Draft>) {
+    /// Commits pending alarms and `batch`, as much of it as fits, with the
+    /// state the batch's drafts carry.
+    async fn commit(&mut self, mut batch: Vec<Draft>) {
+        let saves: Vec<Save> = batch
+            .iter_mut()
+            .flat_map(|d| std::mem::take(&mut d.saves))
+            .collect();
         let mut pending = std::mem::take(&mut self.pending_alarms);
         let reporting = self.overflow.unreported;
         let ended = self.overflow_ended();
@@ -400,7 +405,7 @@ impl SpoolTask {
         }
         let count = records.len() as u64;
         self.ensure_reserved(self.next_seq + count).await;
-        match self.append(records).await {
+        match self.append(records, saves).await {
             Ok(bytes) => {
                 if self.failing {
                     info!("spool writable again");
@@ -555,15 +560,19 @@ impl SpoolTask {
     }
 
     /// Appends durably; after a failure, tries once more on a reopened store.
-    async fn append(&mut self, records: Vec<Vec<u8>>) -> Result<u64, StoreError> {
-        let records = Arc::new(records);
+    async fn append(&mut self, records: Vec<Vec<u8>>, saves: Vec<Save>) -> Result<u64, StoreError> {
+        let (records, saves) = (Arc::new(records), Arc::new(saves));
         let first = self.next_seq;
-        let attempt = records.clone();
-        match self.blocking(move |s| s.append(first, &attempt)).await {
+        let (attempt, attempt_saves) = (records.clone(), saves.clone());
+        match self
+            .blocking(move |s| s.append_saving(first, &attempt, &attempt_saves))
+            .await
+        {
             Ok(bytes) => Ok(bytes),
             Err(e) => {
                 debug!("spool append failed, retrying on a reopened spool: {e}");
-                self.blocking(move |s| s.append(first, &records)).await
+                self.blocking(move |s| s.append_saving(first, &records, &saves))
+                    .await
             }
         }
     }

@@ -16,7 +16,10 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
+use crate::custody::Save;
 use crate::ops::systemd::contained;
+
+mod saved;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -228,7 +231,19 @@ impl Store {
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
     /// fsync). Returns the spooled bytes after it.
     pub fn append(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
+        self.append_saving(first_seq, records, &[])
+    }
+
+    /// [`Store::append`], with the state saved alongside the records in
+    /// the same transaction.
+    pub fn append_saving(
+        &self,
+        first_seq: u64,
+        records: &[Vec<u8>],
+        saves: &[Save],
+    ) -> Result<u64, StoreError> {
         self.write(Durability::Immediate, |txn| {
+            saved::apply(txn, saves)?;
             let mut events = txn.open_table(EVENTS)?;
             let mut added = 0;
             for (seq, record) in (first_seq..).zip(records) {

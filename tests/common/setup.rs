@@ -116,6 +116,14 @@ pub fn transitions(msgs: &[Message], transition: &str, asset: &str) -> Vec<serde
         .collect()
 }
 
+/// `events` with each `event_id` once: what a crash re-delivered (at
+/// least once) counted as the one event it is.
+pub fn once_each(mut events: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    let mut seen = std::collections::HashSet::new();
+    events.retain(|e| seen.insert(e["event_id"].to_string()));
+    events
+}
+
 /// Waits until the latest status message has `reader` in `state`.
 pub async fn wait_reader(sub: &Subscriber, reader: &str, state: &str) {
     wait_reader_status(sub, reader, |r| r["state"] == state).await;

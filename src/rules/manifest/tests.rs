@@ -87,7 +87,7 @@ impl Harness {
         };
         let mut out = Vec::new();
         self.m().handle(Event::Message(message), &mut out);
-        self.m().save().await;
+        self.m().save(&mut Vec::new()).await;
         out
     }
 
@@ -119,7 +119,7 @@ impl Harness {
         };
         let mut out = vec![Draft::new(door.into(), now, Body::Pass(summary))];
         self.m().reconcile(&mut out, Instant::now());
-        self.m().save().await;
+        self.m().save(&mut Vec::new()).await;
         let Body::Pass(pass) = out.remove(0).body else {
             panic!("the pass comes first");
         };
@@ -130,7 +130,7 @@ impl Harness {
 async fn open(dir: &tempfile::TempDir, out: &mut Vec<Draft>) -> Manifests {
     let retained = Retained::at(dir.path());
     let mut manifests = Manifests::new(&config(), &retained, None).unwrap();
-    manifests.load(out).await;
+    manifests.load(&Vec::new(), out).await;
     manifests
 }
 

@@ -102,6 +102,7 @@ impl Harness {
             stations,
             manifests,
             attempts: no_gates,
+            saved: Vec::new(),
         };
         let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stages);
         tokio::spawn(task);
