@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod connect;
+mod delivery;
 pub mod mqtt;
 mod status;
 

@@ -17,7 +17,7 @@
 //! Delivery is therefore at-least-once; consumers de-duplicate on `event_id`.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,7 @@ use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 use super::bus::{self, Bus, Inbound, Outbound, Route};
+use super::delivery::{Delivery, Next, Sent, Violation};
 use super::{connect, Status};
 use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
@@ -135,15 +136,7 @@ pub async fn spawn(
         keep_alive: mqtt.keep_alive,
         force,
         connected: false,
-        submitted: VecDeque::new(),
-        parked: None,
-        inflight: HashMap::new(),
-        in_window: 0,
-        waiting_since: None,
-        cursor: watermark,
-        watermark,
-        acked: BTreeSet::new(),
-        reported: watermark,
+        delivery: Delivery::new(window, watermark),
         prefetched: VecDeque::new(),
         committed,
         status,
@@ -220,22 +213,6 @@ fn wipe(eventloop: &mut EventLoop) {
     eventloop.state.collision = None;
 }
 
-/// A publish handed to rumqttc, waiting to be matched to its packet id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    /// A spooled event, and when it was handed to rumqttc (for the publish
-    /// latency on the health topic).
-    Event {
-        seq: u64,
-        at: Instant,
-    },
-    Status {
-        online: bool,
-    },
-    /// A bus publish: nothing waits for its acknowledgement.
-    Other,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Running,
@@ -259,25 +236,8 @@ struct Uplink {
     keep_alive: Duration,
     force: Arc<Notify>,
     connected: bool,
-
-    // Correlation of rumqttc's events with what was published, in order.
-    submitted: VecDeque<Sent>,
-    /// Popped by `AwaitAck` (a pkid collision): the next `Publish` is this one.
-    parked: Option<Sent>,
-    inflight: HashMap<u16, Sent>,
-    in_window: usize,
-    /// Since when the uplink waits for an acknowledgement with none arriving.
-    waiting_since: Option<Instant>,
-
-    // Delivery progress.
-    /// Next `seq` to publish on this connection.
-    cursor: u64,
-    /// Every `seq` below is acknowledged.
-    watermark: u64,
-    /// Acknowledged `seq`s above the watermark (acks may come out of order).
-    acked: BTreeSet<u64>,
-    /// Watermark last reported to the spool.
-    reported: u64,
+    /// Correlation and delivery progress.
+    delivery: Delivery,
     prefetched: VecDeque<Record>,
     committed: Committed,
 
@@ -356,7 +316,10 @@ impl Uplink {
         let _ = self.client.try_disconnect();
         // Let the poll task see the DISCONNECT go out.
         let _ = timeout(GOODBYE_GRACE, async { while net.recv().await.is_some() {} }).await;
-        info!(delivered_below = self.watermark, "uplink stopped");
+        info!(
+            delivered_below = self.delivery.watermark(),
+            "uplink stopped"
+        );
     }
 
     fn on_event(&mut self, event: Event) {
@@ -364,66 +327,44 @@ impl Uplink {
             Event::Incoming(Packet::ConnAck(_)) => {
                 info!(
                     "connected to broker; delivering from seq {}",
-                    self.watermark
+                    self.delivery.watermark()
                 );
                 self.metrics.uplink.connected();
                 self.connected = true;
                 self.broker_down_logged = false;
-                self.cursor = self.watermark;
+                self.delivery.restart();
                 self.status_dirty = true;
                 self.subscribe();
             }
             Event::Incoming(Packet::Publish(publish)) => self.route(publish),
             Event::Outgoing(Outgoing::Publish(pkid)) => {
-                match self.parked.take().or_else(|| self.submitted.pop_front()) {
-                    // QoS 0 publishes carry pkid 0 and are never acknowledged.
-                    Some(sent) if pkid != 0 => {
-                        self.inflight.insert(pkid, sent);
-                    }
-                    Some(_) => {}
-                    None => self.violation(format!(
-                        "rumqttc sent publish {pkid} that was never submitted"
-                    )),
+                if let Err(v) = self.delivery.sent(pkid) {
+                    self.violation(v);
                 }
             }
-            Event::Outgoing(Outgoing::AwaitAck(pkid)) => match self.submitted.pop_front() {
-                Some(sent) => self.parked = Some(sent),
-                None => self.violation(format!(
-                    "rumqttc parked publish {pkid} that was never submitted"
-                )),
-            },
-            Event::Incoming(Packet::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
-                Some(Sent::Event { seq, at }) => {
-                    self.metrics.uplink.latency.record(at.elapsed());
-                    self.on_acked(seq);
+            Event::Outgoing(Outgoing::AwaitAck(pkid)) => {
+                if let Err(v) = self.delivery.parked(pkid) {
+                    self.violation(v);
                 }
-                Some(Sent::Status { online: false }) => {
-                    if let Phase::Leaving { .. } = self.phase {
-                        self.phase = Phase::Done;
+            }
+            Event::Incoming(Packet::PubAck(ack)) => {
+                match self.delivery.acked(ack.pkid, Instant::now()) {
+                    Ok((Sent::Event { at, .. }, first)) => {
+                        self.metrics.uplink.latency.record(at.elapsed());
+                        if first {
+                            self.metrics.uplink.published();
+                        }
                     }
+                    Ok((Sent::Status { online: false }, _)) => {
+                        if let Phase::Leaving { .. } = self.phase {
+                            self.phase = Phase::Done;
+                        }
+                    }
+                    Ok((Sent::Status { online: true } | Sent::Other, _)) => {}
+                    Err(v) => self.violation(v),
                 }
-                Some(Sent::Status { online: true } | Sent::Other) => {}
-                None => self.violation(format!("PUBACK for unknown packet id {}", ack.pkid)),
-            },
+            }
             _ => {}
-        }
-    }
-
-    fn on_acked(&mut self, seq: u64) {
-        self.in_window = self.in_window.saturating_sub(1);
-        self.waiting_since = (self.in_window > 0).then(Instant::now);
-        if seq < self.watermark {
-            return;
-        }
-        if self.acked.insert(seq) {
-            self.metrics.uplink.published();
-        }
-        self.advance_watermark();
-    }
-
-    fn advance_watermark(&mut self) {
-        while self.acked.remove(&self.watermark) {
-            self.watermark += 1;
         }
     }
 
@@ -440,18 +381,13 @@ impl Uplink {
         self.broker_down_logged = true;
         self.connected = false;
         self.metrics.uplink.disconnected();
-        self.submitted.clear();
-        self.parked = None;
-        self.inflight.clear();
-        self.in_window = 0;
-        self.waiting_since = None;
+        self.delivery.restart();
         self.prefetched.clear();
-        self.cursor = self.watermark;
     }
 
     /// Something that cannot happen if rumqttc behaves as understood: do not
     /// guess which event an ack belongs to, reconnect and re-stream instead.
-    fn violation(&mut self, what: String) {
+    fn violation(&mut self, what: Violation) {
         error!("uplink out of step with rumqttc ({what}); reconnecting");
         self.force.notify_one();
     }
@@ -460,11 +396,7 @@ impl Uplink {
         self.report_acks().await;
         // A half-open link (pulled cable: no FIN, no RST) stops acks without
         // an error; rumqttc's keep-alive notices at about 2x keep-alive.
-        if self
-            .waiting_since
-            .is_some_and(|t| t.elapsed() > self.keep_alive * 2)
-        {
-            self.waiting_since = None;
+        if self.delivery.stalled(Instant::now(), self.keep_alive * 2) {
             warn!(
                 "no PUBACK for {:?}: the link looks dead; reconnecting",
                 self.keep_alive * 2
@@ -474,23 +406,22 @@ impl Uplink {
     }
 
     async fn report_acks(&mut self) {
-        if self.watermark > self.reported {
-            self.spool.ack(self.watermark).await;
-            self.reported = self.watermark;
-            self.metrics.uplink.set_delivered_below(self.watermark);
+        if let Some(watermark) = self.delivery.report() {
+            self.spool.ack(watermark).await;
+            self.metrics.uplink.set_delivered_below(watermark);
         }
     }
 
     fn advance_phase(&mut self) {
         let now = Instant::now();
-        let delivered = self.watermark >= self.committed.next_seq;
+        let delivered = self.delivery.watermark() >= self.committed.next_seq;
         self.phase = match self.phase {
             Phase::Running if self.committed.closed => Phase::Draining {
                 until: now + DRAIN_GRACE,
             },
             Phase::Draining { until } if delivered || !self.connected || now >= until => {
                 if !delivered {
-                    let left = self.committed.next_seq - self.watermark;
+                    let left = self.committed.next_seq - self.delivery.watermark();
                     warn!("{left} events stay spooled and will be delivered after restart");
                 }
                 if self.connected && self.publish_status(false) {
@@ -555,7 +486,7 @@ impl Uplink {
             .client
             .try_publish(message.topic, message.qos, message.retain, message.payload)
         {
-            Ok(()) => self.submitted.push_back(Sent::Other),
+            Ok(()) => self.delivery.submitted(Sent::Other, Instant::now()),
             Err(e) => warn!("publish dropped: {e}"),
         }
     }
@@ -573,7 +504,8 @@ impl Uplink {
             .try_publish(self.naming.status(), QoS::AtLeastOnce, true, payload)
         {
             Ok(()) => {
-                self.submitted.push_back(Sent::Status { online });
+                self.delivery
+                    .submitted(Sent::Status { online }, Instant::now());
                 true
             }
             Err(e) => {
@@ -585,10 +517,10 @@ impl Uplink {
 
     /// Publishes committed events from the cursor while the window has room.
     async fn fill(&mut self) {
-        while self.in_window < self.window && self.cursor < self.committed.next_seq {
+        while self.delivery.has_room() && self.delivery.cursor() < self.committed.next_seq {
             if self.prefetched.is_empty() {
                 let want = (self.window * 2).max(READ_AHEAD);
-                let records = self.spool.read(self.cursor, want).await;
+                let records = self.spool.read(self.delivery.cursor(), want).await;
                 if records.is_empty() {
                     return; // logged by the spool; retried on the next wake-up
                 }
@@ -597,38 +529,25 @@ impl Uplink {
             let Some(record) = self.prefetched.pop_front() else {
                 return;
             };
-            if record.seq < self.cursor {
-                continue;
-            }
-            if record.seq > self.cursor {
-                // Only a damaged spool has holes; what is not there cannot be sent.
-                error!(
-                    "spool has no events {}..{}; skipping them",
-                    self.cursor, record.seq
-                );
-                self.acked.extend(self.cursor..record.seq);
-                self.advance_watermark();
-            }
             let seq = record.seq;
-            self.cursor = seq + 1;
-            if self.acked.contains(&seq) {
-                continue;
+            match self.delivery.next(seq) {
+                Next::Skip => continue,
+                Next::SendAfterHole { from, to } => {
+                    error!("spool has no events {from}..{to}; skipping them");
+                }
+                Next::Send => {}
             }
             if let Err(e) =
                 self.client
                     .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
             {
                 debug!("publish deferred: {e}");
-                self.cursor = seq;
+                self.delivery.deferred(seq);
                 self.prefetched.clear();
                 return;
             }
-            self.submitted.push_back(Sent::Event {
-                seq,
-                at: Instant::now(),
-            });
-            self.in_window += 1;
-            self.waiting_since.get_or_insert_with(Instant::now);
+            let now = Instant::now();
+            self.delivery.submitted(Sent::Event { seq, at: now }, now);
         }
     }
 }
