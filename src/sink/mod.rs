@@ -3,6 +3,7 @@
 pub mod bus;
 pub mod connect;
 mod delivery;
+mod link;
 pub mod mqtt;
 mod status;
 

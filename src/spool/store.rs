@@ -18,6 +18,9 @@ use super::record::StoredRecord;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Events that can never be sent (larger than the broker takes), moved out
+/// of `events` so the ones behind them flow on, and kept for a technician.
+const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
 
@@ -49,6 +52,8 @@ pub struct Stats {
     pub oldest_committed_at_ms: Option<u64>,
     pub next_seq: u64,
     pub file_bytes: u64,
+    /// Events set aside as too large to send (`spool peek` shows them).
+    pub dead_letters: u64,
 }
 
 pub struct Store {
@@ -143,6 +148,7 @@ impl Store {
         store.write(Durability::Immediate, |txn| {
             txn.open_table(EVENTS)?;
             txn.open_table(META)?;
+            txn.open_table(DEAD_LETTERS)?;
             Ok(())
         })?;
         Ok(store)
@@ -265,6 +271,40 @@ impl Store {
         })
     }
 
+    /// Moves event `seq` to the dead letters, durably. Returns the spooled
+    /// bytes after it, or `None` if `seq` is not spooled (moved already).
+    pub fn set_aside(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+        self.write(Durability::Immediate, |txn| {
+            let mut events = txn.open_table(EVENTS)?;
+            let Some(record) = events.remove(seq)?.map(|v| v.value().to_vec()) else {
+                return Ok(None);
+            };
+            txn.open_table(DEAD_LETTERS)?
+                .insert(seq, record.as_slice())?;
+            let mut meta = txn.open_table(META)?;
+            let bytes = meta
+                .get(BYTES)?
+                .map_or(0, |g| g.value())
+                .saturating_sub(record_bytes(&record));
+            meta.insert(BYTES, bytes)?;
+            Ok(Some(bytes))
+        })
+    }
+
+    /// Up to `max` dead letters, oldest first.
+    pub fn dead_letters(&self, max: usize) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let dead = txn.open_table(DEAD_LETTERS).map_err(|e| self.fail(e))?;
+        let mut out = Vec::new();
+        for entry in dead.iter().map_err(|e| self.fail(e))?.take(max) {
+            let (k, v) = entry.map_err(|e| self.fail(e))?;
+            if let Ok(record) = StoredRecord::decode(v.value()) {
+                out.push((k.value(), record));
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes every earlier non-durable commit durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.write(Durability::Immediate, |_| Ok(()))
@@ -281,6 +321,8 @@ impl Store {
             .and_then(|(_, v)| StoredRecord::decode(v.value()).ok())
             .map(|r| r.v1().committed_at_ms);
         let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let dead = txn.open_table(DEAD_LETTERS).map_err(|e| self.fail(e))?;
+        let dead_letters = dead.len().map_err(|e| self.fail(e))?;
         Ok(Stats {
             depth,
             bytes,
@@ -288,6 +330,7 @@ impl Store {
             oldest_committed_at_ms,
             next_seq,
             file_bytes,
+            dead_letters,
         })
     }
 }
@@ -343,6 +386,30 @@ mod tests {
             (2, Some(3), 5)
         );
         assert_eq!(stats.oldest_committed_at_ms, Some(3));
+    }
+
+    #[test]
+    fn a_dead_letter_leaves_the_events_and_their_bytes_but_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("spool.redb")).unwrap();
+        store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        let left = store.set_aside(2).unwrap();
+        assert_eq!(left, Some(2 * record_bytes(&rec(1))));
+        assert_eq!(store.set_aside(2).unwrap(), None, "moved once");
+        let seqs: Vec<u64> = store
+            .read_from(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(seqs, [1, 3]);
+        // Acknowledging past it does not delete it.
+        store.delete_below(4).unwrap();
+        let dead = store.dead_letters(10).unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].0, dead[0].1.v1().topic.as_str()), (2, "t/2"));
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (0, 1, 0));
     }
 
     #[test]
