@@ -7,9 +7,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
+use custodyd::demo::cage::cage_gate_config;
 use serde_json::Value;
 
 /// Every client may read everything, and the gateway may publish all but
@@ -203,25 +203,25 @@ async fn a_large_retained_message_does_not_cut_the_link() {
     let junk = vec![b'x'; 12 * 1024];
     publish(&broker.url(), "itad/test-site/release/JUNK", junk, true).await;
     let sub = Subscriber::connect(&broker.url(), "itad/test-site/gw-1/#").await;
+    // A cage gate: the gateway subscribes to the release policy.
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
+    let socket = daemon.dir().join("gpio.sock");
     daemon.spawn(
-        &(fast_health(&broker.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
+        &(fast_health(&broker.url(), &daemon.data_dir())
+            + &sim_gpio_config(&socket)
+            + &cage_gate_config(scanner.path(), "")),
     );
-    wait_reader(&sub, "station1-scan", "up").await;
-    scanner.write(b"ITEM-1\r").await;
-    sub.wait_for(|m| !scanned(m, "ITEM-1").is_empty(), PATIENCE)
-        .await;
-    // Two health samples later the link has had time to be cut, were it to be.
-    let first = health_where(&sub, |_| true).await["uptime_s"].clone();
-    let health = health_where(&sub, |h| h["uptime_s"] != first).await;
-    let health = health_where(&sub, |h| h["uptime_s"] != health["uptime_s"]).await;
+    let _pins = SimPins::connect(&socket).await;
+    wait_reader(&sub, "cage1-scan", "up").await;
+    // Three health samples: the link has had time to be cut, were it to be.
+    let mut uptime = Value::Null;
+    let mut health = Value::Null;
+    for _ in 0..3 {
+        health = health_where(&sub, |h| h["uptime_s"] != uptime).await;
+        uptime = health["uptime_s"].clone();
+    }
     assert_eq!(health["mqtt"]["reconnects"], 0, "{health}");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        daemon.log().matches("connected to broker").count(),
-        1,
-        "{}",
-        daemon.log()
-    );
+    let log = daemon.log();
+    assert_eq!(log.matches("connected to broker").count(), 1, "{log}");
 }
