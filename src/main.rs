@@ -60,9 +60,10 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SpoolCommand {
-    /// Depth, bytes, age of the oldest undelivered event, next seq.
+    /// Depth, bytes, age of the oldest undelivered event, next seq, dead letters.
     Stats,
-    /// The oldest undelivered events, one JSON object a line.
+    /// The dead letters (events too large to send), then the oldest
+    /// undelivered events: one JSON object a line.
     Peek {
         #[arg(default_value_t = 10)]
         n: usize,
@@ -149,15 +150,21 @@ fn inspect_spool(config: &Config, command: SpoolCommand) -> anyhow::Result<()> {
             );
             println!("next seq   {}", s.next_seq);
             println!("stream     {}", s.stream.as_deref().unwrap_or("-"));
+            println!(
+                "dead       {} events set aside as too large to send (spool peek shows them)",
+                s.dead_letters
+            );
         }
         SpoolCommand::Peek { n } => {
-            for (seq, record) in store.read_from(0, n)? {
+            let dead = store.dead_letters(n)?.into_iter().map(|r| (r, true));
+            let spooled = store.read_from(0, n)?.into_iter().map(|r| (r, false));
+            for ((seq, record), dead_letter) in dead.chain(spooled) {
                 let r = record.v1();
                 let event: serde_json::Value = serde_json::from_slice(&r.payload)
                     .unwrap_or_else(|_| String::from_utf8_lossy(&r.payload).into());
                 println!(
                     "{}",
-                    serde_json::json!({ "seq": seq, "topic": r.topic, "event": event })
+                    serde_json::json!({ "seq": seq, "topic": r.topic, "dead_letter": dead_letter, "event": event })
                 );
             }
         }

@@ -240,6 +240,7 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
     Some(match enum_name {
         "LocationKind" => serde_names::<LocationKind>(),
         "Protocol" => serde_names::<Protocol>(),
+        "MqttVersion" => serde_names::<super::MqttVersion>(),
         "ReadMode" => serde_names::<ReadMode>(),
         "ChafonModel" => serde_names::<ChafonModel>(),
         "Target" => serde_names::<Target>(),

@@ -163,6 +163,37 @@ pub struct MqttConfig {
     pub reconnect_min: Duration,
     #[serde(default = "default_reconnect_max", with = "duration")]
     pub reconnect_max: Duration,
+    /// MQTT 5 tells a refused publish from a stored one; 3.1.1 cannot.
+    #[serde(default)]
+    pub protocol: MqttVersion,
+    /// The largest packet the gateway sends; the broker's own limit (MQTT 5
+    /// CONNACK) lowers it. An event that cannot fit is set aside.
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: ByteSize,
+    /// The largest packet the gateway accepts; MQTT 5 tells the broker, which
+    /// then does not send larger ones.
+    #[serde(default = "default_max_packet_size")]
+    pub max_incoming_packet_size: ByteSize,
+}
+
+/// The MQTT version spoken to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum MqttVersion {
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttVersion {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttVersion::V5 => "5",
+            MqttVersion::V311 => "3.1.1",
+        }
+    }
 }
 
 fn default_mqtt_url() -> String {
@@ -186,6 +217,9 @@ fn default_reconnect_min() -> Duration {
 fn default_reconnect_max() -> Duration {
     Duration::from_secs(5)
 }
+fn default_max_packet_size() -> ByteSize {
+    ByteSize(256 << 10)
+}
 
 impl Default for MqttConfig {
     fn default() -> Self {
@@ -204,6 +238,9 @@ impl Default for MqttConfig {
             inflight: default_inflight(),
             reconnect_min: default_reconnect_min(),
             reconnect_max: default_reconnect_max(),
+            protocol: MqttVersion::default(),
+            max_packet_size: default_max_packet_size(),
+            max_incoming_packet_size: default_max_packet_size(),
         }
     }
 }

@@ -78,6 +78,9 @@ impl fmt::Debug for MqttConfig {
             inflight,
             reconnect_min,
             reconnect_max,
+            protocol,
+            max_packet_size,
+            max_incoming_packet_size,
         } = self;
         f.debug_struct("MqttConfig")
             .field("url", url)
@@ -94,6 +97,9 @@ impl fmt::Debug for MqttConfig {
             .field("inflight", inflight)
             .field("reconnect_min", reconnect_min)
             .field("reconnect_max", reconnect_max)
+            .field("protocol", protocol)
+            .field("max_packet_size", max_packet_size)
+            .field("max_incoming_packet_size", max_incoming_packet_size)
             .finish()
     }
 }

@@ -4,7 +4,7 @@ use std::fmt::Write;
 
 use humantime::format_duration;
 
-use super::{Config, Protocol};
+use super::{Config, MqttVersion, Protocol};
 
 impl Config {
     /// A short, terminal-friendly summary of what this gateway will do: where
@@ -49,6 +49,21 @@ impl Config {
             "broker    {broker}, client id {}, {auth}",
             self.client_id()
         );
+        let _ = writeln!(
+            out,
+            "protocol  MQTT {}, packets up to {} out, {} in",
+            mqtt.protocol.as_str(),
+            mqtt.max_packet_size,
+            mqtt.max_incoming_packet_size
+        );
+        if mqtt.protocol == MqttVersion::V311 {
+            let _ = writeln!(
+                out,
+                "warning: with mqtt.protocol = \"3.1.1\" a publish the broker refuses (ACL, quota) \
+                 is acknowledged like a stored one and deleted from the spool; use \"5\" \
+                 unless the broker cannot speak MQTT 5"
+            );
+        }
         let _ = writeln!(out, "topics    root {}", mqtt.root);
         let windows = self.locations.iter().any(|l| l.window.is_some());
         let gates = self.locations.iter().any(|l| l.gate.is_some());

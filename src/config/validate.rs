@@ -21,6 +21,11 @@ use super::{
 const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
 const KEEP_ALIVE_MAX: Duration = Duration::from_secs(u16::MAX as u64);
 const INFLIGHT_MAX: u16 = 1000;
+/// Room for any event the gateway makes of a normal read; less would set
+/// ordinary events aside as too large.
+const PACKET_MIN: ByteSize = ByteSize(4 << 10);
+/// The largest packet MQTT can carry (a remaining length of 268,435,455).
+const PACKET_MAX: ByteSize = ByteSize(268_435_455);
 const MAX_LEN_MAX: usize = 65536;
 /// R2000/E710 modules have up to 8 ports (0x74 takes 0-7).
 const A0_PORTS: u8 = 8;
@@ -176,6 +181,20 @@ fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
             "mqtt.inflight",
             format!("is {}; must be 1 to {INFLIGHT_MAX}", mqtt.inflight),
         );
+    }
+    for (key, size) in [
+        ("mqtt.max_packet_size", mqtt.max_packet_size),
+        (
+            "mqtt.max_incoming_packet_size",
+            mqtt.max_incoming_packet_size,
+        ),
+    ] {
+        if !(PACKET_MIN..=PACKET_MAX).contains(&size) {
+            errors.push(
+                key,
+                format!("is {size}; must be {PACKET_MIN} to {PACKET_MAX}"),
+            );
+        }
     }
     if mqtt.reconnect_min.is_zero() {
         errors.push(

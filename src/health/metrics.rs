@@ -241,6 +241,10 @@ pub struct UplinkMetrics {
     /// Every `seq` below this is delivered (the spool's depth is counted
     /// from here to the spool's next `seq`).
     delivered_below: AtomicU64,
+    /// Publishes the broker refused (MQTT 5 PUBACK reason code >= 0x80).
+    refused: AtomicU64,
+    /// Events too large to ever send, moved to the spool's dead letters.
+    too_large: AtomicU64,
     pub latency: Latency,
 }
 
@@ -277,6 +281,22 @@ impl UplinkMetrics {
 
     pub fn delivered_below(&self) -> u64 {
         self.delivered_below.load(Relaxed)
+    }
+
+    pub fn refused(&self) {
+        self.refused.fetch_add(1, Relaxed);
+    }
+
+    pub fn refused_total(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+
+    pub fn too_large(&self) {
+        self.too_large.fetch_add(1, Relaxed);
+    }
+
+    pub fn too_large_total(&self) -> u64 {
+        self.too_large.load(Relaxed)
     }
 }
 

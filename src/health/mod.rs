@@ -200,6 +200,8 @@ impl Sampler {
             "mqtt": {
                 "connected": uplink.is_connected(),
                 "reconnects": uplink.reconnects(),
+                "refused": uplink.refused_total(),
+                "too_large": uplink.too_large_total(),
                 "publish_latency_ms": latency_json(uplink.latency.take()),
             },
             "process": {

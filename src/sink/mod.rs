@@ -2,6 +2,8 @@
 
 pub mod bus;
 pub mod connect;
+mod delivery;
+mod link;
 pub mod mqtt;
 mod status;
 

@@ -15,23 +15,31 @@
 //!   after every CONNACK re-streams from the lowest unacknowledged `seq`.
 //!
 //! Delivery is therefore at-least-once; consumers de-duplicate on `event_id`.
+//!
+//! Nothing one event does stops the others: a refused publish holds only its
+//! topic (see [`super::delivery`]), and an event larger than the broker takes
+//! is moved to the spool's dead letters instead of being sent, because
+//! sending it would fail the connection and, resent first after every
+//! reconnect, stop everything behind it.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
 
-use rumqttc::{AsyncClient, ConnectionError, Event, EventLoop, LastWill, Outgoing, Packet, QoS};
+use rumqttc::QoS;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 use super::bus::{self, Bus, Inbound, Outbound, Route};
-use super::{connect, Status};
+use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
+use super::link::{self, Client, Happened, Link, Refusal, Session};
+use super::Status;
 use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
 use crate::health::metrics::Metrics;
@@ -91,19 +99,15 @@ pub async fn spawn(
     let window = usize::from(mqtt.inflight);
 
     let capacity = window + OUTBOUND_ROOM * 2;
-    let (client, eventloop) = connect::client(mqtt, config.client_id(), capacity, |options| {
-        // rumqttc's session memory is not trusted (see the module doc).
-        options.set_clean_session(true);
-        // Room for the event window plus status and bus publishes, so pkids never
-        // collide while the broker acknowledges in order.
-        options.set_inflight(u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX));
-        options.set_last_will(LastWill::new(
-            naming.status(),
-            Status::last_will(),
-            QoS::AtLeastOnce,
-            true,
-        ));
-    })?;
+    // rumqttc's session memory is not trusted (see the module doc): the
+    // session is clean. Room for the event window plus status and bus
+    // publishes, so pkids never collide while the broker acknowledges in order.
+    let session = Session {
+        inflight: u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX),
+        will_topic: naming.status(),
+        will: Status::last_will(),
+    };
+    let (client, eventloop) = link::open(mqtt, config.client_id(), capacity, session)?;
 
     let (net_tx, net) = mpsc::channel(window * 2 + 64);
     let force = Arc::new(Notify::new());
@@ -135,15 +139,10 @@ pub async fn spawn(
         keep_alive: mqtt.keep_alive,
         force,
         connected: false,
-        submitted: VecDeque::new(),
-        parked: None,
-        inflight: HashMap::new(),
-        in_window: 0,
-        waiting_since: None,
-        cursor: watermark,
-        watermark,
-        acked: BTreeSet::new(),
-        reported: watermark,
+        delivery: Delivery::new(window, watermark, (mqtt.reconnect_min, mqtt.reconnect_max)),
+        ceiling: mqtt.max_packet_size.0,
+        max_packet: mqtt.max_packet_size.0,
+        refusals_logged: false,
         prefetched: VecDeque::new(),
         committed,
         status,
@@ -163,7 +162,7 @@ pub async fn spawn(
 
 /// What the poll task tells the uplink.
 enum Net {
-    Event(Event),
+    Event(Happened),
     /// The connection failed or was torn down. rumqttc's state is already
     /// wiped; the poll task waits on `resume` before it reconnects.
     Down {
@@ -174,21 +173,21 @@ enum Net {
 
 /// Owns the `EventLoop`. Its only state is the connection and the backoff.
 async fn poll_loop(
-    mut eventloop: EventLoop,
+    mut eventloop: Link,
     net: mpsc::Sender<Net>,
     force: Arc<Notify>,
     mut backoff: Backoff,
 ) {
     loop {
         let polled = tokio::select! {
-            polled = eventloop.poll() => polled.map_err(|e: ConnectionError| connect::describe(&e)),
+            polled = eventloop.poll() => polled,
             // The uplink saw something impossible (or a stuck link): start over.
             _ = force.notified() => Err("reset by the uplink".to_string()),
         };
         match polled {
             Ok(event) => {
-                let goodbye = matches!(event, Event::Outgoing(Outgoing::Disconnect));
-                if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
+                let goodbye = matches!(event, Happened::Goodbye);
+                if matches!(event, Happened::Connected { .. }) {
                     backoff.reset();
                 }
                 if net.send(Net::Event(event)).await.is_err() || goodbye {
@@ -196,44 +195,19 @@ async fn poll_loop(
                 }
             }
             Err(error) => {
-                wipe(&mut eventloop);
+                eventloop.wipe();
                 let (resume, resumed) = oneshot::channel();
                 if net.send(Net::Down { error, resume }).await.is_err() || resumed.await.is_err() {
                     return;
                 }
                 // Requests the uplink queued before it heard of the failure,
                 // and any reset it asked for meanwhile: this one covers it.
-                wipe(&mut eventloop);
+                eventloop.wipe();
                 let _ = force.notified().now_or_never();
                 tokio::time::sleep(backoff.next()).await;
             }
         }
     }
-}
-
-/// Forgets everything rumqttc holds, so nothing from an old connection is
-/// replayed into a new one behind the uplink's back.
-fn wipe(eventloop: &mut EventLoop) {
-    eventloop.clean();
-    eventloop.pending.clear();
-    eventloop.state.events.clear();
-    eventloop.state.collision = None;
-}
-
-/// A publish handed to rumqttc, waiting to be matched to its packet id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sent {
-    /// A spooled event, and when it was handed to rumqttc (for the publish
-    /// latency on the health topic).
-    Event {
-        seq: u64,
-        at: Instant,
-    },
-    Status {
-        online: bool,
-    },
-    /// A bus publish: nothing waits for its acknowledgement.
-    Other,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +225,7 @@ enum Phase {
 }
 
 struct Uplink {
-    client: AsyncClient,
+    client: Client,
     naming: Naming,
     spool: SpoolReader,
     /// Event publishes unacknowledged on this connection, at most.
@@ -259,25 +233,15 @@ struct Uplink {
     keep_alive: Duration,
     force: Arc<Notify>,
     connected: bool,
-
-    // Correlation of rumqttc's events with what was published, in order.
-    submitted: VecDeque<Sent>,
-    /// Popped by `AwaitAck` (a pkid collision): the next `Publish` is this one.
-    parked: Option<Sent>,
-    inflight: HashMap<u16, Sent>,
-    in_window: usize,
-    /// Since when the uplink waits for an acknowledgement with none arriving.
-    waiting_since: Option<Instant>,
-
-    // Delivery progress.
-    /// Next `seq` to publish on this connection.
-    cursor: u64,
-    /// Every `seq` below is acknowledged.
-    watermark: u64,
-    /// Acknowledged `seq`s above the watermark (acks may come out of order).
-    acked: BTreeSet<u64>,
-    /// Watermark last reported to the spool.
-    reported: u64,
+    /// Correlation and delivery progress.
+    delivery: Delivery,
+    /// `mqtt.max_packet_size`.
+    ceiling: u64,
+    /// The largest packet that may be sent on this connection: the ceiling,
+    /// or less if the broker said so in its CONNACK.
+    max_packet: u64,
+    /// The current refusal episode was logged.
+    refusals_logged: bool,
     prefetched: VecDeque<Record>,
     committed: Committed,
 
@@ -353,77 +317,115 @@ impl Uplink {
             }
         }
         self.report_acks().await;
-        let _ = self.client.try_disconnect();
+        self.client.try_disconnect();
         // Let the poll task see the DISCONNECT go out.
         let _ = timeout(GOODBYE_GRACE, async { while net.recv().await.is_some() {} }).await;
-        info!(delivered_below = self.watermark, "uplink stopped");
+        info!(
+            delivered_below = self.delivery.watermark(),
+            "uplink stopped"
+        );
     }
 
-    fn on_event(&mut self, event: Event) {
+    fn on_event(&mut self, event: Happened) {
         match event {
-            Event::Incoming(Packet::ConnAck(_)) => {
+            Happened::Connected { max_packet } => {
+                self.max_packet = max_packet.map_or(self.ceiling, |m| self.ceiling.min(m.into()));
                 info!(
-                    "connected to broker; delivering from seq {}",
-                    self.watermark
+                    "connected to broker; delivering from seq {} (packets up to {} bytes)",
+                    self.delivery.watermark(),
+                    self.max_packet
                 );
                 self.metrics.uplink.connected();
                 self.connected = true;
                 self.broker_down_logged = false;
-                self.cursor = self.watermark;
+                self.delivery.restart();
                 self.status_dirty = true;
                 self.subscribe();
             }
-            Event::Incoming(Packet::Publish(publish)) => self.route(publish),
-            Event::Outgoing(Outgoing::Publish(pkid)) => {
-                match self.parked.take().or_else(|| self.submitted.pop_front()) {
-                    // QoS 0 publishes carry pkid 0 and are never acknowledged.
-                    Some(sent) if pkid != 0 => {
-                        self.inflight.insert(pkid, sent);
-                    }
-                    Some(_) => {}
-                    None => self.violation(format!(
-                        "rumqttc sent publish {pkid} that was never submitted"
-                    )),
+            Happened::Message {
+                topic,
+                payload,
+                retain,
+            } => self.route(Inbound {
+                topic,
+                payload,
+                retain,
+            }),
+            Happened::Sent(pkid) => {
+                if let Err(v) = self.delivery.sent(pkid) {
+                    self.violation(v);
                 }
             }
-            Event::Outgoing(Outgoing::AwaitAck(pkid)) => match self.submitted.pop_front() {
-                Some(sent) => self.parked = Some(sent),
-                None => self.violation(format!(
-                    "rumqttc parked publish {pkid} that was never submitted"
-                )),
-            },
-            Event::Incoming(Packet::PubAck(ack)) => match self.inflight.remove(&ack.pkid) {
-                Some(Sent::Event { seq, at }) => {
-                    self.metrics.uplink.latency.record(at.elapsed());
-                    self.on_acked(seq);
+            Happened::Parked(pkid) => {
+                if let Err(v) = self.delivery.parked(pkid) {
+                    self.violation(v);
                 }
-                Some(Sent::Status { online: false }) => {
-                    if let Phase::Leaving { .. } = self.phase {
-                        self.phase = Phase::Done;
-                    }
+            }
+            Happened::Acked { pkid, refused } => {
+                // rumqttc does not send a publish parked behind a refused
+                // one: its state cannot be trusted past this point.
+                let stuck = refused.is_some() && self.delivery.collision_parked();
+                match self.delivery.acked(pkid, refused, Instant::now()) {
+                    Ok(answer) => self.on_answer(answer),
+                    Err(v) => self.violation(v),
                 }
-                Some(Sent::Status { online: true } | Sent::Other) => {}
-                None => self.violation(format!("PUBACK for unknown packet id {}", ack.pkid)),
-            },
-            _ => {}
+                if stuck {
+                    debug!("a refusal with a publish parked behind it; resetting the client");
+                    self.force.notify_one();
+                }
+            }
+            Happened::Goodbye | Happened::Other => {}
         }
     }
 
-    fn on_acked(&mut self, seq: u64) {
-        self.in_window = self.in_window.saturating_sub(1);
-        self.waiting_since = (self.in_window > 0).then(Instant::now);
-        if seq < self.watermark {
-            return;
-        }
-        if self.acked.insert(seq) {
-            self.metrics.uplink.published();
-        }
-        self.advance_watermark();
-    }
-
-    fn advance_watermark(&mut self) {
-        while self.acked.remove(&self.watermark) {
-            self.watermark += 1;
+    fn on_answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Delivered {
+                at,
+                first,
+                released,
+            } => {
+                self.metrics.uplink.latency.record(at.elapsed());
+                if first {
+                    self.metrics.uplink.published();
+                }
+                if let Some(held) = released {
+                    info!(
+                        "the broker takes events on {} again, after {} refusals",
+                        held.topic, held.refusals
+                    );
+                }
+                if self.refusals_logged && !self.delivery.holding() {
+                    self.refusals_logged = false;
+                }
+            }
+            Answer::Refused {
+                seq,
+                topic,
+                refusal,
+                episode,
+            } => {
+                self.metrics.uplink.refused();
+                if episode && !self.refusals_logged {
+                    self.refusals_logged = true;
+                    error!(
+                        "the broker refused event {seq} on {topic}: {}; it stays spooled and is \
+                         retried, with the later events of its topic (check the broker's ACL)",
+                        describe(refusal)
+                    );
+                } else {
+                    debug!(
+                        "the broker refused event {seq} on {topic}: {}",
+                        describe(refusal)
+                    );
+                }
+            }
+            Answer::Status { online: false } => {
+                if let Phase::Leaving { .. } = self.phase {
+                    self.phase = Phase::Done;
+                }
+            }
+            Answer::Status { online: true } | Answer::Other => {}
         }
     }
 
@@ -440,18 +442,13 @@ impl Uplink {
         self.broker_down_logged = true;
         self.connected = false;
         self.metrics.uplink.disconnected();
-        self.submitted.clear();
-        self.parked = None;
-        self.inflight.clear();
-        self.in_window = 0;
-        self.waiting_since = None;
+        self.delivery.restart();
         self.prefetched.clear();
-        self.cursor = self.watermark;
     }
 
     /// Something that cannot happen if rumqttc behaves as understood: do not
     /// guess which event an ack belongs to, reconnect and re-stream instead.
-    fn violation(&mut self, what: String) {
+    fn violation(&mut self, what: Violation) {
         error!("uplink out of step with rumqttc ({what}); reconnecting");
         self.force.notify_one();
     }
@@ -460,11 +457,7 @@ impl Uplink {
         self.report_acks().await;
         // A half-open link (pulled cable: no FIN, no RST) stops acks without
         // an error; rumqttc's keep-alive notices at about 2x keep-alive.
-        if self
-            .waiting_since
-            .is_some_and(|t| t.elapsed() > self.keep_alive * 2)
-        {
-            self.waiting_since = None;
+        if self.delivery.stalled(Instant::now(), self.keep_alive * 2) {
             warn!(
                 "no PUBACK for {:?}: the link looks dead; reconnecting",
                 self.keep_alive * 2
@@ -474,23 +467,22 @@ impl Uplink {
     }
 
     async fn report_acks(&mut self) {
-        if self.watermark > self.reported {
-            self.spool.ack(self.watermark).await;
-            self.reported = self.watermark;
-            self.metrics.uplink.set_delivered_below(self.watermark);
+        if let Some(watermark) = self.delivery.report() {
+            self.spool.ack(watermark).await;
+            self.metrics.uplink.set_delivered_below(watermark);
         }
     }
 
     fn advance_phase(&mut self) {
         let now = Instant::now();
-        let delivered = self.watermark >= self.committed.next_seq;
+        let delivered = self.delivery.watermark() >= self.committed.next_seq;
         self.phase = match self.phase {
             Phase::Running if self.committed.closed => Phase::Draining {
                 until: now + DRAIN_GRACE,
             },
             Phase::Draining { until } if delivered || !self.connected || now >= until => {
                 if !delivered {
-                    let left = self.committed.next_seq - self.watermark;
+                    let left = self.committed.next_seq - self.delivery.watermark();
                     warn!("{left} events stay spooled and will be delivered after restart");
                 }
                 if self.connected && self.publish_status(false) {
@@ -519,19 +511,14 @@ impl Uplink {
         }
     }
 
-    fn route(&mut self, publish: rumqttc::Publish) {
+    fn route(&mut self, message: Inbound) {
         let Some(route) = self
             .routes
             .iter()
-            .find(|r| bus::matches(&r.filter, &publish.topic))
+            .find(|r| bus::matches(&r.filter, &message.topic))
         else {
-            debug!("message on {} matches no subscription", publish.topic);
+            debug!("message on {} matches no subscription", message.topic);
             return;
-        };
-        let message = Inbound {
-            topic: publish.topic,
-            payload: publish.payload,
-            retain: publish.retain,
         };
         if let Err(e) = route.to.try_send(message) {
             error!(
@@ -551,11 +538,20 @@ impl Uplink {
             debug!("not connected: dropped the publish to {}", message.topic);
             return;
         }
+        let size = link::publish_size(&message.topic, message.payload.len());
+        if size > self.max_packet {
+            // Not spooled, so nothing to keep; sending it would fail the link.
+            warn!(
+                "dropped a {size}-byte publish to {}: the broker link takes at most {} bytes",
+                message.topic, self.max_packet
+            );
+            return;
+        }
         match self
             .client
             .try_publish(message.topic, message.qos, message.retain, message.payload)
         {
-            Ok(()) => self.submitted.push_back(Sent::Other),
+            Ok(()) => self.delivery.submitted(Sent::Other, Instant::now()),
             Err(e) => warn!("publish dropped: {e}"),
         }
     }
@@ -573,7 +569,8 @@ impl Uplink {
             .try_publish(self.naming.status(), QoS::AtLeastOnce, true, payload)
         {
             Ok(()) => {
-                self.submitted.push_back(Sent::Status { online });
+                self.delivery
+                    .submitted(Sent::Status { online }, Instant::now());
                 true
             }
             Err(e) => {
@@ -585,10 +582,19 @@ impl Uplink {
 
     /// Publishes committed events from the cursor while the window has room.
     async fn fill(&mut self) {
-        while self.in_window < self.window && self.cursor < self.committed.next_seq {
+        let now = Instant::now();
+        for held in self.delivery.due(now) {
+            self.spool
+                .alarm("publish_refused", refused_detail(&held))
+                .await;
+        }
+        if self.delivery.take_rewound() {
+            self.prefetched.clear();
+        }
+        while self.delivery.has_room() && self.delivery.cursor() < self.committed.next_seq {
             if self.prefetched.is_empty() {
                 let want = (self.window * 2).max(READ_AHEAD);
-                let records = self.spool.read(self.cursor, want).await;
+                let records = self.spool.read(self.delivery.cursor(), want).await;
                 if records.is_empty() {
                     return; // logged by the spool; retried on the next wake-up
                 }
@@ -597,40 +603,84 @@ impl Uplink {
             let Some(record) = self.prefetched.pop_front() else {
                 return;
             };
-            if record.seq < self.cursor {
-                continue;
-            }
-            if record.seq > self.cursor {
-                // Only a damaged spool has holes; what is not there cannot be sent.
-                error!(
-                    "spool has no events {}..{}; skipping them",
-                    self.cursor, record.seq
-                );
-                self.acked.extend(self.cursor..record.seq);
-                self.advance_watermark();
-            }
             let seq = record.seq;
-            self.cursor = seq + 1;
-            if self.acked.contains(&seq) {
+            match self.delivery.next(seq, &record.topic, now) {
+                Next::Skip | Next::Held => continue,
+                Next::SendAfterHole { from, to } => {
+                    error!("spool has no events {from}..{to}; skipping them");
+                }
+                Next::Send => {}
+            }
+            let size = link::publish_size(&record.topic, record.payload.len());
+            if size > self.max_packet {
+                if !self.set_aside(&record, size).await {
+                    self.delivery.deferred(seq);
+                    self.prefetched.clear();
+                    return;
+                }
                 continue;
             }
+            let topic = record.topic.clone();
             if let Err(e) =
                 self.client
                     .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
             {
                 debug!("publish deferred: {e}");
-                self.cursor = seq;
+                self.delivery.deferred(seq);
                 self.prefetched.clear();
                 return;
             }
-            self.submitted.push_back(Sent::Event {
-                seq,
-                at: Instant::now(),
-            });
-            self.in_window += 1;
-            self.waiting_since.get_or_insert_with(Instant::now);
+            self.delivery.submitted(
+                Sent::Event {
+                    seq,
+                    topic,
+                    at: now,
+                },
+                now,
+            );
         }
     }
+
+    /// Moves an event that can never be sent to the spool's dead letters,
+    /// with an `event_too_large` alarm. Returns whether it is out of the way.
+    async fn set_aside(&mut self, record: &Record, size: u64) -> bool {
+        let seq = record.seq;
+        let detail = format!(
+            "Event seq {seq} on {} is {size} bytes as an MQTT packet, more than the {} bytes \
+             the broker link takes (mqtt.max_packet_size or the broker's limit): it is kept in \
+             the spool's dead letters (custodyd spool peek) and the events behind it are delivered.",
+            record.topic, self.max_packet
+        );
+        if !self.spool.set_aside(seq, detail).await {
+            return false;
+        }
+        error!(
+            seq,
+            size,
+            limit = self.max_packet,
+            "an event too large to send was moved to the spool's dead letters"
+        );
+        self.metrics.uplink.too_large();
+        self.delivery.set_aside(seq);
+        true
+    }
+}
+
+/// A refusal as people read it: `0x87 (not authorized)`.
+fn describe(refusal: Refusal) -> String {
+    format!("reason code {:#04x} ({})", refusal.code, refusal.name)
+}
+
+/// The `publish_refused` alarm's sentence.
+fn refused_detail(held: &Held) -> String {
+    format!(
+        "The broker refused {} publishes on {} with {}, from event seq {} on: they stay spooled \
+         and are retried, and events on other topics are delivered meanwhile.",
+        held.refusals,
+        held.topic,
+        describe(held.refusal),
+        held.seq
+    )
 }
 
 /// Capped exponential backoff with jitter, so a fleet of gateways does not

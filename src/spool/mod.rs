@@ -99,6 +99,17 @@ enum Control {
     Ack {
         below: u64,
     },
+    /// Move `seq` to the dead letters and raise `event_too_large`.
+    SetAside {
+        seq: u64,
+        detail: String,
+        reply: oneshot::Sender<bool>,
+    },
+    /// Commit an alarm about the uplink (`publish_refused`).
+    Alarm {
+        kind: &'static str,
+        detail: String,
+    },
 }
 
 /// The uplink's side of the spool.
@@ -129,6 +140,25 @@ impl SpoolReader {
     /// is not fsynced (see [`Store::delete_below`]).
     pub async fn ack(&self, below: u64) {
         let _ = self.control.send(Control::Ack { below }).await;
+    }
+
+    /// Moves event `seq`, which can never be sent, to the dead letters and
+    /// raises an `event_too_large` alarm saying `detail`. Returns whether it
+    /// is out of the way (false: the spool could not move it; try again).
+    /// Sent before the acknowledgement that passes `seq`, on the same
+    /// channel, so the event is moved before it could be deleted.
+    pub async fn set_aside(&self, seq: u64, detail: String) -> bool {
+        let (reply, rx) = oneshot::channel();
+        let set_aside = Control::SetAside { seq, detail, reply };
+        if self.control.send(set_aside).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+
+    /// Raises a gateway alarm about the delivery of events.
+    pub async fn alarm(&self, kind: &'static str, detail: String) {
+        let _ = self.control.send(Control::Alarm { kind, detail }).await;
     }
 }
 
@@ -652,6 +682,29 @@ impl SpoolTask {
                 }
             }
             Control::Ack { .. } => {}
+            Control::SetAside { seq, detail, reply } => {
+                let moved = match self.blocking(move |s| s.set_aside(seq)).await {
+                    Ok(Some(bytes)) => {
+                        self.bytes = bytes;
+                        self.committed.send_modify(|c| c.bytes = bytes);
+                        let alarm = self.gateway_alarm("event_too_large", detail);
+                        self.pending_alarms.push(alarm);
+                        self.commit(Vec::new()).await;
+                        true
+                    }
+                    Ok(None) => true,
+                    Err(e) => {
+                        error!("cannot move event {seq} to the dead letters: {e}");
+                        false
+                    }
+                };
+                let _ = reply.send(moved);
+            }
+            Control::Alarm { kind, detail } => {
+                let alarm = self.gateway_alarm(kind, detail);
+                self.pending_alarms.push(alarm);
+                self.commit(Vec::new()).await;
+            }
         }
     }
 }

@@ -26,6 +26,9 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Key [`STREAM_KEY`]: the stream id of the numbering.
 const STREAM: TableDefinition<&str, &str> = TableDefinition::new("stream");
 const STREAM_KEY: &str = "id";
+/// Events that can never be sent (larger than the broker takes), moved out
+/// of `events` so the ones behind them flow on, and kept for a technician.
+const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
 
@@ -59,6 +62,8 @@ pub struct Stats {
     /// The stream `next_seq` numbers in (`None`: no event numbered yet).
     pub stream: Option<String>,
     pub file_bytes: u64,
+    /// Events set aside as too large to send (`spool peek` shows them).
+    pub dead_letters: u64,
 }
 
 pub struct Store {
@@ -151,6 +156,7 @@ impl Store {
             txn.open_table(EVENTS)?;
             txn.open_table(META)?;
             txn.open_table(STREAM)?;
+            txn.open_table(DEAD_LETTERS)?;
             Ok(())
         })?;
         Ok(store)
@@ -303,6 +309,40 @@ impl Store {
         })
     }
 
+    /// Moves event `seq` to the dead letters, durably. Returns the spooled
+    /// bytes after it, or `None` if `seq` is not spooled (moved already).
+    pub fn set_aside(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+        self.write(Durability::Immediate, |txn| {
+            let mut events = txn.open_table(EVENTS)?;
+            let Some(record) = events.remove(seq)?.map(|v| v.value().to_vec()) else {
+                return Ok(None);
+            };
+            txn.open_table(DEAD_LETTERS)?
+                .insert(seq, record.as_slice())?;
+            let mut meta = txn.open_table(META)?;
+            let bytes = meta
+                .get(BYTES)?
+                .map_or(0, |g| g.value())
+                .saturating_sub(record_bytes(&record));
+            meta.insert(BYTES, bytes)?;
+            Ok(Some(bytes))
+        })
+    }
+
+    /// Up to `max` dead letters, oldest first.
+    pub fn dead_letters(&self, max: usize) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let dead = txn.open_table(DEAD_LETTERS).map_err(|e| self.fail(e))?;
+        let mut out = Vec::new();
+        for entry in dead.iter().map_err(|e| self.fail(e))?.take(max) {
+            let (k, v) = entry.map_err(|e| self.fail(e))?;
+            if let Ok(record) = StoredRecord::decode(v.value()) {
+                out.push((k.value(), record));
+            }
+        }
+        Ok(out)
+    }
+
     /// Makes every earlier non-durable commit durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.write(Durability::Immediate, |_| Ok(()))
@@ -319,6 +359,8 @@ impl Store {
             .and_then(|(_, v)| StoredRecord::decode(v.value()).ok())
             .map(|r| r.v1().committed_at_ms);
         let file_bytes = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let dead = txn.open_table(DEAD_LETTERS).map_err(|e| self.fail(e))?;
+        let dead_letters = dead.len().map_err(|e| self.fail(e))?;
         Ok(Stats {
             depth,
             bytes,
@@ -327,6 +369,7 @@ impl Store {
             next_seq,
             stream,
             file_bytes,
+            dead_letters,
         })
     }
 }
@@ -382,6 +425,30 @@ mod tests {
             (2, Some(3), 5)
         );
         assert_eq!(stats.oldest_committed_at_ms, Some(3));
+    }
+
+    #[test]
+    fn a_dead_letter_leaves_the_events_and_their_bytes_but_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("spool.redb")).unwrap();
+        store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        let left = store.set_aside(2).unwrap();
+        assert_eq!(left, Some(2 * record_bytes(&rec(1))));
+        assert_eq!(store.set_aside(2).unwrap(), None, "moved once");
+        let seqs: Vec<u64> = store
+            .read_from(0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.0)
+            .collect();
+        assert_eq!(seqs, [1, 3]);
+        // Acknowledging past it does not delete it.
+        store.delete_below(4).unwrap();
+        let dead = store.dead_letters(10).unwrap();
+        assert_eq!(dead.len(), 1);
+        assert_eq!((dead[0].0, dead[0].1.v1().topic.as_str()), (2, "t/2"));
+        let stats = store.stats().unwrap();
+        assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (0, 1, 0));
     }
 
     #[test]

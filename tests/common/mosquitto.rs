@@ -36,6 +36,10 @@ pub struct Mosquitto {
     /// The TLS listener of [`Mosquitto::start_tls`], on `tls_port`.
     tls: Option<TlsListener>,
     tls_port: u16,
+    /// More `mosquitto.conf` lines for the default listener.
+    settings: String,
+    /// The text of the `acl_file`, if the broker has one.
+    acl: Option<String>,
 }
 
 /// A TLS listener on a second port, beside the plain one (which the tests'
@@ -60,6 +64,30 @@ impl Mosquitto {
     /// between picking and binding.
     pub async fn start() -> Self {
         Self::start_with(false, LOG_ALL, None).await
+    }
+
+    /// Like [`Mosquitto::start`], with more `mosquitto.conf` lines, such as
+    /// `max_packet_size 4096`.
+    pub async fn start_configured(settings: &str) -> Self {
+        Self::launch_new(false, LOG_ALL, None, settings.into(), None).await
+    }
+
+    /// Like [`Mosquitto::start`], with an `acl_file` of this text for every
+    /// client (they are all anonymous); [`Mosquitto::set_acl`] changes it.
+    pub async fn start_with_acl(acl: &str) -> Self {
+        Self::launch_new(false, LOG_ALL, None, String::new(), Some(acl.into())).await
+    }
+
+    /// Rewrites the ACL file and makes the running broker read it again
+    /// (SIGHUP), as an administrator fixing a typo would.
+    pub fn set_acl(&mut self, acl: &str) {
+        assert!(self.acl.is_some(), "started without an ACL file");
+        fs::write(self.dir.path().join("acl.conf"), acl).expect("write acl.conf");
+        self.acl = Some(acl.into());
+        signal_child(
+            self.child.as_mut().expect("mosquitto is not running"),
+            Signal::SIGHUP,
+        );
     }
 
     /// Like [`Mosquitto::start`], plus a TLS listener on [`Mosquitto::tls_url`].
@@ -98,6 +126,16 @@ impl Mosquitto {
         log_types: &'static [&'static str],
         tls: Option<TlsListener>,
     ) -> Self {
+        Self::launch_new(persistent, log_types, tls, String::new(), None).await
+    }
+
+    async fn launch_new(
+        persistent: bool,
+        log_types: &'static [&'static str],
+        tls: Option<TlsListener>,
+        settings: String,
+        acl: Option<String>,
+    ) -> Self {
         let mut broker = Mosquitto {
             dir: tempfile::Builder::new()
                 .prefix("custodyd-mosquitto-")
@@ -110,6 +148,8 @@ impl Mosquitto {
             log_types,
             tls,
             tls_port: 0,
+            settings,
+            acl,
         };
         for _ in 0..20 {
             broker.port = free_port();
@@ -236,6 +276,12 @@ impl Mosquitto {
         // second easily is, and a test (or the load harness) would count
         // them as lost by custodyd.
         let persistence = persistence + "max_queued_messages 0\n";
+        let mut settings = self.settings.clone();
+        if let Some(acl) = &self.acl {
+            let file = dir.join("acl.conf");
+            fs::write(&file, acl).expect("write acl.conf");
+            settings += &format!("acl_file {}\n", file.display());
+        }
         let log_types: String = self
             .log_types
             .iter()
@@ -262,6 +308,7 @@ impl Mosquitto {
                 "listener {port} 127.0.0.1\n\
                  allow_anonymous true\n\
                  {persistence}\
+                 {settings}\
                  user root\n\
                  log_dest file {log}\n\
                  {log_types}\

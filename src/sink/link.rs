@@ -1,0 +1,286 @@
+//! The uplink's connection to the broker, in either MQTT version.
+//!
+//! Only MQTT 5 tells a refused publish from a stored one (a PUBACK reason
+//! code) and lets the gateway tell the broker how large a packet it takes;
+//! 3.1.1 stays for brokers that cannot speak 5. Both clients are reduced here
+//! to the few things the uplink acts on, so the uplink itself exists once.
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{
+    ConnAck as ConnAck5, Packet as Packet5, PubAck as PubAck5, PubAckReason,
+};
+use rumqttc::v5::mqttbytes::QoS as QoS5;
+use rumqttc::{v5, Event, LastWill, Outgoing, Packet, QoS};
+
+use super::connect;
+use crate::config::{ConfigErrors, MqttConfig, MqttVersion};
+
+/// What the uplink's session asks of the client.
+pub(super) struct Session {
+    /// Unacknowledged QoS 1 publishes rumqttc may hold (its packet ids).
+    pub inflight: u16,
+    /// The Last Will, retained at QoS 1.
+    pub will_topic: String,
+    pub will: Vec<u8>,
+}
+
+pub(super) enum Client {
+    V311(rumqttc::AsyncClient),
+    V5(v5::AsyncClient),
+}
+
+/// Boxed: the two event loops differ in size by half a KiB.
+pub(super) enum Link {
+    V311(Box<rumqttc::EventLoop>),
+    V5(Box<v5::EventLoop>),
+}
+
+/// What happened on the link, as far as the uplink cares.
+#[derive(Debug)]
+pub(super) enum Happened {
+    /// A CONNACK, with the broker's Maximum Packet Size if it has one.
+    Connected {
+        max_packet: Option<u32>,
+    },
+    Message {
+        topic: String,
+        payload: Bytes,
+        retain: bool,
+    },
+    /// `Outgoing::Publish(pkid)`.
+    Sent(u16),
+    /// `Outgoing::AwaitAck(pkid)`: a packet id collision.
+    Parked(u16),
+    /// A PUBACK; `refused` when its reason code says the broker did not take
+    /// the message.
+    Acked {
+        pkid: u16,
+        refused: Option<Refusal>,
+    },
+    /// The DISCONNECT went out.
+    Goodbye,
+    Other,
+}
+
+/// A PUBACK reason code of 0x80 or more (MQTT 5, 3.4.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u8,
+    pub name: &'static str,
+}
+
+impl Refusal {
+    /// `None` for the reason codes that mean the message was taken.
+    fn of(reason: PubAckReason) -> Option<Refusal> {
+        let (code, name) = match reason {
+            PubAckReason::Success | PubAckReason::NoMatchingSubscribers => return None,
+            PubAckReason::UnspecifiedError => (0x80, "unspecified error"),
+            PubAckReason::ImplementationSpecificError => (0x83, "implementation specific error"),
+            PubAckReason::NotAuthorized => (0x87, "not authorized"),
+            PubAckReason::TopicNameInvalid => (0x90, "topic name invalid"),
+            PubAckReason::PacketIdentifierInUse => (0x91, "packet identifier in use"),
+            PubAckReason::QuotaExceeded => (0x97, "quota exceeded"),
+            PubAckReason::PayloadFormatInvalid => (0x99, "payload format invalid"),
+        };
+        Some(Refusal { code, name })
+    }
+}
+
+/// A clean-session client for the uplink, in the configured MQTT version,
+/// with the packet limits of `mqtt`.
+pub(super) fn open(
+    mqtt: &MqttConfig,
+    client_id: &str,
+    capacity: usize,
+    session: Session,
+) -> Result<(Client, Link), ConfigErrors> {
+    let incoming = u32::try_from(mqtt.max_incoming_packet_size.0).unwrap_or(u32::MAX);
+    let outgoing = usize::try_from(mqtt.max_packet_size.0).unwrap_or(usize::MAX);
+    let Session {
+        inflight,
+        will_topic,
+        will,
+    } = session;
+    Ok(match mqtt.protocol {
+        MqttVersion::V311 => {
+            let (client, eventloop) = connect::client(mqtt, client_id, capacity, |options| {
+                options.set_clean_session(true);
+                options.set_inflight(inflight);
+                options.set_max_packet_size(incoming as usize, outgoing);
+                options.set_last_will(LastWill::new(will_topic, will, QoS::AtLeastOnce, true));
+            })?;
+            (Client::V311(client), Link::V311(Box::new(eventloop)))
+        }
+        MqttVersion::V5 => {
+            let (client, eventloop) = connect::client_v5(mqtt, client_id, capacity, |options| {
+                options.set_clean_start(true);
+                options.set_outgoing_inflight_upper_limit(inflight);
+                // Sent in CONNECT: the broker sends nothing larger, so a
+                // large retained message cannot cut the connection.
+                options.set_max_packet_size(Some(incoming));
+                options.set_last_will(v5::mqttbytes::v5::LastWill::new(
+                    will_topic,
+                    will,
+                    QoS5::AtLeastOnce,
+                    true,
+                    None,
+                ));
+            })?;
+            (Client::V5(client), Link::V5(Box::new(eventloop)))
+        }
+    })
+}
+
+fn qos5(qos: QoS) -> QoS5 {
+    match qos {
+        QoS::AtMostOnce => QoS5::AtMostOnce,
+        QoS::AtLeastOnce => QoS5::AtLeastOnce,
+        QoS::ExactlyOnce => QoS5::ExactlyOnce,
+    }
+}
+
+impl Client {
+    /// Queues a publish without waiting; an error means the queue is full
+    /// (or the link task is gone).
+    pub fn try_publish(
+        &self,
+        topic: String,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
+        match self {
+            Client::V311(c) => c
+                .try_publish(topic, qos, retain, payload)
+                .map_err(|e| e.to_string()),
+            Client::V5(c) => c
+                .try_publish(topic, qos5(qos), retain, payload)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn try_subscribe(&self, filter: &str, qos: QoS) -> Result<(), String> {
+        match self {
+            Client::V311(c) => c.try_subscribe(filter, qos).map_err(|e| e.to_string()),
+            Client::V5(c) => c
+                .try_subscribe(filter, qos5(qos))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    pub fn try_disconnect(&self) {
+        let _ = match self {
+            Client::V311(c) => c.try_disconnect().map_err(|e| e.to_string()),
+            Client::V5(c) => c.try_disconnect().map_err(|e| e.to_string()),
+        };
+    }
+}
+
+impl Link {
+    /// The next thing that happened; an error (described for the log) ends
+    /// the connection, and the next poll reconnects.
+    pub async fn poll(&mut self) -> Result<Happened, String> {
+        match self {
+            Link::V311(eventloop) => eventloop
+                .poll()
+                .await
+                .map(happened)
+                .map_err(|e| connect::describe(&e)),
+            Link::V5(eventloop) => eventloop
+                .poll()
+                .await
+                .map(happened5)
+                .map_err(|e| connect::describe(&e)),
+        }
+    }
+
+    /// Forgets everything rumqttc holds, so nothing from an old connection is
+    /// replayed into a new one behind the uplink's back.
+    pub fn wipe(&mut self) {
+        match self {
+            Link::V311(eventloop) => {
+                eventloop.clean();
+                eventloop.pending.clear();
+                eventloop.state.events.clear();
+                eventloop.state.collision = None;
+            }
+            Link::V5(eventloop) => {
+                eventloop.clean();
+                eventloop.pending.clear();
+                eventloop.state.events.clear();
+                eventloop.state.collision = None;
+            }
+        }
+    }
+}
+
+fn outgoing(out: Outgoing) -> Happened {
+    match out {
+        Outgoing::Publish(pkid) => Happened::Sent(pkid),
+        Outgoing::AwaitAck(pkid) => Happened::Parked(pkid),
+        Outgoing::Disconnect => Happened::Goodbye,
+        _ => Happened::Other,
+    }
+}
+
+fn happened(event: Event) -> Happened {
+    match event {
+        Event::Incoming(Packet::ConnAck(_)) => Happened::Connected { max_packet: None },
+        Event::Incoming(Packet::Publish(p)) => Happened::Message {
+            topic: p.topic,
+            payload: p.payload,
+            retain: p.retain,
+        },
+        // MQTT 3.1.1 has no reason code: every PUBACK reads as "stored".
+        Event::Incoming(Packet::PubAck(ack)) => Happened::Acked {
+            pkid: ack.pkid,
+            refused: None,
+        },
+        Event::Outgoing(out) => outgoing(out),
+        Event::Incoming(_) => Happened::Other,
+    }
+}
+
+fn happened5(event: v5::Event) -> Happened {
+    match event {
+        v5::Event::Incoming(Packet5::ConnAck(ConnAck5 { properties, .. })) => Happened::Connected {
+            max_packet: properties.and_then(|p| p.max_packet_size),
+        },
+        v5::Event::Incoming(Packet5::Publish(p)) => match String::from_utf8(p.topic.to_vec()) {
+            Ok(topic) => Happened::Message {
+                topic,
+                payload: p.payload,
+                retain: p.retain,
+            },
+            // The broker checks topics are UTF-8; a client cannot route what is not.
+            Err(_) => Happened::Other,
+        },
+        v5::Event::Incoming(Packet5::PubAck(PubAck5 { pkid, reason, .. })) => Happened::Acked {
+            pkid,
+            refused: Refusal::of(reason),
+        },
+        v5::Event::Outgoing(out) => outgoing(out),
+        v5::Event::Incoming(_) => Happened::Other,
+    }
+}
+
+/// The size of the PUBLISH packet (QoS 1) that carries `payload` bytes on
+/// `topic`, at most: fixed header with the longest remaining length, topic,
+/// packet id and an empty MQTT 5 property block.
+pub(super) fn publish_size(topic: &str, payload: usize) -> u64 {
+    (1 + 4 + 2 + topic.len() + 2 + 1 + payload) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_reasons_are_not_refusals_and_refusals_keep_their_code() {
+        assert_eq!(Refusal::of(PubAckReason::Success), None);
+        assert_eq!(Refusal::of(PubAckReason::NoMatchingSubscribers), None);
+        let refused = Refusal::of(PubAckReason::NotAuthorized).unwrap();
+        assert_eq!((refused.code, refused.name), (0x87, "not authorized"));
+        assert_eq!(Refusal::of(PubAckReason::QuotaExceeded).unwrap().code, 0x97);
+    }
+}
