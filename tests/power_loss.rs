@@ -202,7 +202,7 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
                 continue;
             }
             let batch: Vec<Vec<u8>> = (seq..seq + 1 + rng.below(24)).map(record).collect();
-            if store.append(seq, &batch).is_err() {
+            if store.append(seq, &batch, &[0; 32]).is_err() {
                 break;
             }
             for (i, rec) in batch.into_iter().enumerate() {

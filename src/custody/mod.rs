@@ -129,11 +129,13 @@ impl Draft {
         }
     }
 
-    /// The event's JSON payload, as committed with `seq`.
-    pub fn render(&self, naming: &Naming, seq: u64) -> Vec<u8> {
+    /// The event's JSON payload, as committed with `seq` after the event
+    /// whose hash (lowercase hex) is `prev`.
+    pub fn render(&self, naming: &Naming, seq: u64, prev: Option<&str>) -> Vec<u8> {
         let common = Common {
             event_id: self.event_id.to_string(),
             seq,
+            prev,
             site: &naming.site,
             gateway: &naming.gateway,
             location: &self.location,
@@ -186,6 +188,8 @@ pub fn rfc3339(t: SystemTime) -> String {
 struct Common<'a> {
     event_id: String,
     seq: u64,
+    /// The custody log's link to the event before (null only at its start).
+    prev: Option<&'a str>,
     site: &'a str,
     gateway: &'a str,
     location: &'a str,
@@ -282,7 +286,7 @@ mod tests {
             site: "reno-1".into(),
             gateway: "gw".into(),
         };
-        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, 7)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, 7, None)).unwrap();
         assert_eq!(v["schema"], CUSTODY_SCHEMA);
         assert_eq!(v["seq"], 7);
         assert_eq!(v["event_id"].as_str().unwrap().len(), 26);
@@ -299,6 +303,12 @@ mod tests {
         }
         let obj = v.as_object().unwrap();
         assert!(obj.contains_key("operator") && obj.contains_key("container"));
+        assert!(obj.contains_key("prev") && v["prev"].is_null(), "{v}");
+        let linked = draft.render(&naming, 8, Some("ab12"));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&linked).unwrap()["prev"],
+            "ab12"
+        );
         for key in [
             "site",
             "gateway",

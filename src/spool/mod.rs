@@ -4,7 +4,9 @@
 //! One task owns the [`Store`]. Producers hand it [`Draft`]s over a bounded
 //! channel; it batches them (group commit: one fsync for many events, so an SD
 //! card is not hit once per tag), assigns `seq` at commit, renders the final
-//! JSON and announces the new high-water mark on a `watch` channel. The
+//! JSON with its `prev` link (the custody log's hash chain, see
+//! [`crate::audit`]) and announces the new high-water mark on a `watch`
+//! channel. The
 //! uplink reads committed records and reports acknowledged ones over a second
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
@@ -26,6 +28,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::audit::{chain, Digest};
 use crate::config::SpoolConfig;
 use crate::custody::{rfc3339, Alarm, Body, Draft};
 use crate::ops::systemd::Stage;
@@ -62,6 +65,16 @@ pub struct Committed {
     /// When the oldest undelivered event was committed (ms since the Unix
     /// epoch); `None` while the spool is empty.
     pub oldest_committed_at_ms: Option<u64>,
+    /// The hash of event `next_seq - 1`: what a checkpoint signs. `None`
+    /// until this spool's chain has an event.
+    pub head: Option<Digest>,
+}
+
+impl Committed {
+    /// The last committed event's `seq` and hash, if there is one.
+    pub fn last(&self) -> Option<(u64, Digest)> {
+        self.head.map(|h| (self.next_seq - 1, h))
+    }
 }
 
 /// A committed event ready to publish.
@@ -143,6 +156,7 @@ pub fn spawn(
         replaced,
     } = opened;
     let bytes = store.bytes()?;
+    let head = store.head()?;
     let oldest_committed_at_ms = oldest_committed_at(&store, 0)?;
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
@@ -152,6 +166,7 @@ pub fn spawn(
         dropped: 0,
         bytes,
         oldest_committed_at_ms,
+        head,
     });
     info!(path = %store.path().display(), next_seq, bytes, "spool open");
     let mut task = SpoolTask {
@@ -162,6 +177,7 @@ pub fn spawn(
         config,
         next_seq,
         reserved,
+        head,
         bytes,
         deleted_below: 0,
         recent: VecDeque::new(),
@@ -229,6 +245,8 @@ struct SpoolTask {
     next_seq: u64,
     /// Every `seq` ever committed is below this (see [`recovery`]).
     reserved: u64,
+    /// The hash of event `next_seq - 1`, committed with it.
+    head: Option<Digest>,
     /// Spooled bytes, as `max_bytes` counts them.
     bytes: u64,
     deleted_below: u64,
@@ -347,15 +365,15 @@ impl SpoolTask {
         let overflow_alarm = (reporting > 0).then(|| self.overflow_alarm());
         let high_water_before = self.high_water;
         let alarms: Vec<&Draft> = pending.iter().chain(&overflow_alarm).collect();
-        let (records, fresh, refused) = self.admit(&alarms, &batch);
-        if records.is_empty() {
+        let (records, fresh, refused, head) = self.admit(&alarms, &batch);
+        let Some(head) = head else {
             self.count_dropped(refused, Cause::Full);
             self.pending_alarms = pending;
             return;
-        }
+        };
         let count = records.len() as u64;
         self.ensure_reserved(self.next_seq + count).await;
-        match self.append(records).await {
+        match self.append(records, head).await {
             Ok(bytes) => {
                 if Cause::is_storage(&self.overflow.cause) {
                     info!("spool writable again");
@@ -363,6 +381,7 @@ impl SpoolTask {
                 let first = self.next_seq;
                 self.bytes = bytes;
                 self.next_seq += count;
+                self.head = Some(head);
                 self.overflow.unreported -= reporting;
                 if self.overflow.unreported == 0 {
                     self.overflow.cause = None;
@@ -376,6 +395,7 @@ impl SpoolTask {
                 self.committed.send_modify(|c| {
                     c.next_seq = next_seq;
                     c.bytes = bytes;
+                    c.head = Some(head);
                     c.oldest_committed_at_ms.get_or_insert_with(unix_ms_now);
                 });
             }
@@ -393,19 +413,29 @@ impl SpoolTask {
     }
 
     /// Renders what may be stored: alarms always (they are few and small),
-    /// events while they fit under `max_bytes`. Returns the encoded records,
-    /// numbered from `next_seq`, the same as the uplink reads them, and how
-    /// many events did not fit.
-    fn admit(&mut self, alarms: &[&Draft], batch: &[Draft]) -> (Vec<Vec<u8>>, Vec<Record>, u64) {
+    /// events while they fit under `max_bytes`, each linked to the one
+    /// before. Returns the encoded records, numbered from `next_seq`, the
+    /// same as the uplink reads them, how many events did not fit, and the
+    /// hash of the last record (`None` if there is none).
+    #[allow(clippy::type_complexity)]
+    fn admit(
+        &mut self,
+        alarms: &[&Draft],
+        batch: &[Draft],
+    ) -> (Vec<Vec<u8>>, Vec<Record>, u64, Option<Digest>) {
         let committed_at_ms = unix_ms_now();
-        let encode = |draft: &Draft, seq: u64| {
+        let encode = |draft: &Draft, seq: u64, prev: Option<Digest>| {
+            let prev = prev.as_ref().map(chain::hex);
+            let payload = draft.render(&self.naming, seq, prev.as_deref());
+            let hash = chain::hash(&payload);
             let stored = StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&self.naming),
-                payload: draft.render(&self.naming, seq),
+                payload,
                 committed_at_ms,
             });
-            (stored.encode(), Record::new(seq, stored))
+            (stored.encode(), Record::new(seq, stored), hash)
         };
+        let mut head = self.head;
         let (mut records, mut fresh, mut refused, mut size) =
             (Vec::new(), Vec::new(), 0, self.bytes);
         let drafts = alarms
@@ -413,12 +443,14 @@ impl SpoolTask {
             .map(|d| (*d, true))
             .chain(batch.iter().map(|d| (d, false)));
         for (draft, is_alarm) in drafts {
-            let (record, readable) = encode(draft, self.next_seq + records.len() as u64);
+            let (record, readable, hash) =
+                encode(draft, self.next_seq + records.len() as u64, head);
             let n = store::record_bytes(&record);
             if !is_alarm && size + n > self.config.max_bytes.0 {
                 refused += 1;
                 continue;
             }
+            head = Some(hash);
             size += n;
             records.push(record);
             fresh.push(readable);
@@ -433,13 +465,16 @@ impl SpoolTask {
                 );
                 let alarm = self.gateway_alarm("spool_high_water", detail);
                 warn!("spool above {:.0} % of spool.max_bytes", HIGH_WATER * 100.0);
-                let (record, readable) = encode(&alarm, self.next_seq + records.len() as u64);
+                let (record, readable, hash) =
+                    encode(&alarm, self.next_seq + records.len() as u64, head);
+                head = Some(hash);
                 size += store::record_bytes(&record);
                 records.push(record);
                 fresh.push(readable);
             }
         }
-        (records, fresh, refused)
+        let last = head.filter(|_| !records.is_empty());
+        (records, fresh, refused, last)
     }
 
     fn overflow_alarm(&self) -> Draft {
@@ -481,15 +516,19 @@ impl SpoolTask {
     }
 
     /// Appends durably; after a failure, tries once more on a reopened store.
-    async fn append(&mut self, records: Vec<Vec<u8>>) -> Result<u64, StoreError> {
+    async fn append(&mut self, records: Vec<Vec<u8>>, head: Digest) -> Result<u64, StoreError> {
         let records = Arc::new(records);
         let first = self.next_seq;
         let attempt = records.clone();
-        match self.blocking(move |s| s.append(first, &attempt)).await {
+        match self
+            .blocking(move |s| s.append(first, &attempt, &head))
+            .await
+        {
             Ok(bytes) => Ok(bytes),
             Err(e) => {
                 debug!("spool append failed, retrying on a reopened spool: {e}");
-                self.blocking(move |s| s.append(first, &records)).await
+                self.blocking(move |s| s.append(first, &records, &head))
+                    .await
             }
         }
     }
@@ -698,6 +737,42 @@ mod tests {
             .map(|r| r.0)
             .collect();
         assert_eq!(left, [5, 6], "the deletion outlives a shutdown");
+    }
+
+    fn prev(record: &Record) -> Option<String> {
+        let event: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
+        event["prev"].as_str().map(str::to_owned)
+    }
+
+    /// The head is committed with the events, so the chain runs on across a
+    /// restart, even when every event had been delivered and deleted.
+    #[tokio::test]
+    async fn every_event_links_to_the_one_before_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path());
+        commit(&drafts, &reader, 3).await;
+        let mut events = reader.read(1, 100).await;
+        reader.ack(4).await;
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.bytes == 0).await.unwrap();
+        drop((drafts, reader));
+        task.await.unwrap();
+
+        let (drafts, reader, task) = start(dir.path());
+        let head = chain::hash(&events[2].payload);
+        assert_eq!(reader.committed.borrow().last(), Some((3, head)));
+        commit(&drafts, &reader, 2).await;
+        events.extend(reader.read(4, 100).await);
+        assert_eq!(seqs(&events), [1, 2, 3, 4, 5]);
+        assert_eq!(prev(&events[0]), None, "seq 1 starts the chain");
+        for pair in events.windows(2) {
+            let want = chain::hex(&chain::hash(&pair[0].payload));
+            assert_eq!(prev(&pair[1]), Some(want), "seq {}", pair[1].seq);
+        }
+        let last = chain::hash(&events[4].payload);
+        assert_eq!(reader.committed.borrow().last(), Some((5, last)));
+        drop((drafts, reader));
+        task.await.unwrap();
     }
 
     #[tokio::test]

@@ -115,7 +115,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = open(dir.path()).unwrap();
         assert_eq!((first.next_seq, first.replaced.is_none()), (1, true));
-        first.store.append(1, &[vec![0], vec![1]]).unwrap();
+        first
+            .store
+            .append(1, &[vec![0], vec![1]], &[1; 32])
+            .unwrap();
         reserve(dir.path(), 1 + RESERVE_BLOCK).unwrap();
         drop(first);
 

@@ -3,7 +3,9 @@
 //! redb gives crash-safe, checksummed commits (copy-on-write B-trees, one
 //! fsync per `Immediate` commit). Records are keyed by `seq`; the next `seq`
 //! and the spooled byte count are stored beside them in the same
-//! transaction, so both survive even when every record has been delivered.
+//! transaction, so both survive even when every record has been delivered;
+//! so is the custody log's head (the hash of the last committed event),
+//! which the next event's `prev` carries, across any restart.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -15,11 +17,14 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
+use crate::audit::Digest;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
+const CHAIN: TableDefinition<&str, &[u8]> = TableDefinition::new("chain");
+const HEAD: &str = "head";
 
 /// Counted per record on top of its encoding: the key.
 const KEY_BYTES: u64 = 8;
@@ -139,10 +144,11 @@ impl Store {
             db,
             path: path.to_owned(),
         };
-        // Create both tables up front so readers never see "table missing".
+        // Create the tables up front so readers never see "table missing".
         store.write(Durability::Immediate, |txn| {
             txn.open_table(EVENTS)?;
             txn.open_table(META)?;
+            txn.open_table(CHAIN)?;
             Ok(())
         })?;
         Ok(store)
@@ -194,6 +200,15 @@ impl Store {
         Ok(self.meta(BYTES)?.unwrap_or(0))
     }
 
+    /// The hash of the last committed event; `None` before the first (a
+    /// new spool, or one replacing a lost one: its chain starts over).
+    pub fn head(&self) -> Result<Option<Digest>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let chain = txn.open_table(CHAIN).map_err(|e| self.fail(e))?;
+        let head = chain.get(HEAD).map_err(|e| self.fail(e))?;
+        Ok(head.and_then(|g| g.value().try_into().ok()))
+    }
+
     /// Starts numbering at `next_seq` (a new spool replacing a lost one).
     pub fn set_next_seq(&self, next_seq: u64) -> Result<(), StoreError> {
         self.write(Durability::Immediate, |txn| {
@@ -203,8 +218,14 @@ impl Store {
     }
 
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
-    /// fsync). Returns the spooled bytes after it.
-    pub fn append(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
+    /// fsync), with `head`, the hash of the last one's payload. Returns the
+    /// spooled bytes after it.
+    pub fn append(
+        &self,
+        first_seq: u64,
+        records: &[Vec<u8>],
+        head: &Digest,
+    ) -> Result<u64, StoreError> {
         self.write(Durability::Immediate, |txn| {
             let mut events = txn.open_table(EVENTS)?;
             let mut added = 0;
@@ -216,6 +237,7 @@ impl Store {
             let bytes = meta.get(BYTES)?.map_or(0, |g| g.value()) + added;
             meta.insert(BYTES, bytes)?;
             meta.insert(NEXT_SEQ, first_seq + records.len() as u64)?;
+            txn.open_table(CHAIN)?.insert(HEAD, head.as_slice())?;
             Ok(bytes)
         })
     }
@@ -297,6 +319,8 @@ mod tests {
     use super::*;
     use crate::spool::record::RecordV1;
 
+    const HEAD_3: Digest = [3; 32];
+
     fn rec(n: u8) -> Vec<u8> {
         StoredRecord::V1(RecordV1 {
             topic: format!("t/{n}"),
@@ -307,12 +331,13 @@ mod tests {
     }
 
     #[test]
-    fn seq_and_bytes_survive_reopen_even_when_everything_was_delivered() {
+    fn seq_bytes_and_head_survive_reopen_even_when_everything_was_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.redb");
         let store = Store::open(&path).unwrap();
         assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (1, 0));
-        let bytes = store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        assert_eq!(store.head().unwrap(), None);
+        let bytes = store.append(1, &[rec(1), rec(2), rec(3)], &HEAD_3).unwrap();
         assert_eq!(bytes, 3 * record_bytes(&rec(1)));
         assert_eq!(store.delete_below(3).unwrap(), record_bytes(&rec(3)));
         assert_eq!(store.delete_below(4).unwrap(), 0);
@@ -321,6 +346,7 @@ mod tests {
 
         let store = Store::open(&path).unwrap();
         assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (4, 0));
+        assert_eq!(store.head().unwrap(), Some(HEAD_3), "the chain goes on");
         assert!(store.read_from(0, 10).unwrap().is_empty());
     }
 
@@ -328,7 +354,9 @@ mod tests {
     fn reads_in_seq_order_from_a_cursor_and_deletes_below_a_watermark() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
-        store.append(1, &[rec(1), rec(2), rec(3), rec(4)]).unwrap();
+        store
+            .append(1, &[rec(1), rec(2), rec(3), rec(4)], &HEAD_3)
+            .unwrap();
         let got: Vec<u64> = store
             .read_from(2, 2)
             .unwrap()
@@ -350,7 +378,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
         store
-            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)])
+            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)], &HEAD_3)
             .unwrap();
         let got: Vec<u64> = store
             .read_from(1, 10)
@@ -372,7 +400,7 @@ mod tests {
         );
 
         let store = Store::open(&path.with_extension("ok")).unwrap();
-        store.append(1, &[rec(1), rec(2)]).unwrap();
+        store.append(1, &[rec(1), rec(2)], &HEAD_3).unwrap();
         drop(store);
         // Damage the middle of a real spool.
         let mut bytes = std::fs::read(path.with_extension("ok")).unwrap();
