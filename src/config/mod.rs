@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod audit;
 mod gate;
 mod gpio;
 mod load;
@@ -27,6 +28,7 @@ mod tests;
 mod tls;
 mod validate;
 
+pub use audit::AuditConfig;
 pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
@@ -59,6 +61,8 @@ pub struct Config {
     pub operators: Operators,
     #[serde(default)]
     pub gpio: GpioConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 impl Config {

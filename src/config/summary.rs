@@ -63,6 +63,7 @@ impl Config {
                 self.locations.iter().any(|l| l.is_station()),
             ),
             ("health", naming.health(), true),
+            ("checkpoint", naming.checkpoint(), true),
             (
                 "commands",
                 format!("{} (subscribed)", naming.commands()),
@@ -80,7 +81,7 @@ impl Config {
             ),
         ];
         for (what, topic, _) in topics.iter().filter(|(_, _, used)| *used) {
-            let _ = writeln!(out, "          {what:8} {topic}");
+            let _ = writeln!(out, "          {what:10} {topic}");
         }
 
         let _ = writeln!(out, "locations ({})", self.locations.len());
