@@ -10,6 +10,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod key;
 pub mod note;
+pub mod verify;
 
 pub use chain::Digest;
 pub use checkpoint::{Checkpoint, Checkpoints, CHECKPOINT_SCHEMA};

@@ -417,7 +417,6 @@ impl SpoolTask {
     /// before. Returns the encoded records, numbered from `next_seq`, the
     /// same as the uplink reads them, how many events did not fit, and the
     /// hash of the last record (`None` if there is none).
-    #[allow(clippy::type_complexity)]
     fn admit(
         &mut self,
         alarms: &[&Draft],
