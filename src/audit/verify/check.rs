@@ -216,7 +216,7 @@ impl<'k> Log<'k> {
                     let missing = b + 1..=seq - 1;
                     let n = seq - 1 - b;
                     f.problems.push(Problem {
-                        what: format!("missing from the capture ({n} event{})", plural(n)),
+                        what: format!("missing from the capture ({})", super::counted(n, "event")),
                         seqs: Some(missing),
                     });
                     false
@@ -345,14 +345,6 @@ impl<'k> Log<'k> {
                 f.tail = Some(from..=last);
             }
         }
-    }
-}
-
-fn plural(n: u64) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
     }
 }
 

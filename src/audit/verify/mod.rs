@@ -158,6 +158,11 @@ pub fn run(args: &VerifyArgs) -> Result<bool, VerifyError> {
     Ok(report.ok())
 }
 
+/// `1 event`, `2 events`.
+pub(super) fn counted(n: u64, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
 fn ranges(ranges: &[std::ops::RangeInclusive<u64>]) -> String {
     let shown: Vec<String> = ranges
         .iter()
@@ -175,13 +180,12 @@ impl fmt::Display for Report {
         writeln!(f, "gateway     {}", self.gateway)?;
         writeln!(
             f,
-            "read        {} file{}, {} lines: {} events (and {} re-deliveries), {} checkpoints",
-            self.files,
-            if self.files == 1 { "" } else { "s" },
+            "read        {}, {} lines: {}, {} re-delivered, {}",
+            counted(self.files as u64, "file"),
             self.lines,
-            x.events,
+            counted(x.events as u64, "event"),
             x.copies,
-            self.checkpoints_read
+            counted(self.checkpoints_read as u64, "checkpoint"),
         )?;
         match x.chained.is_empty() {
             true => writeln!(f, "chain       no events")?,
@@ -216,11 +220,7 @@ impl fmt::Display for Report {
         }
         match x.problems.len() {
             0 => writeln!(f, "result      OK: everything read verifies"),
-            n => writeln!(
-                f,
-                "result      FAILED: {n} problem{}",
-                if n == 1 { "" } else { "s" }
-            ),
+            n => writeln!(f, "result      FAILED: {}", counted(n as u64, "problem")),
         }
     }
 }
