@@ -226,11 +226,7 @@ async fn a_capture_over_a_kill_9_verifies_and_every_tampering_is_named() {
         .1;
     let prev = chain::hex(&chain::hash(before.split_once(' ').unwrap().1.as_bytes()));
     let forged = renumber(
-        &before.replacen(
-            &format!("\"prev\":"),
-            &format!("\"prev\":\"{prev}\",\"was\":"),
-            1,
-        ),
+        &before.replacen("\"prev\":", &format!("\"prev\":\"{prev}\",\"was\":"), 1),
         k - 1,
         k,
     );
