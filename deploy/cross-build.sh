@@ -65,7 +65,7 @@ out=${CARGO_TARGET_DIR:-target}
 for t in "${targets[@]}"; do
     read -r triple gnu qemu <<<"$t"
     step "cargo build --release --target $triple"
-    cargo build --release --locked --bin custodyd --target "$triple"
+    cargo build --release --locked --no-default-features --bin custodyd --target "$triple"
     bin=$out/$triple/release/custodyd
     "$gnu-readelf" -h "$bin" | grep -E 'Class|Machine'
     step "$qemu: custodyd --version; custodyd check-config deploy/custodyd.toml"

@@ -51,8 +51,9 @@ fn read_override(path: &Path) -> bool {
 }
 
 fn kernel_synced() -> bool {
-    // SAFETY: `timex` is plain old data; modes = 0 makes adjtimex read-only.
+    // SAFETY: `timex` is plain old data, for which all zeroes is a valid value.
     let mut tx: libc::timex = unsafe { std::mem::zeroed() };
+    // SAFETY: `tx` is a valid, exclusive `timex`; modes = 0 makes adjtimex read-only.
     let state = unsafe { libc::adjtimex(&mut tx) };
     state != -1 && state != libc::TIME_ERROR && tx.status & libc::STA_UNSYNC == 0
 }

@@ -43,7 +43,7 @@ enum Command {
         #[arg(long, conflicts_with = "file")]
         config: Option<PathBuf>,
     },
-    /// Run the whole pipeline with simulated readers and an embedded broker; no hardware needed.
+    /// Run the whole pipeline with simulated readers and an embedded broker (or --broker); no hardware needed.
     Demo(custodyd::demo::DemoArgs),
     /// Print the gateway's MQTT messages as they arrive, one line each.
     Tail(custodyd::ops::tail::TailArgs),
@@ -241,8 +241,8 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 
 /// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise: the
 /// daemon mostly waits, and its work per read is a fraction of a
-/// microsecond, so a second worker only adds wake-ups between threads (about
-/// a point of CPU at 8,000 reads/s; README, Performance). The spool's
+/// microsecond, so a second worker only adds wake-ups between threads
+/// (docs/performance.md). The spool's
 /// fsyncs run on tokio's blocking pool, never on the worker.
 fn runtime() -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();

@@ -280,6 +280,7 @@ async fn pty_exclusive_flag_survives_a_crash_until_released() {
     assert!(pty.is_exclusive());
     // Close the fd without serialport's Drop (which would clear the flag),
     // as a SIGKILL would.
+    // SAFETY: `into_raw_fd` gave up ownership of this open fd, so it is ours to close.
     drop(unsafe { OwnedFd::from_raw_fd(port.into_raw_fd()) });
     assert!(pty.is_exclusive(), "nothing cleared it");
     pty.release_exclusive();

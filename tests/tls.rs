@@ -348,7 +348,7 @@ impl Drop for Tail {
     }
 }
 
-/// A custody event as the daemon publishes it (README, "What gets published").
+/// A custody event as the daemon publishes it (docs/contract.md).
 fn departed_at(location: &str) -> String {
     format!(
         r#"{{"schema":"custodyd.custody.v1","event_id":"01JDZ4Q8M2W4H3V6X5R7K9T0AB","seq":42,

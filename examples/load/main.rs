@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Not part of the daemon or its package; nothing here runs under `cargo test`.
-//! See README.md, "Performance", for what it reports and how it was run.
+//! See docs/performance.md for what it reports and how it was run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,6 @@
 #![no_main]
 
-use custodyd::config::Terminator;
+use custodyd::decode::Terminator;
 use custodyd::decode::{AsciiLineCodec, Decoded, Source};
 use custodyd_fuzz::{decode_chunked, split_input};
 use libfuzzer_sys::fuzz_target;

@@ -37,6 +37,8 @@ pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
+// The decoders own what they are configured with; the file names them here.
+pub use crate::decode::{EndOn, Terminator, GS};
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -414,15 +416,6 @@ impl ReadMode {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Terminator {
-    Cr,
-    Lf,
-    Crlf,
-    Etx,
-}
-
 /// How the daemon talks to a reader's device.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -440,27 +433,6 @@ impl ReaderKind {
         match self {
             ReaderKind::Serial => "serial",
             ReaderKind::Hid => "hid",
-        }
-    }
-}
-
-/// `kind = "hid"`: which key ends a scan. It must match the suffix the
-/// scanner is programmed to send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndOn {
-    Enter,
-    Tab,
-    EnterOrTab,
-}
-
-impl EndOn {
-    /// As spelled in the configuration file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndOn::Enter => "enter",
-            EndOn::Tab => "tab",
-            EndOn::EnterOrTab => "enter_or_tab",
         }
     }
 }
@@ -569,10 +541,16 @@ fn default_reopen_max() -> Duration {
     Duration::from_secs(10)
 }
 
-/// The GS1 field separator (FNC1 in the symbol), as scanners transmit it.
-pub const GS: &str = "\u{1d}";
-
 impl ReaderConfig {
+    /// What the reader reads, by its mode: a presence reader reads tags, a
+    /// scanner barcodes.
+    pub fn source(&self) -> crate::decode::Source {
+        match self.mode() {
+            ReadMode::Presence => crate::decode::Source::Rfid,
+            ReadMode::Scan | ReadMode::Release => crate::decode::Source::Barcode,
+        }
+    }
+
     pub fn mode(&self) -> ReadMode {
         self.mode.unwrap_or(match (self.kind, self.protocol) {
             (ReaderKind::Serial, Some(Protocol::Em4100 | Protocol::UhfA0 | Protocol::Chafon)) => {

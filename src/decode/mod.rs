@@ -12,8 +12,6 @@ use std::io;
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
-use crate::config::{Protocol, ReadMode, ReaderConfig};
-
 mod ascii_line;
 mod chafon;
 mod em4100;
@@ -24,12 +22,13 @@ pub mod keymap;
 pub mod testutil;
 mod uhf_a0;
 
-pub use ascii_line::AsciiLineCodec;
+pub use ascii_line::{AsciiLineCodec, Terminator};
 pub use chafon::{
     crc16_mcrf4xx, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage, ChafonTag,
     ChafonVariant, Inventory288, ReaderInfo, CHAFON_MAX_FRAME,
 };
 pub use em4100::Em4100Codec;
+pub use keymap::{EndOn, GS};
 pub use uhf_a0::{A0Codec, A0Command, A0Event, A0Message, TagRecord, A0_MAX_FRAME};
 
 /// End of stream for a binary codec that resynchronises byte by byte:
@@ -63,15 +62,6 @@ pub enum Source {
 }
 
 impl Source {
-    /// What a reader in `mode` reads: a presence reader reads tags, a
-    /// scanner barcodes.
-    pub fn for_mode(mode: ReadMode) -> Self {
-        match mode {
-            ReadMode::Presence => Source::Rfid,
-            ReadMode::Scan | ReadMode::Release => Source::Barcode,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Rfid => "rfid",
@@ -130,25 +120,6 @@ pub enum Decoded {
 pub enum ReaderCodec {
     Em4100(Em4100Codec),
     AsciiLine(AsciiLineCodec),
-}
-
-impl ReaderCodec {
-    /// `protocol` is the serial reader's (validation makes it required
-    /// there). `None` for the command/reply UHF protocols, whose codecs
-    /// `sources::uhf` drives itself.
-    pub fn new(protocol: Protocol, reader: &ReaderConfig) -> Option<Self> {
-        Some(match protocol {
-            Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
-            Protocol::AsciiLine => ReaderCodec::AsciiLine(AsciiLineCodec::new(
-                reader.terminator(),
-                reader.prefix.clone(),
-                reader.suffix.clone(),
-                reader.max_len,
-                Source::for_mode(reader.mode()),
-            )),
-            Protocol::UhfA0 | Protocol::Chafon => return None,
-        })
-    }
 }
 
 impl Decoder for ReaderCodec {

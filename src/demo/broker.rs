@@ -2,12 +2,16 @@
 //! Mosquitto. Production always talks to a real broker.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-/// Starts rumqttd on `127.0.0.1:port` in its own thread, for the life of the process.
-pub fn start_embedded(port: u16) -> anyhow::Result<()> {
+/// Starts rumqttd on a free loopback port in its own thread, for the life of
+/// the process, and returns its URL.
+pub fn start_embedded() -> anyhow::Result<String> {
+    let port = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?
+        .local_addr()?
+        .port();
     let server = ServerSettings {
         name: "demo".into(),
         listen: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -42,5 +46,5 @@ pub fn start_embedded(port: u16) -> anyhow::Result<()> {
                 tracing::error!("embedded broker stopped: {e}");
             }
         })?;
-    Ok(())
+    Ok(format!("mqtt://127.0.0.1:{port}"))
 }

@@ -8,7 +8,6 @@
 //! an embedded MQTT broker on loopback (unless `--broker` names one) carries
 //! the events to a subscriber that prints every message it receives.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config;
 
+#[cfg(feature = "embedded-broker")]
 mod broker;
 pub mod cage;
 mod central;
@@ -49,11 +49,7 @@ const GPIO_SOCKET: &str = "gpio.sock";
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let url = match args.broker {
         Some(url) => url,
-        None => {
-            let port = free_port()?;
-            broker::start_embedded(port)?;
-            format!("mqtt://127.0.0.1:{port}")
-        }
+        None => embedded_broker()?,
     };
     let data_dir = std::env::temp_dir().join(format!("custodyd-demo-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)
@@ -61,6 +57,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let result = run_in(&url, &data_dir, args.duration).await;
     let _ = std::fs::remove_dir_all(&data_dir);
     result
+}
+
+#[cfg(feature = "embedded-broker")]
+use broker::start_embedded as embedded_broker;
+
+/// A production build carries no broker (the `embedded-broker` feature is off
+/// in the package), so the demo needs a real one.
+#[cfg(not(feature = "embedded-broker"))]
+fn embedded_broker() -> anyhow::Result<String> {
+    anyhow::bail!(
+        "this build has no embedded broker (feature `embedded-broker`): \
+         run the demo with --broker mqtt://HOST:PORT"
+    )
 }
 
 async fn run_in(
@@ -262,9 +271,4 @@ async fn play(
 
         sleep(Duration::from_secs(4)).await;
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-    Ok(listener.local_addr()?.port())
 }

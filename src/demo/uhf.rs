@@ -263,7 +263,7 @@ pub fn chafon_frame(cmd: u8, status: u8, data: &[u8]) -> Vec<u8> {
     frame
 }
 
-/// The UHFReader288 Get Reader Info answer of reference 3 (type 0x0C).
+/// The UHFReader288 Get Reader Info answer of the Chafon "UHFReader18 User's Manual" (type 0x0C).
 const READER_INFO_288: [u8; 18] = [
     0x11, 0x00, 0x21, 0x00, 0x00, 0x16, 0x0C, 0x03, 0x4E, 0x00, 0x1E, 0x0A, 0x01, 0x00, 0x00, 0x00,
     0xE6, 0x51,

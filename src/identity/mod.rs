@@ -79,7 +79,7 @@ impl Identity {
 /// words (an EPC bank always is). A 125 kHz EM4100 card number is 40 bits
 /// (10 hex digits) and so never mistaken for one.
 fn epc_bytes(hex: &str) -> Option<Vec<u8>> {
-    if hex.is_empty() || hex.len() % 4 != 0 {
+    if hex.is_empty() || !hex.len().is_multiple_of(4) {
         return None;
     }
     (0..hex.len())

@@ -399,8 +399,9 @@ fn local_utc_offset(unix: i64) -> i64 {
     // 32 bits on armv7 with glibc's default time_t: wraps after 2038, as the
     // C library itself would.
     let t = unix as libc::time_t;
-    // SAFETY: localtime_r only writes the `tm` it is given.
+    // SAFETY: `tm` is plain old data, for which all zeroes is a valid value.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: localtime_r only reads `t` and writes the `tm` it is given.
     if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
         return 0;
     }

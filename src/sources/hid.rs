@@ -30,7 +30,6 @@ use tracing::info;
 use super::{run_with_reopen, DropReport, Ended, ReaderLink};
 use crate::config::ReaderConfig;
 use crate::decode::keymap::{parse_events, EventLayout, KeyDecoder};
-use crate::decode::Source;
 
 // EVIOCGRAB = _IOW('E', 0x90, int): 1 grabs, 0 releases (linux/input.h).
 nix::ioctl_write_int!(eviocgrab, b'E', 0x90);
@@ -68,7 +67,7 @@ impl HidReader {
                     config.end_on(),
                     config.gs_substitute(),
                     config.max_len,
-                    Source::for_mode(config.mode()),
+                    config.source(),
                 );
                 read_scans(&self.link, device, keys, config.scan_timeout(), &cancel)
             },
@@ -151,14 +150,15 @@ impl EventDevice {
                 _ => OpenError::Open(e),
             })?;
         let fd = file.as_raw_fd();
-        // SAFETY: `fd` stays open (owned by `file`) across both ioctls, and
-        // EVIOCGNAME writes at most `name.len()` bytes into `name`.
+        // SAFETY: `fd` stays open (owned by `file`) across the ioctl.
         unsafe { eviocgrab(fd, 1) }.map_err(|e| match e {
             Errno::EBUSY => OpenError::Busy,
             Errno::ENOTTY | Errno::EINVAL => OpenError::NotInput(e),
             e => OpenError::Grab(e),
         })?;
         let mut name = [0u8; 256];
+        // SAFETY: `fd` is still open, and EVIOCGNAME writes at most
+        // `name.len()` bytes into `name`.
         let name = match unsafe { eviocgname(fd, &mut name) } {
             Ok(len) => {
                 let len = usize::try_from(len).unwrap_or(0).min(name.len());
@@ -205,9 +205,10 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::config::{EndOn, ReadMode, GS};
+    use crate::config::ReadMode;
     use crate::decode::testutil::key::{KEY_A, KEY_B, KEY_C, KEY_ENTER};
     use crate::decode::testutil::Recording;
+    use crate::decode::{EndOn, Source, GS};
     use crate::presence::{Observation, ReaderInfo};
 
     const TIMEOUT: Duration = Duration::from_millis(500);

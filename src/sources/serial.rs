@@ -10,7 +10,7 @@
 //! task wake-up and two `read`s (the second finding nothing) per frame, most
 //! of the daemon's CPU; polled, it costs one `read` per reader and one
 //! wake-up for all readers every [`POLL_EVERY`], and frames arriving between
-//! polls wake nothing (README, Performance). The price is at most
+//! polls wake nothing (docs/performance.md). The price is at most
 //! [`POLL_EVERY`] of latency.
 //!
 //! The command/reply UHF readers are driven by `sources::uhf` through
@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{run_with_reopen, DropReport, Ended, ReaderLink};
 use crate::config::{Protocol, ReaderConfig};
-use crate::decode::{Decoded, ReaderCodec};
+use crate::decode::{AsciiLineCodec, Decoded, Em4100Codec, ReaderCodec};
 
 /// How often a streaming reader with bytes flowing is read: the most its
 /// reads are delayed, against a p99 target of 25 ms from frame to broker.
@@ -54,7 +54,7 @@ impl SerialReader {
     pub async fn run(self, cancel: CancellationToken) {
         let path = self.config.path.display().to_string();
         let port = || tokio_serial::new(&path, self.config.baud());
-        match ReaderCodec::new(self.protocol, &self.config) {
+        match streaming_codec(self.protocol, &self.config) {
             Some(codec) => {
                 self.reopening(
                     &cancel,
@@ -202,4 +202,20 @@ impl Batch {
         };
         item.map_err(|e| Ended::Lost(e.to_string()))
     }
+}
+
+/// The codec of a reader that streams its reads unasked; `None` for the
+/// command/reply UHF protocols, whose codecs `sources::uhf` drives itself.
+fn streaming_codec(protocol: Protocol, reader: &ReaderConfig) -> Option<ReaderCodec> {
+    Some(match protocol {
+        Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
+        Protocol::AsciiLine => ReaderCodec::AsciiLine(AsciiLineCodec::new(
+            reader.terminator(),
+            reader.prefix.clone(),
+            reader.suffix.clone(),
+            reader.max_len,
+            reader.source(),
+        )),
+        Protocol::UhfA0 | Protocol::Chafon => return None,
+    })
 }

@@ -10,7 +10,7 @@
 //!   (0x8B) when `session` or `target` is set. Fast Switch (0x8A) is not
 //!   used: 0x74 plus a round works alike on 4- and 8-port firmware, whereas
 //!   0x8A's 8-port layout differs and its round-end layout is disputed
-//!   (reference 2.3); per-antenna rounds also make each error reply name its
+//!   (the vendor's R2000 demo, `ProcessInventoryReal`); per-antenna rounds also make each error reply name its
 //!   antenna. With one antenna, 0x74 is sent only after a reset.
 //! - `chafon`: Get Reader Info, then per antenna one inventory (0x01) in
 //!   answer mode, reading answer frames while their status says more follow.
@@ -62,7 +62,7 @@ const CHAFON_INVENTORY: u8 = 0x01;
 const CHAFON_OK: u8 = 0x00;
 const CHAFON_ANTENNA_ERROR: u8 = 0xF8;
 /// "No tag operable": some firmware answers an inventory that found nothing
-/// with this status instead of an empty tag list (reference 3, unverified);
+/// with this status instead of an empty tag list (the Chafon "UHFReader18 User's Manual", unverified);
 /// either way the antenna works.
 const CHAFON_NO_TAG: u8 = 0xFB;
 
@@ -462,7 +462,7 @@ impl A0Driver<'_> {
     }
 }
 
-/// The commonest error codes of reference 2.4, for the log.
+/// The commonest error codes (node-r2k's `CommandErrorBase`), for the log.
 fn a0_error_meaning(code: u8) -> &'static str {
     match code {
         0x11 => "command failed",

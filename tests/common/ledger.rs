@@ -1,7 +1,7 @@
 //! The delivery ledger: custody events as a subscriber received them, by
 //! `seq` and `event_id`, checked against the at-least-once contract.
 //!
-//! The contract (README, "What gets published"): `seq` counts every spooled
+//! The contract (docs/contract.md): `seq` counts every spooled
 //! event from 1 with no gaps, and a re-delivery is the same event again (same
 //! `seq`, same `event_id`, same bytes). So a subscriber that has every `seq`
 //! from 1 to the highest it saw has every event the daemon committed up to

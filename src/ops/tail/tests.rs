@@ -1,5 +1,5 @@
 //! The line format, on payloads as the daemon publishes them (CONTRACT.md,
-//! README) and on what else may appear under the same topics.
+//! docs/contract.md) and on what else may appear under the same topics.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
