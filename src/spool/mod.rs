@@ -774,6 +774,29 @@ mod tests {
         task.await.unwrap();
     }
 
+    /// A lost spool takes its head with it: the replacement's first event
+    /// (the alarm that says so) starts a new chain, after a gap in `seq`.
+    #[tokio::test]
+    async fn a_spool_replacing_a_lost_one_starts_a_new_chain_with_its_alarm() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path());
+        commit(&drafts, &reader, 2).await;
+        drop((drafts, reader));
+        task.await.unwrap();
+        std::fs::write(dir.path().join(recovery::SPOOL_FILE), b"not a spool").unwrap();
+
+        let (drafts, reader, task) = start(dir.path());
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.head.is_some()).await.unwrap();
+        let records = reader.read(0, 10).await;
+        let alarm: serde_json::Value = serde_json::from_slice(&records[0].payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_corrupt");
+        assert!(records[0].seq > 3, "numbering goes on past the lost events");
+        assert_eq!(prev(&records[0]), None);
+        drop((drafts, reader));
+        task.await.unwrap();
+    }
+
     #[tokio::test]
     async fn reads_of_fresh_commits_return_what_the_store_holds() {
         let dir = tempfile::tempdir().unwrap();
