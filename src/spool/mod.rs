@@ -6,8 +6,7 @@
 //! card is not hit once per tag), assigns `seq` at commit, renders the final
 //! JSON with its `prev` link (the custody log's hash chain, see
 //! [`crate::audit`]) and announces the new high-water mark on a `watch`
-//! channel. The
-//! uplink reads committed records and reports acknowledged ones over a second
+//! channel. The uplink reads committed records and reports acknowledged ones over a second
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
 //!
