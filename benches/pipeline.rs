@@ -209,7 +209,7 @@ fn render(c: &mut Criterion) {
     g.bench_function("render", |b| {
         b.iter(|| {
             seq += 1;
-            draft.render(&naming, STREAM, seq)
+            draft.render(&naming, STREAM, seq, None)
         })
     });
     g.finish();
@@ -303,7 +303,7 @@ fn records(n: usize) -> Vec<Vec<u8>> {
             let draft = custody_draft(transition);
             StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&naming),
-                payload: draft.render(&naming, STREAM, 1_000_000 + i as u64),
+                payload: draft.render(&naming, STREAM, 1_000_000 + i as u64, None),
                 committed_at_ms,
             })
             .encode()
@@ -331,7 +331,7 @@ fn spool_append(c: &mut Criterion) {
         g.throughput(Throughput::Elements(batch as u64));
         g.bench_function(format!("batch {batch}"), |b| {
             b.iter(|| {
-                store.append(next_seq, &records).expect("append");
+                store.append(next_seq, &records, &[0; 32]).expect("append");
                 next_seq += batch as u64;
             })
         });
@@ -349,7 +349,7 @@ fn spool_footprint(n: usize) {
     let empty = file_size(&path);
     let mut seq = 1;
     while (seq as usize) <= n {
-        store.append(seq, &batch).expect("append");
+        store.append(seq, &batch, &[0; 32]).expect("append");
         seq += batch.len() as u64;
     }
     let events = seq - 1;

@@ -44,6 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::audit::{Checkpoints, DeviceKey};
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
 use crate::custody::Saved;
@@ -84,6 +85,15 @@ pub async fn run(
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
+    // Before the spool: a device key that cannot be read must stop the
+    // start, not be replaced.
+    let device_key = DeviceKey::load_or_create(data_dir)?;
+    let checkpoints = Checkpoints::new(
+        device_key,
+        &naming.site,
+        &naming.gateway,
+        config.audit.checkpoint_interval,
+    );
     let opened = spool::open(data_dir.clone()).await?;
     // What the front saved with its events: the field and the open read
     // windows as they were when the daemon last stopped, however it did.
@@ -164,6 +174,7 @@ pub async fn run(
         readers: configured,
         status_requests,
         metrics: metrics.clone(),
+        checkpoints,
     };
     let uplink = mqtt::spawn(
         &config,

@@ -74,7 +74,7 @@ fn render_release(entry: policy::Entry, key: &str) {
         gateway: "g".into(),
     };
     let json: serde_json::Value =
-        serde_json::from_slice(&event.render(&naming, "S", 1)).expect("an event is JSON");
+        serde_json::from_slice(&event.render(&naming, "S", 1, None)).expect("an event is JSON");
     let written = &json["release"]["expires_at"];
     assert_eq!(written.as_str(), quoted.as_deref());
     if let (Some(written), Some(expiry)) = (written.as_str(), entry.expires_at) {

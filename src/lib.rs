@@ -13,6 +13,7 @@
 //! Each stage is a task that owns its state and talks to the next over a
 //! bounded channel; [`daemon::run`] wires them and shuts them down in order.
 
+pub mod audit;
 pub mod clock;
 pub mod command;
 pub mod config;

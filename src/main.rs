@@ -49,12 +49,33 @@ enum Command {
     Tail(custodyd::ops::tail::TailArgs),
     /// List serial ports, HID scanners and GPIO chips, with the `path` to configure.
     Devices,
+    /// The device key that signs this gateway's custody log checkpoints.
+    Key {
+        #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Check captured events and checkpoints (`mosquitto_sub -v` output) against a gateway's key:
+    /// exit 0 if everything verifies, 1 if not, 2 if the input cannot be read.
+    Verify(custodyd::audit::verify::VerifyArgs),
     /// Look into the spool of a stopped daemon.
     Spool {
         #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
         config: PathBuf,
         #[command(subcommand)]
         command: SpoolCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the public key (base64), as `verify --key` and the status message's `device_key` carry it.
+    Show {
+        /// Print it as a signed-note verifier key (`site/gateway+hash+key`), for Go's
+        /// golang.org/x/mod/sumdb/note and its ports.
+        #[arg(long)]
+        verifier_key: bool,
     },
 }
 
@@ -72,6 +93,8 @@ enum SpoolCommand {
 
 /// Exit status for a bad configuration (as `check-config` documents).
 const EXIT_CONFIG: u8 = 2;
+/// Exit status of `verify` when its input cannot be read (1: it does not verify).
+const EXIT_UNREADABLE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -117,11 +140,43 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Key {
+            config,
+            command: KeyCommand::Show { verifier_key },
+        } => match load(&config) {
+            Ok(config) => exit(show_key(&config, verifier_key)),
+            Err(code) => code,
+        },
+        Command::Verify(args) => match custodyd::audit::verify::run(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("custodyd verify: {e}");
+                ExitCode::from(EXIT_UNREADABLE)
+            }
+        },
         Command::Spool { config, command } => match load(&config) {
             Ok(config) => exit(inspect_spool(&config, command)),
             Err(code) => code,
         },
     }
+}
+
+/// Never makes a key: the daemon does, at its first start, as its own user.
+fn show_key(config: &Config, verifier_key: bool) -> anyhow::Result<()> {
+    let key = custodyd::audit::DeviceKey::load(&config.gateway.data_dir)?;
+    match verifier_key {
+        true => {
+            let name =
+                custodyd::audit::checkpoint::key_name(&config.gateway.site, &config.gateway.name);
+            println!(
+                "{}",
+                custodyd::audit::note::verifier_key(&name, &key.public())
+            );
+        }
+        false => println!("{}", key.public_base64()),
+    }
+    Ok(())
 }
 
 fn inspect_spool(config: &Config, command: SpoolCommand) -> anyhow::Result<()> {

@@ -45,6 +45,11 @@ impl Naming {
         self.gateway_topic("health")
     }
 
+    /// The custody log's signed head (`custodyd.checkpoint.v1`, retained).
+    pub fn checkpoint(&self) -> String {
+        self.gateway_topic("checkpoint")
+    }
+
     /// The filter for every command addressed to this gateway.
     pub fn commands(&self) -> String {
         self.gateway_topic("cmd/+")
@@ -113,5 +118,6 @@ mod tests {
             "itad/reno-1/dock-pi-03/pass/dock-door-1"
         );
         assert_eq!(n.health(), "itad/reno-1/dock-pi-03/health");
+        assert_eq!(n.checkpoint(), "itad/reno-1/dock-pi-03/checkpoint");
     }
 }

@@ -110,6 +110,29 @@ fn the_demo_shows_arrivals_departures_uhf_tags_and_one_scan_per_double_fire() {
         stdout.contains(r#""state":"offline""#),
         "offline status at the end: {stdout}"
     );
+    verify_as_printed(&stdout);
+}
+
+/// The demo says how to check its own custody log; done as it says, its
+/// output verifies.
+fn verify_as_printed(stdout: &str) {
+    let command = stdout
+        .lines()
+        .find_map(|l| l.split_once("and run: custodyd verify --key "))
+        .expect("the demo prints the verify command")
+        .1;
+    let key = command.split_whitespace().next().expect("the key");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo.txt");
+    std::fs::write(&file, stdout).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_custodyd"))
+        .args(["verify", "--key", key])
+        .arg(&file)
+        .output()
+        .expect("run custodyd verify");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("result      OK"), "{report}");
 }
 
 /// The operator at the scan station: signed in by badge, never custody

@@ -3,7 +3,8 @@
 //! random write, loses power. Everything not yet synced is lost, or, in the
 //! harsher mode, a random subset of it reached the platter in any order.
 //! Reopened, the spool must hold every event whose append returned `Ok`,
-//! byte for byte, and must never hand out a `seq` again; and of the events
+//! byte for byte, and must never hand out a `seq` again, and its custody log
+//! head must be the one committed with its last event; and of the events
 //! the spool task was told were acknowledged, only the undelivered may be
 //! missing.
 
@@ -159,6 +160,8 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
     // Every seq below this may have been deleted (deletions are not fsynced).
     let mut deleted_below = 0;
     let mut checked = 0;
+    // The head appended with each batch, by the batch's last seq.
+    let mut heads: BTreeMap<u64, custodyd::audit::Digest> = BTreeMap::new();
     for round in 0..rounds {
         let store =
             open(&disk).unwrap_or_else(|e| panic!("seed {seed} round {round}: reopen failed: {e}"));
@@ -167,6 +170,12 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
         assert!(
             next_seq > last,
             "seed {seed} round {round}: seq {next_seq} would be reused (last committed {last})"
+        );
+        assert_eq!(
+            store.head().unwrap(),
+            heads.get(&(next_seq - 1)).copied(),
+            "seed {seed} round {round}: the head is not the one committed with seq {}",
+            next_seq - 1
         );
         for (seq, rec) in store.read_from(0, usize::MAX).unwrap() {
             assert_eq!(
@@ -202,7 +211,9 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
                 continue;
             }
             let batch: Vec<Vec<u8>> = (seq..seq + 1 + rng.below(24)).map(record).collect();
-            if store.append(seq, &batch).is_err() {
+            let head = custodyd::audit::chain::hash(batch.last().unwrap());
+            heads.insert(seq + batch.len() as u64 - 1, head);
+            if store.append(seq, &batch, &head).is_err() {
                 break;
             }
             for (i, rec) in batch.into_iter().enumerate() {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::topic::Naming;
 
+mod audit;
 mod duration;
 mod gate;
 mod gpio;
@@ -28,6 +29,7 @@ mod tests;
 mod tls;
 mod validate;
 
+pub use audit::AuditConfig;
 pub use duration::DURATION_MAX;
 pub use gate::{GateConfig, UnknownAsset};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
@@ -63,6 +65,8 @@ pub struct Config {
     pub operators: Operators,
     #[serde(default)]
     pub gpio: GpioConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
 }
 
 impl Config {

@@ -78,6 +78,7 @@ impl Config {
                 self.locations.iter().any(|l| l.is_station()),
             ),
             ("health", naming.health(), true),
+            ("checkpoint", naming.checkpoint(), true),
             (
                 "commands",
                 format!("{} (subscribed)", naming.commands()),
@@ -95,7 +96,7 @@ impl Config {
             ),
         ];
         for (what, topic, _) in topics.iter().filter(|(_, _, used)| *used) {
-            let _ = writeln!(out, "          {what:8} {topic}");
+            let _ = writeln!(out, "          {what:10} {topic}");
         }
 
         let _ = writeln!(out, "locations ({})", self.locations.len());

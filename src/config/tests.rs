@@ -174,6 +174,7 @@ fn reference_config_documents_every_key() {
         ("door_sensor", serde_names::<InputPinConfig>()),
         ("[locations.window]", serde_names::<WindowConfig>()),
         ("beams", serde_names::<BeamsConfig>()),
+        ("[audit]", serde_names::<AuditConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -569,7 +570,7 @@ path = \"/dev/input/by-id/usb-Honeywell_1900-event-kbd\"
 #[test]
 fn the_summary_lists_the_topics_the_gateway_uses() {
     let summary = ok(BASE).summary();
-    for line in ["alarm    ", "health   ", "commands "] {
+    for line in ["alarm    ", "health   ", "checkpoint ", "commands "] {
         assert!(summary.contains(line), "{line}: {summary}");
     }
     for line in ["pass     ", "release  ", "manifest "] {
@@ -1085,6 +1086,18 @@ fn health_interval_defaults_to_a_minute_and_is_bounded() {
     );
     let message = assert_error(&toml, "gateway.health_interval");
     assert!(message.contains("at least 1s"), "{message}");
+}
+
+#[test]
+fn checkpoint_interval_defaults_to_a_minute_and_is_bounded() {
+    assert_eq!(ok(BASE).audit.checkpoint_interval, Duration::from_secs(60));
+    let config = ok(&with("[audit]\ncheckpoint_interval = \"5m\""));
+    assert_eq!(config.audit.checkpoint_interval, Duration::from_secs(300));
+    for bad in ["100ms", "2days"] {
+        let toml = with(&format!("[audit]\ncheckpoint_interval = \"{bad}\""));
+        let message = assert_error(&toml, "audit.checkpoint_interval");
+        assert!(message.contains("from 1s to 1day"), "{message}");
+    }
 }
 
 // --- TLS keys and exposed secrets ---

@@ -40,6 +40,10 @@ const SPOOL_MIN: ByteSize = ByteSize(64 << 10);
 /// A health sample is a few hundred bytes per reader; more often than this
 /// would be traffic, not visibility.
 const HEALTH_INTERVAL_MIN: Duration = Duration::from_secs(1);
+/// A checkpoint is one signature and one retained message; more often is
+/// noise, and a day bounds how long the head can go unsigned.
+const CHECKPOINT_INTERVAL: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(24 * 3600));
 
 /// Every problem in `config`; empty when it is usable.
 pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
@@ -53,6 +57,18 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
                 "is {}; must be at least {}",
                 format_duration(config.gateway.health_interval),
                 format_duration(HEALTH_INTERVAL_MIN)
+            ),
+        );
+    }
+    let (min, max) = CHECKPOINT_INTERVAL;
+    if !(min..=max).contains(&config.audit.checkpoint_interval) {
+        errors.push(
+            "audit.checkpoint_interval",
+            format!(
+                "is {}; must be from {} to {}",
+                format_duration(config.audit.checkpoint_interval),
+                format_duration(min),
+                format_duration(max)
             ),
         );
     }

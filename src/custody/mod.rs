@@ -135,12 +135,14 @@ impl Draft {
         }
     }
 
-    /// The event's JSON payload, as committed with `seq` in `stream`.
-    pub fn render(&self, naming: &Naming, stream: &str, seq: u64) -> Vec<u8> {
+    /// The event's JSON payload, as committed with `seq` in `stream`, after
+    /// the event whose hash (lowercase hex) is `prev`.
+    pub fn render(&self, naming: &Naming, stream: &str, seq: u64, prev: Option<&str>) -> Vec<u8> {
         let common = Common {
             event_id: self.event_id.to_string(),
             stream,
             seq,
+            prev,
             site: &naming.site,
             gateway: &naming.gateway,
             location: &self.location,
@@ -212,6 +214,8 @@ struct Common<'a> {
     /// The numbering `seq` belongs to (see `spool::recovery`).
     stream: &'a str,
     seq: u64,
+    /// The custody log's link to the event before (null only at its start).
+    prev: Option<&'a str>,
     site: &'a str,
     gateway: &'a str,
     location: &'a str,
@@ -317,7 +321,7 @@ mod tests {
             site: "reno-1".into(),
             gateway: "gw".into(),
         };
-        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, "S", 7)).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, "S", 7, None)).unwrap();
         assert_eq!(v["schema"], CUSTODY_SCHEMA);
         assert_eq!((&v["stream"], &v["seq"]), (&"S".into(), &7.into()));
         assert_eq!(v["event_id"].as_str().unwrap().len(), 26);
@@ -334,6 +338,12 @@ mod tests {
         }
         let obj = v.as_object().unwrap();
         assert!(obj.contains_key("operator") && obj.contains_key("container"));
+        assert!(obj.contains_key("prev") && v["prev"].is_null(), "{v}");
+        let linked = draft.render(&naming, "S", 8, Some("ab12"));
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&linked).unwrap()["prev"],
+            "ab12"
+        );
         for key in [
             "site",
             "gateway",

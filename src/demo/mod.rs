@@ -97,6 +97,13 @@ async fn run_in(
         "demo: broker {url}; configuration {}",
         config_path.display()
     );
+    // The daemon finds this key in its data dir and signs with it.
+    let key = crate::audit::DeviceKey::load_or_create(data_dir)?.public_base64();
+    let verify = format!(
+        "demo: the custody log below is signed by this run's device key; to check it, save this output \
+         (custodyd demo > demo.txt) and run: custodyd verify --key {key} demo.txt"
+    );
+    println!("{verify}");
 
     let (ready_tx, ready) = watch::channel(false);
     let printer = tokio::spawn(print_messages(
@@ -129,6 +136,7 @@ async fn run_in(
     // Give the subscriber a moment to print the offline status.
     sleep(Duration::from_millis(300)).await;
     printer.abort();
+    println!("{verify}");
     result
 }
 
@@ -151,6 +159,9 @@ keep_alive = "5s"
 
 [identity]
 company_prefixes = ["0614141"]
+
+[audit]
+checkpoint_interval = "5s"
 
 [gpio]
 backend = "sim"

@@ -236,6 +236,7 @@ mod tests {
             dropped: 0,
             bytes: 0,
             oldest_committed_at_ms: None,
+            head: None,
         });
         let naming = Naming {
             root: "itad".into(),

@@ -40,6 +40,7 @@ use super::bus::{self, Bus, Inbound, Outbound, Route};
 use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
 use super::link::{self, Client, Happened, Link, Refusal, Session};
 use super::Status;
+use crate::audit::Checkpoints;
 use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
 use crate::health::metrics::Metrics;
@@ -81,6 +82,9 @@ pub struct Reporting {
     /// answers them.
     pub status_requests: mpsc::Receiver<Request>,
     pub metrics: Arc<Metrics>,
+    /// The custody log's signed head: the uplink publishes it beside the
+    /// events it covers.
+    pub checkpoints: Checkpoints,
 }
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
@@ -127,9 +131,10 @@ pub async fn spawn(
         readers,
         status_requests,
         metrics,
+        checkpoints,
     } = reporting;
     metrics.uplink.set_delivered_below(watermark);
-    let status = Status::new(readers.borrow().iter().cloned());
+    let status = Status::new(readers.borrow().iter().cloned(), checkpoints.device_key());
 
     let uplink = Uplink {
         client,
@@ -147,6 +152,7 @@ pub async fn spawn(
         committed,
         status,
         status_dirty: true,
+        checkpoints,
         phase: Phase::Running,
         broker_down_logged: false,
         routes: bus.routes,
@@ -247,6 +253,7 @@ struct Uplink {
 
     status: Status,
     status_dirty: bool,
+    checkpoints: Checkpoints,
     phase: Phase,
     broker_down_logged: bool,
 
@@ -313,6 +320,7 @@ impl Uplink {
             self.advance_phase();
             if self.connected && self.phase != Phase::Done {
                 self.publish_status_if_dirty();
+                self.publish_checkpoint_if_due();
                 self.fill().await;
             }
         }
@@ -485,6 +493,10 @@ impl Uplink {
                     let left = self.committed.next_seq - self.delivery.watermark();
                     warn!("{left} events stay spooled and will be delivered after restart");
                 }
+                // The last checkpoint goes out before the goodbye.
+                if self.connected {
+                    self.publish_checkpoint_if_due();
+                }
                 if self.connected && self.publish_status(false) {
                     Phase::Leaving {
                         until: now + GOODBYE_GRACE,
@@ -576,6 +588,28 @@ impl Uplink {
             Err(e) => {
                 debug!("status publish deferred: {e}");
                 false
+            }
+        }
+    }
+
+    /// Publishes a checkpoint of what the spool committed when one is due
+    /// (and at once once the spool has closed).
+    fn publish_checkpoint_if_due(&mut self) {
+        let (head, closed) = (self.committed.last(), self.committed.closed);
+        self.checkpoints.update(head, closed, Instant::now());
+        let Some(payload) = self.checkpoints.take() else {
+            return;
+        };
+        match self.client.try_publish(
+            self.naming.checkpoint(),
+            QoS::AtLeastOnce,
+            true,
+            payload.clone(),
+        ) {
+            Ok(()) => self.delivery.submitted(Sent::Other, Instant::now()),
+            Err(e) => {
+                debug!("checkpoint publish deferred: {e}");
+                self.checkpoints.retry(payload);
             }
         }
     }

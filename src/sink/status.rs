@@ -22,11 +22,14 @@ pub struct Status {
     readers: BTreeMap<Arc<str>, (bool, Vec<u8>)>,
     /// Events the spool could not keep since start (full spool or disk).
     spool_dropped: u64,
+    /// The public half of the device key (base64), with which central
+    /// checks this gateway's checkpoints.
+    device_key: String,
 }
 
 impl Status {
     /// Every reader starts `down` until its device is open.
-    pub fn new(readers: impl IntoIterator<Item = Arc<str>>) -> Self {
+    pub fn new(readers: impl IntoIterator<Item = Arc<str>>, device_key: String) -> Self {
         Status {
             started_at: SystemTime::now(),
             started: Instant::now(),
@@ -35,6 +38,7 @@ impl Status {
                 .map(|r| (r, (false, Vec::new())))
                 .collect(),
             spool_dropped: 0,
+            device_key,
         }
     }
 
@@ -100,6 +104,7 @@ impl Status {
             "started_at": rfc3339(self.started_at),
             "readers": readers,
             "spool": { "dropped": self.spool_dropped },
+            "device_key": self.device_key,
         })
     }
 
@@ -129,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_reload_adds_and_removes_readers_and_late_states_of_removed_ones_are_ignored() {
-        let mut status = Status::new(["a".into(), "b".into()]);
+        let mut status = Status::new(["a".into(), "b".into()], "S2V5".into());
         assert!(status.set_reader(state("a", true)));
         assert!(!status.set_reader(state("a", true)), "no change");
         assert!(status.set_readers(&["a".into(), "c".into()]));
@@ -142,6 +147,7 @@ mod tests {
         assert!(!status.set_readers(&["a".into(), "c".into()]));
         let report = status.report();
         assert_eq!(report["state"], "online");
+        assert_eq!(report["device_key"], "S2V5");
         assert!(report["uptime_s"].is_u64(), "{report}");
         assert_eq!(readers(&status)["c"]["state"], "up");
     }

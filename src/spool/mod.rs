@@ -4,8 +4,9 @@
 //! One task owns the [`Store`]. Producers hand it [`Draft`]s over a bounded
 //! channel; it batches them (group commit: one fsync for many events, so an SD
 //! card is not hit once per tag), assigns `seq` at commit, renders the final
-//! JSON and announces the new high-water mark on a `watch` channel. The
-//! uplink reads committed records and reports acknowledged ones over a second
+//! JSON with its `prev` link (the custody log's hash chain, see
+//! [`crate::audit`]) and announces the new high-water mark on a `watch`
+//! channel. The uplink reads committed records and reports acknowledged ones over a second
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
 //!
@@ -29,6 +30,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::audit::{chain, Digest};
 use crate::config::SpoolConfig;
 use crate::custody::{rfc3339, Alarm, Body, Draft, Save};
 use crate::ops::systemd::Stage;
@@ -69,6 +71,16 @@ pub struct Committed {
     /// When the oldest undelivered event was committed (ms since the Unix
     /// epoch); `None` while the spool is empty.
     pub oldest_committed_at_ms: Option<u64>,
+    /// The hash of event `next_seq - 1`: what a checkpoint signs. `None`
+    /// until this spool's chain has an event.
+    pub head: Option<Digest>,
+}
+
+impl Committed {
+    /// The last committed event's `seq` and hash, if there is one.
+    pub fn last(&self) -> Option<(u64, Digest)> {
+        self.head.map(|h| (self.next_seq - 1, h))
+    }
 }
 
 /// A committed event ready to publish.
@@ -187,8 +199,10 @@ pub async fn spawn(
     } = opened;
     let store = Arc::new(store);
     let reading = store.clone();
-    let (bytes, oldest_committed_at_ms) =
-        run_blocking(move || Ok((reading.bytes()?, oldest_committed_at(&reading, 0)?))).await?;
+    let (bytes, head, oldest_committed_at_ms) = run_blocking(move || {
+        Ok((reading.bytes()?, reading.head()?, oldest_committed_at(&reading, 0)?))
+    })
+    .await?;
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
@@ -197,6 +211,7 @@ pub async fn spawn(
         dropped: 0,
         bytes,
         oldest_committed_at_ms,
+        head,
     });
     info!(path = %store.path().display(), %stream, next_seq, bytes, "spool open");
     let mut task = SpoolTask {
@@ -208,6 +223,7 @@ pub async fn spawn(
         stream,
         next_seq,
         reserved,
+        head,
         bytes,
         deleted_below: 0,
         recent: VecDeque::new(),
@@ -273,6 +289,8 @@ struct SpoolTask {
     next_seq: u64,
     /// Every `seq` ever committed is below this (see [`recovery`]).
     reserved: u64,
+    /// The hash of event `next_seq - 1`, committed with it.
+    head: Option<Digest>,
     /// Spooled bytes, as `max_bytes` counts them.
     bytes: u64,
     deleted_below: u64,
@@ -422,20 +440,20 @@ impl SpoolTask {
             pending.push(self.overflow_alarm());
         }
         let high_water_before = self.high_water;
-        let (records, fresh, alarms_in, refused) = self.admit(&pending, &batch);
+        let (records, fresh, alarms_in, refused, head) = self.admit(&pending, &batch);
         // Alarms that did not fit wait for room; the overflow alarm is
         // written afresh from the counts next time.
         let reported = ended && alarms_in == pending.len();
         pending.truncate(pending.len() - usize::from(ended));
         let waiting = pending.split_off(alarms_in.min(pending.len()));
-        if records.is_empty() {
+        let Some(head) = head else {
             self.count_dropped(refused, Cause::Full);
             self.pending_alarms = waiting;
             return;
-        }
+        };
         let count = records.len() as u64;
         self.ensure_reserved(self.next_seq + count).await;
-        match self.append(records, saves).await {
+        match self.append(records, saves, head).await {
             Ok(bytes) => {
                 if self.failing {
                     info!("spool writable again");
@@ -444,6 +462,7 @@ impl SpoolTask {
                 let first = self.next_seq;
                 self.bytes = bytes;
                 self.next_seq += count;
+                self.head = Some(head);
                 self.pending_alarms = waiting;
                 if reported {
                     self.overflow.unreported -= reporting;
@@ -461,6 +480,7 @@ impl SpoolTask {
                 self.committed.send_modify(|c| {
                     c.next_seq = next_seq;
                     c.bytes = bytes;
+                    c.head = Some(head);
                     c.oldest_committed_at_ms.get_or_insert_with(unix_ms_now);
                 });
             }
@@ -481,24 +501,29 @@ impl SpoolTask {
 
     /// Renders what may be stored: `alarms` in order while they fit under
     /// `max_bytes`, then events while they fit under it less
-    /// [`ALARM_ROOM`]. Returns the encoded records, numbered from
-    /// `next_seq`, the same as the uplink reads them, how many of `alarms`
-    /// are in, and how many events did not fit.
+    /// [`ALARM_ROOM`], each linked to the one before. Returns the encoded
+    /// records, numbered from `next_seq`, the same as the uplink reads them,
+    /// how many of `alarms` are in, how many events did not fit, and the hash
+    /// of the last record (`None` if there is none).
     fn admit(
         &mut self,
         alarms: &[Draft],
         batch: &[Draft],
-    ) -> (Vec<Vec<u8>>, Vec<Record>, usize, u64) {
+    ) -> (Vec<Vec<u8>>, Vec<Record>, usize, u64, Option<Digest>) {
         let committed_at_ms = unix_ms_now();
-        let encode = |draft: &Draft, seq: u64| {
+        let encode = |draft: &Draft, seq: u64, prev: Option<Digest>| {
+            let prev = prev.as_ref().map(chain::hex);
+            let payload = draft.render(&self.naming, &self.stream, seq, prev.as_deref());
+            let hash = chain::hash(&payload);
             let stored = StoredRecord::V1(RecordV1 {
                 topic: draft.topic(&self.naming),
-                payload: draft.render(&self.naming, &self.stream, seq),
+                payload,
                 committed_at_ms,
             });
-            (stored.encode(), Record::new(seq, stored))
+            (stored.encode(), Record::new(seq, stored), hash)
         };
         let max = self.config.max_bytes.0;
+        let mut head = self.head;
         let (mut records, mut fresh, mut alarms_in, mut refused, mut size) =
             (Vec::new(), Vec::new(), 0, 0, self.bytes);
         let mut alarm_refused = false;
@@ -510,7 +535,8 @@ impl SpoolTask {
             if is_alarm && alarm_refused {
                 continue; // an earlier alarm did not fit: keep their order
             }
-            let (record, readable) = encode(draft, self.next_seq + records.len() as u64);
+            let (record, readable, hash) =
+                encode(draft, self.next_seq + records.len() as u64, head);
             let n = store::record_bytes(&record);
             let bound = if is_alarm {
                 max
@@ -523,6 +549,7 @@ impl SpoolTask {
                 continue;
             }
             alarms_in += usize::from(is_alarm);
+            head = Some(hash);
             size += n;
             records.push(record);
             fresh.push(readable);
@@ -536,19 +563,22 @@ impl SpoolTask {
                     self.config.max_bytes
                 );
                 let alarm = self.gateway_alarm("spool_high_water", detail);
-                let (record, readable) = encode(&alarm, self.next_seq + records.len() as u64);
+                let (record, readable, hash) =
+                    encode(&alarm, self.next_seq + records.len() as u64, head);
                 let n = store::record_bytes(&record);
                 if size + n > max {
                     self.high_water = false; // raised once there is room
                     continue;
                 }
                 warn!("spool above {:.0} % of spool.max_bytes", HIGH_WATER * 100.0);
+                head = Some(hash);
                 size += n;
                 records.push(record);
                 fresh.push(readable);
             }
         }
-        (records, fresh, alarms_in, refused)
+        let last = head.filter(|_| !records.is_empty());
+        (records, fresh, alarms_in, refused, last)
     }
 
     fn overflow_alarm(&self) -> Draft {
@@ -590,18 +620,23 @@ impl SpoolTask {
     }
 
     /// Appends durably; after a failure, tries once more on a reopened store.
-    async fn append(&mut self, records: Vec<Vec<u8>>, saves: Vec<Save>) -> Result<u64, StoreError> {
+    async fn append(
+        &mut self,
+        records: Vec<Vec<u8>>,
+        saves: Vec<Save>,
+        head: Digest,
+    ) -> Result<u64, StoreError> {
         let (records, saves) = (Arc::new(records), Arc::new(saves));
         let first = self.next_seq;
         let (attempt, attempt_saves) = (records.clone(), saves.clone());
         match self
-            .blocking(move |s| s.append_saving(first, &attempt, &attempt_saves))
+            .blocking(move |s| s.append_saving(first, &attempt, &attempt_saves, &head))
             .await
         {
             Ok(bytes) => Ok(bytes),
             Err(e) => {
                 debug!("spool append failed, retrying on a reopened spool: {e}");
-                self.blocking(move |s| s.append_saving(first, &records, &saves))
+                self.blocking(move |s| s.append_saving(first, &records, &saves, &head))
                     .await
             }
         }
@@ -900,6 +935,42 @@ mod tests {
         task.await.unwrap();
     }
 
+    fn prev(record: &Record) -> Option<String> {
+        let event: serde_json::Value = serde_json::from_slice(&record.payload).unwrap();
+        event["prev"].as_str().map(str::to_owned)
+    }
+
+    /// The head is committed with the events, so the chain runs on across a
+    /// restart, even when every event had been delivered and deleted.
+    #[tokio::test]
+    async fn every_event_links_to_the_one_before_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path()).await;
+        commit(&drafts, &reader, 3).await;
+        let mut events = reader.read(1, 100).await;
+        reader.ack(4).await;
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.bytes == 0).await.unwrap();
+        drop((drafts, reader));
+        task.await.unwrap();
+
+        let (drafts, reader, task) = start(dir.path()).await;
+        let head = chain::hash(&events[2].payload);
+        assert_eq!(reader.committed.borrow().last(), Some((3, head)));
+        commit(&drafts, &reader, 2).await;
+        events.extend(reader.read(4, 100).await);
+        assert_eq!(seqs(&events), [1, 2, 3, 4, 5]);
+        assert_eq!(prev(&events[0]), None, "seq 1 starts the chain");
+        for pair in events.windows(2) {
+            let want = chain::hex(&chain::hash(&pair[0].payload));
+            assert_eq!(prev(&pair[1]), Some(want), "seq {}", pair[1].seq);
+        }
+        let last = chain::hash(&events[4].payload);
+        assert_eq!(reader.committed.borrow().last(), Some((5, last)));
+        drop((drafts, reader));
+        task.await.unwrap();
+    }
+
     /// An episode still open at shutdown is reported then: its count
     /// lives only in memory.
     #[tokio::test]
@@ -928,6 +999,29 @@ mod tests {
                 .starts_with(&format!("{dropped} events")),
             "{alarm}"
         );
+    }
+
+    /// A lost spool takes its head with it: the replacement's first event
+    /// (the alarm that says so) starts a new chain, after a gap in `seq`.
+    #[tokio::test]
+    async fn a_spool_replacing_a_lost_one_starts_a_new_chain_with_its_alarm() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path()).await;
+        commit(&drafts, &reader, 2).await;
+        drop((drafts, reader));
+        task.await.unwrap();
+        std::fs::write(dir.path().join(recovery::SPOOL_FILE), b"not a spool").unwrap();
+
+        let (drafts, reader, task) = start(dir.path()).await;
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.head.is_some()).await.unwrap();
+        let records = reader.read(0, 10).await;
+        let alarm: serde_json::Value = serde_json::from_slice(&records[0].payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_corrupt");
+        assert!(records[0].seq > 3, "numbering goes on past the lost events");
+        assert_eq!(prev(&records[0]), None);
+        drop((drafts, reader));
+        task.await.unwrap();
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //! fsync per `Immediate` commit). Records are keyed by `seq`; the next `seq`
 //! and the spooled byte count are stored beside them in the same
 //! transaction, so both survive even when every record has been delivered,
-//! and so does the stream the numbering belongs to (see [`super::recovery`]).
+//! and so does the stream the numbering belongs to (see [`super::recovery`]);
+//! so is the custody log's head (the hash of the last committed event),
+//! which the next event's `prev` carries, across any restart.
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
+use crate::audit::Digest;
 use crate::custody::Save;
 use crate::ops::systemd::contained;
 
@@ -31,6 +34,8 @@ const STREAM_KEY: &str = "id";
 const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
+const CHAIN: TableDefinition<&str, &[u8]> = TableDefinition::new("chain");
+const HEAD: &str = "head";
 
 /// Counted per record on top of its encoding: the key.
 const KEY_BYTES: u64 = 8;
@@ -151,12 +156,13 @@ impl Store {
             db,
             path: path.to_owned(),
         };
-        // Create both tables up front so readers never see "table missing".
+        // Create the tables up front so readers never see "table missing".
         store.write(Durability::Immediate, |txn| {
             txn.open_table(EVENTS)?;
             txn.open_table(META)?;
             txn.open_table(STREAM)?;
             txn.open_table(DEAD_LETTERS)?;
+            txn.open_table(CHAIN)?;
             Ok(())
         })?;
         Ok(store)
@@ -208,6 +214,15 @@ impl Store {
         Ok(self.meta(BYTES)?.unwrap_or(0))
     }
 
+    /// The hash of the last committed event; `None` before the first (a
+    /// new spool, or one replacing a lost one: its chain starts over).
+    pub fn head(&self) -> Result<Option<Digest>, StoreError> {
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let chain = txn.open_table(CHAIN).map_err(|e| self.fail(e))?;
+        let head = chain.get(HEAD).map_err(|e| self.fail(e))?;
+        Ok(head.and_then(|g| g.value().try_into().ok()))
+    }
+
     /// The numbering this file holds: its stream (`None` if written by a
     /// version without streams) and the next `seq`. `None` for a file that
     /// holds no numbering: new, or emptied.
@@ -235,9 +250,15 @@ impl Store {
     }
 
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
-    /// fsync). Returns the spooled bytes after it.
-    pub fn append(&self, first_seq: u64, records: &[Vec<u8>]) -> Result<u64, StoreError> {
-        self.append_saving(first_seq, records, &[])
+    /// fsync), with `head`, the hash of the last one's payload. Returns the
+    /// spooled bytes after it.
+    pub fn append(
+        &self,
+        first_seq: u64,
+        records: &[Vec<u8>],
+        head: &Digest,
+    ) -> Result<u64, StoreError> {
+        self.append_saving(first_seq, records, &[], head)
     }
 
     /// [`Store::append`], with the state saved alongside the records in
@@ -247,6 +268,7 @@ impl Store {
         first_seq: u64,
         records: &[Vec<u8>],
         saves: &[Save],
+        head: &Digest,
     ) -> Result<u64, StoreError> {
         self.write(Durability::Immediate, |txn| {
             saved::apply(txn, saves)?;
@@ -260,6 +282,7 @@ impl Store {
             let bytes = meta.get(BYTES)?.map_or(0, |g| g.value()) + added;
             meta.insert(BYTES, bytes)?;
             meta.insert(NEXT_SEQ, first_seq + records.len() as u64)?;
+            txn.open_table(CHAIN)?.insert(HEAD, head.as_slice())?;
             Ok(bytes)
         })
     }
@@ -379,6 +402,8 @@ mod tests {
     use super::*;
     use crate::spool::record::RecordV1;
 
+    const HEAD_3: Digest = [3; 32];
+
     fn rec(n: u8) -> Vec<u8> {
         StoredRecord::V1(RecordV1 {
             topic: format!("t/{n}"),
@@ -389,12 +414,13 @@ mod tests {
     }
 
     #[test]
-    fn seq_and_bytes_survive_reopen_even_when_everything_was_delivered() {
+    fn seq_bytes_and_head_survive_reopen_even_when_everything_was_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("spool.redb");
         let store = Store::open(&path).unwrap();
         assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (1, 0));
-        let bytes = store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        assert_eq!(store.head().unwrap(), None);
+        let bytes = store.append(1, &[rec(1), rec(2), rec(3)], &HEAD_3).unwrap();
         assert_eq!(bytes, 3 * record_bytes(&rec(1)));
         assert_eq!(store.delete_below(3).unwrap(), record_bytes(&rec(3)));
         assert_eq!(store.delete_below(4).unwrap(), 0);
@@ -403,6 +429,7 @@ mod tests {
 
         let store = Store::open(&path).unwrap();
         assert_eq!((store.next_seq().unwrap(), store.bytes().unwrap()), (4, 0));
+        assert_eq!(store.head().unwrap(), Some(HEAD_3), "the chain goes on");
         assert!(store.read_from(0, 10).unwrap().is_empty());
     }
 
@@ -410,7 +437,9 @@ mod tests {
     fn reads_in_seq_order_from_a_cursor_and_deletes_below_a_watermark() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
-        store.append(1, &[rec(1), rec(2), rec(3), rec(4)]).unwrap();
+        store
+            .append(1, &[rec(1), rec(2), rec(3), rec(4)], &HEAD_3)
+            .unwrap();
         let got: Vec<u64> = store
             .read_from(2, 2)
             .unwrap()
@@ -431,7 +460,7 @@ mod tests {
     fn a_dead_letter_leaves_the_events_and_their_bytes_but_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
-        store.append(1, &[rec(1), rec(2), rec(3)]).unwrap();
+        store.append(1, &[rec(1), rec(2), rec(3)], &[0; 32]).unwrap();
         let left = store.set_aside(2).unwrap();
         assert_eq!(left, Some(2 * record_bytes(&rec(1))));
         assert_eq!(store.set_aside(2).unwrap(), None, "moved once");
@@ -456,7 +485,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
         store
-            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)])
+            .append(1, &[rec(1), vec![0xFF, 0xFF], rec(3)], &HEAD_3)
             .unwrap();
         let got: Vec<u64> = store
             .read_from(1, 10)
@@ -478,7 +507,7 @@ mod tests {
         );
 
         let store = Store::open(&path.with_extension("ok")).unwrap();
-        store.append(1, &[rec(1), rec(2)]).unwrap();
+        store.append(1, &[rec(1), rec(2)], &HEAD_3).unwrap();
         drop(store);
         // Damage the middle of a real spool.
         let mut bytes = std::fs::read(path.with_extension("ok")).unwrap();

@@ -68,10 +68,11 @@ mod tests {
                 1,
                 &[vec![1]],
                 &[save("b", Some(b"1")), save("a", Some(b"2"))],
+                &[0; 32],
             )
             .unwrap();
         store
-            .append_saving(2, &[vec![2]], &[save("b", None), save("a", Some(b"3"))])
+            .append_saving(2, &[vec![2]], &[save("b", None), save("a", Some(b"3"))], &[0; 32])
             .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
