@@ -25,6 +25,7 @@ mod summary;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod trust;
 mod validate;
 
 pub use gate::{GateConfig, UnknownAsset};
@@ -35,6 +36,7 @@ pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
+pub use trust::TrustConfig;
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -59,6 +61,10 @@ pub struct Config {
     pub operators: Operators,
     #[serde(default)]
     pub gpio: GpioConfig,
+    /// `None`: no `[trust]` table, control messages are taken unsigned
+    /// (refused at check-config where a cage gate is configured).
+    #[serde(default)]
+    pub trust: Option<TrustConfig>,
 }
 
 impl Config {
