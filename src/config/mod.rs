@@ -28,7 +28,7 @@ mod tls;
 mod trust;
 mod validate;
 
-pub use gate::{GateConfig, UnknownAsset};
+pub use gate::{GateConfig, UnknownAsset, UnsyncedExpiry};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
