@@ -55,7 +55,7 @@ use crate::retained::Retained;
 use crate::rules;
 use crate::sink::mqtt::{self, Reporting};
 use crate::sink::Bus;
-use crate::{clock, spool};
+use crate::{clock, spool, trust};
 
 mod front;
 mod reload;
@@ -92,6 +92,18 @@ pub async fn run(
         health.stage("spool"),
     )?;
     let metrics = Arc::new(Metrics::default());
+    // The supervisor's own tasks, stopped before the spool's input closes.
+    let background = CancellationToken::new();
+    let (alarms, untrusted) = trust::Alarms::spawn(
+        naming.gateway.as_str().into(),
+        drafts.clone(),
+        metrics.untrusted_messages.clone(),
+        background.clone(),
+    );
+    let guard = trust::Guard {
+        trust: trust::Trust::from_config(config.trust.as_ref()),
+        alarms,
+    };
 
     // One GPIO backend, shared by every task that owns pins; none without
     // pins. Opened before anything waits on the network, so gate outputs
@@ -118,6 +130,7 @@ pub async fn run(
         &mut bus,
         &mut commands,
         drafts.clone(),
+        &guard,
     )
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
@@ -125,10 +138,12 @@ pub async fn run(
         presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
         manifests: rules::manifest::subscribe(&config, &mut bus),
     };
-    let dispatcher = commands.spawn(naming.clone(), &mut bus);
-
-    // The supervisor's own tasks, stopped before the spool's input closes.
-    let background = CancellationToken::new();
+    // Signed commands run once: their ids are kept until they expire.
+    let seen = match guard.trust.has_keys() {
+        true => Some(trust::replay::Seen::open(&retained).context("command ids")?),
+        false => None,
+    };
+    let dispatcher = commands.spawn(naming.clone(), &mut bus, guard.clone(), seen);
     let health_topic = health::spawn(
         naming.clone(),
         config.gateway.health_interval,
@@ -173,6 +188,7 @@ pub async fn run(
         pins: pins.clone(),
         retained,
         attempts: gates.attempts,
+        guard,
     };
     let front = Front::start(&config, &links, carried)?;
     info!(
@@ -224,6 +240,7 @@ pub async fn run(
     background.cancel();
     health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
+    untrusted.await.context("untrusted_message alarms")?;
     // The gate task ends (locking every gate) once the last hand-off to it
     // is gone, which is the one in `links`.
     drop(links);

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::trust::Guard;
 use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::custody::Draft;
 use crate::gpio::Pins;
@@ -57,6 +58,8 @@ pub struct Links {
     pub retained: Retained,
     /// The hand-off to the cage gates, which outlive fronts.
     pub attempts: Attempts,
+    /// Checks pickup manifests (signed control messages).
+    pub guard: Guard,
 }
 
 /// What one front hands to the next (see the module doc).
@@ -122,7 +125,12 @@ impl Front {
         // station context in the rules task.
         let (badges, badges_in) = mpsc::channel(64);
         let stations = Stations::new(config, &links.retained).context("station context")?;
-        let manifests = manifest::Manifests::new(config, &links.retained, carried.manifests)
+        let manifests = manifest::Manifests::new(
+            config,
+            &links.retained,
+            carried.manifests,
+            links.guard.clone(),
+        )
             .context("manifests")?;
         let rules = tokio::spawn(rules::run(
             transitions,

@@ -197,6 +197,7 @@ impl Sampler {
                 "oldest_age_s": oldest_age_s,
                 "dropped": spool.dropped,
             },
+            "untrusted_messages": metrics.untrusted_messages.load(std::sync::atomic::Ordering::Relaxed),
             "mqtt": {
                 "connected": uplink.is_connected(),
                 "reconnects": uplink.reconnects(),

@@ -25,7 +25,7 @@
 //! buzzer, `release_denied`. Not in the policy at all: `release_unknown_asset`
 //! and the gate's `unknown` (deny unless configured to allow).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -36,13 +36,14 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::command::{Commands, Request};
-use crate::config::{Config, ReadMode, UnknownAsset};
+use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
 use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::retained::{Retained, RetainedError, Table, Update};
 use crate::rules::station::REFUSALS;
 use crate::sink::{Bus, Inbound};
 use crate::topic::asset_key;
+use crate::trust::{self, check_newer, Guard, Kind, Verified};
 
 mod gate;
 pub mod policy;
@@ -185,6 +186,7 @@ pub fn start(
     bus: &mut Bus,
     commands: &mut Commands,
     drafts: mpsc::Sender<Draft>,
+    guard: &Guard,
 ) -> Result<Started, StartError> {
     let gated: Vec<_> = config
         .locations
@@ -221,6 +223,8 @@ pub fn start(
     }
     let task = GateTask {
         gates,
+        guard: guard.clone(),
+        operators: config.operators.values().cloned().collect(),
         store,
         prefix,
         drafts,
@@ -255,6 +259,11 @@ async fn forward_door(gate: usize, mut door: Input, to: mpsc::Sender<(usize, Edg
 
 struct GateTask {
     gates: Vec<Gate>,
+    /// Checks policy messages, and reports those refused.
+    guard: Guard,
+    /// Operator ids of `[operators]`: when there are any, an `unlock` must
+    /// name one of them.
+    operators: HashSet<String>,
     store: Table,
     /// `{root}/{site}/release/`.
     prefix: String,
@@ -302,13 +311,29 @@ impl GateTask {
     }
 
     fn on_policy(&mut self, batch: &[Inbound]) {
-        let mut updates = Vec::with_capacity(batch.len());
+        // Entries accepted in this batch, so an old grant replayed right
+        // behind its revocation is judged against the revocation.
+        let mut accepted: HashMap<&str, Vec<u8>> = HashMap::new();
         for message in batch {
-            match self.accept(message) {
-                Ok(update) => updates.push(update),
+            let key = match policy::key_of(&self.prefix, &message.topic) {
+                Ok(key) => key,
+                Err(why) => {
+                    warn!(topic = %message.topic, "release policy message ignored: {why}");
+                    continue;
+                }
+            };
+            let Some(verified) = self.guard.check(&message.topic, &message.payload, Kind::State)
+            else {
+                continue;
+            };
+            match self.accept(key, accepted.get(key), verified) {
+                Ok(inner) => {
+                    accepted.insert(key, inner);
+                }
                 Err(why) => warn!(topic = %message.topic, "release policy message ignored: {why}"),
             }
         }
+        let updates = accepted.iter().map(|(k, v)| (*k, Update::Put(v)));
         match self.store.apply(updates) {
             Ok(0) => {}
             Ok(n) => info!("release policy: {n} entries changed"),
@@ -316,17 +341,33 @@ impl GateTask {
         }
     }
 
-    /// The entry a policy message sets, or why it is ignored. An empty
-    /// payload is stored as an empty value: revoked (see [`policy`]).
-    fn accept<'m>(&self, message: &'m Inbound) -> Result<(&'m str, Update<'m>), String> {
-        let key = policy::key_of(&self.prefix, &message.topic)?;
-        if message.payload.is_empty() {
+    /// What to store for `key` from a verified message (`pending`: what
+    /// this batch already accepted for it), or why it is ignored. An empty
+    /// payload (taken only while unsigned messages are allowed) is stored
+    /// as an empty value: revoked (see [`policy`]).
+    fn accept(
+        &self,
+        key: &str,
+        pending: Option<&Vec<u8>>,
+        verified: Verified,
+    ) -> Result<Vec<u8>, String> {
+        let held = match pending {
+            Some(inner) => Some(inner.clone()),
+            None => self.store.get(key).map_err(|e| e.to_string())?,
+        };
+        if let Err(refusal) = check_newer(held.as_deref().and_then(trust::issued_at), &verified) {
+            self.guard
+                .alarms
+                .report(&format!("{}{key}", self.prefix), refusal.clone());
+            return Err(refusal.to_string());
+        }
+        if verified.inner.is_empty() {
             debug!(key, "release policy revocation");
         } else {
-            let entry = policy::parse(&message.payload)?;
+            let entry = policy::parse(&verified.inner)?;
             debug!(key, released = entry.released, "release policy entry");
         }
-        Ok((key, Update::Put(&message.payload)))
+        Ok(verified.inner)
     }
 
     async fn on_attempt(&mut self, attempt: LeaveAttempt) {
@@ -348,7 +389,20 @@ impl GateTask {
         let standing = policy::standing(stored.as_deref(), now);
         let location = gate.location.clone();
         let refused = |why: String| format!("{} was refused at {location}: {why}.", asset.id);
+        let expiry_unjudged = |entry: &policy::Entry| {
+            entry.expires_at.is_some()
+                && gate.config.unsynced_expiry == UnsyncedExpiry::Deny
+                && !crate::clock::is_synced()
+        };
         let (grant, alarm) = match standing {
+            Standing::Released(entry) if expiry_unjudged(&entry) => {
+                let expires = entry.expires_at.map(rfc3339).unwrap_or_default();
+                let why = format!(
+                    "its release {topic} expires at {expires} and the clock is not synchronised, \
+                     so the expiry cannot be judged (gate.unsynced_expiry = \"deny\")"
+                );
+                (None, Some(("release_denied", refused(why))))
+            }
             Standing::Released(entry) => (Some((Basis::Policy, Some(entry))), None),
             Standing::Unknown => {
                 let allow = gate.config.unknown == UnknownAsset::Allow;
@@ -437,6 +491,13 @@ impl GateTask {
                 return;
             }
         };
+        if !self.operators.is_empty() && !self.operators.contains(&unlock.operator) {
+            let _ = reply.send(Err(format!(
+                "operator {:?} is not in [operators]",
+                unlock.operator
+            )));
+            return;
+        }
         let Some(gate) = self
             .gates
             .iter_mut()

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::refusal::{Reason, Refusal};
@@ -31,11 +32,14 @@ pub struct Alarms {
 
 impl Alarms {
     /// Starts the task: alarms about `gateway` into `drafts`, every refusal
-    /// counted in `refused`. It ends once every [`Alarms`] is gone.
+    /// counted in `refused`. It ends once every [`Alarms`] is gone or at
+    /// `shutdown` (the command dispatcher, which reports too, outlives the
+    /// spool's input).
     pub fn spawn(
         gateway: Arc<str>,
         drafts: mpsc::Sender<Draft>,
         refused: Arc<AtomicU64>,
+        shutdown: CancellationToken,
     ) -> (Alarms, JoinHandle<()>) {
         let (to, from) = mpsc::channel(QUEUE);
         let task = Limiter {
@@ -44,7 +48,10 @@ impl Alarms {
             refused,
             last: HashMap::new(),
         };
-        (Alarms { to: Some(to) }, tokio::spawn(task.run(from)))
+        (
+            Alarms { to: Some(to) },
+            tokio::spawn(task.run(from, shutdown)),
+        )
     }
 
     /// Reports that the message on `topic` was refused (and changed nothing).
@@ -67,8 +74,17 @@ struct Limiter {
 }
 
 impl Limiter {
-    async fn run(mut self, mut refusals: mpsc::Receiver<(String, Refusal)>) {
-        while let Some((topic, refusal)) = refusals.recv().await {
+    async fn run(
+        mut self,
+        mut refusals: mpsc::Receiver<(String, Refusal)>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let (topic, refusal) = tokio::select! {
+                Some(refused) = refusals.recv() => refused,
+                _ = shutdown.cancelled() => return,
+                else => return,
+            };
             self.refused.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
             self.last.retain(|_, at| now.duration_since(*at) < ALARM_EVERY);
@@ -102,7 +118,8 @@ mod tests {
     async fn one_alarm_per_topic_and_reason_per_minute_every_refusal_counted() {
         let (drafts, mut out) = mpsc::channel(16);
         let counted = Arc::new(AtomicU64::new(0));
-        let (alarms, task) = Alarms::spawn("gw-1".into(), drafts, counted.clone());
+        let stop = CancellationToken::new();
+        let (alarms, task) = Alarms::spawn("gw-1".into(), drafts, counted.clone(), stop);
         let unsigned = || Refusal::new(Reason::Unsigned, "not a signed envelope");
         for _ in 0..5 {
             alarms.report("t/a", unsigned());

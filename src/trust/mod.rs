@@ -102,6 +102,11 @@ impl Trust {
         }
     }
 
+    /// Whether any key is configured (so signed messages can pass).
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
     /// Whether unsigned messages are refused.
     pub fn required(&self) -> bool {
         !self.allow_unsigned
@@ -189,6 +194,35 @@ impl Trust {
                 command,
             }),
         })
+    }
+}
+
+/// What a task that takes control messages holds: the checks, and where
+/// refusals go.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub trust: Trust,
+    pub alarms: Alarms,
+}
+
+impl Default for Guard {
+    /// Unsigned messages taken, refusals only logged: for a gateway (or a
+    /// test) without `[trust]`.
+    fn default() -> Self {
+        Guard {
+            trust: Trust::from_config(None),
+            alarms: Alarms::default(),
+        }
+    }
+}
+
+impl Guard {
+    /// [`Trust::verify`], with a refusal reported.
+    pub fn check(&self, topic: &str, payload: &[u8], kind: Kind) -> Option<Verified> {
+        self.trust
+            .verify(topic, payload, kind, SystemTime::now())
+            .map_err(|refusal| self.alarms.report(topic, refusal))
+            .ok()
     }
 }
 
