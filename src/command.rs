@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::sink::{Bus, Inbound, Publisher};
 use crate::topic::Naming;
 use crate::trust::replay::Seen;
-use crate::trust::{Guard, Kind, Reason, Refusal};
+use crate::trust::{envelope, Guard, Kind, Reason, Refusal};
 
 pub const REPLY_SCHEMA: &str = "custodyd.cmd-reply.v1";
 
@@ -146,7 +146,8 @@ impl Dispatcher {
             Err(refusal) => {
                 let error = format!("refused: {refusal}");
                 self.guard.alarms.report(&message.topic, refusal);
-                self.send(topic, &command, Value::Null, Err(error));
+                let id = claimed_id(&message.payload);
+                self.send(topic, &command, id, Err(error));
                 return;
             }
         };
@@ -247,6 +248,13 @@ fn publish_reply(publisher: &Publisher, topic: String, command: &str, id: Value,
     ) {
         warn!("reply to {command} dropped: the uplink is not keeping up");
     }
+}
+
+/// The `id` a refused request claims, unverified, so the requester can
+/// match the refusal to its request; `null` when there is none.
+fn claimed_id(payload: &[u8]) -> Value {
+    let inner = envelope::parse(payload).map_or_else(|_| payload.to_vec(), |e| e.inner);
+    parse(&inner).map_or(Value::Null, |(id, _)| Value::String(id))
 }
 
 /// The request's `id` and body, or why it is refused.

@@ -43,7 +43,11 @@ fn cage_config(
             "kind = \"cage_gate\"\nstation = true\n",
         );
     }
-    gateway_config(url, data_dir) + &sim_gpio_config(socket) + &location
+    // These tests are about the gate's decisions; tests/trust.rs signs.
+    gateway_config(url, data_dir)
+        + &sim_gpio_config(socket)
+        + &location
+        + "\n[trust]\nallow_unsigned = true\n"
 }
 
 /// Broker, subscriber, daemon, scanner and pins of one cage gate.
