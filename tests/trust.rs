@@ -96,15 +96,18 @@ impl Gate {
         assert_eq!(alarm["location"], "gw-1", "at the gateway's own location");
     }
 
-    async fn unlock_reply(&self, payload: &str, id: &str, retain: bool) -> Value {
-        publish(&self.broker.url(), UNLOCK, payload, retain).await;
+    /// The reply to `payload` on `cmd/unlock` (the first carrying `id`
+    /// after it was sent).
+    async fn unlock_reply(&self, payload: &str, id: &str) -> Value {
+        let from = self.sub.messages().len();
+        publish(&self.broker.url(), UNLOCK, payload, false).await;
         let is_reply =
             |m: &Message| m.topic.ends_with("/cmd-reply/unlock") && m.json()["id"] == id;
-        let msgs = self
-            .sub
-            .wait_for(|msgs| msgs.iter().any(is_reply), PATIENCE)
+        self.sub
+            .wait_for(|msgs| msgs[from..].iter().any(is_reply), PATIENCE)
             .await;
-        msgs.into_iter().find(is_reply).unwrap().json()
+        let reply = self.sub.messages_since(from).into_iter().find(is_reply);
+        reply.unwrap().json()
     }
 
     fn lock_opened_since(&self, mark: usize) -> bool {
@@ -167,6 +170,8 @@ async fn forged_copied_and_stale_release_entries_change_nothing() {
     })
     .await;
     let mark = gate.pins.mark();
+    // Past the reader's rescan window: a new scan, not a duplicate.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     gate.scan("A-1").await;
     gate.alarm("release_denied", "says released: false").await;
     assert!(!gate.lock_opened_since(mark), "revoked");
@@ -185,7 +190,7 @@ async fn commands_run_only_signed_fresh_once_by_a_known_operator_and_never_retai
     let mark = gate.pins.mark();
 
     let unsigned = gate
-        .unlock_reply(&unlock_body("u-1", "op-ann"), "u-1", false)
+        .unlock_reply(&unlock_body("u-1", "op-ann"), "u-1")
         .await;
     assert_eq!(unsigned["ok"], false, "{unsigned}");
     assert!(unsigned["error"].as_str().unwrap().contains("unsigned"));
@@ -196,28 +201,28 @@ async fn commands_run_only_signed_fresh_once_by_a_known_operator_and_never_retai
         &unlock_body("u-2", "op-ann"),
         SystemTime::now() - Duration::from_secs(120),
     );
-    let reply = gate.unlock_reply(&expired, "u-2", false).await;
+    let reply = gate.unlock_reply(&expired, "u-2").await;
     assert!(reply["error"].as_str().unwrap().contains("expired"), "{reply}");
     gate.untrusted(UNLOCK, "expired").await;
 
     let other_gateway = "itad/test-site/gw-2/cmd/unlock";
     let misdirected = gate.central.sign(other_gateway, &unlock_body("u-3", "op-ann"));
-    let reply = gate.unlock_reply(&misdirected, "u-3", false).await;
+    let reply = gate.unlock_reply(&misdirected, "u-3").await;
     assert!(reply["error"].as_str().unwrap().contains("wrong topic"), "{reply}");
 
     let nobody = gate.central.sign(UNLOCK, &unlock_body("u-5", "nobody"));
-    let reply = gate.unlock_reply(&nobody, "u-5", false).await;
+    let reply = gate.unlock_reply(&nobody, "u-5").await;
     assert!(reply["error"].as_str().unwrap().contains("not in [operators]"), "{reply}");
     assert!(!gate.lock_opened_since(mark), "no refused command unlocked");
 
     let good = gate.central.sign(UNLOCK, &unlock_body("u-4", "op-ann"));
-    let reply = gate.unlock_reply(&good, "u-4", false).await;
+    let reply = gate.unlock_reply(&good, "u-4").await;
     assert_eq!(reply["ok"], true, "{reply}");
     gate.pins.wait_level(LOCK, ON).await;
     gate.pins.wait_level(LOCK, OFF).await;
 
     // The same request again, also after a restart: never twice.
-    let reply = gate.unlock_reply(&good, "u-4", false).await;
+    let reply = gate.unlock_reply(&good, "u-4").await;
     assert!(reply["error"].as_str().unwrap().contains("replayed"), "{reply}");
     gate.daemon.terminate().await;
     let from = gate.sub.messages().len();
@@ -264,6 +269,8 @@ async fn an_expiring_release_is_refused_while_the_clock_is_unsynchronised() {
     gate.alarm("release_denied", "clock is not synchronised").await;
     assert!(!gate.lock_opened_since(mark), "fail secure");
     gate.daemon.set_clock_synced(true);
+    // Past the reader's rescan window: a new scan, not a duplicate.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     gate.scan("E-1").await;
     gate.pins.wait_level(LOCK, ON).await;
 }
