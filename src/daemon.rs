@@ -82,6 +82,19 @@ pub async fn run(
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
+    // One GPIO backend, shared by every task that owns pins; none without
+    // pins. The gates' outputs are claimed and driven locked before the
+    // spool (whose recovery can take a while) or the broker: after a crash
+    // the lock relay may still be energised.
+    let pins = match config.uses_gpio() {
+        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
+        false => None,
+    };
+    let claimed = release::claim(&config, pins.as_ref()).context("release control")?;
+    if claimed.is_some() {
+        let age = health::process::age().map_or("?".into(), |a| format!("{a:?}"));
+        info!("cage gates claimed and locked {age} after the process started");
+    }
     let opened = spool::recovery::open(data_dir)?;
     let mut health = Health::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
@@ -105,13 +118,6 @@ pub async fn run(
         alarms,
     };
 
-    // One GPIO backend, shared by every task that owns pins; none without
-    // pins. Opened before anything waits on the network, so gate outputs
-    // are claimed (and driven safe) at once.
-    let pins = match config.uses_gpio() {
-        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
-        false => None,
-    };
 
     // Command handlers and bus subscriptions are registered before the
     // dispatcher and the uplink start; each goes to the task that owns what
@@ -125,7 +131,7 @@ pub async fn run(
     let retained = Retained::at(data_dir);
     let gates = release::start(
         &config,
-        pins.as_ref(),
+        claimed,
         &retained,
         &mut bus,
         &mut commands,

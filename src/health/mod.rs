@@ -26,7 +26,7 @@ use crate::spool::Committed;
 use crate::topic::Naming;
 
 pub mod metrics;
-mod process;
+pub mod process;
 
 use metrics::{LatencyWindow, Metrics, DROP_REASONS};
 

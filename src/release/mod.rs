@@ -175,29 +175,24 @@ pub struct Started {
     pub task: Option<JoinHandle<()>>,
 }
 
-/// Claims the gates' pins (driving them safe), opens the policy's local
-/// copy (its table of `retained`), subscribes to the policy and registers `unlock`. The task ends
-/// when every [`Attempts`] is gone (the rules task has ended), locking
-/// every gate on the way out.
-pub fn start(
-    config: &Config,
-    pins: Option<&Pins>,
-    retained: &Retained,
-    bus: &mut Bus,
-    commands: &mut Commands,
-    drafts: mpsc::Sender<Draft>,
-    guard: &Guard,
-) -> Result<Started, StartError> {
+/// The gates' outputs, claimed and driven locked, and their door sensors.
+pub struct Claimed {
+    gates: Vec<Gate>,
+    doors: Vec<(usize, Input)>,
+}
+
+/// Claims every gate's pins, driving each output inactive (locked, dark,
+/// quiet): the first thing the daemon does after reading its configuration,
+/// before the spool or the broker, as the relays may be in any state after
+/// a crash. `None` on a gateway without gates.
+pub fn claim(config: &Config, pins: Option<&Pins>) -> Result<Option<Claimed>, StartError> {
     let gated: Vec<_> = config
         .locations
         .iter()
         .filter_map(|l| Some((l.name.as_str(), l.gate.as_ref()?)))
         .collect();
     let Some(pins) = pins.filter(|_| !gated.is_empty()) else {
-        return Ok(Started {
-            attempts: Attempts::default(),
-            task: None,
-        });
+        return Ok(None);
     };
     let gpio_error = |location: &str| {
         let location = location.to_string();
@@ -211,6 +206,28 @@ pub fn start(
             doors.push((i, pins.input(sensor).map_err(gpio_error(location))?));
         }
     }
+    Ok(Some(Claimed { gates, doors }))
+}
+
+/// Opens the policy's local copy (its table of `retained`), subscribes to
+/// the policy, registers `unlock` and starts the task of the `claimed`
+/// gates. The task ends when every [`Attempts`] is gone (the rules task has
+/// ended), locking every gate on the way out.
+pub fn start(
+    config: &Config,
+    claimed: Option<Claimed>,
+    retained: &Retained,
+    bus: &mut Bus,
+    commands: &mut Commands,
+    drafts: mpsc::Sender<Draft>,
+    guard: &Guard,
+) -> Result<Started, StartError> {
+    let Some(Claimed { gates, doors }) = claimed else {
+        return Ok(Started {
+            attempts: Attempts::default(),
+            task: None,
+        });
+    };
     let store = retained.table(TABLE)?;
     let prefix = config.naming().release_prefix();
     let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
