@@ -210,10 +210,10 @@ impl Dispatcher {
             ));
         }
         let now = SystemTime::now();
-        let verified = self
-            .guard
-            .trust
-            .verify(&message.topic, &message.payload, Kind::Command, now)?;
+        let verified =
+            self.guard
+                .trust
+                .verify(&message.topic, &message.payload, Kind::Command, now)?;
         if let (Some((id, not_after)), Some(seen)) = (
             verified.signed.as_ref().and_then(|s| s.command.as_ref()),
             self.seen.as_mut(),

@@ -118,7 +118,6 @@ pub async fn run(
         alarms,
     };
 
-
     // Command handlers and bus subscriptions are registered before the
     // dispatcher and the uplink start; each goes to the task that owns what
     // it is about.

@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
 use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
 use custodyd::config::{self, Config};
 use custodyd::trust::keys::SigningKey;
 use tracing_subscriber::EnvFilter;
@@ -168,7 +168,11 @@ fn keygen(key_id: &str, out: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| out.display().to_string())?;
     eprintln!("private key written to {} (keep it secret)", out.display());
     println!("# [trust] of each gateway:");
-    println!("central_keys = {{ {:?} = {:?} }}", key.key_id, key.public_base64());
+    println!(
+        "central_keys = {{ {:?} = {:?} }}",
+        key.key_id,
+        key.public_base64()
+    );
     Ok(())
 }
 
@@ -179,8 +183,9 @@ fn sign(key: &std::path::Path, topic: &str, ttl: std::time::Duration) -> anyhow:
     std::io::stdin()
         .read_to_end(&mut inner)
         .context("reading the message from stdin")?;
-    let envelope = custodyd::trust::sign::sign(&key, topic, &inner, std::time::SystemTime::now(), ttl)
-        .map_err(anyhow::Error::msg)?;
+    let envelope =
+        custodyd::trust::sign::sign(&key, topic, &inner, std::time::SystemTime::now(), ttl)
+            .map_err(anyhow::Error::msg)?;
     println!("{envelope}");
     Ok(())
 }

@@ -522,20 +522,22 @@ async fn outputs_are_locked_first_thing_after_kill_9_during_an_unlock() {
         })
         .await;
     for pin in OUTPUTS {
-        assert_eq!(seen.outputs[&pin], OFF, "GPIO {pin} after kill -9: {seen:?}");
+        assert_eq!(
+            seen.outputs[&pin], OFF,
+            "GPIO {pin} after kill -9: {seen:?}"
+        );
     }
     wait_until(PATIENCE, "the restarted daemon runs", || {
         cage.daemon.log()[from..].contains("custodyd running")
     })
     .await;
     let log = cage.daemon.log()[from..].to_string();
-    let locked = log.find("cage gates claimed and locked").expect("locked, and logged");
+    let locked = log
+        .find("cage gates claimed and locked")
+        .expect("locked, and logged");
     let spool = log.find("spool open").expect("the spool opened");
     assert!(locked < spool, "locked before the spool was opened:\n{log}");
-    assert!(
-        log[locked..].contains("after the process started"),
-        "{log}"
-    );
+    assert!(log[locked..].contains("after the process started"), "{log}");
     assert!(!pulsed(&cage.pins.seen(), LOCK, ON, 0), "never re-opened");
 }
 

@@ -969,7 +969,9 @@ fn a_cage_gate_needs_central_keys_or_unsigned_allowed_on_purpose() {
     let no_table = keyless.replace("[trust]", "");
     error_at(&errors(&no_table), "trust.central_keys");
     ok(&keyless.replace("[trust]", "[trust]\nallow_unsigned = true"));
-    let bad = cage("").replace(CENTRAL_KEY, "AAAA").replace("central-1", "\"central 1\"");
+    let bad = cage("")
+        .replace(CENTRAL_KEY, "AAAA")
+        .replace("central-1", "\"central 1\"");
     let errors = errors(&bad);
     let e = error_at(&errors, "trust.central_keys.central 1");
     assert!(e.contains("3 bytes") || e.contains("contains"), "{e}");

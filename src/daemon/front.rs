@@ -25,7 +25,6 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::trust::Guard;
 use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::custody::Draft;
 use crate::gpio::Pins;
@@ -39,6 +38,7 @@ use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
 use crate::sources::{ReaderLink, ReaderState};
+use crate::trust::Guard;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
 /// every reader at once, after which readers wait (and their kernel buffers
@@ -131,7 +131,7 @@ impl Front {
             carried.manifests,
             links.guard.clone(),
         )
-            .context("manifests")?;
+        .context("manifests")?;
         let rules = tokio::spawn(rules::run(
             transitions,
             badges_in,

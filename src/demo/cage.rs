@@ -11,8 +11,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::time::sleep;
 
-use super::{SimPort, GPIO_SOCKET, SITE};
 use super::central::Central;
+use super::{SimPort, GPIO_SOCKET, SITE};
 use crate::gpio::SimClient;
 
 const CAGE: &str = "cage-1";

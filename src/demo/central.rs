@@ -44,7 +44,10 @@ impl Central {
         let now = SystemTime::now();
         let mut signed = Vec::with_capacity(messages.len());
         for (topic, inner) in messages {
-            println!("demo: central signs {topic} {inner} with key {}", self.key.key_id);
+            println!(
+                "demo: central signs {topic} {inner} with key {}",
+                self.key.key_id
+            );
             let envelope = sign(&self.key, topic, inner.as_bytes(), now, DEFAULT_COMMAND_TTL)
                 .map_err(anyhow::Error::msg)?;
             signed.push((topic.clone(), envelope));
@@ -59,10 +62,7 @@ static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// Publishes each `(topic, payload)` retained, as central would, printing
 /// it; returns once the broker has acknowledged them all.
-async fn publish_retained(
-    broker: &Broker,
-    messages: &[(String, String)],
-) -> anyhow::Result<()> {
+async fn publish_retained(broker: &Broker, messages: &[(String, String)]) -> anyhow::Result<()> {
     let n = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
     let client_id = format!("{GATEWAY}-demo-central-{n}");
     let mut options = MqttOptions::new(client_id, &broker.host, broker.port);

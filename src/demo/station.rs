@@ -114,7 +114,10 @@ const PICKUP: &str = "PU-DEMO-0001";
 
 /// Central publishes the pickup before the first pallet reaches the door,
 /// and closes it once the pallet is through.
-pub(super) async fn pickup(central: Central, mut ready: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub(super) async fn pickup(
+    central: Central,
+    mut ready: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let _ = ready.wait_for(|r| *r).await;
     let expected: Vec<String> = PALLET
         .iter()

@@ -339,7 +339,9 @@ impl GateTask {
                     continue;
                 }
             };
-            let Some(verified) = self.guard.check(&message.topic, &message.payload, Kind::State)
+            let Some(verified) = self
+                .guard
+                .check(&message.topic, &message.payload, Kind::State)
             else {
                 continue;
             };

@@ -87,7 +87,8 @@ impl Limiter {
             };
             self.refused.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
-            self.last.retain(|_, at| now.duration_since(*at) < ALARM_EVERY);
+            self.last
+                .retain(|_, at| now.duration_since(*at) < ALARM_EVERY);
             let key = (topic, refusal.reason);
             if self.last.contains_key(&key) {
                 continue;
@@ -141,7 +142,11 @@ mod tests {
             details.push(a.detail);
         }
         assert_eq!(details.len(), 4, "{details:?}");
-        assert!(details[0].contains("t/a was refused: unsigned"), "{}", details[0]);
+        assert!(
+            details[0].contains("t/a was refused: unsigned"),
+            "{}",
+            details[0]
+        );
         assert_eq!(counted.load(Ordering::Relaxed), 8);
     }
 }

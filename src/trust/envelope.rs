@@ -90,7 +90,10 @@ mod tests {
             (r#"{"signed":"e30=","key":"k"}"#, "not an envelope"),
             (r#"{"signed":"%%%","key":"k","sig":"AA=="}"#, "not base64"),
             (r#"{"signed":"e30=","key":"k","sig":"AAAA"}"#, "3 bytes"),
-            (r#"{"signed":"e30=","key":"k","sig":"","x":1}"#, "not an envelope"),
+            (
+                r#"{"signed":"e30=","key":"k","sig":"","x":1}"#,
+                "not an envelope",
+            ),
         ] {
             let r = parse(bad.as_bytes()).unwrap_err();
             assert_eq!(r.reason, Reason::BadSignature);

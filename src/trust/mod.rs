@@ -174,7 +174,11 @@ impl Trust {
                 let asked = time(bound.not_after.as_deref(), "not_after", Reason::Expired)?;
                 let not_after = asked.min(issued_at + COMMAND_LIFETIME_MAX);
                 if now > not_after {
-                    let capped = if asked > not_after { " (capped at issued_at + 1h)" } else { "" };
+                    let capped = if asked > not_after {
+                        " (capped at issued_at + 1h)"
+                    } else {
+                        ""
+                    };
                     return Err(Refusal::new(
                         Reason::Expired,
                         format!(

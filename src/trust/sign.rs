@@ -30,8 +30,8 @@ pub fn sign(
     now: SystemTime,
     ttl: Duration,
 ) -> Result<String, String> {
-    let mut object: Map<String, Value> =
-        serde_json::from_slice(inner).map_err(|e| format!("the input is not a JSON object: {e}"))?;
+    let mut object: Map<String, Value> = serde_json::from_slice(inner)
+        .map_err(|e| format!("the input is not a JSON object: {e}"))?;
     match object.get("topic") {
         None => {
             object.insert("topic".into(), topic.into());
@@ -45,7 +45,9 @@ pub fn sign(
         object
             .entry("id")
             .or_insert_with(|| ulid::Ulid::new().to_string().into());
-        object.entry("not_after").or_insert_with(|| stamp(now + ttl));
+        object
+            .entry("not_after")
+            .or_insert_with(|| stamp(now + ttl));
     }
     let bytes = serde_json::to_vec(&object).map_err(|e| e.to_string())?;
     Ok(envelope::encode(&bytes, &key.key_id, &key.sign(&bytes)))

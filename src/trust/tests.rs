@@ -54,12 +54,8 @@ fn every_refusal_has_its_reason() {
     let forged = signed(&stranger, TOPIC, r#"{"released":true}"#);
     assert_eq!(reason(state(forged.as_bytes())), Reason::UnknownKey);
     // Another key claiming a trusted id.
-    let impostor = SigningKey::parse(
-        &stranger
-            .to_file_text()
-            .replace("central-9", "central-1"),
-    )
-    .unwrap();
+    let impostor =
+        SigningKey::parse(&stranger.to_file_text().replace("central-9", "central-1")).unwrap();
     let forged = signed(&impostor, TOPIC, r#"{"released":true}"#);
     assert_eq!(reason(state(forged.as_bytes())), Reason::BadSignature);
     let good = signed(&key, TOPIC, r#"{"released":true}"#);
@@ -67,7 +63,10 @@ fn every_refusal_has_its_reason() {
     let other = signed(&key, TOPIC, r#"{"released":false}"#);
     let other: serde_json::Value = serde_json::from_str(&other).unwrap();
     wire["signed"] = other["signed"].clone();
-    assert_eq!(reason(state(wire.to_string().as_bytes())), Reason::BadSignature);
+    assert_eq!(
+        reason(state(wire.to_string().as_bytes())),
+        Reason::BadSignature
+    );
     let elsewhere = signed(&key, "itad/s1/release/B2", r#"{"released":true}"#);
     assert_eq!(reason(state(elsewhere.as_bytes())), Reason::WrongTopic);
 }

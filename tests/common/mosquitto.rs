@@ -36,6 +36,8 @@ pub struct Mosquitto {
     /// The TLS listener of [`Mosquitto::start_tls`], on `tls_port`.
     tls: Option<TlsListener>,
     tls_port: u16,
+    /// Settings of [`Mosquitto::start_secured`], after the defaults.
+    settings: String,
 }
 
 /// A TLS listener on a second port, beside the plain one (which the tests'
@@ -93,10 +95,31 @@ impl Mosquitto {
         Self::start_with(true, LOG_ALL, None).await
     }
 
+    /// Like [`Mosquitto::start`], with `settings` (e.g. `allow_anonymous
+    /// false`, `password_file`, `acl_file`) after the defaults; files they
+    /// name can go in [`Mosquitto::dir`].
+    pub async fn start_secured(settings: &str) -> Self {
+        Self::start_configured(false, LOG_ALL, None, settings.to_string()).await
+    }
+
+    /// The broker's tempdir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     async fn start_with(
         persistent: bool,
         log_types: &'static [&'static str],
         tls: Option<TlsListener>,
+    ) -> Self {
+        Self::start_configured(persistent, log_types, tls, String::new()).await
+    }
+
+    async fn start_configured(
+        persistent: bool,
+        log_types: &'static [&'static str],
+        tls: Option<TlsListener>,
+        settings: String,
     ) -> Self {
         let mut broker = Mosquitto {
             dir: tempfile::Builder::new()
@@ -110,6 +133,7 @@ impl Mosquitto {
             log_types,
             tls,
             tls_port: 0,
+            settings,
         };
         for _ in 0..20 {
             broker.port = free_port();
@@ -265,7 +289,9 @@ impl Mosquitto {
                  user root\n\
                  log_dest file {log}\n\
                  {log_types}\
+                 {settings}\n\
                  {tls}",
+                settings = self.settings,
                 port = self.port,
                 log = log_path.display()
             ),
