@@ -184,6 +184,35 @@ async fn forged_copied_and_stale_release_entries_change_nothing() {
     assert!(!gate.lock_opened_since(mark), "revoked");
 }
 
+/// Stop, revoke, start, scan: denied. The revocation is a signed
+/// `released: false`, newer than the grant, published retained while the
+/// gateway is stopped; the broker hands it over at the next subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_published_while_stopped_is_honoured_after_start() {
+    let mut gate = Gate::start("", "").await;
+    let topic = format!("{POLICY}/A-1");
+    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
+    gate.policy("A-1", &grant).await;
+    wait_until(PATIENCE, "the grant is stored", || {
+        gate.daemon.log().contains("released=true")
+    })
+    .await;
+    gate.daemon.terminate().await;
+    let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
+    gate.policy("A-1", &revocation).await;
+    let from = gate.daemon.log().len();
+    gate.daemon.restart();
+    gate.pins = SimPins::connect(&gate.daemon.dir().join("gpio.sock")).await;
+    wait_until(PATIENCE, "the revocation is stored", || {
+        gate.daemon.log()[from..].contains("released=false")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    gate.scan("A-1").await;
+    gate.alarm("release_denied", "says released: false").await;
+    assert!(!gate.lock_opened_since(mark), "revoked while stopped");
+}
+
 const OPERATORS: &str = "\n[operators]\n\"62E3086CED\" = \"op-ann\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
