@@ -9,7 +9,7 @@
 //! nothing asks again.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rumqttc::QoS;
 use serde_json::{json, Map, Value};
@@ -20,6 +20,8 @@ use tracing::{info, warn};
 
 use crate::sink::{Bus, Inbound, Publisher};
 use crate::topic::Naming;
+use crate::trust::replay::Seen;
+use crate::trust::{envelope, Guard, Kind, Reason, Refusal};
 
 pub const REPLY_SCHEMA: &str = "custodyd.cmd-reply.v1";
 
@@ -65,12 +67,21 @@ impl Commands {
         rx
     }
 
-    /// Subscribes to this gateway's commands and starts dispatching. The task
-    /// ends when the uplink does.
-    pub fn spawn(self, naming: Naming, bus: &mut Bus) -> JoinHandle<()> {
+    /// Subscribes to this gateway's commands and starts dispatching: each
+    /// request passes `guard` (and, signed, `seen`: its id runs once) or is
+    /// refused. The task ends when the uplink does.
+    pub fn spawn(
+        self,
+        naming: Naming,
+        bus: &mut Bus,
+        guard: Guard,
+        seen: Option<Seen>,
+    ) -> JoinHandle<()> {
         let requests = bus.subscribe(naming.commands(), 64);
         let dispatcher = Dispatcher {
             handlers: self.handlers,
+            guard,
+            seen,
             publisher: bus.publisher(),
             naming,
             bucket: BURST,
@@ -83,6 +94,10 @@ impl Commands {
 
 struct Dispatcher {
     handlers: HashMap<&'static str, mpsc::Sender<Request>>,
+    guard: Guard,
+    /// Command ids executed; `None` where no key can sign (nothing signed
+    /// passes `guard`).
+    seen: Option<Seen>,
     publisher: Publisher,
     naming: Naming,
     /// Token bucket: requests that may be accepted now.
@@ -107,7 +122,7 @@ impl Dispatcher {
                 warn!("command flood over: {} requests were dropped", self.refused);
                 self.refused = 0;
             }
-            self.dispatch(command.to_string(), &message.payload);
+            self.dispatch(command.to_string(), &message);
         }
     }
 
@@ -124,9 +139,19 @@ impl Dispatcher {
         }
     }
 
-    fn dispatch(&self, command: String, payload: &[u8]) {
+    fn dispatch(&mut self, command: String, message: &Inbound) {
         let topic = self.naming.command_reply(&command);
-        let (id, body) = match parse(payload) {
+        let inner = match self.admit(message) {
+            Ok(inner) => inner,
+            Err(refusal) => {
+                let error = format!("refused: {refusal}");
+                self.guard.alarms.report(&message.topic, refusal);
+                let id = claimed_id(&message.payload);
+                self.send(topic, &command, id, Err(error));
+                return;
+            }
+        };
+        let (id, body) = match parse(&inner) {
             Ok(parsed) => parsed,
             Err(error) => {
                 // Without a readable id the reply carries `id: null`.
@@ -174,6 +199,30 @@ impl Dispatcher {
         });
     }
 
+    /// The request inside `message` if it may run: not retained (a
+    /// retained command would run again at every reconnect), trusted, and
+    /// (signed) an id not executed before.
+    fn admit(&mut self, message: &Inbound) -> Result<Vec<u8>, Refusal> {
+        if message.retain {
+            return Err(Refusal::new(
+                Reason::Retained,
+                "commands are never taken from retained messages",
+            ));
+        }
+        let now = SystemTime::now();
+        let verified =
+            self.guard
+                .trust
+                .verify(&message.topic, &message.payload, Kind::Command, now)?;
+        if let (Some((id, not_after)), Some(seen)) = (
+            verified.signed.as_ref().and_then(|s| s.command.as_ref()),
+            self.seen.as_mut(),
+        ) {
+            seen.first_time(id, *not_after, now)?;
+        }
+        Ok(verified.inner)
+    }
+
     fn send(&self, topic: String, command: &str, id: Value, reply: Reply) {
         publish_reply(&self.publisher, topic, command, id, reply);
     }
@@ -199,6 +248,13 @@ fn publish_reply(publisher: &Publisher, topic: String, command: &str, id: Value,
     ) {
         warn!("reply to {command} dropped: the uplink is not keeping up");
     }
+}
+
+/// The `id` a refused request claims, unverified, so the requester can
+/// match the refusal to its request; `null` when there is none.
+fn claimed_id(payload: &[u8]) -> Value {
+    let inner = envelope::parse(payload).map_or_else(|_| payload.to_vec(), |e| e.inner);
+    parse(&inner).map_or(Value::Null, |(id, _)| Value::String(id))
 }
 
 /// The request's `id` and body, or why it is refused.
@@ -238,6 +294,8 @@ mod tests {
     async fn a_flood_is_cut_to_the_burst_then_the_rate() {
         let mut d = Dispatcher {
             handlers: HashMap::new(),
+            guard: Guard::default(),
+            seen: None,
             publisher: Bus::new().publisher(),
             naming: Naming {
                 root: "itad".into(),

@@ -57,7 +57,7 @@ use crate::retained::Retained;
 use crate::rules;
 use crate::sink::mqtt::{self, Reporting};
 use crate::sink::Bus;
-use crate::{clock, spool};
+use crate::{clock, spool, trust};
 
 mod front;
 mod reload;
@@ -85,6 +85,19 @@ pub async fn run(
     let data_dir = &config.gateway.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("gateway.data_dir {}", data_dir.display()))?;
+    // One GPIO backend, shared by every task that owns pins; none without
+    // pins. The gates' outputs are claimed and driven locked before the
+    // spool (whose recovery can take a while) or the broker: after a crash
+    // the lock relay may still be energised.
+    let pins = match config.uses_gpio() {
+        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
+        false => None,
+    };
+    let claimed = release::claim(&config, pins.as_ref()).context("release control")?;
+    if claimed.is_some() {
+        let age = health::process::age().map_or("?".into(), |a| format!("{a:?}"));
+        info!("cage gates claimed and locked {age} after the process started");
+    }
     // Before the spool: a device key that cannot be read must stop the
     // start, not be replaced.
     let device_key = DeviceKey::load_or_create(data_dir)?;
@@ -111,13 +124,17 @@ pub async fn run(
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
-
-    // One GPIO backend, shared by every task that owns pins; none without
-    // pins. Opened before anything waits on the network, so gate outputs
-    // are claimed (and driven safe) at once.
-    let pins = match config.uses_gpio() {
-        true => Some(gpio::open(&config.gpio).context("[gpio]")?),
-        false => None,
+    // The supervisor's own tasks, stopped before the spool's input closes.
+    let background = CancellationToken::new();
+    let (alarms, untrusted) = trust::Alarms::spawn(
+        naming.gateway.as_str().into(),
+        drafts.clone(),
+        metrics.untrusted_messages.clone(),
+        background.clone(),
+    );
+    let guard = trust::Guard {
+        trust: trust::Trust::from_config(config.trust.as_ref()),
+        alarms,
     };
 
     // Command handlers and bus subscriptions are registered before the
@@ -132,11 +149,12 @@ pub async fn run(
     let retained = Retained::at(data_dir);
     let gates = release::start(
         &config,
-        pins.as_ref(),
+        claimed,
         &retained,
         &mut bus,
         &mut commands,
         drafts.clone(),
+        &guard,
     )
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
@@ -145,10 +163,12 @@ pub async fn run(
         manifests: rules::manifest::subscribe(&config, &mut bus),
         saved,
     };
-    let dispatcher = commands.spawn(naming.clone(), &mut bus);
-
-    // The supervisor's own tasks, stopped before the spool's input closes.
-    let background = CancellationToken::new();
+    // Signed commands run once: their ids are kept until they expire.
+    let seen = match guard.trust.has_keys() {
+        true => Some(trust::replay::Seen::open(&retained).context("command ids")?),
+        false => None,
+    };
+    let dispatcher = commands.spawn(naming.clone(), &mut bus, guard.clone(), seen);
     let health_topic = health::spawn(
         naming.clone(),
         config.gateway.health_interval,
@@ -194,6 +214,7 @@ pub async fn run(
         pins: pins.clone(),
         retained,
         attempts: gates.attempts,
+        guard,
     };
     // Right before the readers start: the departure timeouts of what was
     // in the field run from here.
@@ -259,6 +280,7 @@ pub async fn run(
     background.cancel();
     health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
+    untrusted.await.context("untrusted_message alarms")?;
     // The gate task ends (locking every gate) once the last hand-off to it
     // is gone, which is the one in `links`.
     drop(links);

@@ -13,6 +13,7 @@ use crate::identity::Asset;
 use crate::release::{policy, unlock};
 use crate::rules::manifest;
 use crate::topic::Naming;
+use crate::trust;
 
 /// A release policy message: its payload and the topic's level below
 /// `{root}/{site}/release/`.
@@ -107,5 +108,29 @@ pub fn command(payload: &[u8]) {
     if let Ok(u) = unlock::parse(&body) {
         assert!(u.duration.is_none_or(|d| !d.is_zero()));
         assert!(!u.operator.trim().is_empty() && !u.reason.trim().is_empty());
+    }
+}
+
+/// A control message under `[trust]` with one central key: verified or
+/// refused with a reason, never taken unsigned.
+pub fn trust_envelope(payload: &[u8]) {
+    let config = crate::config::TrustConfig {
+        // The RFC 8032 test 1 public key: no input here is signed by it.
+        central_keys: [(
+            "central-1".to_string(),
+            "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=".to_string(),
+        )]
+        .into(),
+        allow_unsigned: false,
+    };
+    let checker = trust::Trust::from_config(Some(&config));
+    let topic = "itad/s/g/cmd/unlock";
+    for kind in [trust::Kind::State, trust::Kind::Command] {
+        if let Ok(v) = checker.verify(topic, payload, kind, SystemTime::UNIX_EPOCH) {
+            panic!("accepted without a valid signature: {v:?}");
+        }
+    }
+    if let Ok(e) = trust::envelope::parse(payload) {
+        assert_eq!(e.sig.len(), trust::envelope::SIGNATURE_LEN);
     }
 }

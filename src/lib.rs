@@ -34,4 +34,6 @@ pub mod rules;
 pub mod sink;
 pub mod sources;
 pub mod spool;
+pub mod timestamp;
 pub mod topic;
+pub mod trust;

@@ -5,8 +5,10 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use custodyd::config::{self, Config};
+use custodyd::trust::keys::SigningKey;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -59,6 +61,32 @@ enum Command {
     /// Check captured events and checkpoints (`mosquitto_sub -v` output) against a gateway's key:
     /// exit 0 if everything verifies, 1 if not, 2 if the input cannot be read.
     Verify(custodyd::audit::verify::VerifyArgs),
+    /// Make an Ed25519 key pair for central to sign control messages with
+    /// (docs/trust.md): writes the private key file, prints the public key
+    /// for `[trust] central_keys`.
+    Keygen {
+        /// The key id gateways know it by (the `key` of each envelope).
+        #[arg(long, default_value = "central-1")]
+        key_id: String,
+        /// Where to write the private key (mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a control message read as JSON from stdin for `--topic`; prints
+    /// the envelope to publish (adds topic and issued_at, and on command
+    /// topics id and not_after, where the object lacks them).
+    Sign {
+        /// A key file written by `custodyd keygen`.
+        #[arg(long)]
+        key: PathBuf,
+        /// The exact topic the envelope will be published on.
+        #[arg(long)]
+        topic: String,
+        /// Commands: how long they stay valid when the input has no
+        /// not_after (at most 1h counts).
+        #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
     /// Look into the spool of a stopped daemon.
     Spool {
         #[arg(long, default_value = config::DEFAULT_PATH, global = true)]
@@ -155,6 +183,8 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_UNREADABLE)
             }
         },
+        Command::Keygen { key_id, out } => exit(keygen(&key_id, &out)),
+        Command::Sign { key, topic, ttl } => exit(sign(&key, &topic, ttl)),
         Command::Spool { config, command } => match load(&config) {
             Ok(config) => exit(inspect_spool(&config, command)),
             Err(code) => code,
@@ -176,6 +206,43 @@ fn show_key(config: &Config, verifier_key: bool) -> anyhow::Result<()> {
         }
         false => println!("{}", key.public_base64()),
     }
+    Ok(())
+}
+
+fn keygen(key_id: &str, out: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = SigningKey::generate(key_id)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("{} (an existing key is never overwritten)", out.display()))?;
+    file.write_all(key.to_file_text().as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| out.display().to_string())?;
+    eprintln!("private key written to {} (keep it secret)", out.display());
+    println!("# [trust] of each gateway:");
+    println!(
+        "central_keys = {{ {:?} = {:?} }}",
+        key.key_id,
+        key.public_base64()
+    );
+    Ok(())
+}
+
+fn sign(key: &std::path::Path, topic: &str, ttl: std::time::Duration) -> anyhow::Result<()> {
+    use std::io::Read;
+    let key = SigningKey::read(key)?;
+    let mut inner = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut inner)
+        .context("reading the message from stdin")?;
+    let envelope =
+        custodyd::trust::sign::sign(&key, topic, &inner, std::time::SystemTime::now(), ttl)
+            .map_err(anyhow::Error::msg)?;
+    println!("{envelope}");
     Ok(())
 }
 

@@ -43,7 +43,11 @@ fn cage_config(
             "kind = \"cage_gate\"\nstation = true\n",
         );
     }
-    gateway_config(url, data_dir) + &sim_gpio_config(socket) + &location
+    // These tests are about the gate's decisions; tests/trust.rs signs.
+    gateway_config(url, data_dir)
+        + &sim_gpio_config(socket)
+        + &location
+        + "\n[trust]\nallow_unsigned = true\n"
 }
 
 /// Broker, subscriber, daemon, scanner and pins of one cage gate.
@@ -536,6 +540,45 @@ async fn outputs_are_safe_at_start_up_and_after_sigterm() {
             "GPIO {pin} after SIGTERM: {seen:?}"
         );
     }
+}
+
+/// kill -9 during an override: the process is gone, the relay could keep
+/// its level. The next start claims the outputs and drives them locked
+/// before it opens the spool or connects, and logs how long that took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_are_locked_first_thing_after_kill_9_during_an_unlock() {
+    let mut cage = Cage::start("", &[]).await;
+    let reply = unlock(&cage, r#""duration":"60s""#, "u-1").await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    cage.pins.wait_level(LOCK, ON).await;
+    cage.daemon.kill();
+    let from = cage.daemon.log().len();
+    cage.daemon.restart();
+    cage.pins = SimPins::connect(&cage.socket).await;
+    let seen = cage
+        .pins
+        .wait("every output claimed", |s| {
+            OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
+        })
+        .await;
+    for pin in OUTPUTS {
+        assert_eq!(
+            seen.outputs[&pin], OFF,
+            "GPIO {pin} after kill -9: {seen:?}"
+        );
+    }
+    wait_until(PATIENCE, "the restarted daemon runs", || {
+        cage.daemon.log()[from..].contains("custodyd running")
+    })
+    .await;
+    let log = cage.daemon.log()[from..].to_string();
+    let locked = log
+        .find("cage gates claimed and locked")
+        .expect("locked, and logged");
+    let spool = log.find("spool open").expect("the spool opened");
+    assert!(locked < spool, "locked before the spool was opened:\n{log}");
+    assert!(log[locked..].contains("after the process started"), "{log}");
+    assert!(!pulsed(&cage.pins.seen(), LOCK, ON, 0), "never re-opened");
 }
 
 /// At a cage gate that is a station too, what the station refuses pulses

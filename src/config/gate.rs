@@ -27,6 +27,19 @@ impl UnknownAsset {
     }
 }
 
+/// Whether a release entry's `expires_at` is honoured while the system
+/// clock is not known to be synchronised (a Pi without RTC boots with a
+/// stale time, so an expired grant could look valid).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnsyncedExpiry {
+    /// Fail-secure: an entry with `expires_at` is refused until the clock
+    /// is synchronised.
+    #[default]
+    Deny,
+    Allow,
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GateConfig {
@@ -58,6 +71,9 @@ pub struct GateConfig {
     /// The longest an operator's `unlock` command may open the gate.
     #[serde(default = "default_override_max", with = "duration")]
     pub override_max: Duration,
+    /// Release entries with `expires_at` while the clock is unsynchronised.
+    #[serde(default)]
+    pub unsynced_expiry: UnsyncedExpiry,
 }
 
 fn default_active_low() -> bool {

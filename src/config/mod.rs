@@ -27,11 +27,12 @@ mod summary;
 #[cfg(test)]
 mod tests;
 mod tls;
+mod trust;
 mod validate;
 
 pub use audit::AuditConfig;
 pub use duration::DURATION_MAX;
-pub use gate::{GateConfig, UnknownAsset};
+pub use gate::{GateConfig, UnknownAsset, UnsyncedExpiry};
 pub use gpio::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 pub use load::{load, ConfigError, ConfigErrors};
 pub use mqtt::Broker;
@@ -41,6 +42,7 @@ pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
 // The decoders own what they are configured with; the file names them here.
 pub use crate::decode::{EndOn, Terminator, GS};
+pub use trust::TrustConfig;
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
@@ -67,6 +69,10 @@ pub struct Config {
     pub gpio: GpioConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    /// `None`: no `[trust]` table, control messages are taken unsigned
+    /// (refused at check-config where a cage gate is configured).
+    #[serde(default)]
+    pub trust: Option<TrustConfig>,
 }
 
 impl Config {

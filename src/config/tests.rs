@@ -175,6 +175,7 @@ fn reference_config_documents_every_key() {
         ("[locations.window]", serde_names::<WindowConfig>()),
         ("beams", serde_names::<BeamsConfig>()),
         ("[audit]", serde_names::<AuditConfig>()),
+        ("[trust]", serde_names::<super::TrustConfig>()),
     ];
     for (section, fields) in sections {
         assert!(text.contains(section), "{section} missing");
@@ -952,9 +953,15 @@ fn gpio_keys_are_checked() {
 
 /// A cage gate with every pin, and a release reader; `gate_extra` adds keys
 /// to the gate table.
+/// The RFC 8032 test 1 public key.
+const CENTRAL_KEY: &str = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=";
+
 fn cage(gate_extra: &str) -> String {
     format!(
         r#"{BASE}
+[trust]
+central_keys = {{ central-1 = "{CENTRAL_KEY}" }}
+
 [[readers]]
 name = "cage1-scan"
 location = "cage-1"
@@ -980,6 +987,28 @@ door_sensor = {{ pin = 26, active = "high" }}
 }
 
 #[test]
+fn a_cage_gate_needs_central_keys_or_unsigned_allowed_on_purpose() {
+    let config = ok(&cage(""));
+    assert!(config.trust.unwrap().central_keys.contains_key("central-1"));
+    let keyless = cage("").replace(
+        &format!("central_keys = {{ central-1 = \"{CENTRAL_KEY}\" }}"),
+        "",
+    );
+    let e = error_at(&errors(&keyless), "trust.central_keys");
+    assert!(e.contains("allow_unsigned"), "{e}");
+    let no_table = keyless.replace("[trust]", "");
+    error_at(&errors(&no_table), "trust.central_keys");
+    ok(&keyless.replace("[trust]", "[trust]\nallow_unsigned = true"));
+    let bad = cage("")
+        .replace(CENTRAL_KEY, "AAAA")
+        .replace("central-1", "\"central 1\"");
+    let errors = errors(&bad);
+    let e = error_at(&errors, "trust.central_keys.central 1");
+    assert!(e.contains("3 bytes") || e.contains("contains"), "{e}");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+}
+
+#[test]
 fn gates_take_the_documented_defaults() {
     let config = ok(&cage(""));
     let gate = config.locations[1].gate.as_ref().unwrap();
@@ -988,6 +1017,7 @@ fn gates_take_the_documented_defaults() {
     assert_eq!(gate.deny_signal, Duration::from_secs(3));
     assert_eq!(gate.unknown, UnknownAsset::Deny);
     assert_eq!(gate.override_max, Duration::from_secs(300));
+    assert_eq!(gate.unsynced_expiry, super::UnsyncedExpiry::Deny);
     let door = gate.door_sensor.as_ref().unwrap();
     assert_eq!(
         (door.active, door.pull, door.debounce),

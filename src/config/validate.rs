@@ -90,7 +90,42 @@ pub(super) fn validate(config: &Config) -> Vec<ConfigError> {
     check_context_locations(&mut errors, config);
     check_badge_readers(&mut errors, config);
     check_gpio(&mut errors, &config.gpio, &config.locations);
+    check_trust(&mut errors, config);
     errors.0
+}
+
+/// Central's keys are well-formed, and a cage gate has them unless unsigned
+/// control messages are allowed on purpose: otherwise anyone who can publish
+/// to the broker opens the gate.
+fn check_trust(errors: &mut Errors, config: &Config) {
+    let gate = config
+        .locations
+        .iter()
+        .find(|l| l.kind == LocationKind::CageGate);
+    let (keys, allow_unsigned) = config
+        .trust
+        .as_ref()
+        .map_or((None, false), |t| (Some(&t.central_keys), t.allow_unsigned));
+    for (id, key) in keys.into_iter().flatten() {
+        let label = format!("trust.central_keys.{id}");
+        if let Some(problem) = name_problem(id) {
+            errors.push(label.clone(), format!("the key id {problem}"));
+        }
+        if let Err(problem) = crate::trust::keys::parse_public(key) {
+            errors.push(label, problem);
+        }
+    }
+    if let Some(gate) = gate.filter(|_| keys.is_none_or(|k| k.is_empty()) && !allow_unsigned) {
+        errors.push(
+            "trust.central_keys",
+            format!(
+                "location {} is a cage_gate: configure central's public keys, or set \
+                 trust.allow_unsigned = true on purpose (anyone who can publish to \
+                 the broker could then release assets and unlock the gate)",
+                gate.name
+            ),
+        );
+    }
 }
 
 #[derive(Default)]

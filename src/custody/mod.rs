@@ -7,7 +7,7 @@
 //! so every re-delivery of an event is byte-identical.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use ulid::Ulid;
@@ -32,6 +32,7 @@ pub use portal::{
 };
 pub use release::{Basis, Release};
 pub use save::{entries as saved_entries, Save, Saved};
+pub use crate::timestamp::{rfc3339, writable};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
@@ -186,28 +187,6 @@ impl Draft {
     }
 }
 
-/// RFC 3339 UTC with milliseconds, as the contract requires. Total: a time
-/// outside [`writable`] (a wildly wrong system clock; times from the broker
-/// are refused before they get here) is written as the nearest end of that
-/// range rather than panicking the task that renders it.
-pub fn rfc3339(t: SystemTime) -> String {
-    let (earliest, latest) = rfc3339_range();
-    humantime::format_rfc3339_millis(t.clamp(earliest, latest)).to_string()
-}
-
-/// Whether [`rfc3339`] writes `t` as it is: from 1970 (the Unix epoch) to
-/// the end of 9999 (four-digit years).
-pub fn writable(t: SystemTime) -> bool {
-    let (earliest, latest) = rfc3339_range();
-    (earliest..=latest).contains(&t)
-}
-
-fn rfc3339_range() -> (SystemTime, SystemTime) {
-    /// 9999-12-31T23:59:59.999Z.
-    const LATEST_MS: u64 = 253_402_300_799_999;
-    (UNIX_EPOCH, UNIX_EPOCH + Duration::from_millis(LATEST_MS))
-}
-
 #[derive(Serialize)]
 struct Common<'a> {
     event_id: String,
@@ -279,18 +258,10 @@ struct AlarmJson<'a> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
     use crate::decode::Source;
-
-    /// humantime panics on both; a render must not.
-    #[test]
-    fn times_rfc3339_cannot_write_are_clamped_not_fatal() {
-        let hour = Duration::from_secs(3600);
-        assert_eq!(rfc3339(UNIX_EPOCH - hour), "1970-01-01T00:00:00.000Z");
-        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800) + hour;
-        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
-        assert!(!writable(far) && !writable(UNIX_EPOCH - hour) && writable(UNIX_EPOCH));
-    }
 
     #[test]
     fn custody_json_has_every_contract_field() {

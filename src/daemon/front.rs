@@ -38,6 +38,7 @@ use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
 use crate::sources::{ReaderLink, ReaderState};
+use crate::trust::Guard;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
 /// every reader at once, after which readers wait (and their kernel buffers
@@ -57,6 +58,8 @@ pub struct Links {
     pub retained: Retained,
     /// The hand-off to the cage gates, which outlive fronts.
     pub attempts: Attempts,
+    /// Checks pickup manifests (signed control messages).
+    pub guard: Guard,
 }
 
 /// What one front hands to the next (see the module doc).
@@ -125,8 +128,13 @@ impl Front {
         // station context in the rules task.
         let (badges, badges_in) = mpsc::channel(64);
         let stations = Stations::new(config, &links.retained).context("station context")?;
-        let manifests = manifest::Manifests::new(config, &links.retained, carried.manifests)
-            .context("manifests")?;
+        let manifests = manifest::Manifests::new(
+            config,
+            &links.retained,
+            carried.manifests,
+            links.guard.clone(),
+        )
+        .context("manifests")?;
         let rules = tokio::spawn(rules::run(
             transitions,
             badges_in,

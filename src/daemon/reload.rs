@@ -23,6 +23,7 @@ pub fn needs_restart(running: &Config, new: &Config) -> Option<String> {
         ("[mqtt]", running.mqtt != new.mqtt),
         ("[spool]", running.spool != new.spool),
         ("[gpio]", running.gpio != new.gpio),
+        ("[trust]", running.trust != new.trust),
         ("a cage gate's gate table", gates(running) != gates(new)),
         (
             "the first use of a GPIO pin",

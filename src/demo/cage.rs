@@ -11,8 +11,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 use tokio::time::sleep;
 
+use super::central::Central;
 use super::{SimPort, GPIO_SOCKET, SITE};
-use crate::config::Broker;
 use crate::gpio::SimClient;
 
 const CAGE: &str = "cage-1";
@@ -88,12 +88,12 @@ impl CageScene {
     /// demo ends; meanwhile prints every switch of the gate's relays.
     pub(super) async fn play(
         mut self,
-        broker: Broker,
+        central: Central,
         mut ready: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let _ = ready.wait_for(|r| *r).await;
         tokio::spawn(print_relays(self.socket.clone()));
-        publish_policy(&broker).await?;
+        publish_policy(&central).await?;
         loop {
             println!("demo: {HELD} scanned for release at {CAGE}: central says not released (expect red and buzzer, a release_denied alarm; the lock stays shut)");
             self.scanner.write(format!("{HELD}\r").as_bytes())?;
@@ -106,7 +106,7 @@ impl CageScene {
 }
 
 /// The retained policy central would publish.
-async fn publish_policy(broker: &Broker) -> anyhow::Result<()> {
+async fn publish_policy(central: &Central) -> anyhow::Result<()> {
     let policy = [
         (
             RELEASED,
@@ -124,7 +124,7 @@ async fn publish_policy(broker: &Broker) -> anyhow::Result<()> {
             (topic, payload.to_string())
         })
         .collect();
-    super::central::publish_retained(broker, &messages).await
+    central.publish_retained(&messages).await
 }
 
 /// Prints the relays as the simulated GPIO shows them.

@@ -84,12 +84,21 @@ async fn run_in(
     let cage = cage::CageScene::open(data_dir)?;
     let portal = portal::PortalScene::open(cage.gpio_socket())?;
     let config_path = data_dir.join("custodyd.toml");
+    let central = central::Central::new(
+        config::MqttConfig {
+            url: url.to_string(),
+            ..Default::default()
+        }
+        .broker()
+        .map_err(anyhow::Error::msg)?,
+    )?;
     std::fs::write(
         &config_path,
         demo_config(url, data_dir, door.path(), station.path())
             + &cage.config()
             + &portal.config()
-            + &station_scene.config(),
+            + &station_scene.config()
+            + &central.trust_config(),
     )?;
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
@@ -111,9 +120,8 @@ async fn run_in(
         ready_tx,
     ));
 
-    let broker = config.mqtt.broker().map_err(anyhow::Error::msg)?;
-    let pickup = tokio::spawn(station::pickup(broker.clone(), ready.clone()));
-    let cage = tokio::spawn(cage.play(broker, ready.clone()));
+    let pickup = tokio::spawn(station::pickup(central.clone(), ready.clone()));
+    let cage = tokio::spawn(cage.play(central, ready.clone()));
     let portal = tokio::spawn(portal.play(ready.clone()));
     let stop = CancellationToken::new();
     let daemon = tokio::spawn(crate::daemon::run(

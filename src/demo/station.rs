@@ -15,10 +15,9 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::sleep;
 
-use super::central::publish_retained;
+use super::central::Central;
 use super::portal::{DOOR, PALLET};
 use super::{em4100_frame, SimPort, SITE, STATION};
-use crate::config::Broker;
 use crate::decode::{RawRead, Source};
 use crate::identity::Identity;
 
@@ -115,7 +114,10 @@ const PICKUP: &str = "PU-DEMO-0001";
 
 /// Central publishes the pickup before the first pallet reaches the door,
 /// and closes it once the pallet is through.
-pub async fn pickup(broker: Broker, mut ready: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub(super) async fn pickup(
+    central: Central,
+    mut ready: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let _ = ready.wait_for(|r| *r).await;
     let expected: Vec<String> = PALLET
         .iter()
@@ -139,9 +141,13 @@ pub async fn pickup(broker: Broker, mut ready: watch::Receiver<bool>) -> anyhow:
         PALLET.len()
     );
     let open = json!({"pickup_id": PICKUP, "expected": expected});
-    publish_retained(&broker, &[(topic.clone(), open.to_string())]).await?;
+    central
+        .publish_retained(&[(topic.clone(), open.to_string())])
+        .await?;
     sleep(Duration::from_secs(7)).await;
     println!("demo: central closes pickup {PICKUP} (expect a manifest_mismatch alarm: 1 missing)");
     let closed = json!({"pickup_id": PICKUP, "expected": expected, "closed": true});
-    publish_retained(&broker, &[(topic, closed.to_string())]).await
+    central
+        .publish_retained(&[(topic, closed.to_string())])
+        .await
 }

@@ -54,6 +54,9 @@ pub struct Metrics {
     /// Per portal location, likewise held by the rules task's portals.
     portals: Named<PortalMetrics>,
     pub uplink: UplinkMetrics,
+    /// Control messages refused as untrusted (each, not only those that
+    /// raised an `untrusted_message` alarm); counted by `trust::alarm`.
+    pub untrusted_messages: Arc<AtomicU64>,
 }
 
 impl Metrics {

@@ -26,7 +26,7 @@ use crate::spool::Committed;
 use crate::topic::Naming;
 
 pub mod metrics;
-mod process;
+pub mod process;
 
 use metrics::{LatencyWindow, Metrics, DROP_REASONS};
 
@@ -197,6 +197,7 @@ impl Sampler {
                 "oldest_age_s": oldest_age_s,
                 "dropped": spool.dropped,
             },
+            "untrusted_messages": metrics.untrusted_messages.load(std::sync::atomic::Ordering::Relaxed),
             "mqtt": {
                 "connected": uplink.is_connected(),
                 "reconnects": uplink.reconnects(),

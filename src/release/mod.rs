@@ -25,7 +25,7 @@
 //! buzzer, `release_denied`. Not in the policy at all: `release_unknown_asset`
 //! and the gate's `unknown` (deny unless configured to allow).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -36,13 +36,14 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::command::{Commands, Request};
-use crate::config::{Config, ReadMode, UnknownAsset};
+use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
 use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
 use crate::rules::station::REFUSALS;
 use crate::sink::{Bus, Inbound};
 use crate::topic::asset_key;
+use crate::trust::{self, check_newer, Guard, Kind, Verified};
 
 mod gate;
 pub mod policy;
@@ -174,28 +175,24 @@ pub struct Started {
     pub task: Option<JoinHandle<()>>,
 }
 
-/// Claims the gates' pins (driving them safe), opens the policy's local
-/// copy (its table of `retained`), subscribes to the policy and registers `unlock`. The task ends
-/// when every [`Attempts`] is gone (the rules task has ended), locking
-/// every gate on the way out.
-pub fn start(
-    config: &Config,
-    pins: Option<&Pins>,
-    retained: &Retained,
-    bus: &mut Bus,
-    commands: &mut Commands,
-    drafts: mpsc::Sender<Draft>,
-) -> Result<Started, StartError> {
+/// The gates' outputs, claimed and driven locked, and their door sensors.
+pub struct Claimed {
+    gates: Vec<Gate>,
+    doors: Vec<(usize, Input)>,
+}
+
+/// Claims every gate's pins, driving each output inactive (locked, dark,
+/// quiet): the first thing the daemon does after reading its configuration,
+/// before the spool or the broker, as the relays may be in any state after
+/// a crash. `None` on a gateway without gates.
+pub fn claim(config: &Config, pins: Option<&Pins>) -> Result<Option<Claimed>, StartError> {
     let gated: Vec<_> = config
         .locations
         .iter()
         .filter_map(|l| Some((l.name.as_str(), l.gate.as_ref()?)))
         .collect();
     let Some(pins) = pins.filter(|_| !gated.is_empty()) else {
-        return Ok(Started {
-            attempts: Attempts::default(),
-            task: None,
-        });
+        return Ok(None);
     };
     let gpio_error = |location: &str| {
         let location = location.to_string();
@@ -209,6 +206,28 @@ pub fn start(
             doors.push((i, pins.input(sensor).map_err(gpio_error(location))?));
         }
     }
+    Ok(Some(Claimed { gates, doors }))
+}
+
+/// Opens the policy's local copy (its table of `retained`), subscribes to
+/// the policy, registers `unlock` and starts the task of the `claimed`
+/// gates. The task ends when every [`Attempts`] is gone (the rules task has
+/// ended), locking every gate on the way out.
+pub fn start(
+    config: &Config,
+    claimed: Option<Claimed>,
+    retained: &Retained,
+    bus: &mut Bus,
+    commands: &mut Commands,
+    drafts: mpsc::Sender<Draft>,
+    guard: &Guard,
+) -> Result<Started, StartError> {
+    let Some(Claimed { gates, doors }) = claimed else {
+        return Ok(Started {
+            attempts: Attempts::default(),
+            task: None,
+        });
+    };
     let store = retained.table(TABLE)?;
     let prefix = config.naming().release_prefix();
     let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
@@ -221,6 +240,8 @@ pub fn start(
     }
     let task = GateTask {
         gates,
+        guard: guard.clone(),
+        operators: config.operators.values().cloned().collect(),
         store,
         prefix,
         drafts,
@@ -255,6 +276,11 @@ async fn forward_door(gate: usize, mut door: Input, to: mpsc::Sender<(usize, Edg
 
 struct GateTask {
     gates: Vec<Gate>,
+    /// Checks policy messages, and reports those refused.
+    guard: Guard,
+    /// Operator ids of `[operators]`: when there are any, an `unlock` must
+    /// name one of them.
+    operators: HashSet<String>,
     store: Table,
     /// `{root}/{site}/release/`.
     prefix: String,
@@ -302,19 +328,40 @@ impl GateTask {
     }
 
     async fn on_policy(&mut self, batch: &[Inbound]) {
-        let mut updates = Vec::with_capacity(batch.len());
+        // Entries accepted in this batch, so an old grant replayed right
+        // behind its revocation is judged against the revocation.
+        let mut accepted: HashMap<&str, Vec<u8>> = HashMap::new();
         for message in batch {
-            match self.accept(message) {
-                Ok(key) => updates.push((key.to_owned(), message.payload.clone())),
+            let key = match policy::key_of(&self.prefix, &message.topic) {
+                Ok(key) => key,
+                Err(why) => {
+                    warn!(topic = %message.topic, "release policy message ignored: {why}");
+                    continue;
+                }
+            };
+            let Some(verified) = self
+                .guard
+                .check(&message.topic, &message.payload, Kind::State)
+            else {
+                continue;
+            };
+            match self.accept(key, accepted.get(key), verified) {
+                Ok(inner) => {
+                    accepted.insert(key, inner);
+                }
                 Err(why) => warn!(topic = %message.topic, "release policy message ignored: {why}"),
             }
         }
+        let updates: Vec<(String, Vec<u8>)> = accepted
+            .into_iter()
+            .map(|(key, inner)| (key.to_owned(), inner))
+            .collect();
         let store = self.store.clone();
         let apply = move || {
             store.apply(
                 updates
                     .iter()
-                    .map(|(key, payload)| (key.as_str(), Update::Put(payload))),
+                    .map(|(key, inner)| (key.as_str(), Update::Put(inner))),
             )
         };
         match off_thread(apply).await {
@@ -324,18 +371,33 @@ impl GateTask {
         }
     }
 
-    /// The asset key whose entry a policy message sets, or why it is
-    /// ignored. An empty payload is stored as an empty value: revoked (see
-    /// [`policy`]).
-    fn accept<'m>(&self, message: &'m Inbound) -> Result<&'m str, String> {
-        let key = policy::key_of(&self.prefix, &message.topic)?;
-        if message.payload.is_empty() {
+    /// What to store for `key` from a verified message (`pending`: what
+    /// this batch already accepted for it), or why it is ignored. An empty
+    /// payload (taken only while unsigned messages are allowed) is stored
+    /// as an empty value: revoked (see [`policy`]).
+    fn accept(
+        &self,
+        key: &str,
+        pending: Option<&Vec<u8>>,
+        verified: Verified,
+    ) -> Result<Vec<u8>, String> {
+        let held = match pending {
+            Some(inner) => Some(inner.clone()),
+            None => self.store.get(key).map_err(|e| e.to_string())?,
+        };
+        if let Err(refusal) = check_newer(held.as_deref().and_then(trust::issued_at), &verified) {
+            self.guard
+                .alarms
+                .report(&format!("{}{key}", self.prefix), refusal.clone());
+            return Err(refusal.to_string());
+        }
+        if verified.inner.is_empty() {
             debug!(key, "release policy revocation");
         } else {
-            let entry = policy::parse(&message.payload)?;
+            let entry = policy::parse(&verified.inner)?;
             debug!(key, released = entry.released, "release policy entry");
         }
-        Ok(key)
+        Ok(verified.inner)
     }
 
     async fn on_attempt(&mut self, attempt: LeaveAttempt) {
@@ -360,7 +422,20 @@ impl GateTask {
         let standing = policy::standing(stored.as_deref(), now);
         let location = gate.location.clone();
         let refused = |why: String| format!("{} was refused at {location}: {why}.", asset.id);
+        let expiry_unjudged = |entry: &policy::Entry| {
+            entry.expires_at.is_some()
+                && gate.config.unsynced_expiry == UnsyncedExpiry::Deny
+                && !crate::clock::is_synced()
+        };
         let (grant, alarm) = match standing {
+            Standing::Released(entry) if expiry_unjudged(&entry) => {
+                let expires = entry.expires_at.map(rfc3339).unwrap_or_default();
+                let why = format!(
+                    "its release {topic} expires at {expires} and the clock is not synchronised, \
+                     so the expiry cannot be judged (gate.unsynced_expiry = \"deny\")"
+                );
+                (None, Some(("release_denied", refused(why))))
+            }
             Standing::Released(entry) => (Some((Basis::Policy, Some(entry))), None),
             Standing::Unknown => {
                 let allow = gate.config.unknown == UnknownAsset::Allow;
@@ -449,6 +524,13 @@ impl GateTask {
                 return;
             }
         };
+        if !self.operators.is_empty() && !self.operators.contains(&unlock.operator) {
+            let _ = reply.send(Err(format!(
+                "operator {:?} is not in [operators]",
+                unlock.operator
+            )));
+            return;
+        }
         let Some(gate) = self
             .gates
             .iter_mut()

@@ -18,11 +18,11 @@
 //! warning in the gateway's log; to revoke, publish an empty payload or
 //! `{"released": false}`.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::custody::writable;
+use crate::timestamp::parse_rfc3339;
 use crate::topic::asset_key;
 
 /// One asset's entry, parsed.
@@ -47,47 +47,15 @@ pub fn parse(payload: &[u8]) -> Result<Entry, String> {
     let wire: Wire = serde_json::from_slice(payload).map_err(|e| {
         format!("expected {{\"released\": true|false, \"reason\"?, \"expires_at\"?}}: {e}")
     })?;
-    let expires_at = wire.expires_at.as_deref().map(parse_time).transpose()?;
+    let expires_at = wire
+        .expires_at
+        .as_deref()
+        .map(|t| parse_rfc3339(t).map_err(|e| format!("expires_at {e}")))
+        .transpose()?;
     Ok(Entry {
         released: wire.released,
         reason: wire.reason,
         expires_at,
-    })
-}
-
-/// RFC 3339: `2026-12-01T00:00:00Z`, with fractional seconds or a `+01:00`
-/// style offset as central's clock may write them.
-fn parse_time(text: &str) -> Result<SystemTime, String> {
-    let bad = || format!("expires_at {text:?} is not an RFC 3339 time");
-    if let Ok(t) = humantime::parse_rfc3339(text) {
-        return Ok(t);
-    }
-    // An offset: parse the local time as if UTC, then shift.
-    let split = text.len().checked_sub(6).ok_or_else(bad)?;
-    // Checked: six bytes from the end may fall inside a character.
-    let (local, offset) = text.split_at_checked(split).ok_or_else(bad)?;
-    let sign = match offset.as_bytes()[0] {
-        b'+' => 1i64,
-        b'-' => -1,
-        _ => return Err(bad()),
-    };
-    let (h, m) = offset[1..].split_once(':').ok_or_else(bad)?;
-    let (h, m): (u64, u64) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
-    if h > 23 || m > 59 {
-        return Err(bad());
-    }
-    let as_utc = humantime::parse_rfc3339(&format!("{local}Z")).map_err(|_| bad())?;
-    let shift = Duration::from_secs(h * 3600 + m * 60);
-    // 12:00+02:00 is 10:00Z.
-    let utc = if sign > 0 {
-        as_utc.checked_sub(shift)
-    } else {
-        as_utc.checked_add(shift)
-    };
-    // Events carry the expiry as RFC 3339 UTC, which cannot write what
-    // an offset pushes past 1970 or 9999.
-    utc.filter(|t| writable(*t)).ok_or_else(|| {
-        format!("expires_at {text:?} is outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
     })
 }
 
@@ -245,7 +213,7 @@ mod tests {
             assert!(error.contains("outside 1970"), "{error}");
         }
         for text in ["1970-01-01T01:00:00+01:00", "9999-12-31T22:59:59-01:00"] {
-            assert!(parse_time(text).is_ok(), "{text}");
+            assert!(parse_rfc3339(text).is_ok(), "{text}");
         }
     }
 
@@ -269,7 +237,7 @@ mod tests {
 
         #[test]
         fn any_expiry_text_parses_or_is_refused(text in "\\PC{0,40}") {
-            let _ = parse_time(&text);
+            let _ = crate::timestamp::parse_rfc3339(&text);
         }
 
         /// Times near both ends of what RFC 3339 can write, with any

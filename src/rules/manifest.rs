@@ -31,6 +31,7 @@ use crate::config::Config;
 use crate::custody::{Alarm, Body, Draft, Pass, Reconciliation, Save, Saved};
 use crate::retained::{Retained, RetainedError, Table};
 use crate::sink::{Bus, Inbound};
+use crate::trust::{check_newer, Guard, Kind};
 
 /// The latest manifest payload of each door, as published.
 const TABLE: &str = "manifests";
@@ -52,6 +53,9 @@ pub(crate) struct Manifest {
     pub(crate) expected: Vec<String>,
     #[serde(default)]
     closed: bool,
+    /// When central signed it (signed manifests): an older one is refused.
+    #[serde(default)]
+    issued_at: Option<String>,
 }
 
 /// The manifest in `payload`, or why it is ignored.
@@ -217,6 +221,8 @@ pub struct Manifests {
     prefix: String,
     /// `None` at a gateway without such doors.
     inbound: Option<mpsc::Receiver<Inbound>>,
+    /// Checks manifest messages, and reports those refused.
+    guard: Guard,
     /// (manifests, progress) tables; `None` likewise.
     tables: Option<(Table, Table)>,
     /// Manifest payloads to store (`None`: remove) since the last save.
@@ -231,6 +237,7 @@ impl Manifests {
         config: &Config,
         retained: &Retained,
         inbound: Option<mpsc::Receiver<Inbound>>,
+        guard: Guard,
     ) -> Result<Self, RetainedError> {
         let doors: HashMap<Arc<str>, Door> = config
             .locations
@@ -256,6 +263,7 @@ impl Manifests {
             doors,
             prefix,
             inbound,
+            guard,
             tables,
             manifests_dirty: Vec::new(),
             progress_dirty: BTreeSet::new(),
@@ -341,7 +349,19 @@ impl Manifests {
             return;
         };
         let wall = SystemTime::now();
-        if message.payload.is_empty() {
+        let Some(verified) = self
+            .guard
+            .check(&message.topic, &message.payload, Kind::State)
+        else {
+            return;
+        };
+        let held = door.manifest.as_ref().and_then(|m| m.issued_at.as_deref());
+        let held = held.and_then(|t| crate::timestamp::parse_rfc3339(t).ok());
+        if let Err(refusal) = check_newer(held, &verified) {
+            self.guard.alarms.report(&message.topic, refusal);
+            return;
+        }
+        if verified.inner.is_empty() {
             if door.manifest.take().is_some() {
                 // Withdrawn: the central system no longer expects it, so
                 // what was missing is no alarm.
@@ -355,7 +375,7 @@ impl Manifests {
             }
             return;
         }
-        let manifest = match parse(&message.payload) {
+        let manifest = match parse(&verified.inner) {
             Ok(manifest) => manifest,
             Err(why) => {
                 warn!(topic = %message.topic, "manifest ignored: {why}");
@@ -366,7 +386,7 @@ impl Manifests {
             return; // re-delivered after a reconnect
         }
         self.manifests_dirty
-            .push((name.clone(), Some(message.payload.to_vec())));
+            .push((name.clone(), Some(verified.inner)));
         let current = door.progress.as_ref().map(|p| p.pickup_id.as_str());
         if current != Some(manifest.pickup_id.as_str()) {
             let next = manifest.pickup_id.clone();

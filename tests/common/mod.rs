@@ -4,6 +4,7 @@
 //!
 //! - [`Mosquitto`]: a real broker on a free loopback port that can be killed
 //!   and restarted on the same port, optionally with a [`TlsListener`] too;
+//! - [`Central`]: central's signing key, for signed control messages;
 //! - [`Pki`]: a CA per test, and the broker and client certificates it signs;
 //! - [`Subscriber`]: a rumqttc client that records every message it is sent
 //!   and survives broker restarts, plus [`publish`] for one-off messages;
@@ -33,6 +34,7 @@
 // would warn there, and clippy runs with -D warnings.
 #![allow(dead_code, unused_imports)]
 
+mod central;
 mod certs;
 mod daemon;
 mod gpio;
@@ -46,6 +48,7 @@ mod relay;
 mod setup;
 mod uinput;
 
+pub use central::Central;
 pub use certs::{Issued, Pki};
 pub use daemon::Daemon;
 pub use gpio::{pulsed, sim_gpio_config, SimPins};

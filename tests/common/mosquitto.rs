@@ -66,8 +66,10 @@ impl Mosquitto {
         Self::start_with(false, LOG_ALL, None).await
     }
 
-    /// Like [`Mosquitto::start`], with more `mosquitto.conf` lines, such as
-    /// `max_packet_size 4096`.
+    /// Like [`Mosquitto::start`], with more `mosquitto.conf` lines after the
+    /// defaults, such as `max_packet_size 4096` or `allow_anonymous false`,
+    /// `password_file`, `acl_file`; files they name can go in
+    /// [`Mosquitto::dir`].
     pub async fn start_configured(settings: &str) -> Self {
         Self::launch_new(false, LOG_ALL, None, settings.into(), None).await
     }
@@ -119,6 +121,12 @@ impl Mosquitto {
     /// [`Subscriber::connect_persistent`]: super::Subscriber::connect_persistent
     pub async fn start_persistent() -> Self {
         Self::start_with(true, LOG_ALL, None).await
+    }
+
+
+    /// The broker's tempdir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     async fn start_with(
@@ -312,7 +320,9 @@ impl Mosquitto {
                  user root\n\
                  log_dest file {log}\n\
                  {log_types}\
+                 {settings}\n\
                  {tls}",
+                settings = self.settings,
                 port = self.port,
                 log = log_path.display()
             ),

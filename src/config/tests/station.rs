@@ -72,6 +72,9 @@ container_prefixes = ["GAY-", "PAL-"]
 [operators]
 "62E3086CED" = "op-ann"
 "0a0b0c0d0e" = "op-bob"
+
+[trust]
+allow_unsigned = true
 "#
     ));
     let cage = &config.locations[1];

@@ -129,7 +129,7 @@ impl Harness {
 
 async fn open(dir: &tempfile::TempDir, out: &mut Vec<Draft>) -> Manifests {
     let retained = Retained::at(dir.path());
-    let mut manifests = Manifests::new(&config(), &retained, None).unwrap();
+    let mut manifests = Manifests::new(&config(), &retained, None, Default::default()).unwrap();
     manifests.load(&Vec::new(), out).await;
     manifests
 }

@@ -96,7 +96,9 @@ impl Harness {
         let metrics = crate::health::metrics::Metrics::default();
         let portals = crate::rules::portal::Portals::new(&config, None, &metrics).unwrap();
         let no_gates = crate::release::Attempts::default();
-        let manifests = crate::rules::manifest::Manifests::new(&config, &retained, None).unwrap();
+        let manifests =
+            crate::rules::manifest::Manifests::new(&config, &retained, None, Default::default())
+                .unwrap();
         let stages = crate::rules::Stages {
             portals,
             stations,

@@ -1,0 +1,492 @@
+//! Only central can release or unlock: signed control messages through the
+//! real daemon, a real Mosquitto and the simulated GPIO. Every refusal
+//! changes nothing (the lock stays shut) and raises `untrusted_message`
+//! at the gateway's own location, naming the topic and why.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use custodyd::demo::cage::{cage_gate_config, LOCK};
+use serde_json::Value;
+
+// The relay board is active low: 0 energises the lock relay (open).
+const ON: bool = false;
+const OFF: bool = true;
+const CAGE: &str = "cage-1";
+const POLICY: &str = "itad/test-site/release";
+const UNLOCK: &str = "itad/test-site/gw-1/cmd/unlock";
+
+struct Gate {
+    broker: Mosquitto,
+    sub: Subscriber,
+    daemon: Daemon,
+    scanner: Pty,
+    pins: SimPins,
+    central: Central,
+}
+
+impl Gate {
+    /// Broker, daemon and gate with central's key; `retained` (topic,
+    /// payload) are published retained before the daemon starts.
+    async fn start(trust_extra: &str, gate_extra: &str) -> Gate {
+        Self::start_with(Central::new(), trust_extra, gate_extra, &[]).await
+    }
+
+    async fn start_with(
+        central: Central,
+        trust_extra: &str,
+        gate_extra: &str,
+        retained: &[(String, String)],
+    ) -> Gate {
+        let broker = Mosquitto::start().await;
+        let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+        for (topic, payload) in retained {
+            publish(&broker.url(), topic, payload.as_str(), true).await;
+        }
+        let scanner = Pty::open();
+        let mut daemon = Daemon::new();
+        let socket = daemon.dir().join("gpio.sock");
+        let gate = format!("unlock_pulse = \"1s\"\ndeny_signal = \"1s\"\n{gate_extra}");
+        daemon.spawn(
+            &(gateway_config(&broker.url(), &daemon.data_dir())
+                + &sim_gpio_config(&socket)
+                + &cage_gate_config(scanner.path(), &gate)
+                + &central.trust_config(trust_extra)),
+        );
+        let pins = SimPins::connect(&socket).await;
+        wait_reader(&sub, "cage1-scan", "up").await;
+        Gate {
+            broker,
+            sub,
+            daemon,
+            scanner,
+            pins,
+            central,
+        }
+    }
+
+    async fn policy(&self, asset: &str, payload: &str) {
+        let topic = format!("{POLICY}/{asset}");
+        publish(&self.broker.url(), &topic, payload, true).await;
+    }
+
+    async fn scan(&self, code: &str) {
+        self.scanner.write(format!("{code}\r").as_bytes()).await;
+    }
+
+    /// The first alarm of `kind` whose detail contains `text`.
+    async fn alarm(&self, kind: &str, text: &str) -> Value {
+        let find = |msgs: &[Message]| {
+            msgs.iter()
+                .filter(|m| m.topic.contains("/alarm/"))
+                .map(Message::json)
+                .find(|a| a["kind"] == kind && a["detail"].as_str().unwrap().contains(text))
+        };
+        let msgs = self.sub.wait_for(|m| find(m).is_some(), PATIENCE).await;
+        find(&msgs).unwrap()
+    }
+
+    /// Waits for the `untrusted_message` about `topic` and `reason`.
+    async fn untrusted(&self, topic: &str, reason: &str) {
+        let alarm = self
+            .alarm(
+                "untrusted_message",
+                &format!("{topic} was refused: {reason}"),
+            )
+            .await;
+        assert_eq!(alarm["location"], "gw-1", "at the gateway's own location");
+    }
+
+    /// The reply to `payload` on `cmd/unlock` (the first carrying `id`
+    /// after it was sent).
+    async fn unlock_reply(&self, payload: &str, id: &str) -> Value {
+        let from = self.sub.messages().len();
+        publish(&self.broker.url(), UNLOCK, payload, false).await;
+        let is_reply = |m: &Message| m.topic.ends_with("/cmd-reply/unlock") && m.json()["id"] == id;
+        self.sub
+            .wait_for(|msgs| msgs[from..].iter().any(is_reply), PATIENCE)
+            .await;
+        let reply = self.sub.messages_since(from).into_iter().find(is_reply);
+        reply.unwrap().json()
+    }
+
+    fn lock_opened_since(&self, mark: usize) -> bool {
+        pulsed(&self.pins.seen(), LOCK, ON, mark)
+    }
+}
+
+fn unlock_body(id: &str, operator: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","location":"{CAGE}","operator":"{operator}","reason":"stuck pallet"}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_copied_and_stale_release_entries_change_nothing() {
+    let mut gate = Gate::start("", "").await;
+    let c = &gate.central;
+    let t = |asset: &str| format!("{POLICY}/{asset}");
+    let granted = c.sign(&t("A-1"), r#"{"released":true}"#);
+    gate.policy("A-1", &granted).await;
+    // Unsigned: what an attacker on the broker sends.
+    gate.policy("B-1", r#"{"released":true}"#).await;
+    // Signed by a key the gateway does not know.
+    let stranger = Central::new();
+    let mut unknown = stranger.sign(&t("B-2"), r#"{"released":true}"#);
+    unknown = unknown.replace("central-1", "central-9");
+    gate.policy("B-2", &unknown).await;
+    // Another key claiming central's key id.
+    gate.policy("B-3", &stranger.sign(&t("B-3"), r#"{"released":true}"#))
+        .await;
+    // A-1's genuine grant copied to another asset's topic.
+    gate.policy("B-4", &granted).await;
+    // An older revocation of A-1 replayed: it must not roll A-1 back.
+    let before = SystemTime::now() - Duration::from_secs(3600);
+    let old = c.sign_at(&t("A-1"), r#"{"released":false}"#, before);
+    gate.policy("A-1", &old).await;
+    for (asset, reason) in [
+        ("B-1", "unsigned"),
+        ("B-2", "unknown key"),
+        ("B-3", "bad signature"),
+        ("B-4", "wrong topic"),
+        ("A-1", "stale"),
+    ] {
+        gate.untrusted(&t(asset), reason).await;
+    }
+
+    let mark = gate.pins.mark();
+    for asset in ["B-1", "B-2", "B-3", "B-4"] {
+        gate.scan(asset).await;
+        gate.alarm("release_unknown_asset", asset).await;
+    }
+    assert!(
+        !gate.lock_opened_since(mark),
+        "no forged grant opened the lock"
+    );
+    gate.scan("A-1").await;
+    gate.pins.wait_level(LOCK, ON).await;
+    gate.pins.wait_level(LOCK, OFF).await;
+
+    // Revocation: a signed released: false, newer than the grant.
+    gate.policy("A-1", &c.sign(&t("A-1"), r#"{"released":false}"#))
+        .await;
+    wait_until(PATIENCE, "the revocation is stored", || {
+        gate.daemon.log().contains("released=false")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    // Past the reader's rescan window: a new scan, not a duplicate.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    gate.scan("A-1").await;
+    gate.alarm("release_denied", "says released: false").await;
+    assert!(!gate.lock_opened_since(mark), "revoked");
+}
+
+/// Stop, revoke, start, scan: denied. The revocation is a signed
+/// `released: false`, newer than the grant, published retained while the
+/// gateway is stopped; the broker hands it over at the next subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_published_while_stopped_is_honoured_after_start() {
+    let mut gate = Gate::start("", "").await;
+    let topic = format!("{POLICY}/A-1");
+    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
+    gate.policy("A-1", &grant).await;
+    wait_until(PATIENCE, "the grant is stored", || {
+        gate.daemon.log().contains("released=true")
+    })
+    .await;
+    gate.daemon.terminate().await;
+    let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
+    gate.policy("A-1", &revocation).await;
+    let from = gate.daemon.log().len();
+    gate.daemon.restart();
+    gate.pins = SimPins::connect(&gate.daemon.dir().join("gpio.sock")).await;
+    wait_until(PATIENCE, "the revocation is stored", || {
+        gate.daemon.log()[from..].contains("released=false")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    gate.scan("A-1").await;
+    gate.alarm("release_denied", "says released: false").await;
+    assert!(!gate.lock_opened_since(mark), "revoked while stopped");
+}
+
+const OPERATORS: &str = "\n[operators]\n\"62E3086CED\" = \"op-ann\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_run_only_signed_fresh_once_by_a_known_operator_and_never_retained() {
+    let central = Central::new();
+    // Retained before the daemon starts: delivered with the retain flag at
+    // every subscription, so it would run at each restart and reconnect.
+    let retained = central.sign(UNLOCK, &unlock_body("r-1", "op-ann"));
+    let mut gate =
+        Gate::start_with(central, OPERATORS, "", &[(UNLOCK.to_string(), retained)]).await;
+    gate.untrusted(UNLOCK, "retained").await;
+    let mark = gate.pins.mark();
+
+    let unsigned = gate
+        .unlock_reply(&unlock_body("u-1", "op-ann"), "u-1")
+        .await;
+    assert_eq!(unsigned["ok"], false, "{unsigned}");
+    assert!(unsigned["error"].as_str().unwrap().contains("unsigned"));
+    gate.untrusted(UNLOCK, "unsigned").await;
+
+    let expired = gate.central.sign_at(
+        UNLOCK,
+        &unlock_body("u-2", "op-ann"),
+        SystemTime::now() - Duration::from_secs(120),
+    );
+    let reply = gate.unlock_reply(&expired, "u-2").await;
+    assert!(
+        reply["error"].as_str().unwrap().contains("expired"),
+        "{reply}"
+    );
+    gate.untrusted(UNLOCK, "expired").await;
+
+    let other_gateway = "itad/test-site/gw-2/cmd/unlock";
+    let misdirected = gate
+        .central
+        .sign(other_gateway, &unlock_body("u-3", "op-ann"));
+    let reply = gate.unlock_reply(&misdirected, "u-3").await;
+    assert!(
+        reply["error"].as_str().unwrap().contains("wrong topic"),
+        "{reply}"
+    );
+
+    let nobody = gate.central.sign(UNLOCK, &unlock_body("u-5", "nobody"));
+    let reply = gate.unlock_reply(&nobody, "u-5").await;
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("not in [operators]"),
+        "{reply}"
+    );
+    assert!(!gate.lock_opened_since(mark), "no refused command unlocked");
+
+    let good = gate.central.sign(UNLOCK, &unlock_body("u-4", "op-ann"));
+    let reply = gate.unlock_reply(&good, "u-4").await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    gate.pins.wait_level(LOCK, ON).await;
+    gate.pins.wait_level(LOCK, OFF).await;
+
+    // The same request again, also after a restart: never twice.
+    let reply = gate.unlock_reply(&good, "u-4").await;
+    assert!(
+        reply["error"].as_str().unwrap().contains("replayed"),
+        "{reply}"
+    );
+    gate.daemon.terminate().await;
+    let from = gate.sub.messages().len();
+    gate.daemon.restart();
+    gate.pins = SimPins::connect(&gate.daemon.dir().join("gpio.sock")).await;
+    let mark = gate.pins.mark();
+    let replayed = |m: &[Message]| {
+        m[from..].iter().any(|m| {
+            m.topic.ends_with("/cmd-reply/unlock")
+                && m.json()["id"] == "u-4"
+                && m.text().contains("replayed")
+        })
+    };
+    // Sent until the restarted daemon answers (it subscribes when connected).
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !replayed(&gate.sub.messages()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted daemon never refused the replay"
+        );
+        publish(&gate.broker.url(), UNLOCK, good.as_str(), false).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        !gate.lock_opened_since(mark),
+        "replayed and retained: locked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_release_is_refused_while_the_clock_is_unsynchronised() {
+    let central = Central::new();
+    let topic = format!("{POLICY}/E-1");
+    let expires = humantime::format_rfc3339(SystemTime::now() + Duration::from_secs(86_400));
+    let entry = central.sign(
+        &topic,
+        &format!(r#"{{"released":true,"expires_at":"{expires}"}}"#),
+    );
+    let mut gate = Gate::start_with(central, "", "", &[(topic, entry)]).await;
+    gate.daemon.set_clock_synced(false);
+    wait_until(PATIENCE, "the entry is stored", || {
+        gate.daemon.log().contains("release policy entry")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    gate.scan("E-1").await;
+    gate.alarm("release_denied", "clock is not synchronised")
+        .await;
+    assert!(!gate.lock_opened_since(mark), "fail secure");
+    gate.daemon.set_clock_synced(true);
+    // Past the reader's rescan window: a new scan, not a duplicate.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    gate.scan("E-1").await;
+    gate.pins.wait_level(LOCK, ON).await;
+}
+
+/// A client of the secured broker as `user`, recording what it receives on
+/// `filter`.
+async fn client_as(
+    broker: &Mosquitto,
+    user: &str,
+    filter: &str,
+) -> (
+    rumqttc::AsyncClient,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut options = MqttOptions::new(format!("acl-{user}"), "127.0.0.1", broker.port());
+    options.set_credentials(user, "pw");
+    let (client, mut events) = AsyncClient::new(options, 16);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (connected, mut up) = tokio::sync::watch::channel(false);
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::ConnAck(_)) => {
+                    let _ = connected.send(true);
+                }
+                Event::Incoming(Packet::Publish(p)) => record.lock().unwrap().push(format!(
+                    "{} {}",
+                    p.topic,
+                    String::from_utf8_lossy(&p.payload)
+                )),
+                _ => {}
+            }
+        }
+    });
+    tokio::time::timeout(PATIENCE, up.wait_for(|c| *c))
+        .await
+        .expect("connected")
+        .unwrap();
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    (client, seen)
+}
+
+/// Publishes one message as `user` on a connection of its own, returning
+/// once the broker has answered it (or dropped the connection).
+async fn publish_as(broker: &Mosquitto, user: &str, topic: &str, payload: &str) {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut options = MqttOptions::new(format!("acl-{user}-pub"), "127.0.0.1", broker.port());
+    options.set_credentials(user, "pw");
+    let (client, mut events) = AsyncClient::new(options, 4);
+    client
+        .publish(topic, QoS::AtLeastOnce, false, payload)
+        .await
+        .unwrap();
+    let answered = async {
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Packet::PubAck(_)) = event {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, answered)
+        .await
+        .expect("an answer");
+}
+
+/// The ACL template (deploy/mosquitto/) in a real Mosquitto: a gateway's
+/// identity cannot publish another gateway's commands (nor any control
+/// topic); central's can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_acl_lets_no_gateway_publish_another_gateways_commands() {
+    use rumqttc::QoS;
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/mosquitto/custodyd.acl"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let acl = dir.path().join("custodyd.acl");
+    std::fs::write(&acl, template.replace("itad/reno-1/", "itad/test-site/")).unwrap();
+    let passwd = dir.path().join("custodyd.passwd");
+    for (i, user) in ["central", "gw-1", "gw-2"].iter().enumerate() {
+        let mut cmd = std::process::Command::new("mosquitto_passwd");
+        if i == 0 {
+            cmd.arg("-c");
+        }
+        let status = cmd
+            .arg("-b")
+            .arg(&passwd)
+            .arg(user)
+            .arg("pw")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let broker = Mosquitto::start_configured(&format!(
+        "allow_anonymous false\npassword_file {}\nacl_file {}",
+        passwd.display(),
+        acl.display()
+    ))
+    .await;
+    let (_gw1, gw1_seen) = client_as(&broker, "gw-1", "itad/test-site/gw-1/cmd/#").await;
+    let (central, central_seen) = client_as(&broker, "central", "itad/#").await;
+    // A marker from central until both subscriptions are in place.
+    let marker = "itad/test-site/gw-1/cmd/ping";
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !gw1_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.contains("marker"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "central's command never arrived"
+        );
+        central
+            .publish(marker, QoS::AtLeastOnce, false, "marker")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Each on a connection of its own: Mosquitto 2.0 answers a denied
+    // publish in a way an MQTT 3.1.1 client takes as a broken connection.
+    // The broker has handled each before its connection ends, so once the
+    // allowed one published last is seen, the others would have been too.
+    for (topic, payload) in [
+        ("itad/test-site/gw-1/cmd/unlock", "forged"),
+        ("itad/test-site/release/A-1", "forged"),
+        ("itad/test-site/manifest/door-1", "forged"),
+        ("itad/test-site/gw-1/status", "forged"),
+        ("itad/test-site/gw-2/health", "own"),
+    ] {
+        publish_as(&broker, "gw-2", topic, payload).await;
+    }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !central_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.ends_with(" own"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gw-2's own message never arrived; central saw {:?}:\n{}",
+            central_seen.lock().unwrap(),
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let central_saw = central_seen.lock().unwrap().clone();
+    assert!(
+        !central_saw.iter().any(|m| m.contains("forged")),
+        "{central_saw:?}"
+    );
+    assert!(!gw1_seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|m| m.contains("forged")));
+}
