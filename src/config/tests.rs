@@ -895,7 +895,8 @@ fn sides_only_apply_at_portals() {
 #[test]
 fn gpio_defaults_to_the_pi_and_is_not_used_without_pins() {
     let config = ok(BASE);
-    assert_eq!(config.gpio.backend, GpioBackend::Rppal);
+    assert_eq!(config.gpio.backend, GpioBackend::Cdev);
+    assert_eq!(config.gpio.chip(), std::path::Path::new("/dev/gpiochip0"));
     assert_eq!(config.gpio.debounce, Duration::from_millis(20));
     assert!(!config.uses_gpio());
     let sim = ok(&with(
@@ -916,8 +917,24 @@ fn gpio_keys_are_checked() {
     .contains("only applies"));
     assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
     assert!(
-        assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("rppal, sim")
+        assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("cdev, sim")
     );
+    assert!(assert_error(
+        &with("[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/g.sock\"\nchip = \"/dev/gpiochip1\""),
+        "gpio.chip"
+    )
+    .contains("only applies"));
+}
+
+#[test]
+fn gpio_cdev_takes_a_chip_and_the_old_rppal_name() {
+    let pi5 = ok(&with("[gpio]\nbackend = \"cdev\"\nchip = \"/dev/gpiochip4\""));
+    assert_eq!(pi5.gpio.chip(), std::path::Path::new("/dev/gpiochip4"));
+    // Configurations written for the rppal backend keep working: its BCM
+    // numbers are the header chip's line offsets.
+    let old = ok(&with("[gpio]\nbackend = \"rppal\""));
+    assert_eq!(old.gpio.backend, GpioBackend::Cdev);
+    assert_eq!(old.gpio.chip(), std::path::Path::new("/dev/gpiochip0"));
 }
 
 /// A cage gate with every pin, and a release reader; `gate_extra` adds keys

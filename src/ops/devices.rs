@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 /// Link directories, best first: the first link found for a node is the one
@@ -189,31 +188,11 @@ fn gpio_chip(root: &Path, name: &str) -> GpioChip {
     GpioChip { node, label, lines }
 }
 
-/// `struct gpiochip_info` of linux/gpio.h.
-#[repr(C)]
-struct ChipInfo {
-    name: [u8; 32],
-    label: [u8; 32],
-    lines: u32,
-}
-
-// GPIO_GET_CHIPINFO_IOCTL = _IOR(0xB4, 0x01, struct gpiochip_info).
-nix::ioctl_read!(gpio_get_chipinfo, 0xB4, 0x01, ChipInfo);
-
 /// Label and line count from the chip itself, as `gpiodetect` asks it; needs
 /// read access to the node (the `gpio` group).
 fn chip_info(node: &Path) -> Option<(String, u32)> {
-    let file = fs::File::open(node).ok()?;
-    let mut info = ChipInfo {
-        name: [0; 32],
-        label: [0; 32],
-        lines: 0,
-    };
-    // SAFETY: the fd is open for the call, and `info` is the struct the
-    // ioctl writes, of its exact layout. Not a GPIO chip: ENOTTY, no write.
-    unsafe { gpio_get_chipinfo(file.as_raw_fd(), &mut info) }.ok()?;
-    let label = info.label.split(|&b| b == 0).next().unwrap_or(&[]);
-    Some((String::from_utf8_lossy(label).into_owned(), info.lines))
+    let info = gpiocdev::Chip::from_path(node).ok()?.info().ok()?;
+    Some((info.label, info.num_lines))
 }
 
 /// Label and line count from the legacy `/sys/class/gpio/gpiochipBASE`
