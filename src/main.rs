@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use custodyd::config::{self, Config};
+use custodyd::ops::journal::Prioritised;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -16,7 +17,8 @@ use tracing_subscriber::EnvFilter;
     about = "RFID and barcode custody events from ITAD doors and cages, over MQTT"
 )]
 struct Cli {
-    /// Log format; `human` drops timestamps when stderr is the journal, which adds its own.
+    /// Log format; `human` drops timestamps when stderr is the journal, which adds its own,
+    /// and starts each line with its priority for it.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -211,7 +213,10 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Human if stderr_is_journal() => builder.without_time().with_ansi(false).init(),
+        LogFormat::Human if stderr_is_journal() => builder
+            .with_ansi(false)
+            .event_format(Prioritised(tracing_subscriber::fmt::format().without_time()))
+            .init(),
         LogFormat::Human => builder.with_ansi(colour).init(),
     }
 }
