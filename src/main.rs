@@ -238,3 +238,52 @@ fn stderr_is_journal() -> bool {
     };
     dev.parse() == Ok(stat.st_dev) && ino.parse() == Ok(stat.st_ino)
 }
+
+/// The man page and shell completions the package installs are generated from
+/// the definitions above and committed (deploy/man, deploy/completions), so
+/// that packaging, cross builds included, needs no step that runs the binary.
+/// These tests fail when a committed file no longer matches;
+/// `CUSTODYD_REGENERATE=1 cargo test --bin custodyd generated` rewrites them.
+#[cfg(test)]
+mod generated {
+    use super::Cli;
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    use std::path::Path;
+
+    fn check(file: &str, fresh: Vec<u8>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        if std::env::var_os("CUSTODYD_REGENERATE").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &fresh).unwrap();
+            return;
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "{file} does not match the command line: CUSTODYD_REGENERATE=1 cargo test --bin custodyd generated"
+        );
+    }
+
+    #[test]
+    fn the_man_page_is_current() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        check("deploy/man/custodyd.1", page);
+    }
+
+    #[test]
+    fn the_shell_completions_are_current() {
+        for (shell, file) in [
+            (Shell::Bash, "custodyd.bash"),
+            (Shell::Zsh, "_custodyd"),
+            (Shell::Fish, "custodyd.fish"),
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "custodyd", &mut script);
+            check(&format!("deploy/completions/{file}"), script);
+        }
+    }
+}
