@@ -437,7 +437,8 @@ class Rig:
         os.makedirs(payload_dir)
         shutil.copy(self.deb, payload_dir)
         self.payload = os.path.join(self.work, "payload.img")
-        subprocess.run(["mkfs.ext4", "-q", "-d", payload_dir, self.payload, "64M"], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-d", payload_dir, self.payload, "64M"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.broker = Broker(self.work)
         self.reader = Reader(os.path.join(self.work, "rfid.sock"))
         self.vm = Vm(self)
@@ -510,7 +511,7 @@ class Rig:
         except Fail as e:
             self.hid_control_error = f"control before install: {e}"
         a.check("mkdir -p /mnt/payload && mount -o ro /dev/vdb /mnt/payload")
-        a.check("apt-get install -y -q --no-download /mnt/payload/custodyd_*.deb", timeout=300)
+        a.check("apt-get install -y -q /mnt/payload/custodyd_*.deb", timeout=300)
         self.installed = True
         # The rig's short watchdog, as a site would set it: a drop-in.
         a.check("mkdir -p /etc/systemd/system/custodyd.service.d && printf '[Service]\\nWatchdogSec=%ds\\n'"
