@@ -14,6 +14,7 @@ import argparse
 import base64
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -25,7 +26,12 @@ import time
 BROKER_IN_GUEST = "10.0.2.100"
 SITE, GATEWAY = "rig", "vm"
 TOPICS = f"itad/{SITE}/{GATEWAY}/#"
-SERIAL_GLOB = "/dev/serial/by-id/usb-QEMU_QEMU_USB_SERIAL_*"
+# The adapter, plugged into the same port with the same serial number every
+# time: QEMU's default serial number names the port, and udev's by-id link
+# (the reader's configured path) would change with a replug elsewhere, as
+# it would for a real adapter.
+SERIAL_ADAPTER = {"id": "rfid0", "chardev": "rfid", "bus": "xhci.0", "port": "2", "serial": "RIGEM0001"}
+SERIAL_GLOB = "/dev/serial/by-id/usb-QEMU_QEMU_USB_SERIAL_RIGEM0001-*"
 KBD_GLOB = "/dev/input/by-id/usb-QEMU_QEMU_USB_Keyboard_*-event-kbd"
 # Short enough that a scenario waits seconds, not the defaults' minutes.
 WATCHDOG_SEC = 10
@@ -309,7 +315,13 @@ class Reader:
                     time.sleep(0.2)
                     continue
             if not self.running.is_set():
-                time.sleep(0.1)
+                # Idle, but still notice QEMU closing its end (the adapter
+                # unplugged, QEMU gone), and reconnect: QEMU attaches the
+                # adapter again only once this end is connected.
+                readable, _, _ = select.select([self.sock], [], [], 0.1)
+                if readable and not self._drain():
+                    self.sock.close()
+                    self.sock = None
                 continue
             self.n += 1
             tag = f"{0x5A00000000 + self.n:010X}"
@@ -320,6 +332,13 @@ class Reader:
                 self.sock.close()
                 self.sock = None
             time.sleep(0.3)
+
+    def _drain(self):
+        """Reads what the guest wrote to the port; False once it is closed."""
+        try:
+            return bool(self.sock.recv(4096))
+        except OSError:
+            return False
 
     def close(self):
         self.stop.set()
@@ -358,9 +377,9 @@ class Vm:
             "-serial", "chardev:agent",
             "-nic", f"user,restrict=on,guestfwd=tcp:{BROKER_IN_GUEST}:1883-cmd:{forwarder}",
             "-device", "qemu-xhci,id=xhci",
-            "-device", "usb-kbd,id=kbd",
+            "-device", "usb-kbd,id=kbd,bus=xhci.0,port=1",
             "-chardev", f"socket,id=rfid,path={os.path.join(r.work, 'rfid.sock')},server=on,wait=off",
-            "-device", "usb-serial,id=rfid0,chardev=rfid",
+            "-device", "usb-serial," + ",".join(f"{k}={v}" for k, v in SERIAL_ADAPTER.items()),
             "-qmp", f"unix:{os.path.join(r.work, 'qmp.sock')},server=on,wait=off",
         ]
         r.boots += 1
@@ -624,7 +643,7 @@ class Rig:
         online = len(self.broker.alarms("reader_online"))
         qmp.cmd("device_del", id="rfid0")
         wait_for("reader_offline", lambda: len(self.broker.alarms("reader_offline")) > offline, 90)
-        qmp.cmd("device_add", driver="usb-serial", id="rfid0", chardev="rfid")
+        qmp.cmd("device_add", driver="usb-serial", **SERIAL_ADAPTER)
         wait_for("reader_online", lambda: len(self.broker.alarms("reader_online")) > online, 90)
         self.flowing("rfid1", len(self.broker.custody("rfid1")))
         return "reader_offline, reader_online, events again"
