@@ -215,7 +215,9 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Human if stderr_is_journal() => builder
             .with_ansi(false)
-            .event_format(Prioritised(tracing_subscriber::fmt::format().without_time()))
+            .event_format(Prioritised(
+                tracing_subscriber::fmt::format().without_time(),
+            ))
             .init(),
         LogFormat::Human => builder.with_ansi(colour).init(),
     }

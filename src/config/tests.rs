@@ -160,7 +160,12 @@ fn the_packaged_conffile_is_refused_until_filled_in() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/debian/custodyd.toml");
     let shipped = std::fs::read_to_string(&path).unwrap();
     let problems = errors(&shipped);
-    for key in ["gateway.site", "gateway.name", "mqtt.url", "readers[0] (scan1-em).path"] {
+    for key in [
+        "gateway.site",
+        "gateway.name",
+        "mqtt.url",
+        "readers[0] (scan1-em).path",
+    ] {
         error_at(&problems, key);
     }
     assert_eq!(problems.len(), 4, "{problems:?}");
@@ -937,7 +942,10 @@ fn gpio_keys_are_checked() {
     .contains("only applies"));
     assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
     let unknown = assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend");
-    assert!(unknown.contains("one of: cdev") && unknown.contains("sim"), "{unknown}");
+    assert!(
+        unknown.contains("one of: cdev") && unknown.contains("sim"),
+        "{unknown}"
+    );
     assert!(assert_error(
         &with("[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/g.sock\"\nchip = \"/dev/gpiochip1\""),
         "gpio.chip"
@@ -947,7 +955,9 @@ fn gpio_keys_are_checked() {
 
 #[test]
 fn gpio_cdev_takes_a_chip_and_the_old_rppal_name() {
-    let pi5 = ok(&with("[gpio]\nbackend = \"cdev\"\nchip = \"/dev/gpiochip4\""));
+    let pi5 = ok(&with(
+        "[gpio]\nbackend = \"cdev\"\nchip = \"/dev/gpiochip4\"",
+    ));
     assert_eq!(pi5.gpio.chip(), std::path::Path::new("/dev/gpiochip4"));
     // Configurations written for the rppal backend keep working: its BCM
     // numbers are the header chip's line offsets.

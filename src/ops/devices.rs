@@ -270,7 +270,12 @@ impl fmt::Display for Inventory {
             "\nKeyboard-like input devices: HID barcode scanners (kind = \"hid\"), and keyboards:"
         )?;
         ports(f, &self.scanners, Kind::Scanner)?;
-        if self.serial.iter().chain(&self.scanners).any(|p| p.usb.is_some()) {
+        if self
+            .serial
+            .iter()
+            .chain(&self.scanners)
+            .any(|p| p.usb.is_some())
+        {
             writeln!(
                 f,
                 "\nA \"udev:\" line, pasted into {RULES_FILE} (then `udevadm control --reload && \
@@ -309,7 +314,9 @@ fn udev_rule(usb: &UsbId, kind: Kind, name: &str) -> String {
     let device = match kind {
         Kind::Serial => r#"SUBSYSTEM=="tty""#.to_owned(),
         // Only the keyboard node: a scanner's mouse interface is not one.
-        Kind::Scanner => r#"SUBSYSTEM=="input", KERNEL=="event*", ENV{ID_INPUT_KEYBOARD}=="1""#.to_owned(),
+        Kind::Scanner => {
+            r#"SUBSYSTEM=="input", KERNEL=="event*", ENV{ID_INPUT_KEYBOARD}=="1""#.to_owned()
+        }
     };
     let unit = match &usb.serial {
         Some(serial) => format!(r#"ATTRS{{serial}}=="{serial}""#),
@@ -540,7 +547,11 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
-        assert_eq!(text.matches("udev: ").count(), 2, "the UARTs are not USB:\n{text}");
+        assert_eq!(
+            text.matches("udev: ").count(),
+            2,
+            "the UARTs are not USB:\n{text}"
+        );
     }
 
     #[test]
