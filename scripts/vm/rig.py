@@ -189,6 +189,13 @@ class Broker:
         self.messages = []
         self.lock = threading.Lock()
         self.sub = None
+        try:
+            self._subscribe()
+        except Exception:
+            self.close()
+            raise
+
+    def _subscribe(self):
         deadline = time.monotonic() + 10
         while True:
             self.sub = subprocess.Popen(
@@ -463,9 +470,13 @@ class Rig:
         self.vm = Vm(self)
 
     def teardown(self):
-        for close in (lambda: self.vm.kill(), lambda: self.reader.close(), lambda: self.broker.close()):
+        """Stops QEMU (and with it the forwarders it spawned), the reader and
+        the broker: whatever of them setup got to start."""
+        for part in ("vm", "reader", "broker"):
+            thing = getattr(self, part, None)
             try:
-                close()
+                if thing:
+                    thing.kill() if part == "vm" else thing.close()
             except Exception:
                 pass
 
@@ -691,8 +702,8 @@ class Rig:
         return f"{self.cuts} cuts; boot to first event {spans}; seq 1..{top} gap-free, none reused"
 
     def run(self):
-        self.setup()
         try:
+            self.setup()
             install_error = None
             try:
                 self.boot_and_install()
@@ -715,6 +726,7 @@ class Rig:
         finally:
             self.teardown()
         failed = [n for n, why in self.results if why is not None]
+        print(f"vm-test: {len(self.results) - len(failed)} passed, {len(failed)} failed", flush=True)
         return 1 if failed else 0
 
 
