@@ -14,6 +14,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -677,11 +678,12 @@ class Rig:
         return f"{len(warn_lines)} warnings, {len(info_lines)} info lines kept out"
 
     def s_power_cut(self):
-        times = []
+        times, resumed = [], []
         self.reader.running.set()
         for i in range(self.cuts):
             self.flowing("rfid1", len(self.broker.custody("rfid1")), count=5)
             self.vm.kill()
+            delivered = max(e["seq"] for e in self.broker.events())
             before = len(self.broker.custody("rfid1"))
             self.vm.start()
             booted = self.vm.booted_at
@@ -690,16 +692,27 @@ class Rig:
             a = self.agent
             if a.run("systemctl is-active custodyd")[1].strip() != "active":
                 raise Fail(f"custodyd not active after cut {i + 1}")
-            spool = a.run("journalctl -u custodyd -b --no-pager -o cat -p err")[1].strip()
-            if spool:
-                raise Fail(f"errors after cut {i + 1}: {spool.splitlines()[0]}")
+            errors = a.run("journalctl -u custodyd -b --no-pager -o cat -p err")[1].strip()
+            if errors:
+                raise Fail(f"errors after cut {i + 1}: {errors.splitlines()[0]}")
+            # The spool opened, and goes on after everything the broker had
+            # before the cut: a seq handed out again would be reused.
+            opened = a.run("journalctl -u custodyd -b --no-pager -o cat | grep -m1 'spool open'")[1]
+            found = re.search(r"next_seq=(\d+)", opened)
+            if not found:
+                raise Fail(f"no 'spool open' in the journal after cut {i + 1}")
+            if int(found.group(1)) <= delivered:
+                raise Fail(f"after cut {i + 1} the spool went on at seq {found.group(1)}, "
+                           f"but seq {delivered} had been delivered before it")
+            resumed.append(found.group(1))
         # Everything committed before a cut arrives eventually: with the
         # reader stopped, the spool drains and seq has no gap up to the top.
         # (A seq reused after a cut shows as one seq with two event ids.)
         self.reader.running.clear()
         top = drained(self.broker, 120)
         spans = ", ".join(f"{t:.0f}s" for t in times)
-        return f"{self.cuts} cuts; boot to first event {spans}; seq 1..{top} gap-free, none reused"
+        return (f"{self.cuts} cuts; boot to first event {spans}; spool reopened at seq "
+                f"{', '.join(resumed)}; seq 1..{top} gap-free, none reused")
 
     def run(self):
         try:
