@@ -12,6 +12,7 @@ guest is driven through the agent on its second serial port
 
 import argparse
 import base64
+import ctypes
 import json
 import os
 import re
@@ -37,6 +38,12 @@ KBD_GLOB = "/dev/input/by-id/usb-QEMU_QEMU_USB_Keyboard_*-event-kbd"
 # Short enough that a scenario waits seconds, not the defaults' minutes.
 WATCHDOG_SEC = 10
 OFFLINE_AFTER = "5s"
+
+
+def die_with_parent():
+    """In a child before exec: the kernel kills it when the rig dies, even by
+    SIGKILL, where no cleanup of the rig's own runs (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 class Fail(Exception):
@@ -183,10 +190,14 @@ class Broker:
             self.port = s.getsockname()[1]
         conf = os.path.join(work, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+            # `user root`: as root, mosquitto would switch to its own user,
+            # and a change of credentials clears the parent-death signal
+            # that ends it with the rig. It listens on loopback only.
+            f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\nuser root\n")
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.log = open(os.path.join(work, "mosquitto.log"), "w")
-        self.proc = subprocess.Popen([mosquitto, "-c", conf], stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen([mosquitto, "-c", conf], stdout=self.log, stderr=self.log,
+                                     preexec_fn=die_with_parent)
         self.messages = []
         self.lock = threading.Lock()
         self.sub = None
@@ -202,7 +213,7 @@ class Broker:
             self.sub = subprocess.Popen(
                 ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.port), "-q", "1",
                  "-v", "-t", TOPICS, "-t", "rig/ping"],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, preexec_fn=die_with_parent)
             time.sleep(0.5)
             if self.sub.poll() is None:
                 break
@@ -392,7 +403,8 @@ class Vm:
         ]
         r.boots += 1
         self.booted_at = time.monotonic()
-        self.proc = subprocess.Popen(args, stdout=r.qemu_log, stderr=r.qemu_log, start_new_session=True)
+        self.proc = subprocess.Popen(args, stdout=r.qemu_log, stderr=r.qemu_log, start_new_session=True,
+                                     preexec_fn=die_with_parent)
         self.qmp = Qmp(os.path.join(r.work, "qmp.sock"))
         self.agent = Agent(os.path.join(r.work, "agent.sock"))
         self.agent.wait_ready(600)
