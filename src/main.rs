@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use custodyd::config::{self, Config};
+use custodyd::ops::journal::Prioritised;
 use custodyd::trust::keys::SigningKey;
 use tracing_subscriber::EnvFilter;
 
@@ -18,7 +19,8 @@ use tracing_subscriber::EnvFilter;
     about = "RFID and barcode custody events from ITAD doors and cages, over MQTT"
 )]
 struct Cli {
-    /// Log format; `human` drops timestamps when stderr is the journal, which adds its own.
+    /// Log format; `human` drops timestamps when stderr is the journal, which adds its own,
+    /// and starts each line with its priority for it.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
     #[command(subcommand)]
@@ -341,7 +343,12 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Human if stderr_is_journal() => builder.without_time().with_ansi(false).init(),
+        LogFormat::Human if stderr_is_journal() => builder
+            .with_ansi(false)
+            .event_format(Prioritised(
+                tracing_subscriber::fmt::format().without_time(),
+            ))
+            .init(),
         LogFormat::Human => builder.with_ansi(colour).init(),
     }
 }
@@ -362,4 +369,53 @@ fn stderr_is_journal() -> bool {
         return false;
     };
     dev.parse() == Ok(stat.st_dev) && ino.parse() == Ok(stat.st_ino)
+}
+
+/// The man page and shell completions the package installs are generated from
+/// the definitions above and committed (deploy/man, deploy/completions), so
+/// that packaging, cross builds included, needs no step that runs the binary.
+/// These tests fail when a committed file no longer matches;
+/// `CUSTODYD_REGENERATE=1 cargo test --bin custodyd generated` rewrites them.
+#[cfg(test)]
+mod generated {
+    use super::Cli;
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    use std::path::Path;
+
+    fn check(file: &str, fresh: Vec<u8>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        if std::env::var_os("CUSTODYD_REGENERATE").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &fresh).unwrap();
+            return;
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == fresh,
+            "{file} does not match the command line: CUSTODYD_REGENERATE=1 cargo test --bin custodyd generated"
+        );
+    }
+
+    #[test]
+    fn the_man_page_is_current() {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .unwrap();
+        check("deploy/man/custodyd.1", page);
+    }
+
+    #[test]
+    fn the_shell_completions_are_current() {
+        for (shell, file) in [
+            (Shell::Bash, "custodyd.bash"),
+            (Shell::Zsh, "_custodyd"),
+            (Shell::Fish, "custodyd.fish"),
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "custodyd", &mut script);
+            check(&format!("deploy/completions/{file}"), script);
+        }
+    }
 }

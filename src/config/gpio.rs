@@ -7,7 +7,7 @@
 //! and rejects one used twice, naming both keys.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,10 +20,12 @@ pub const MAX_PIN: u8 = 27;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GpioBackend {
-    /// The Pi's own GPIO through rppal (`/dev/gpiomem` and the GPIO
-    /// character device).
+    /// The kernel's GPIO character device (`gpio.chip`). "rppal", the
+    /// backend it replaced, means the same: BCM numbers are the line
+    /// offsets of the Pi's header chip.
     #[default]
-    Rppal,
+    #[serde(alias = "rppal")]
+    Cdev,
     /// Simulated pins behind a Unix socket, for `demo` and the tests.
     Sim,
 }
@@ -32,7 +34,7 @@ impl GpioBackend {
     /// As spelled in the configuration file.
     pub fn as_str(self) -> &'static str {
         match self {
-            GpioBackend::Rppal => "rppal",
+            GpioBackend::Cdev => "cdev",
             GpioBackend::Sim => "sim",
         }
     }
@@ -47,10 +49,25 @@ pub struct GpioConfig {
     /// are driven and watched (see `gpio::sim`).
     #[serde(default)]
     pub sim_socket: Option<PathBuf>,
+    /// `backend = "cdev"`: the GPIO chip whose line offsets the pins are;
+    /// [`GpioConfig::chip`] gives the default.
+    #[serde(default)]
+    pub chip: Option<PathBuf>,
     /// How long an input must hold a new level before it counts: contact
     /// bounce of a reed switch or relay lasts a few milliseconds.
     #[serde(default = "default_debounce", with = "duration")]
     pub debounce: Duration,
+}
+
+/// The Pi's header chip: gpiochip0 on every model, the Pi 5 included since
+/// its kernel 6.6 (older Pi 5 kernels named it gpiochip4).
+pub const DEFAULT_CHIP: &str = "/dev/gpiochip0";
+
+impl GpioConfig {
+    /// The chip `backend = "cdev"` opens.
+    pub fn chip(&self) -> &Path {
+        self.chip.as_deref().unwrap_or(Path::new(DEFAULT_CHIP))
+    }
 }
 
 fn default_debounce() -> Duration {
@@ -62,6 +79,7 @@ impl Default for GpioConfig {
         GpioConfig {
             backend: GpioBackend::default(),
             sim_socket: None,
+            chip: None,
             debounce: default_debounce(),
         }
     }

@@ -152,6 +152,31 @@ fn reference_config_loads_and_validates() {
     assert_eq!(config.locations[1].kind, LocationKind::ScanStation);
 }
 
+/// The package's conffile is refused until a person has filled in what no
+/// default can know: a gateway started from it as shipped would publish
+/// under empty names to a broker nobody chose.
+#[test]
+fn the_packaged_conffile_is_refused_until_filled_in() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/debian/custodyd.toml");
+    let shipped = std::fs::read_to_string(&path).unwrap();
+    let problems = errors(&shipped);
+    for key in [
+        "gateway.site",
+        "gateway.name",
+        "mqtt.url",
+        "readers[0] (scan1-em).path",
+    ] {
+        error_at(&problems, key);
+    }
+    assert_eq!(problems.len(), 4, "{problems:?}");
+    let filled = shipped
+        .replace("site = \"\"", "site = \"reno-1\"")
+        .replace("name = \"\"", "name = \"dock-pi-03\"")
+        .replace("url = \"\"", "url = \"mqtt://broker.example.lan\"")
+        .replace("path = \"\"", "path = \"/dev/ttyUSB0\"");
+    ok(&filled);
+}
+
 #[test]
 fn reference_config_documents_every_key() {
     let text =
@@ -926,7 +951,8 @@ fn sides_only_apply_at_portals() {
 #[test]
 fn gpio_defaults_to_the_pi_and_is_not_used_without_pins() {
     let config = ok(BASE);
-    assert_eq!(config.gpio.backend, GpioBackend::Rppal);
+    assert_eq!(config.gpio.backend, GpioBackend::Cdev);
+    assert_eq!(config.gpio.chip(), std::path::Path::new("/dev/gpiochip0"));
     assert_eq!(config.gpio.debounce, Duration::from_millis(20));
     assert!(!config.uses_gpio());
     let sim = ok(&with(
@@ -946,9 +972,29 @@ fn gpio_keys_are_checked() {
     )
     .contains("only applies"));
     assert!(assert_error(&with("[gpio]\ndebounce = \"2s\""), "gpio.debounce").contains("at most"));
+    let unknown = assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend");
     assert!(
-        assert_error(&with("[gpio]\nbackend = \"pigpio\""), "gpio.backend").contains("rppal, sim")
+        unknown.contains("one of: cdev") && unknown.contains("sim"),
+        "{unknown}"
     );
+    assert!(assert_error(
+        &with("[gpio]\nbackend = \"sim\"\nsim_socket = \"/tmp/g.sock\"\nchip = \"/dev/gpiochip1\""),
+        "gpio.chip"
+    )
+    .contains("only applies"));
+}
+
+#[test]
+fn gpio_cdev_takes_a_chip_and_the_old_rppal_name() {
+    let pi5 = ok(&with(
+        "[gpio]\nbackend = \"cdev\"\nchip = \"/dev/gpiochip4\"",
+    ));
+    assert_eq!(pi5.gpio.chip(), std::path::Path::new("/dev/gpiochip4"));
+    // Configurations written for the rppal backend keep working: its BCM
+    // numbers are the header chip's line offsets.
+    let old = ok(&with("[gpio]\nbackend = \"rppal\""));
+    assert_eq!(old.gpio.backend, GpioBackend::Cdev);
+    assert_eq!(old.gpio.chip(), std::path::Path::new("/dev/gpiochip0"));
 }
 
 /// A cage gate with every pin, and a release reader; `gate_extra` adds keys

@@ -720,10 +720,13 @@ fn check_gpio(errors: &mut Errors, gpio: &GpioConfig, locations: &[LocationConfi
             "gpio.sim_socket",
             "is required with backend = \"sim\" (the socket the simulated pins are driven through)",
         ),
-        (GpioBackend::Rppal, Some(_)) => {
+        (GpioBackend::Cdev, Some(_)) => {
             errors.push("gpio.sim_socket", "only applies to backend = \"sim\"")
         }
         _ => {}
+    }
+    if gpio.backend == GpioBackend::Sim && gpio.chip.is_some() {
+        errors.push("gpio.chip", "only applies to backend = \"cdev\"");
     }
     if let Some(problem) = debounce_problem(Some(gpio.debounce)) {
         errors.push("gpio.debounce", problem);

@@ -4,8 +4,8 @@
 //! Users work with [`Output`] and [`Input`], which speak "active" and
 //! "inactive": the wiring's polarity (`active_low` relay boards, sensors
 //! active high or low) is applied here, once. Underneath, a [`Gpio`] backend
-//! deals in electrical levels only: [`pi`] is the Raspberry Pi's GPIO through
-//! rppal, [`sim`] simulated pins that tests and `demo` drive and watch
+//! deals in electrical levels only: [`cdev`] is the kernel's GPIO
+//! character device (the Pi's header and any other chip), [`sim`] simulated pins that tests and `demo` drive and watch
 //! through a Unix socket. Nothing outside this module knows which one runs.
 //!
 //! Safety is built into the types: an output is driven inactive (lock
@@ -22,7 +22,7 @@ use tokio::time::{sleep_until, Instant};
 
 use crate::config::{ActiveLevel, GpioBackend, GpioConfig, InputPinConfig, Pull};
 
-mod pi;
+mod cdev;
 pub mod sim;
 
 pub use sim::{SimClient, SimGpio};
@@ -78,7 +78,7 @@ pub struct Pins {
 /// pin, so a gateway without gates never touches GPIO.
 pub fn open(config: &GpioConfig) -> Result<Pins, GpioError> {
     let gpio: Arc<dyn Gpio> = match (config.backend, &config.sim_socket) {
-        (GpioBackend::Rppal, _) => Arc::new(pi::PiGpio::open()?),
+        (GpioBackend::Cdev, _) => Arc::new(cdev::CdevGpio::open(config.chip())?),
         (GpioBackend::Sim, Some(socket)) => Arc::new(SimGpio::bind(socket)?),
         (GpioBackend::Sim, None) => {
             return Err(GpioError::Open {

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 /// Link directories, best first: the first link found for a node is the one
@@ -46,6 +45,21 @@ pub struct Port {
     pub links: Vec<PathBuf>,
     /// What the device calls itself (input devices only).
     pub name: Option<String>,
+    /// The USB device it belongs to, for a udev rule; none for a UART.
+    pub usb: Option<UsbId>,
+}
+
+/// What a udev rule matches a USB reader by (`udevadm info -a` shows the
+/// same attributes).
+#[derive(Debug, PartialEq)]
+pub struct UsbId {
+    pub vendor: String,
+    pub product: String,
+    /// Absent on adapters without one (CH340), and useless where every
+    /// board says the same ("0001"): then the port is matched instead.
+    pub serial: Option<String>,
+    /// The USB port path (`1-1.3`), udev's `KERNELS`.
+    pub port: String,
 }
 
 impl Port {
@@ -114,15 +128,43 @@ pub fn scan(root: &Path) -> Inventory {
     let scanners = scanners
         .into_values()
         .map(|mut port| {
-            let sys = Path::new("sys/class/input").join(file_name(&port.node));
-            port.name = read_trimmed(&root.join(sys).join("device/name"));
+            let sys = root.join("sys/class/input").join(file_name(&port.node));
+            port.name = read_trimmed(&sys.join("device/name"));
+            port.usb = usb_id(&sys);
+            port
+        })
+        .collect();
+    let serial = serial
+        .into_values()
+        .map(|mut port| {
+            port.usb = usb_id(&root.join("sys/class/tty").join(file_name(&port.node)));
             port
         })
         .collect();
     Inventory {
-        serial: serial.into_values().collect(),
+        serial,
         scanners,
         gpiochips,
+    }
+}
+
+/// The USB device above a class device (`/sys/class/tty/ttyUSB0`): the
+/// first directory up from its `device` that has an `idVendor`, as udev's
+/// `ATTRS{}` matching walks.
+fn usb_id(class_dir: &Path) -> Option<UsbId> {
+    let mut dir = fs::canonicalize(class_dir.join("device")).ok()?;
+    loop {
+        if let Some(vendor) = read_trimmed(&dir.join("idVendor")) {
+            return Some(UsbId {
+                vendor,
+                product: read_trimmed(&dir.join("idProduct"))?,
+                serial: read_trimmed(&dir.join("serial")),
+                port: file_name(&dir).to_owned(),
+            });
+        }
+        if !dir.pop() || dir.parent().is_none() {
+            return None;
+        }
     }
 }
 
@@ -131,6 +173,7 @@ fn new_port(node: PathBuf) -> Port {
         node,
         links: Vec::new(),
         name: None,
+        usb: None,
     }
 }
 
@@ -189,31 +232,11 @@ fn gpio_chip(root: &Path, name: &str) -> GpioChip {
     GpioChip { node, label, lines }
 }
 
-/// `struct gpiochip_info` of linux/gpio.h.
-#[repr(C)]
-struct ChipInfo {
-    name: [u8; 32],
-    label: [u8; 32],
-    lines: u32,
-}
-
-// GPIO_GET_CHIPINFO_IOCTL = _IOR(0xB4, 0x01, struct gpiochip_info).
-nix::ioctl_read!(gpio_get_chipinfo, 0xB4, 0x01, ChipInfo);
-
 /// Label and line count from the chip itself, as `gpiodetect` asks it; needs
 /// read access to the node (the `gpio` group).
 fn chip_info(node: &Path) -> Option<(String, u32)> {
-    let file = fs::File::open(node).ok()?;
-    let mut info = ChipInfo {
-        name: [0; 32],
-        label: [0; 32],
-        lines: 0,
-    };
-    // SAFETY: the fd is open for the call, and `info` is the struct the
-    // ioctl writes, of its exact layout. Not a GPIO chip: ENOTTY, no write.
-    unsafe { gpio_get_chipinfo(file.as_raw_fd(), &mut info) }.ok()?;
-    let label = info.label.split(|&b| b == 0).next().unwrap_or(&[]);
-    Some((String::from_utf8_lossy(label).into_owned(), info.lines))
+    let info = gpiocdev::Chip::from_path(node).ok()?.info().ok()?;
+    Some((info.label, info.num_lines))
 }
 
 /// Label and line count from the legacy `/sys/class/gpio/gpiochipBASE`
@@ -235,15 +258,31 @@ fn legacy_sysfs_info(root: &Path, name: &str) -> Option<(String, u32)> {
         })
 }
 
+/// Where a site's own reader rules go (the package installs none).
+const RULES_FILE: &str = "/etc/udev/rules.d/99-custodyd-readers.rules";
+
 impl fmt::Display for Inventory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Serial ports (readers with kind = \"serial\"):")?;
-        ports(f, &self.serial)?;
+        ports(f, &self.serial, Kind::Serial)?;
         writeln!(
             f,
             "\nKeyboard-like input devices: HID barcode scanners (kind = \"hid\"), and keyboards:"
         )?;
-        ports(f, &self.scanners)?;
+        ports(f, &self.scanners, Kind::Scanner)?;
+        if self
+            .serial
+            .iter()
+            .chain(&self.scanners)
+            .any(|p| p.usb.is_some())
+        {
+            writeln!(
+                f,
+                "\nA \"udev:\" line, pasted into {RULES_FILE} (then `udevadm control --reload && \
+                 udevadm trigger`), names that device /dev/custodyd/<name> by its USB identity; \
+                 rename it to the reader. Examples: /usr/share/doc/custodyd/examples/."
+            )?;
+        }
         writeln!(f, "\nGPIO chips:")?;
         if self.gpiochips.is_empty() {
             writeln!(f, "  none found")?;
@@ -262,11 +301,46 @@ impl fmt::Display for Inventory {
     }
 }
 
-fn ports(f: &mut fmt::Formatter<'_>, ports: &[Port]) -> fmt::Result {
+#[derive(Clone, Copy)]
+enum Kind {
+    Serial,
+    Scanner,
+}
+
+/// A udev rule naming this device `/dev/custodyd/<name>`, matched by its
+/// USB vendor, product and serial number, or by its USB port where it has
+/// no serial number (see the examples file for why).
+fn udev_rule(usb: &UsbId, kind: Kind, name: &str) -> String {
+    let device = match kind {
+        Kind::Serial => r#"SUBSYSTEM=="tty""#.to_owned(),
+        // Only the keyboard node: a scanner's mouse interface is not one.
+        Kind::Scanner => {
+            r#"SUBSYSTEM=="input", KERNEL=="event*", ENV{ID_INPUT_KEYBOARD}=="1""#.to_owned()
+        }
+    };
+    let unit = match &usb.serial {
+        Some(serial) => format!(r#"ATTRS{{serial}}=="{serial}""#),
+        None => format!(r#"KERNELS=="{}""#, usb.port),
+    };
+    let group = match kind {
+        Kind::Serial => "dialout",
+        Kind::Scanner => "input",
+    };
+    format!(
+        r#"{device}, ATTRS{{idVendor}}=="{}", ATTRS{{idProduct}}=="{}", {unit}, SYMLINK+="custodyd/{name}", GROUP="{group}", MODE="0660""#,
+        usb.vendor, usb.product
+    )
+}
+
+fn ports(f: &mut fmt::Formatter<'_>, ports: &[Port], kind: Kind) -> fmt::Result {
     if ports.is_empty() {
         return writeln!(f, "  none found");
     }
-    for port in ports {
+    let prefix = match kind {
+        Kind::Serial => "reader",
+        Kind::Scanner => "scanner",
+    };
+    for (i, port) in ports.iter().enumerate() {
         write!(f, "  {}", port.node.display())?;
         if let Some(name) = &port.name {
             write!(f, "  \"{name}\"")?;
@@ -286,6 +360,10 @@ fn ports(f: &mut fmt::Formatter<'_>, ports: &[Port]) -> fmt::Result {
         )?;
         for other in port.links.iter().skip(1) {
             writeln!(f, "      also {}", other.display())?;
+        }
+        if let Some(usb) = &port.usb {
+            let name = format!("{prefix}{}", i + 1);
+            writeln!(f, "      udev: {}", udev_rule(usb, kind, &name))?;
         }
     }
     Ok(())
@@ -365,6 +443,7 @@ mod tests {
             node: node.into(),
             links: links.iter().map(PathBuf::from).collect(),
             name: name.map(str::to_owned),
+            usb: None,
         }
     }
 
@@ -436,6 +515,43 @@ mod tests {
         let found = scan(root.path());
         assert_eq!(found, Inventory::default());
         assert_eq!(found.to_string().matches("  none found\n").count(), 3);
+    }
+
+    #[test]
+    fn prints_a_udev_rule_for_each_usb_reader() {
+        let root = pi();
+        let r = root.path();
+        // The sysfs of an FTDI adapter with a serial number on port 1-1.2
+        // and a CH340 without one on 1-1.3, as the kernel lays them out.
+        for (usb_port, vendor, product, serial, tty) in [
+            ("1-1.2", "0403", "6001", Some("A10K7QZB"), "ttyUSB0"),
+            ("1-1.3", "1a86", "7523", None, "ttyUSB1"),
+        ] {
+            let usb = r.join("sys/devices/usb1/1-1").join(usb_port);
+            let device = usb.join(format!("{usb_port}:1.0")).join(tty);
+            fs::create_dir_all(&device).unwrap();
+            fs::write(usb.join("idVendor"), format!("{vendor}\n")).unwrap();
+            fs::write(usb.join("idProduct"), format!("{product}\n")).unwrap();
+            if let Some(serial) = serial {
+                fs::write(usb.join("serial"), format!("{serial}\n")).unwrap();
+            }
+            let class = r.join("sys/class/tty").join(tty);
+            fs::create_dir_all(&class).unwrap();
+            symlink(&device, class.join("device")).unwrap();
+        }
+        let text = scan(r).to_string();
+        for expected in [
+            r#"      udev: SUBSYSTEM=="tty", ATTRS{idVendor}=="0403", ATTRS{idProduct}=="6001", ATTRS{serial}=="A10K7QZB", SYMLINK+="custodyd/reader3", GROUP="dialout", MODE="0660""#,
+            r#"      udev: SUBSYSTEM=="tty", ATTRS{idVendor}=="1a86", ATTRS{idProduct}=="7523", KERNELS=="1-1.3", SYMLINK+="custodyd/reader4", GROUP="dialout", MODE="0660""#,
+            RULES_FILE,
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert_eq!(
+            text.matches("udev: ").count(),
+            2,
+            "the UARTs are not USB:\n{text}"
+        );
     }
 
     #[test]

@@ -2,5 +2,6 @@
 //! configures, and watching what the gateway publishes.
 
 pub mod devices;
+pub mod journal;
 pub mod systemd;
 pub mod tail;
