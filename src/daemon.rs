@@ -196,7 +196,7 @@ pub async fn run(
         systemd: systemd::ready(health),
     };
 
-    // A task that panicked leaves the daemon half alive: end the process
+    // A task that panicked (or cannot go on) leaves the daemon half alive: end the process
     // (tasks are dropped, which drives every gate output safe; the spool is
     // crash-safe) so that systemd restarts it.
     let mut panic_check = tokio::time::interval(PANIC_CHECK);
@@ -204,8 +204,8 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = shutdown.as_mut() => break,
-                _ = panic_check.tick() => if systemd::panicked() {
-                    anyhow::bail!("a task panicked (see above); exiting so that custodyd is restarted");
+                _ = panic_check.tick() => if systemd::is_broken() {
+                    anyhow::bail!("a task panicked or failed (see above); exiting so that custodyd is restarted");
                 },
                 Some(()) = hangups.recv() => {
                     // The outcome is logged; there is no one else to tell.

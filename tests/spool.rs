@@ -259,7 +259,7 @@ async fn an_unreadable_spool_is_moved_aside_and_the_daemon_runs_on() {
 fn committed_upto(log: &str) -> u64 {
     log.lines()
         .filter_map(|l| l.split("spool committed seq ").nth(1))
-        .filter_map(|range| range.split("..=").nth(1)?.trim().parse().ok())
+        .filter_map(|range| range.split("..=").nth(1)?.split(' ').next()?.parse().ok())
         .max()
         .unwrap_or(0)
 }

@@ -28,6 +28,9 @@
 //! pinging and the daemon stops with an error (see `daemon`), so systemd
 //! restarts it rather than leaving it half alive. A panic that the code
 //! expects and contains ([`contained`]: redb on a damaged file) does not.
+//! A task that finds something only a restart can fix (the spool found
+//! corrupt while running) marks the process broken the same way
+//! ([`broken`]).
 //!
 //! Without `NOTIFY_SOCKET` (not under systemd, or in tests) nothing is sent;
 //! without `WATCHDOG_USEC` no watchdog task runs.
@@ -52,8 +55,8 @@ use tracing::{error, info, warn};
 /// Set, a task panics on purpose after `READY=1` (tests only).
 pub const TEST_PANIC_ENV: &str = "CUSTODYD_TEST_PANIC";
 
-/// Some task of this process panicked.
-static PANICKED: AtomicBool = AtomicBool::new(false);
+/// Some task of this process panicked, or found it cannot go on.
+static BROKEN: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     /// Inside [`contained`]: a panic here is expected and handled.
@@ -66,15 +69,21 @@ pub fn watch_panics() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !CONTAINED.get() {
-            PANICKED.store(true, Ordering::Relaxed);
+            BROKEN.store(true, Ordering::Relaxed);
         }
         report(info);
     }));
 }
 
-/// Whether a task has panicked (outside [`contained`]).
-pub fn panicked() -> bool {
-    PANICKED.load(Ordering::Relaxed)
+/// Marks the process broken: only a restart can help (`why` is logged).
+pub fn broken(why: &str) {
+    error!("{why}: custodyd must be restarted");
+    BROKEN.store(true, Ordering::Relaxed);
+}
+
+/// Whether a task has panicked (outside [`contained`]) or said [`broken`].
+pub fn is_broken() -> bool {
+    BROKEN.load(Ordering::Relaxed)
 }
 
 /// Runs `f`, catching a panic that the caller expects and handles (a
@@ -248,8 +257,8 @@ async fn watchdog(health: Health, timeout: Duration, send: impl Fn(NotifyState<'
     let mut was_stalled = false;
     loop {
         tick.tick().await;
-        if panicked() {
-            error!("a task panicked; withholding watchdog pings, systemd will restart custodyd");
+        if is_broken() {
+            error!("a task panicked or failed; withholding watchdog pings, systemd will restart custodyd");
             return;
         }
         let stalled = health.stalled(timeout);

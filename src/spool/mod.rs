@@ -105,6 +105,10 @@ enum Control {
 pub struct SpoolReader {
     control: mpsc::Sender<Control>,
     pub committed: watch::Receiver<Committed>,
+    /// The oldest undelivered `seq` at start: everything below it was
+    /// delivered in an earlier run. Read when the spool task starts, which
+    /// fails rather than guess, so a failed read cannot pass for delivery.
+    pub start_seq: u64,
 }
 
 impl SpoolReader {
@@ -157,8 +161,10 @@ pub async fn spawn(
     } = opened;
     let store = Arc::new(store);
     let reading = store.clone();
-    let (bytes, oldest_committed_at_ms) =
-        run_blocking(move || Ok((reading.bytes()?, oldest_committed_at(&reading, 0)?))).await?;
+    let (bytes, oldest) =
+        run_blocking(move || Ok((reading.bytes()?, reading.read_from(0, 1)?))).await?;
+    let start_seq = oldest.first().map_or(next_seq, |(seq, _)| *seq);
+    let oldest_committed_at_ms = oldest.first().map(|(_, r)| r.v1().committed_at_ms);
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
@@ -199,6 +205,7 @@ pub async fn spawn(
         SpoolReader {
             control: control_tx,
             committed,
+            start_seq,
         },
         handle,
     ))
@@ -328,8 +335,13 @@ impl SpoolTask {
             }
         };
         let result = run_blocking(move || f(&store)).await;
-        if result.is_err() {
+        if let Err(e) = &result {
             self.store = None;
+            if let StoreError::Corrupt { .. } = e {
+                // Reopened at start, the spool is checked, moved aside and
+                // replaced with a `spool_corrupt` alarm; numbering goes on.
+                crate::ops::systemd::broken(&e.to_string());
+            }
         }
         result
     }
