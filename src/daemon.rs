@@ -71,7 +71,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // SIGHUP's default action ends the process: take it over before anything.
     let mut hangups = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
-    systemd::watch_panics();
+    crate::panics::watch();
     if let Some(file) = clock::test_override() {
         warn!(
             "clock state read from {} ({}) instead of the kernel: a test seam, not for production",
@@ -204,7 +204,7 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = shutdown.as_mut() => break,
-                _ = panic_check.tick() => if systemd::is_broken() {
+                _ = panic_check.tick() => if crate::panics::is_broken() {
                     anyhow::bail!("a task panicked or failed (see above); exiting so that custodyd is restarted");
                 },
                 Some(()) = hangups.recv() => {

@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tracing::error;
 
-use crate::ops::systemd::contained;
+use crate::panics::contained;
 
 pub const RETAINED_FILE: &str = "retained.redb";
 

@@ -340,7 +340,7 @@ impl SpoolTask {
             if let StoreError::Corrupt { .. } = e {
                 // Reopened at start, the spool is checked, moved aside and
                 // replaced with a `spool_corrupt` alarm; numbering goes on.
-                crate::ops::systemd::broken(&e.to_string());
+                crate::panics::broken(&e.to_string());
             }
         }
         result

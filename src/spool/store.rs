@@ -16,7 +16,7 @@ use redb::{
 use tracing::error;
 
 use super::record::StoredRecord;
-use crate::ops::systemd::contained;
+use crate::panics::contained;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
