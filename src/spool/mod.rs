@@ -789,6 +789,14 @@ mod tests {
         assert_eq!(left, [5, 6], "the deletion outlives a shutdown");
     }
 
+    /// The smallest spool configuration allows.
+    fn bounded() -> SpoolConfig {
+        SpoolConfig {
+            max_bytes: crate::config::ByteSize(64 << 10),
+            ..SpoolConfig::default()
+        }
+    }
+
     /// Sends `n` drafts and waits until each is committed or counted dropped.
     async fn offer(drafts: &mpsc::Sender<Draft>, reader: &SpoolReader, n: u32) {
         let c = *reader.committed.borrow();
@@ -809,13 +817,8 @@ mod tests {
     #[tokio::test]
     async fn max_bytes_bounds_alarms_too_and_an_episode_is_one_alarm() {
         let dir = tempfile::tempdir().unwrap();
-        let max = 64 << 10;
-        let config = SpoolConfig {
-            max_bytes: crate::config::ByteSize(max),
-            flush_interval: std::time::Duration::ZERO,
-            ..SpoolConfig::default()
-        };
-        let (drafts, reader, task) = start_with(dir.path(), config).await;
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
         let bytes = || reader.committed.borrow().bytes;
         // Full, then hovering at the bound: the broker takes a few events
         // now and then, and each time more arrive than fit.
@@ -855,12 +858,8 @@ mod tests {
     #[tokio::test]
     async fn an_overflow_still_open_at_shutdown_is_reported_within_the_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let max = 64 << 10;
-        let config = SpoolConfig {
-            max_bytes: crate::config::ByteSize(max),
-            ..SpoolConfig::default()
-        };
-        let (drafts, reader, task) = start_with(dir.path(), config).await;
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
         offer(&drafts, &reader, 300).await;
         let dropped = reader.committed.borrow().dropped;
         assert!(dropped > 0);
