@@ -192,6 +192,7 @@ pub async fn spawn(
         high_water: false,
         closing: false,
         failing: false,
+        undecodable_below: 0,
         committed: committed_tx,
     };
     if let Some(Lost { kind, detail }) = replaced {
@@ -269,6 +270,8 @@ struct SpoolTask {
     closing: bool,
     /// The last write failed (logged once until one succeeds).
     failing: bool,
+    /// Undecodable records below this have been alarmed.
+    undecodable_below: u64,
     committed: watch::Sender<Committed>,
 }
 
@@ -596,6 +599,25 @@ impl SpoolTask {
         }
     }
 
+    /// A record that does not decode is skipped (the uplink delivers what
+    /// follows it), which leaves a gap in `seq`: a `spool_corrupt` alarm
+    /// names it, once per record however often it is read.
+    async fn report_undecodable(&mut self, mut seqs: Vec<u64>) {
+        seqs.retain(|seq| *seq >= self.undecodable_below);
+        let Some(&last) = seqs.last() else {
+            return;
+        };
+        self.undecodable_below = last + 1;
+        let list: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        let detail = format!(
+            "Events with seq {} are in the spool but cannot be decoded; they were skipped and are lost.",
+            list.join(", ")
+        );
+        let alarm = self.gateway_alarm("spool_corrupt", detail);
+        self.pending_alarms.push(alarm);
+        self.commit(Vec::new()).await;
+    }
+
     /// What `read_from(from, max)` would return, from [`SpoolTask::recent`]
     /// if it holds everything from `from` on; `None` sends the read to the
     /// store.
@@ -612,13 +634,17 @@ impl SpoolTask {
     async fn handle(&mut self, cmd: Control) {
         match cmd {
             Control::Read { from, max, reply } => {
+                let mut undecodable = Vec::new();
                 let records = match self.take_recent(from, max) {
                     Some(records) => records,
-                    None => match self.blocking(move |s| s.read_from(from, max)).await {
-                        Ok(records) => records
-                            .into_iter()
-                            .map(|(seq, stored)| Record::new(seq, stored))
-                            .collect(),
+                    None => match self.blocking(move |s| s.read_checked(from, max)).await {
+                        Ok((records, skipped)) => {
+                            undecodable = skipped;
+                            records
+                                .into_iter()
+                                .map(|(seq, stored)| Record::new(seq, stored))
+                                .collect()
+                        }
                         Err(e) => {
                             error!("spool read failed: {e}");
                             Vec::new()
@@ -626,6 +652,7 @@ impl SpoolTask {
                     },
                 };
                 let _ = reply.send(records);
+                self.report_undecodable(undecodable).await;
             }
             Control::Ack { below } if below > self.deleted_below => {
                 let deleted = self
@@ -877,6 +904,41 @@ mod tests {
                 .starts_with(&format!("{dropped} events")),
             "{alarm}"
         );
+    }
+
+    /// An undecodable record was skipped with a log line only, and the
+    /// uplink delivered past it: a gap in `seq` nobody explained.
+    #[tokio::test]
+    async fn an_undecodable_record_is_skipped_and_alarmed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = recovery::open(dir.path()).unwrap();
+        let good = StoredRecord::V1(RecordV1 {
+            topic: "t".into(),
+            payload: b"{}".to_vec(),
+            committed_at_ms: 1,
+        })
+        .encode();
+        opened
+            .store
+            .append(1, &[good.clone(), vec![0xFF, 0xFF], good])
+            .unwrap();
+        drop(opened);
+        let (drafts, reader, task) = start(dir.path()).await;
+        assert_eq!(seqs(&reader.read(1, 10).await), [1, 3]);
+        assert_eq!(
+            seqs(&reader.read(1, 10).await),
+            [1, 3, 4],
+            "the alarm, once"
+        );
+        let alarm: serde_json::Value =
+            serde_json::from_slice(&reader.read(4, 1).await[0].payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_corrupt");
+        assert!(
+            alarm["detail"].as_str().unwrap().contains("seq 2 "),
+            "{alarm}"
+        );
+        drop((drafts, reader));
+        task.await.unwrap();
     }
 
     #[tokio::test]
