@@ -73,7 +73,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     // SIGHUP's default action ends the process: take it over before anything.
     let mut hangups = signal(SignalKind::hangup()).context("installing a SIGHUP handler")?;
-    systemd::watch_panics();
+    crate::panics::watch();
     if let Some(file) = clock::test_override() {
         warn!(
             "clock state read from {} ({}) instead of the kernel: a test seam, not for production",
@@ -243,7 +243,7 @@ pub async fn run(
         systemd: systemd::ready(health),
     };
 
-    // A task that panicked leaves the daemon half alive: end the process
+    // A task that panicked (or cannot go on) leaves the daemon half alive: end the process
     // (tasks are dropped, which drives every gate output safe; the spool is
     // crash-safe) so that systemd restarts it.
     let mut panic_check = tokio::time::interval(PANIC_CHECK);
@@ -251,8 +251,8 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = shutdown.as_mut() => break,
-                _ = panic_check.tick() => if systemd::panicked() {
-                    anyhow::bail!("a task panicked (see above); exiting so that custodyd is restarted");
+                _ = panic_check.tick() => if crate::panics::is_broken() {
+                    anyhow::bail!("a task panicked or failed (see above); exiting so that custodyd is restarted");
                 },
                 Some(()) = hangups.recv() => {
                     // The outcome is logged; there is no one else to tell.

@@ -27,6 +27,7 @@ pub mod gpio;
 pub mod health;
 pub mod identity;
 pub mod ops;
+pub mod panics;
 pub mod presence;
 pub mod release;
 pub mod retained;

@@ -24,7 +24,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use redb::{Builder, Database, ReadableDatabase, ReadableTable, TableDefinition};
 use tracing::error;
 
-use crate::ops::systemd::contained;
+use crate::panics::contained;
 
 pub const RETAINED_FILE: &str = "retained.redb";
 
@@ -81,20 +81,16 @@ impl Retained {
         }
     }
 
-    /// The table `name`, created if new. One name per use (`release`,
-    /// `manifests`), fixed in the code that owns it.
+    /// The table `name`. One name per use (`release`, `manifests`), fixed
+    /// in the code that owns it. Created by its first write: until then it
+    /// reads as empty, and taking it commits nothing (a reload takes its
+    /// tables again on the runtime's thread, where no fsync may run).
     pub fn table(&self, name: &'static str) -> Result<Table, RetainedError> {
-        let table = Table {
+        Ok(Table {
             db: self.db()?,
             path: self.path.clone(),
             def: TableDefinition::new(name),
-        };
-        // Created now, so reads before the first message find it empty.
-        table.write(|txn| {
-            txn.open_table(table.def)?;
-            Ok(true)
-        })?;
-        Ok(table)
+        })
     }
 
     fn db(&self) -> Result<Arc<Database>, RetainedError> {
@@ -162,12 +158,23 @@ pub async fn off_thread<T: Send + 'static>(
     }
 }
 
+/// A table opened for reading, or `None` if nothing was ever written to it.
+fn written<T>(opened: Result<T, redb::TableError>) -> Result<Option<T>, redb::Error> {
+    match opened {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Table {
     /// The latest payload stored for `topic`.
     pub fn get(&self, topic: &str) -> Result<Option<Vec<u8>>, RetainedError> {
         let read = || -> Result<Option<Vec<u8>>, redb::Error> {
             let txn = self.db.begin_read()?;
-            let table = txn.open_table(self.def)?;
+            let Some(table) = written(txn.open_table(self.def))? else {
+                return Ok(None);
+            };
             Ok(table.get(topic)?.map(|v| v.value().to_vec()))
         };
         read().map_err(|e| self.error(e))
@@ -177,8 +184,10 @@ impl Table {
     pub fn entries(&self) -> Result<Vec<(String, Vec<u8>)>, RetainedError> {
         let read = || -> Result<Vec<(String, Vec<u8>)>, redb::Error> {
             let txn = self.db.begin_read()?;
-            let table = txn.open_table(self.def)?;
             let mut all = Vec::new();
+            let Some(table) = written(txn.open_table(self.def))? else {
+                return Ok(all);
+            };
             for entry in table.iter()? {
                 let (k, v) = entry?;
                 all.push((k.value().to_string(), v.value().to_vec()));

@@ -376,6 +376,12 @@ fn every_kind_of_config_error_is_rejected_naming_its_key() {
             "protocol = \"em4200\"",
         ),
         (
+            // Parsed, then overflowed a clock addition and killed a task.
+            "duration too long",
+            "departure_timeout = \"5s\"",
+            "departure_timeout = \"300000000000years\"",
+        ),
+        (
             "bad url",
             "url = \"mqtt://127.0.0.1:1883\"",
             "url = \"http://127.0.0.1\"",
@@ -393,6 +399,7 @@ fn every_kind_of_config_error_is_rejected_naming_its_key() {
             "unknown location" => "readers[0] (door1-em).location",
             "bad duration" => "locations[0]",
             "unknown protocol" => "readers[0]",
+            "duration too long" => "departure_timeout: is 300000000000years; must be at most 7days",
             "bad url" => "mqtt.url",
             _ => unreachable!(),
         };

@@ -64,8 +64,11 @@ fn scans(msgs: &[Message]) -> usize {
     ids.len()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
+/// A scan station's daemon (plus `extra` configuration) whose broker is
+/// behind a relay that refuses it for now, and a subscriber at the broker.
+async fn station_behind_a_refusing_link(
+    extra: &str,
+) -> (Mosquitto, Subscriber, Relay, Pty, Daemon) {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let link = Relay::start(broker.port(), Mode::Refuse).await;
@@ -74,8 +77,15 @@ async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
     daemon.spawn(
         &(gateway_config(&link.url(), &daemon.data_dir())
             + &station_with_scanner(scanner.path())
-            + "\n[spool]\nmax_bytes = \"64KiB\"\n"),
+            + extra),
     );
+    (broker, sub, link, scanner, daemon)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
+    let (_broker, sub, link, scanner, mut daemon) =
+        station_behind_a_refusing_link("\n[spool]\nmax_bytes = \"64KiB\"\n").await;
     // About 115 events of ~560 bytes fit in 64 KiB: 300 overflow it.
     scan_codes(&scanner, 0..300).await;
     wait_until(LONG, "the spool to fill up", || {
@@ -259,7 +269,7 @@ async fn an_unreadable_spool_is_moved_aside_and_the_daemon_runs_on() {
 fn committed_upto(log: &str) -> u64 {
     log.lines()
         .filter_map(|l| l.split("spool committed seq ").nth(1))
-        .filter_map(|range| range.split("..=").nth(1)?.trim().parse().ok())
+        .filter_map(|range| range.split("..=").nth(1)?.split(' ').next()?.parse().ok())
         .max()
         .unwrap_or(0)
 }
@@ -270,14 +280,7 @@ fn committed_upto(log: &str) -> u64 {
 /// the same stream, and the first event says what was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spool_deleted_or_emptied_while_stopped_numbers_on_and_says_so() {
-    let broker = Mosquitto::start().await;
-    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
-    let link = Relay::start(broker.port(), Mode::Refuse).await;
-    let scanner = Pty::open();
-    let mut daemon = Daemon::new();
-    daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
-    );
+    let (_broker, sub, link, scanner, mut daemon) = station_behind_a_refusing_link("").await;
     let spool = daemon.data_dir().join("spool.redb");
     let mut stream: Option<serde_json::Value> = None;
     for (round, emptied) in [(1u32, false), (2, true)] {

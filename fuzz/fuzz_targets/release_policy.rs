@@ -1,6 +1,8 @@
 //! Any release policy message (payload, and the topic level that names the
 //! asset) is an entry or refused without panicking; an accepted entry
-//! stands as it says, and an accepted key holds no topic wildcard.
+//! stands as it says, renders into the custody event of a grant whose
+//! expiry reads back as the entry's, and an accepted key holds no topic
+//! wildcard.
 
 #![no_main]
 

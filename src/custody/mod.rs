@@ -263,6 +263,57 @@ mod tests {
     use super::*;
     use crate::decode::Source;
 
+    proptest::proptest! {
+        /// Whatever a reader delivers (any text as the asset, any RSSI,
+        /// any antennas, any time): the event renders, as JSON that reads
+        /// back to what went in.
+        #[test]
+        fn any_read_renders_and_reads_back(
+            id in "\\PC{0,80}",
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            rssi in proptest::option::of(proptest::num::f32::ANY),
+            antennas in proptest::collection::vec(proptest::num::u8::ANY, 0..8),
+            ms in proptest::num::u64::ANY,
+        ) {
+            let t = UNIX_EPOCH.checked_add(Duration::from_millis(ms)).unwrap_or(UNIX_EPOCH);
+            let raw = String::from_utf8_lossy(&raw);
+            let asset = Asset { id: id.as_str().into(), raw: raw.as_ref().into(), source: Source::Rfid };
+            let draft = Draft::new(
+                "door".into(),
+                t,
+                Body::Custody(Custody {
+                    transition: Transition::Arrived,
+                    asset,
+                    reader: "r".into(),
+                    reads: 1,
+                    first_seen: t,
+                    last_seen: t,
+                    antennas: antennas.clone(),
+                    rssi_max: rssi,
+                    context: Context::default(),
+                    crossing: None,
+                }),
+            );
+            let naming = Naming { root: "r".into(), site: "s".into(), gateway: "g".into() };
+            let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, "S", 1, None)).unwrap();
+            proptest::prop_assert_eq!(v["asset"]["id"].as_str(), Some(id.as_str()));
+            proptest::prop_assert_eq!(v["asset"]["raw"].as_str(), Some(raw.as_ref()));
+            proptest::prop_assert_eq!(v["antennas"].as_array().map(Vec::len), Some(antennas.len()));
+            let observed = rfc3339(t);
+            proptest::prop_assert_eq!(v["observed_at"].as_str(), Some(observed.as_str()));
+        }
+    }
+
+    /// humantime panics on both; a render must not.
+    #[test]
+    fn times_rfc3339_cannot_write_are_clamped_not_fatal() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(rfc3339(UNIX_EPOCH - hour), "1970-01-01T00:00:00.000Z");
+        let far = UNIX_EPOCH + Duration::from_secs(253_402_300_800) + hour;
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
+        assert!(!writable(far) && !writable(UNIX_EPOCH - hour) && writable(UNIX_EPOCH));
+    }
+
     #[test]
     fn custody_json_has_every_contract_field() {
         let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);

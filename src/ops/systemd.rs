@@ -22,12 +22,10 @@
 //! once per process: a task that a reload restarts (presence) hands its
 //! stage on to the next, so the watchdog watches it across reloads.
 //!
-//! A panic anywhere in the process counts as a stage that ended, watched or
-//! not (the gate task, the health task, a reader): [`watch_panics`]
-//! installs a hook that marks the process broken, the watchdog stops
-//! pinging and the daemon stops with an error (see `daemon`), so systemd
-//! restarts it rather than leaving it half alive. A panic that the code
-//! expects and contains ([`contained`]: redb on a damaged file) does not.
+//! A process marked broken ([`crate::panics`]: a task panicked, or found
+//! something only a restart can fix) gets no more pings either, and the
+//! daemon exits (see `daemon`), so systemd restarts it rather than leaving
+//! it half alive.
 //!
 //! Without `NOTIFY_SOCKET` (not under systemd, or in tests) nothing is sent;
 //! without `WATCHDOG_USEC` no watchdog task runs.
@@ -37,10 +35,8 @@
 //! without a real bug to trigger. The daemon logs a warning when it is set;
 //! it is not for production.
 
-use std::cell::Cell;
 use std::future::Future;
-use std::panic::{catch_unwind, UnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,40 +47,6 @@ use tracing::{error, info, warn};
 
 /// Set, a task panics on purpose after `READY=1` (tests only).
 pub const TEST_PANIC_ENV: &str = "CUSTODYD_TEST_PANIC";
-
-/// Some task of this process panicked.
-static PANICKED: AtomicBool = AtomicBool::new(false);
-
-thread_local! {
-    /// Inside [`contained`]: a panic here is expected and handled.
-    static CONTAINED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Makes every panic that is not [`contained`] mark the process broken
-/// (see [`panicked`]), keeping the default report of it.
-pub fn watch_panics() {
-    let report = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !CONTAINED.get() {
-            PANICKED.store(true, Ordering::Relaxed);
-        }
-        report(info);
-    }));
-}
-
-/// Whether a task has panicked (outside [`contained`]).
-pub fn panicked() -> bool {
-    PANICKED.load(Ordering::Relaxed)
-}
-
-/// Runs `f`, catching a panic that the caller expects and handles (a
-/// library that panics on bad input rather than returning an error).
-pub fn contained<T>(f: impl FnOnce() -> T + UnwindSafe) -> std::thread::Result<T> {
-    let outer = CONTAINED.replace(true);
-    let result = catch_unwind(f);
-    CONTAINED.set(outer);
-    result
-}
 
 /// A stage's state word: waiting for input.
 const WAITING: u64 = 0;
@@ -248,8 +210,8 @@ async fn watchdog(health: Health, timeout: Duration, send: impl Fn(NotifyState<'
     let mut was_stalled = false;
     loop {
         tick.tick().await;
-        if panicked() {
-            error!("a task panicked; withholding watchdog pings, systemd will restart custodyd");
+        if crate::panics::is_broken() {
+            error!("a task panicked or failed; withholding watchdog pings, systemd will restart custodyd");
             return;
         }
         let stalled = health.stalled(timeout);

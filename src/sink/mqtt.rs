@@ -120,11 +120,7 @@ pub async fn spawn(
 
     // Everything below the oldest spooled record was delivered in an earlier run.
     let committed = *spool.committed.borrow();
-    let watermark = spool
-        .read(0, 1)
-        .await
-        .first()
-        .map_or(committed.next_seq, |r| r.seq);
+    let watermark = spool.start_seq;
     // The URL holds no credentials: validation refuses them there.
     info!(broker = %mqtt.url, from_seq = watermark, "uplink starting");
     let Reporting {

@@ -128,6 +128,10 @@ enum Control {
 pub struct SpoolReader {
     control: mpsc::Sender<Control>,
     pub committed: watch::Receiver<Committed>,
+    /// The oldest undelivered `seq` at start: everything below it was
+    /// delivered in an earlier run. Read when the spool task starts, which
+    /// fails rather than guess, so a failed read cannot pass for delivery.
+    pub start_seq: u64,
 }
 
 impl SpoolReader {
@@ -199,10 +203,12 @@ pub async fn spawn(
     } = opened;
     let store = Arc::new(store);
     let reading = store.clone();
-    let (bytes, head, oldest_committed_at_ms) = run_blocking(move || {
-        Ok((reading.bytes()?, reading.head()?, oldest_committed_at(&reading, 0)?))
+    let (bytes, head, oldest) = run_blocking(move || {
+        Ok((reading.bytes()?, reading.head()?, reading.read_from(0, 1)?))
     })
     .await?;
+    let start_seq = oldest.first().map_or(next_seq, |(seq, _)| *seq);
+    let oldest_committed_at_ms = oldest.first().map(|(_, r)| r.v1().committed_at_ms);
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));
     let (control_tx, control) = mpsc::channel(64);
     let (committed_tx, committed) = watch::channel(Committed {
@@ -232,6 +238,7 @@ pub async fn spawn(
         high_water: false,
         closing: false,
         failing: false,
+        undecodable_below: 0,
         committed: committed_tx,
     };
     if let Some(Lost { kind, detail }) = replaced {
@@ -245,6 +252,7 @@ pub async fn spawn(
         SpoolReader {
             control: control_tx,
             committed,
+            start_seq,
         },
         handle,
     ))
@@ -310,6 +318,8 @@ struct SpoolTask {
     closing: bool,
     /// The last write failed (logged once until one succeeds).
     failing: bool,
+    /// Undecodable records below this have been alarmed.
+    undecodable_below: u64,
     committed: watch::Sender<Committed>,
 }
 
@@ -376,8 +386,13 @@ impl SpoolTask {
             }
         };
         let result = run_blocking(move || f(&store)).await;
-        if result.is_err() {
+        if let Err(e) = &result {
             self.store = None;
+            if let StoreError::Corrupt { .. } = e {
+                // Reopened at start, the spool is checked, moved aside and
+                // replaced with a `spool_corrupt` alarm; numbering goes on.
+                crate::panics::broken(&e.to_string());
+            }
         }
         result
     }
@@ -658,6 +673,25 @@ impl SpoolTask {
         }
     }
 
+    /// A record that does not decode is skipped (the uplink delivers what
+    /// follows it), which leaves a gap in `seq`: a `spool_corrupt` alarm
+    /// names it, once per record however often it is read.
+    async fn report_undecodable(&mut self, mut seqs: Vec<u64>) {
+        seqs.retain(|seq| *seq >= self.undecodable_below);
+        let Some(&last) = seqs.last() else {
+            return;
+        };
+        self.undecodable_below = last + 1;
+        let list: Vec<String> = seqs.iter().map(u64::to_string).collect();
+        let detail = format!(
+            "Events with seq {} are in the spool but cannot be decoded; they were skipped and are lost.",
+            list.join(", ")
+        );
+        let alarm = self.gateway_alarm("spool_corrupt", detail);
+        self.pending_alarms.push(alarm);
+        self.commit(Vec::new()).await;
+    }
+
     /// What `read_from(from, max)` would return, from [`SpoolTask::recent`]
     /// if it holds everything from `from` on; `None` sends the read to the
     /// store.
@@ -674,13 +708,17 @@ impl SpoolTask {
     async fn handle(&mut self, cmd: Control) {
         match cmd {
             Control::Read { from, max, reply } => {
+                let mut undecodable = Vec::new();
                 let records = match self.take_recent(from, max) {
                     Some(records) => records,
-                    None => match self.blocking(move |s| s.read_from(from, max)).await {
-                        Ok(records) => records
-                            .into_iter()
-                            .map(|(seq, stored)| Record::new(seq, stored))
-                            .collect(),
+                    None => match self.blocking(move |s| s.read_checked(from, max)).await {
+                        Ok((records, skipped)) => {
+                            undecodable = skipped;
+                            records
+                                .into_iter()
+                                .map(|(seq, stored)| Record::new(seq, stored))
+                                .collect()
+                        }
                         Err(e) => {
                             error!("spool read failed: {e}");
                             Vec::new()
@@ -688,6 +726,7 @@ impl SpoolTask {
                     },
                 };
                 let _ = reply.send(records);
+                self.report_undecodable(undecodable).await;
             }
             Control::Ack { below } if below > self.deleted_below => {
                 let deleted = self
@@ -874,6 +913,14 @@ mod tests {
         assert_eq!(left, [5, 6], "the deletion outlives a shutdown");
     }
 
+    /// The smallest spool configuration allows.
+    fn bounded() -> SpoolConfig {
+        SpoolConfig {
+            max_bytes: crate::config::ByteSize(64 << 10),
+            ..SpoolConfig::default()
+        }
+    }
+
     /// Sends `n` drafts and waits until each is committed or counted dropped.
     async fn offer(drafts: &mpsc::Sender<Draft>, reader: &SpoolReader, n: u32) {
         let c = *reader.committed.borrow();
@@ -894,13 +941,8 @@ mod tests {
     #[tokio::test]
     async fn max_bytes_bounds_alarms_too_and_an_episode_is_one_alarm() {
         let dir = tempfile::tempdir().unwrap();
-        let max = 64 << 10;
-        let config = SpoolConfig {
-            max_bytes: crate::config::ByteSize(max),
-            flush_interval: std::time::Duration::ZERO,
-            ..SpoolConfig::default()
-        };
-        let (drafts, reader, task) = start_with(dir.path(), config).await;
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
         let bytes = || reader.committed.borrow().bytes;
         // Full, then hovering at the bound: the broker takes a few events
         // now and then, and each time more arrive than fit.
@@ -976,12 +1018,8 @@ mod tests {
     #[tokio::test]
     async fn an_overflow_still_open_at_shutdown_is_reported_within_the_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let max = 64 << 10;
-        let config = SpoolConfig {
-            max_bytes: crate::config::ByteSize(max),
-            ..SpoolConfig::default()
-        };
-        let (drafts, reader, task) = start_with(dir.path(), config).await;
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
         offer(&drafts, &reader, 300).await;
         let dropped = reader.committed.borrow().dropped;
         assert!(dropped > 0);
@@ -1020,6 +1058,41 @@ mod tests {
         assert_eq!(alarm["kind"], "spool_corrupt");
         assert!(records[0].seq > 3, "numbering goes on past the lost events");
         assert_eq!(prev(&records[0]), None);
+        drop((drafts, reader));
+        task.await.unwrap();
+    }
+
+    /// An undecodable record was skipped with a log line only, and the
+    /// uplink delivered past it: a gap in `seq` nobody explained.
+    #[tokio::test]
+    async fn an_undecodable_record_is_skipped_and_alarmed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opened = recovery::open(dir.path()).unwrap();
+        let good = StoredRecord::V1(RecordV1 {
+            topic: "t".into(),
+            payload: b"{}".to_vec(),
+            committed_at_ms: 1,
+        })
+        .encode();
+        opened
+            .store
+            .append(1, &[good.clone(), vec![0xFF, 0xFF], good], &[0; 32])
+            .unwrap();
+        drop(opened);
+        let (drafts, reader, task) = start(dir.path()).await;
+        assert_eq!(seqs(&reader.read(1, 10).await), [1, 3]);
+        assert_eq!(
+            seqs(&reader.read(1, 10).await),
+            [1, 3, 4],
+            "the alarm, once"
+        );
+        let alarm: serde_json::Value =
+            serde_json::from_slice(&reader.read(4, 1).await[0].payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_corrupt");
+        assert!(
+            alarm["detail"].as_str().unwrap().contains("seq 2 "),
+            "{alarm}"
+        );
         drop((drafts, reader));
         task.await.unwrap();
     }

@@ -93,6 +93,7 @@ pub fn open(data_dir: &Path) -> Result<Opened, StoreError> {
             format!("The spool {} was missing or empty at start", path.display()),
         ),
     };
+    let stored = held.clone();
     let (stream, next_seq, replaced) = match (held, reservation) {
         (Some((stream, next_seq)), reservation) => {
             if let Reservation::Unreadable(why) = reservation {
@@ -131,7 +132,10 @@ pub fn open(data_dir: &Path) -> Result<Opened, StoreError> {
             detail,
         }
     });
-    store.set_numbering(&stream, next_seq)?;
+    // A commit (an fsync) only when the file does not hold this yet.
+    if stored != Some((Some(stream.clone()), next_seq)) {
+        store.set_numbering(&stream, next_seq)?;
+    }
     let reserved = match reserve(data_dir, next_seq + RESERVE_BLOCK, &stream) {
         Ok(()) => next_seq + RESERVE_BLOCK,
         Err(e) => {

@@ -20,7 +20,7 @@ use tracing::error;
 use super::record::StoredRecord;
 use crate::audit::Digest;
 use crate::custody::Save;
-use crate::ops::systemd::contained;
+use crate::panics::contained;
 
 mod saved;
 
@@ -36,6 +36,9 @@ const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
 const CHAIN: TableDefinition<&str, &[u8]> = TableDefinition::new("chain");
 const HEAD: &str = "head";
+
+/// Records read, with their `seq`.
+pub type Records = Vec<(u64, StoredRecord)>;
 
 /// Counted per record on top of its encoding: the key.
 const KEY_BYTES: u64 = 8;
@@ -287,25 +290,35 @@ impl Store {
         })
     }
 
-    /// Up to `max` records from `from` on, in `seq` order. A record that does
-    /// not decode is logged and skipped: one bad record must not stop the
-    /// delivery of every record after it.
-    pub fn read_from(&self, from: u64, max: usize) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+    /// Up to `max` records from `from` on, in `seq` order, skipping those
+    /// that do not decode (see [`Store::read_checked`]).
+    pub fn read_from(&self, from: u64, max: usize) -> Result<Records, StoreError> {
+        Ok(self.read_checked(from, max)?.0)
+    }
+
+    /// Up to `max` records from `from` on, in `seq` order, and the `seq` of
+    /// each record among them that does not decode. Those are logged and
+    /// skipped: one bad record must not stop the delivery of every record
+    /// after it.
+    pub fn read_checked(&self, from: u64, max: usize) -> Result<(Records, Vec<u64>), StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
-        let mut out = Vec::new();
+        let (mut out, mut undecodable) = (Vec::new(), Vec::new());
         for entry in events.range(from..).map_err(|e| self.fail(e))?.take(max) {
             let (k, v) = entry.map_err(|e| self.fail(e))?;
             match StoredRecord::decode(v.value()) {
                 Ok(record) => out.push((k.value(), record)),
-                Err(e) => error!(
-                    "spool {}: event {} cannot be decoded and is skipped: {e}",
-                    self.path.display(),
-                    k.value()
-                ),
+                Err(e) => {
+                    error!(
+                        "spool {}: event {} cannot be decoded and is skipped: {e}",
+                        self.path.display(),
+                        k.value()
+                    );
+                    undecodable.push(k.value());
+                }
             }
         }
-        Ok(out)
+        Ok((out, undecodable))
     }
 
     /// Forgets every record below `below` (they were acknowledged). Returns
