@@ -69,7 +69,7 @@ pub struct Carried {
     /// with read windows.
     pub manifests: Option<mpsc::Receiver<Inbound>>,
     /// What the spool saved when the daemon last ran, for the first
-    /// front's rules (read windows left open); empty after it.
+    /// front (see `custody::Save`); empty after it.
     pub saved: Saved,
 }
 

@@ -39,7 +39,8 @@ pub struct Stages {
     /// them with its decision.
     pub attempts: Attempts,
     /// The state the spool saved when the daemon last ran: read windows it
-    /// did not live to close. Empty after the first front.
+    /// did not live to close, station context, pickup progress. Empty after
+    /// the first front, which a reload replaces from the retained store.
     pub saved: Saved,
 }
 
@@ -60,7 +61,8 @@ pub async fn run(
         saved,
     } = stages;
     let mut out = Vec::new();
-    // Window state waiting for an event to ride with into the spool.
+    // State (read windows, station context, pickup progress) waiting for
+    // an event to ride with into the spool.
     let mut saves = Vec::new();
     window_save::restore(&saved, &mut out, &mut saves);
     // What the stations let through, on its way to the portals.

@@ -24,12 +24,11 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use ulid::Ulid;
 
+use super::window_save::SavedPass;
 use crate::config::WindowConfig;
 use crate::custody::{ClosedBy, Custody, Direction};
 use crate::gpio::Edge;
 use crate::presence::Evidence;
-
-use super::window_save::SavedPass;
 
 /// Beyond `departure_timeout`, how long a closed window waits for its
 /// members' departures: the readers' last round and the hop from presence.
