@@ -355,9 +355,11 @@ impl Delivery {
         std::mem::take(&mut self.rewound)
     }
 
-    /// `seq` can never be sent and was moved aside (it is accounted for
-    /// elsewhere): the watermark passes it.
-    pub fn set_aside(&mut self, seq: u64) {
+    /// `seq` of `topic` can never be sent and was moved aside (it is
+    /// accounted for elsewhere): the watermark passes it, and a topic held
+    /// behind it flows again.
+    pub fn set_aside(&mut self, seq: u64, topic: &str) {
+        self.release(topic, seq);
         if seq >= self.watermark {
             self.acked.insert(seq);
             self.advance_watermark();
@@ -398,9 +400,15 @@ impl Delivery {
         }
     }
 
-    /// rumqttc's request queue was full: `seq` goes out on the next try.
-    pub fn deferred(&mut self, seq: u64) {
+    /// rumqttc's request queue was full: `seq` of `topic` goes out on the
+    /// next try (a retry of a held topic too).
+    pub fn deferred(&mut self, seq: u64, topic: &str) {
         self.cursor = seq;
+        if let Some(hold) = self.holds.get_mut(topic) {
+            if hold.held.seq == seq {
+                hold.probing = false;
+            }
+        }
     }
 
     /// The new watermark, if it moved since it was last taken: every event
@@ -587,7 +595,7 @@ mod tests {
         assert_eq!(d.next(4, "t", now), Next::SendAfterHole { from: 1, to: 4 });
         assert_eq!(d.watermark(), 4);
         assert_eq!(d.next(3, "t", now), Next::Skip, "behind the cursor");
-        d.deferred(4);
+        d.deferred(4, "t");
         assert_eq!(
             d.next(4, "t", now),
             Next::Send,
@@ -721,6 +729,20 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_that_could_not_be_handed_over_or_was_set_aside_does_not_stall_its_topic() {
+        let t0 = Instant::now();
+        let mut d = refused_custody(1, t0);
+        let at = t0 + RETRY.0;
+        d.due(at);
+        assert_eq!(d.next(1, "custody", at), Next::Send);
+        d.deferred(1, "custody");
+        assert_eq!(d.next(1, "custody", at), Next::Send, "tried again");
+        d.set_aside(1, "custody");
+        assert!(!d.holding(), "nothing left to hold the topic");
+        assert_eq!(d.watermark(), 2);
+    }
+
+    #[test]
     fn after_a_reconnect_the_held_topic_is_retried_when_due_and_not_before() {
         let t0 = Instant::now();
         let mut d = refused_custody(1, t0);
@@ -735,7 +757,7 @@ mod tests {
         let mut d = delivery(8, 1);
         let now = Instant::now();
         assert_eq!(d.next(1, "t", now), Next::Send);
-        d.set_aside(1);
+        d.set_aside(1, "t");
         publish(&mut d, [2]);
         d.sent(1).unwrap();
         ack(&mut d, 1);

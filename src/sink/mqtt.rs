@@ -614,7 +614,7 @@ impl Uplink {
             let size = link::publish_size(&record.topic, record.payload.len());
             if size > self.max_packet {
                 if !self.set_aside(&record, size).await {
-                    self.delivery.deferred(seq);
+                    self.delivery.deferred(seq, &record.topic);
                     self.prefetched.clear();
                     return;
                 }
@@ -626,7 +626,7 @@ impl Uplink {
                     .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
             {
                 debug!("publish deferred: {e}");
-                self.delivery.deferred(seq);
+                self.delivery.deferred(seq, &topic);
                 self.prefetched.clear();
                 return;
             }
@@ -661,7 +661,7 @@ impl Uplink {
             "an event too large to send was moved to the spool's dead letters"
         );
         self.metrics.uplink.too_large();
-        self.delivery.set_aside(seq);
+        self.delivery.set_aside(seq, &record.topic);
         true
     }
 }
