@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-use crate::config;
+use crate::config::{self, MqttVersion};
 
 mod broker;
 pub mod cage;
@@ -47,24 +47,26 @@ const STATION: &str = "scan-station-1";
 const GPIO_SOCKET: &str = "gpio.sock";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let url = match args.broker {
-        Some(url) => url,
+    // The embedded broker (rumqttd) is given an MQTT 3.1.1 listener only.
+    let (url, protocol) = match args.broker {
+        Some(url) => (url, MqttVersion::V5),
         None => {
             let port = free_port()?;
             broker::start_embedded(port)?;
-            format!("mqtt://127.0.0.1:{port}")
+            (format!("mqtt://127.0.0.1:{port}"), MqttVersion::V311)
         }
     };
     let data_dir = std::env::temp_dir().join(format!("custodyd-demo-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let result = run_in(&url, &data_dir, args.duration).await;
+    let result = run_in(&url, protocol, &data_dir, args.duration).await;
     let _ = std::fs::remove_dir_all(&data_dir);
     result
 }
 
 async fn run_in(
     url: &str,
+    protocol: MqttVersion,
     data_dir: &std::path::Path,
     duration: Option<Duration>,
 ) -> anyhow::Result<()> {
@@ -77,7 +79,7 @@ async fn run_in(
     let config_path = data_dir.join("custodyd.toml");
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path())
+        demo_config(url, protocol, data_dir, door.path(), station.path())
             + &cage.config()
             + &portal.config()
             + &station_scene.config(),
@@ -125,6 +127,7 @@ async fn run_in(
 
 fn demo_config(
     url: &str,
+    protocol: MqttVersion,
     data_dir: &std::path::Path,
     door: &std::path::Path,
     station: &std::path::Path,
@@ -138,6 +141,7 @@ data_dir = "{data}"
 
 [mqtt]
 url = "{url}"
+protocol = "{protocol}"
 keep_alive = "5s"
 
 [identity]
@@ -172,6 +176,7 @@ protocol = "ascii-line"
 mode = "scan"
 terminator = "cr"
 "#,
+        protocol = protocol.as_str(),
         data = data_dir.display(),
         door = door.display(),
         station = station.display(),
