@@ -208,7 +208,8 @@ impl Delivery {
     }
 
     /// Whether some topic is held by a refusal.
-    pub fn holding(&self) -> bool {
+    #[cfg(test)]
+    fn holding(&self) -> bool {
         !self.holds.is_empty()
     }
 

@@ -142,7 +142,6 @@ pub async fn spawn(
         delivery: Delivery::new(window, watermark, (mqtt.reconnect_min, mqtt.reconnect_max)),
         ceiling: mqtt.max_packet_size.0,
         max_packet: mqtt.max_packet_size.0,
-        refusals_logged: false,
         prefetched: VecDeque::new(),
         committed,
         status,
@@ -240,8 +239,6 @@ struct Uplink {
     /// The largest packet that may be sent on this connection: the ceiling,
     /// or less if the broker said so in its CONNACK.
     max_packet: u64,
-    /// The current refusal episode was logged.
-    refusals_logged: bool,
     prefetched: VecDeque<Record>,
     committed: Committed,
 
@@ -395,9 +392,6 @@ impl Uplink {
                         held.topic, held.refusals
                     );
                 }
-                if self.refusals_logged && !self.delivery.holding() {
-                    self.refusals_logged = false;
-                }
             }
             Answer::Refused {
                 seq,
@@ -406,8 +400,8 @@ impl Uplink {
                 episode,
             } => {
                 self.metrics.uplink.refused();
-                if episode && !self.refusals_logged {
-                    self.refusals_logged = true;
+                // Once per episode: from no topic held to one held.
+                if episode {
                     error!(
                         "the broker refused event {seq} on {topic}: {}; it stays spooled and is \
                          retried, with the later events of its topic (check the broker's ACL)",
