@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use custodyd::demo::cage::cage_gate_config;
@@ -37,22 +36,6 @@ fn alarms(msgs: &[Message], kind: &str) -> Vec<Value> {
 
 fn scanned(msgs: &[Message], id: &str) -> Vec<Value> {
     transitions(msgs, "scanned", id)
-}
-
-/// `custodyd spool <args>` on the stopped daemon's spool.
-fn spool(daemon: &Daemon, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_custodyd"))
-        .args(["spool", "--config"])
-        .arg(daemon.dir().join("custodyd.toml"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The number after `label` in `spool stats`.
@@ -102,7 +85,7 @@ async fn events_the_broker_refuses_stay_spooled_and_arrive_once_the_acl_is_fixed
     );
 
     daemon.terminate().await;
-    let stats = spool(&daemon, &["stats"]);
+    let stats = daemon.spool_command(&["stats"]);
     assert!(
         stat(&stats, "depth") >= 5,
         "the refused events are kept\n{stats}"
@@ -184,9 +167,9 @@ async fn an_event_larger_than_the_broker_takes_goes_to_the_dead_letters() {
     assert_eq!(health["mqtt"]["reconnects"], 0, "{health}");
 
     daemon.terminate().await;
-    let stats = spool(&daemon, &["stats"]);
+    let stats = daemon.spool_command(&["stats"]);
     assert_eq!(stat(&stats, "dead"), 1, "{stats}");
-    let peek = spool(&daemon, &["peek"]);
+    let peek = daemon.spool_command(&["peek"]);
     let dead: Vec<Value> = peek
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())

@@ -393,21 +393,7 @@ async fn technicians_can_read_the_spool_of_a_stopped_daemon() {
     .await;
     daemon.terminate().await;
 
-    let config = daemon.dir().join("custodyd.toml");
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_custodyd"))
-            .args(["spool", "--config"])
-            .arg(&config)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| daemon.spool_command(args);
     let stats = run(&["stats"]);
     assert!(stats.contains("depth      3 undelivered"), "{stats}");
     assert!(stats.contains("next seq   4"), "{stats}");

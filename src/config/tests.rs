@@ -83,6 +83,9 @@ fn minimal_file_takes_the_documented_defaults() {
     assert_eq!(mqtt.inflight, 32);
     assert_eq!(mqtt.reconnect_min, Duration::from_millis(250));
     assert_eq!(mqtt.reconnect_max, Duration::from_secs(5));
+    assert_eq!(mqtt.protocol, MqttVersion::V5);
+    assert_eq!(mqtt.max_packet_size, ByteSize(256 << 10));
+    assert_eq!(mqtt.max_incoming_packet_size, ByteSize(256 << 10));
     assert_eq!(mqtt.password(), Ok(None));
     assert_eq!(config.spool.flush_interval, Duration::from_millis(5));
     assert_eq!(config.spool.flush_max_events, 512);
@@ -546,6 +549,36 @@ fn mqtt_numbers_are_bounded() {
         &with("[spool]\nflush_max_events = 0"),
         "spool.flush_max_events",
     );
+}
+
+#[test]
+fn the_mqtt_version_and_packet_limits_are_checked() {
+    let v311 = ok(&with("[mqtt]\nprotocol = \"3.1.1\""));
+    assert_eq!(v311.mqtt.protocol, MqttVersion::V311);
+    assert!(
+        v311.summary()
+            .contains("warning: with mqtt.protocol = \"3.1.1\""),
+        "{}",
+        v311.summary()
+    );
+    let v5 = ok(&with(
+        "[mqtt]\nprotocol = \"5\"\nmax_packet_size = \"1MiB\"",
+    ));
+    assert!(!v5.summary().contains("warning"), "{}", v5.summary());
+    assert!(v5
+        .summary()
+        .contains("MQTT 5, packets up to 1MiB out, 256KiB in"));
+    let bad = assert_error(&with("[mqtt]\nprotocol = \"4\""), "mqtt.protocol");
+    assert!(bad.contains("expected one of: 5, 3.1.1"), "{bad}");
+    for (key, size) in [
+        ("max_packet_size", "1KiB"),
+        ("max_incoming_packet_size", "1GiB"),
+    ] {
+        assert_error(
+            &with(&format!("[mqtt]\n{key} = \"{size}\"")),
+            &format!("mqtt.{key}"),
+        );
+    }
 }
 
 #[test]

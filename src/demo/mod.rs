@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-use crate::config;
+use crate::config::{self, MqttVersion};
 
 #[cfg(feature = "embedded-broker")]
 mod broker;
@@ -47,14 +47,15 @@ const STATION: &str = "scan-station-1";
 const GPIO_SOCKET: &str = "gpio.sock";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let url = match args.broker {
-        Some(url) => url,
-        None => embedded_broker()?,
+    // The embedded broker (rumqttd) is given an MQTT 3.1.1 listener only.
+    let (url, protocol) = match args.broker {
+        Some(url) => (url, MqttVersion::V5),
+        None => (embedded_broker()?, MqttVersion::V311),
     };
     let data_dir = std::env::temp_dir().join(format!("custodyd-demo-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let result = run_in(&url, &data_dir, args.duration).await;
+    let result = run_in(&url, protocol, &data_dir, args.duration).await;
     let _ = std::fs::remove_dir_all(&data_dir);
     result
 }
@@ -74,6 +75,7 @@ fn embedded_broker() -> anyhow::Result<String> {
 
 async fn run_in(
     url: &str,
+    protocol: MqttVersion,
     data_dir: &std::path::Path,
     duration: Option<Duration>,
 ) -> anyhow::Result<()> {
@@ -94,7 +96,7 @@ async fn run_in(
     )?;
     std::fs::write(
         &config_path,
-        demo_config(url, data_dir, door.path(), station.path())
+        demo_config(url, protocol, data_dir, door.path(), station.path())
             + &cage.config()
             + &portal.config()
             + &station_scene.config()
@@ -150,6 +152,7 @@ async fn run_in(
 
 fn demo_config(
     url: &str,
+    protocol: MqttVersion,
     data_dir: &std::path::Path,
     door: &std::path::Path,
     station: &std::path::Path,
@@ -163,6 +166,7 @@ data_dir = "{data}"
 
 [mqtt]
 url = "{url}"
+protocol = "{protocol}"
 keep_alive = "5s"
 
 [identity]
@@ -200,6 +204,7 @@ protocol = "ascii-line"
 mode = "scan"
 terminator = "cr"
 "#,
+        protocol = protocol.as_str(),
         data = data_dir.display(),
         door = door.display(),
         station = station.display(),

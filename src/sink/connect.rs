@@ -142,7 +142,12 @@ fn rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
         if let Some(found) = inner.downcast_ref::<rustls::Error>() {
             return Some(found);
         }
-        next = e.source();
+        // rumqttc's MQTT 5 state error holds the I/O error without naming it
+        // as its source.
+        next = match e.downcast_ref::<rumqttc::v5::StateError>() {
+            Some(rumqttc::v5::StateError::Deserialization(inner)) => Some(inner),
+            _ => e.source(),
+        };
     }
     None
 }
@@ -185,6 +190,17 @@ mod tests {
 
         let refused = ConnectionError::Io(std::io::ErrorKind::ConnectionRefused.into());
         assert_eq!(describe(&refused), refused.to_string());
+    }
+
+    #[test]
+    fn finds_the_tls_alert_under_an_mqtt_5_state_error() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+        );
+        let state = rumqttc::v5::StateError::Deserialization(io.into());
+        let error = rumqttc::v5::ConnectionError::MqttState(state);
+        assert!(describe(&error).contains("mqtt.client_cert_file"));
     }
 
     #[test]

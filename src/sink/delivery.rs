@@ -208,7 +208,8 @@ impl Delivery {
     }
 
     /// Whether some topic is held by a refusal.
-    pub fn holding(&self) -> bool {
+    #[cfg(test)]
+    fn holding(&self) -> bool {
         !self.holds.is_empty()
     }
 
@@ -355,9 +356,11 @@ impl Delivery {
         std::mem::take(&mut self.rewound)
     }
 
-    /// `seq` can never be sent and was moved aside (it is accounted for
-    /// elsewhere): the watermark passes it.
-    pub fn set_aside(&mut self, seq: u64) {
+    /// `seq` of `topic` can never be sent and was moved aside (it is
+    /// accounted for elsewhere): the watermark passes it, and a topic held
+    /// behind it flows again.
+    pub fn set_aside(&mut self, seq: u64, topic: &str) {
+        self.release(topic, seq);
         if seq >= self.watermark {
             self.acked.insert(seq);
             self.advance_watermark();
@@ -398,9 +401,15 @@ impl Delivery {
         }
     }
 
-    /// rumqttc's request queue was full: `seq` goes out on the next try.
-    pub fn deferred(&mut self, seq: u64) {
+    /// rumqttc's request queue was full: `seq` of `topic` goes out on the
+    /// next try (a retry of a held topic too).
+    pub fn deferred(&mut self, seq: u64, topic: &str) {
         self.cursor = seq;
+        if let Some(hold) = self.holds.get_mut(topic) {
+            if hold.held.seq == seq {
+                hold.probing = false;
+            }
+        }
     }
 
     /// The new watermark, if it moved since it was last taken: every event
@@ -461,6 +470,34 @@ mod tests {
         }
     }
 
+    /// A delivery whose events `1..=n` on `custody` were sent (pkids
+    /// `1..=n`) and refused.
+    fn refused_custody(n: u64, now: Instant) -> Delivery {
+        let mut d = delivery(8, 1);
+        publish_on(&mut d, "custody", 1..=n, now);
+        for pkid in 1..=n as u16 {
+            d.sent(pkid).unwrap();
+            d.acked(pkid, Some(DENIED), now).unwrap();
+        }
+        d
+    }
+
+    /// The retry of the held `seq` 1 of `custody` goes out.
+    fn retry(d: &mut Delivery, at: Instant) {
+        let sent = Sent::Event {
+            seq: 1,
+            topic: "custody".into(),
+            at,
+        };
+        d.submitted(sent, at);
+    }
+
+    fn sent(d: &mut Delivery, pkids: std::ops::RangeInclusive<u16>) {
+        for pkid in pkids {
+            d.sent(pkid).unwrap();
+        }
+    }
+
     fn ack(d: &mut Delivery, pkid: u16) -> Answer {
         d.acked(pkid, None, Instant::now()).unwrap()
     }
@@ -473,9 +510,7 @@ mod tests {
     fn acks_out_of_order_advance_a_contiguous_watermark() {
         let mut d = delivery(8, 5);
         publish(&mut d, 5..8);
-        for pkid in 1..=3 {
-            d.sent(pkid).unwrap();
-        }
+        sent(&mut d, 1..=3);
         ack(&mut d, 2);
         ack(&mut d, 3);
         assert_eq!(d.watermark(), 5, "seq 5 is still owed");
@@ -523,9 +558,7 @@ mod tests {
     fn a_restart_resends_everything_unacknowledged_but_not_what_was_acknowledged() {
         let mut d = delivery(8, 1);
         publish(&mut d, 1..5);
-        for pkid in 1..=4 {
-            d.sent(pkid).unwrap();
-        }
+        sent(&mut d, 1..=4);
         ack(&mut d, 2);
         ack(&mut d, 4);
         d.restart();
@@ -563,7 +596,7 @@ mod tests {
         assert_eq!(d.next(4, "t", now), Next::SendAfterHole { from: 1, to: 4 });
         assert_eq!(d.watermark(), 4);
         assert_eq!(d.next(3, "t", now), Next::Skip, "behind the cursor");
-        d.deferred(4);
+        d.deferred(4, "t");
         assert_eq!(
             d.next(4, "t", now),
             Next::Send,
@@ -590,9 +623,7 @@ mod tests {
         publish_on(&mut d, "custody", [1], t0);
         publish_on(&mut d, "alarm", [2], t0);
         publish_on(&mut d, "custody", [3], t0);
-        for pkid in 1..=3 {
-            d.sent(pkid).unwrap();
-        }
+        sent(&mut d, 1..=3);
         let answer = d.acked(1, Some(DENIED), t0).unwrap();
         assert_eq!(
             answer,
@@ -621,13 +652,8 @@ mod tests {
 
     #[test]
     fn a_held_topic_is_retried_from_its_oldest_event_with_a_capped_backoff() {
-        let mut d = delivery(8, 1);
         let t0 = Instant::now();
-        publish_on(&mut d, "custody", [1, 2], t0);
-        d.sent(1).unwrap();
-        d.sent(2).unwrap();
-        d.acked(1, Some(DENIED), t0).unwrap();
-        d.acked(2, Some(DENIED), t0).unwrap();
+        let mut d = refused_custody(2, t0);
         assert!(d.due(t0).is_empty(), "not due before the first wait");
         assert!(!d.take_rewound());
 
@@ -642,14 +668,7 @@ mod tests {
         assert_eq!(d.next(2, "custody", at), Next::Held);
         let mut waits = Vec::new();
         for pkid in 3..7 {
-            d.submitted(
-                Sent::Event {
-                    seq: 1,
-                    topic: "custody".into(),
-                    at,
-                },
-                at,
-            );
+            retry(&mut d, at);
             d.sent(pkid).unwrap();
             d.acked(pkid, Some(DENIED), at).unwrap();
             let start = at;
@@ -669,14 +688,8 @@ mod tests {
 
     #[test]
     fn once_the_retry_is_taken_the_topic_flows_again_in_order() {
-        let mut d = delivery(8, 1);
         let t0 = Instant::now();
-        publish_on(&mut d, "custody", [1], t0);
-        publish_on(&mut d, "custody", [2], t0);
-        d.sent(1).unwrap();
-        d.sent(2).unwrap();
-        d.acked(1, Some(DENIED), t0).unwrap();
-        d.acked(2, Some(DENIED), t0).unwrap();
+        let mut d = refused_custody(2, t0);
         // Meanwhile seq 3 on the held topic waits, seq 4 elsewhere is taken.
         assert_eq!(d.next(3, "custody", t0), Next::Held);
         publish_on(&mut d, "alarm", [4], t0);
@@ -687,14 +700,7 @@ mod tests {
         d.due(at);
         assert!(d.take_rewound());
         assert_eq!(d.next(1, "custody", at), Next::Send);
-        d.submitted(
-            Sent::Event {
-                seq: 1,
-                topic: "custody".into(),
-                at,
-            },
-            at,
-        );
+        retry(&mut d, at);
         assert_eq!(d.next(2, "custody", at), Next::Held);
         assert_eq!(d.next(3, "custody", at), Next::Held);
         d.sent(4).unwrap();
@@ -713,11 +719,8 @@ mod tests {
 
     #[test]
     fn a_rewind_does_not_send_twice_what_awaits_its_answer() {
-        let mut d = delivery(8, 1);
         let t0 = Instant::now();
-        publish_on(&mut d, "custody", [1], t0);
-        d.sent(1).unwrap();
-        d.acked(1, Some(DENIED), t0).unwrap();
+        let mut d = refused_custody(1, t0);
         publish_on(&mut d, "alarm", [2], t0);
         let at = t0 + RETRY.0;
         d.due(at);
@@ -727,12 +730,23 @@ mod tests {
     }
 
     #[test]
-    fn after_a_reconnect_the_held_topic_is_retried_when_due_and_not_before() {
-        let mut d = delivery(8, 1);
+    fn a_retry_that_could_not_be_handed_over_or_was_set_aside_does_not_stall_its_topic() {
         let t0 = Instant::now();
-        publish_on(&mut d, "custody", [1], t0);
-        d.sent(1).unwrap();
-        d.acked(1, Some(DENIED), t0).unwrap();
+        let mut d = refused_custody(1, t0);
+        let at = t0 + RETRY.0;
+        d.due(at);
+        assert_eq!(d.next(1, "custody", at), Next::Send);
+        d.deferred(1, "custody");
+        assert_eq!(d.next(1, "custody", at), Next::Send, "tried again");
+        d.set_aside(1, "custody");
+        assert!(!d.holding(), "nothing left to hold the topic");
+        assert_eq!(d.watermark(), 2);
+    }
+
+    #[test]
+    fn after_a_reconnect_the_held_topic_is_retried_when_due_and_not_before() {
+        let t0 = Instant::now();
+        let mut d = refused_custody(1, t0);
         d.restart();
         assert_eq!(d.next(1, "custody", t0), Next::Held);
         d.restart();
@@ -744,7 +758,7 @@ mod tests {
         let mut d = delivery(8, 1);
         let now = Instant::now();
         assert_eq!(d.next(1, "t", now), Next::Send);
-        d.set_aside(1);
+        d.set_aside(1, "t");
         publish(&mut d, [2]);
         d.sent(1).unwrap();
         ack(&mut d, 1);

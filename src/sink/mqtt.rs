@@ -143,7 +143,6 @@ pub async fn spawn(
         delivery: Delivery::new(window, watermark, (mqtt.reconnect_min, mqtt.reconnect_max)),
         ceiling: mqtt.max_packet_size.0,
         max_packet: mqtt.max_packet_size.0,
-        refusals_logged: false,
         prefetched: VecDeque::new(),
         committed,
         status,
@@ -242,8 +241,6 @@ struct Uplink {
     /// The largest packet that may be sent on this connection: the ceiling,
     /// or less if the broker said so in its CONNACK.
     max_packet: u64,
-    /// The current refusal episode was logged.
-    refusals_logged: bool,
     prefetched: VecDeque<Record>,
     committed: Committed,
 
@@ -399,9 +396,6 @@ impl Uplink {
                         held.topic, held.refusals
                     );
                 }
-                if self.refusals_logged && !self.delivery.holding() {
-                    self.refusals_logged = false;
-                }
             }
             Answer::Refused {
                 seq,
@@ -410,8 +404,8 @@ impl Uplink {
                 episode,
             } => {
                 self.metrics.uplink.refused();
-                if episode && !self.refusals_logged {
-                    self.refusals_logged = true;
+                // Once per episode: from no topic held to one held.
+                if episode {
                     error!(
                         "the broker refused event {seq} on {topic}: {}; it stays spooled and is \
                          retried, with the later events of its topic (check the broker's ACL)",
@@ -644,7 +638,7 @@ impl Uplink {
             let size = link::publish_size(&record.topic, record.payload.len());
             if size > self.max_packet {
                 if !self.set_aside(&record, size).await {
-                    self.delivery.deferred(seq);
+                    self.delivery.deferred(seq, &record.topic);
                     self.prefetched.clear();
                     return;
                 }
@@ -656,7 +650,7 @@ impl Uplink {
                     .try_publish(record.topic, QoS::AtLeastOnce, false, record.payload)
             {
                 debug!("publish deferred: {e}");
-                self.delivery.deferred(seq);
+                self.delivery.deferred(seq, &topic);
                 self.prefetched.clear();
                 return;
             }
@@ -691,7 +685,7 @@ impl Uplink {
             "an event too large to send was moved to the spool's dead letters"
         );
         self.metrics.uplink.too_large();
-        self.delivery.set_aside(seq);
+        self.delivery.set_aside(seq, &record.topic);
         true
     }
 }

@@ -187,6 +187,27 @@ impl Daemon {
         );
     }
 
+    /// The stdout of `custodyd spool <args>` on this daemon's spool (stop
+    /// the daemon first); panics if the command fails.
+    pub fn spool_command(&self, args: &[&str]) -> String {
+        let config = self
+            .config
+            .as_ref()
+            .expect("spawn() before spool_command()");
+        let out = Command::new(env!("CARGO_BIN_EXE_custodyd"))
+            .args(["spool", "--config"])
+            .arg(config)
+            .args(args)
+            .output()
+            .expect("run custodyd spool");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 output")
+    }
+
     /// Everything the daemon printed so far, stdout and stderr interleaved,
     /// all runs (each starts with a `===== harness: custodyd run N` line).
     pub fn log(&self) -> String {
