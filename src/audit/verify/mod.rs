@@ -67,7 +67,8 @@ impl Report {
     }
 }
 
-/// A message of a gateway: where it was read, its topic's kind, its payload.
+/// A message of a gateway: where it was read, its topic after the gateway
+/// (`checkpoint`, `custody/dock-door-1`, ...), its payload.
 type Message<'a> = (Place, &'a str, &'a [u8]);
 
 /// Checks `captures` (a name and the bytes of each) for the gateway whose
@@ -82,7 +83,7 @@ pub fn verify(
     for (file, (_, bytes)) in captures.iter().enumerate() {
         for line in lines(bytes) {
             total += 1;
-            let Some((prefix, kind)) = ours(line.topic) else {
+            let Some((prefix, rest)) = ours(line.topic) else {
                 continue;
             };
             let place = Place {
@@ -92,7 +93,7 @@ pub fn verify(
             gateways
                 .entry(prefix)
                 .or_default()
-                .push((place, kind, line.payload));
+                .push((place, rest, line.payload));
         }
     }
     if let Some(only) = only {
@@ -110,12 +111,13 @@ pub fn verify(
     let name = |p: Place| format!("{}:{}", captures[p.file].0, p.line);
     let mut log = check::Log::new(site, gateway, key);
     let mut checkpoints_read = 0;
-    for (place, kind, payload) in messages {
-        if kind == CHECKPOINT_KIND {
-            checkpoints_read += 1;
-            log.checkpoint(name(place), place, payload);
-        } else {
-            log.event(name(place), place, payload);
+    for (place, rest, payload) in messages {
+        match rest.split_once('/') {
+            Some((_, location)) => log.event(name(place), place, payload, location),
+            None => {
+                checkpoints_read += 1;
+                log.checkpoint(name(place), place, payload);
+            }
         }
     }
     Ok(Report {
@@ -127,8 +129,8 @@ pub fn verify(
     })
 }
 
-/// The `{root}/{site}/{gateway}` prefix and kind of a topic that carries
-/// events or checkpoints.
+/// The `{root}/{site}/{gateway}` prefix and the rest of a topic that
+/// carries events (`{kind}/{location}`) or checkpoints (`checkpoint`).
 fn ours(topic: &str) -> Option<(&str, &str)> {
     let mut ends = topic.match_indices('/').map(|(i, _)| i);
     let (_, _, third) = (ends.next()?, ends.next()?, ends.next()?);
@@ -138,7 +140,7 @@ fn ours(topic: &str) -> Option<(&str, &str)> {
         CHECKPOINT_KIND => rest == CHECKPOINT_KIND,
         kind => EVENT_KINDS.contains(&kind) && rest.len() > kind.len() + 1,
     };
-    wanted.then_some((prefix, kind))
+    wanted.then_some((prefix, rest))
 }
 
 /// `custodyd verify`: prints the report; `Ok(false)` when something does
