@@ -2,7 +2,7 @@
 //! against its public key, the way central or an auditor would, and says
 //! what verifies and every problem, by `seq`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -79,10 +79,22 @@ pub fn verify(
     only: Option<&str>,
 ) -> Result<Report, VerifyError> {
     let mut gateways: BTreeMap<&str, Vec<Message>> = BTreeMap::new();
+    // The keys the gateways' (unsigned) status messages announce.
+    let mut announced: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut total = 0;
     for (file, (_, bytes)) in captures.iter().enumerate() {
         for line in lines(bytes) {
             total += 1;
+            if let Some(prefix) = line.topic.strip_suffix("/status") {
+                let status = serde_json::from_slice::<serde_json::Value>(line.payload);
+                if let Some(key) = status
+                    .ok()
+                    .and_then(|s| s["device_key"].as_str().map(str::to_owned))
+                {
+                    announced.entry(prefix).or_default().insert(key);
+                }
+                continue;
+            }
             let Some((prefix, rest)) = ours(line.topic) else {
                 continue;
             };
@@ -120,12 +132,21 @@ pub fn verify(
             }
         }
     }
+    let mut findings = log.check(name);
+    for other in announced.get(prefix).into_iter().flatten() {
+        if key::parse_public(other).as_ref() != Some(key) {
+            findings.notes.push(format!(
+                "the gateway's status announces device key {other}, not the one given: a new key \
+                 (see any device_key_replaced alarm), or the wrong --key"
+            ));
+        }
+    }
     Ok(Report {
         gateway: prefix.to_owned(),
         files: captures.len(),
         lines: total,
         checkpoints_read,
-        findings: log.check(name),
+        findings,
     })
 }
 

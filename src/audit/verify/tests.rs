@@ -214,6 +214,22 @@ fn an_event_copied_to_another_location_topic_is_named() {
 }
 
 #[test]
+fn a_status_announcing_another_key_is_a_note() {
+    let key = DeviceKey::generate().unwrap();
+    let other = DeviceKey::generate().unwrap();
+    let status =
+        |k: &DeviceKey| format!("{GW}/status {{\"device_key\":\"{}\"}}\n", k.public_base64());
+    let text = status(&key) + &capture(&chain(2), &[]) + &status(&other);
+    let report = run(&key, &[text]);
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.findings.notes.len(), 1, "{report}");
+    assert!(
+        report.findings.notes[0].contains(&other.public_base64()),
+        "{report}"
+    );
+}
+
+#[test]
 fn several_gateways_need_a_choice_and_a_wrong_key_is_refused() {
     let key = DeviceKey::generate().unwrap();
     let events = chain(2);
