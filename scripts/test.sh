@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test: `scripts/test.sh [cargo test args...]`.
 #
-# The integration tests (tests/*.rs) start a real mosquitto broker, so this
-# installs Debian's `mosquitto` package first if it is missing. CI runs this
+# The integration tests (tests/*.rs) start a real mosquitto broker, and
+# tests/custody_log.rs captures with `mosquitto_sub`, so this installs
+# Debian's `mosquitto` and `mosquitto-clients` packages first if missing. CI runs this
 # same script (from .ci/run), so a newcomer's run and CI's cannot drift.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have_mosquitto() {
-    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]
+    { command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ]; } &&
+        command -v mosquitto_sub >/dev/null 2>&1
 }
 
 # Runs a command quietly; shows its output only if it fails.
@@ -27,7 +29,7 @@ if ! have_mosquitto; then
     [ "$(id -u)" -eq 0 ] || as_root=(sudo)
     quietly "${as_root[@]}" apt-get update -q
     quietly "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -q --no-install-recommends mosquitto
+        apt-get install -y -q --no-install-recommends mosquitto mosquitto-clients
     # The package may have started a system broker on port 1883. The tests
     # use their own brokers on free ports, so it is only in the way; stop it
     # (without systemd, or without a service at all, there is nothing to do).

@@ -35,6 +35,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -44,10 +45,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::audit::key::KeyError;
 use crate::audit::{Checkpoints, DeviceKey};
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
-use crate::custody::Saved;
+use crate::custody::{Alarm, Body, Draft, Saved};
 use crate::gpio;
 use crate::health::{self, metrics::Metrics};
 use crate::ops::systemd::{self, Health, Notifier};
@@ -98,15 +100,11 @@ pub async fn run(
         let age = health::process::age().map_or("?".into(), |a| format!("{a:?}"));
         info!("cage gates claimed and locked {age} after the process started");
     }
-    // Before the spool: a device key that cannot be read must stop the
-    // start, not be replaced.
-    let device_key = DeviceKey::load_or_create(data_dir)?;
-    let checkpoints = Checkpoints::new(
-        device_key,
-        &naming.site,
-        &naming.gateway,
-        config.audit.checkpoint_interval,
-    );
+    // A device key that cannot be read stops the start: it is never replaced.
+    let existing = match DeviceKey::load(data_dir) {
+        Err(KeyError::Missing(_)) => None,
+        loaded => Some(loaded?),
+    };
     let opened = spool::open(data_dir.clone()).await?;
     // What the front saved with its events: the field and the open read
     // windows as they were when the daemon last stopped, however it did.
@@ -114,6 +112,20 @@ pub async fn run(
         error!("the state saved in the spool cannot be read; the field, read windows and stations start from nothing: {e}");
         Saved::new()
     });
+    let (device_key, key_alarm) = match existing {
+        Some(key) => (key, None),
+        None => {
+            let key = DeviceKey::create(data_dir)?;
+            let alarm = (opened.next_seq > 1).then(|| key_replaced(&naming, &key, &opened));
+            (key, alarm)
+        }
+    };
+    let checkpoints = Checkpoints::new(
+        device_key,
+        &naming.site,
+        &naming.gateway,
+        config.audit.checkpoint_interval,
+    );
     let mut health = Health::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
@@ -123,6 +135,9 @@ pub async fn run(
         health.stage("spool"),
     )
     .await?;
+    if let Some(alarm) = key_alarm {
+        let _ = drafts.send(alarm).await;
+    }
     let metrics = Arc::new(Metrics::default());
     // The supervisor's own tasks, stopped before the spool's input closes.
     let background = CancellationToken::new();
@@ -366,6 +381,30 @@ fn departure_timeout(config: &Config, location: &str) -> std::time::Duration {
         .iter()
         .find(|l| l.name == location)
         .map_or_else(config::default_departure_timeout, |l| l.departure_timeout)
+}
+
+/// The device key was missing although this gateway's custody log has
+/// events: a new key was made (a missing file cannot be told from a first
+/// start otherwise), and the log itself says so, where central looks.
+fn key_replaced(naming: &crate::topic::Naming, key: &DeviceKey, opened: &spool::Opened) -> Draft {
+    error!(
+        "the device key was missing from the data dir although the custody log has events up to seq {}; \
+         made a new one: register it with central, or restore the old device.key",
+        opened.next_seq - 1
+    );
+    let detail = format!(
+        "The device key was missing although this gateway's custody log has events up to seq {}; a new key \
+         was made, and checkpoints from now on are signed by {}: register it, or restore the old device.key \
+         and restart.",
+        opened.next_seq - 1,
+        key.public_base64()
+    );
+    let body = Body::Alarm(Alarm {
+        kind: "device_key_replaced",
+        asset: None,
+        detail,
+    });
+    Draft::new(naming.gateway.as_str().into(), SystemTime::now(), body)
 }
 
 fn reader_names(config: &Config) -> Vec<Arc<str>> {

@@ -295,3 +295,52 @@ async fn a_device_key_that_cannot_be_read_stops_the_start_and_is_left_alone() {
         "no silent new key"
     );
 }
+
+/// A key file that is gone cannot be told from a first start, except by the
+/// custody log it signed: then the new key is announced in the log itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_missing_after_events_is_made_anew_and_the_log_says_so() {
+    let broker = Mosquitto::start().await;
+    let sub = Subscriber::connect(&broker.url(), &format!("{GW}/#")).await;
+    let scanner = Pty::open();
+    let mut daemon = Daemon::new();
+    daemon.spawn(
+        &(gateway_config(&broker.url(), &daemon.data_dir())
+            + &station_with_scanner(scanner.path())),
+    );
+    wait_reader(&sub, "station1-scan", "up").await;
+    scanner.write(b"ASSET-1\r").await;
+    sub.wait_for(|m| !custody(m).is_empty(), PATIENCE).await;
+    let replaced = |m: &Message| {
+        m.topic.starts_with(&format!("{GW}/alarm/")) && m.json()["kind"] == "device_key_replaced"
+    };
+    let first = latest_status(&sub.messages()).unwrap()["device_key"].clone();
+    assert!(first.is_string());
+    assert!(
+        !sub.messages().iter().any(replaced),
+        "a first start is no replacement"
+    );
+    daemon.terminate().await;
+
+    fs::remove_file(daemon.data_dir().join("device.key")).unwrap();
+    daemon.restart();
+    let msgs = sub.wait_for(|m| m.iter().any(replaced), PATIENCE).await;
+    let alarm = msgs.iter().find(|m| replaced(m)).unwrap().json();
+    let status = sub
+        .wait_for(
+            |m| {
+                latest_status(m)
+                    .is_some_and(|s| s["device_key"].is_string() && s["device_key"] != first)
+            },
+            PATIENCE,
+        )
+        .await;
+    let new = latest_status(&status).unwrap()["device_key"].clone();
+    assert!(
+        alarm["detail"]
+            .as_str()
+            .unwrap()
+            .contains(new.as_str().unwrap()),
+        "{alarm}"
+    );
+}

@@ -93,7 +93,7 @@ impl DeviceKey {
     /// Writes a new key durably: a temporary file (0600 from its creation),
     /// fsynced, renamed into place, the directory fsynced; a power cut
     /// leaves either no key or the whole key.
-    fn create(data_dir: &Path) -> Result<DeviceKey, KeyError> {
+    pub fn create(data_dir: &Path) -> Result<DeviceKey, KeyError> {
         let path = data_dir.join(KEY_FILE);
         let tmp = data_dir.join(format!("{KEY_FILE}.tmp"));
         let pkcs8 =

@@ -87,8 +87,9 @@ impl<'k> Log<'k> {
         }
     }
 
-    /// A message on one of the gateway's event topics. `place` names it.
-    pub fn event(&mut self, place: String, at: Place, payload: &[u8]) {
+    /// A message on one of the gateway's event topics, of `location`.
+    /// `place` names it.
+    pub fn event(&mut self, place: String, at: Place, payload: &[u8], location: &str) {
         let unreadable = |what: &str| Problem {
             seqs: None,
             what: format!("{place}: {what}"),
@@ -102,6 +103,19 @@ impl<'k> Log<'k> {
             self.problems.push(unreadable("an event without a seq"));
             return;
         };
+        // The chain covers the payload, not the topic: an event copied to
+        // another location's (or gateway's) topic shows here.
+        for (field, want) in [
+            ("site", self.site.as_str()),
+            ("gateway", self.gateway.as_str()),
+            ("location", location),
+        ] {
+            let said = json.get(field).and_then(Value::as_str);
+            if said != Some(want) {
+                let what = format!("{place}: published for {field} {want} but says {said:?}");
+                self.problems.push(problem(seq, what));
+            }
+        }
         let prev = match json.get("prev") {
             Some(Value::Null) => None,
             Some(Value::String(hex)) => match chain::parse_hex(hex) {

@@ -2,7 +2,7 @@
 //! against its public key, the way central or an auditor would, and says
 //! what verifies and every problem, by `seq`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -67,7 +67,8 @@ impl Report {
     }
 }
 
-/// A message of a gateway: where it was read, its topic's kind, its payload.
+/// A message of a gateway: where it was read, its topic after the gateway
+/// (`checkpoint`, `custody/dock-door-1`, ...), its payload.
 type Message<'a> = (Place, &'a str, &'a [u8]);
 
 /// Checks `captures` (a name and the bytes of each) for the gateway whose
@@ -78,11 +79,23 @@ pub fn verify(
     only: Option<&str>,
 ) -> Result<Report, VerifyError> {
     let mut gateways: BTreeMap<&str, Vec<Message>> = BTreeMap::new();
+    // The keys the gateways' (unsigned) status messages announce.
+    let mut announced: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut total = 0;
     for (file, (_, bytes)) in captures.iter().enumerate() {
         for line in lines(bytes) {
             total += 1;
-            let Some((prefix, kind)) = ours(line.topic) else {
+            if let Some(prefix) = line.topic.strip_suffix("/status") {
+                let status = serde_json::from_slice::<serde_json::Value>(line.payload);
+                if let Some(key) = status
+                    .ok()
+                    .and_then(|s| s["device_key"].as_str().map(str::to_owned))
+                {
+                    announced.entry(prefix).or_default().insert(key);
+                }
+                continue;
+            }
+            let Some((prefix, rest)) = ours(line.topic) else {
                 continue;
             };
             let place = Place {
@@ -92,7 +105,7 @@ pub fn verify(
             gateways
                 .entry(prefix)
                 .or_default()
-                .push((place, kind, line.payload));
+                .push((place, rest, line.payload));
         }
     }
     if let Some(only) = only {
@@ -110,12 +123,22 @@ pub fn verify(
     let name = |p: Place| format!("{}:{}", captures[p.file].0, p.line);
     let mut log = check::Log::new(site, gateway, key);
     let mut checkpoints_read = 0;
-    for (place, kind, payload) in messages {
-        if kind == CHECKPOINT_KIND {
-            checkpoints_read += 1;
-            log.checkpoint(name(place), place, payload);
-        } else {
-            log.event(name(place), place, payload);
+    for (place, rest, payload) in messages {
+        match rest.split_once('/') {
+            Some((_, location)) => log.event(name(place), place, payload, location),
+            None => {
+                checkpoints_read += 1;
+                log.checkpoint(name(place), place, payload);
+            }
+        }
+    }
+    let mut findings = log.check(name);
+    for other in announced.get(prefix).into_iter().flatten() {
+        if key::parse_public(other).as_ref() != Some(key) {
+            findings.notes.push(format!(
+                "the gateway's status announces device key {other}, not the one given: a new key \
+                 (see any device_key_replaced alarm), or the wrong --key"
+            ));
         }
     }
     Ok(Report {
@@ -123,12 +146,12 @@ pub fn verify(
         files: captures.len(),
         lines: total,
         checkpoints_read,
-        findings: log.check(name),
+        findings,
     })
 }
 
-/// The `{root}/{site}/{gateway}` prefix and kind of a topic that carries
-/// events or checkpoints.
+/// The `{root}/{site}/{gateway}` prefix and the rest of a topic that
+/// carries events (`{kind}/{location}`) or checkpoints (`checkpoint`).
 fn ours(topic: &str) -> Option<(&str, &str)> {
     let mut ends = topic.match_indices('/').map(|(i, _)| i);
     let (_, _, third) = (ends.next()?, ends.next()?, ends.next()?);
@@ -138,7 +161,7 @@ fn ours(topic: &str) -> Option<(&str, &str)> {
         CHECKPOINT_KIND => rest == CHECKPOINT_KIND,
         kind => EVENT_KINDS.contains(&kind) && rest.len() > kind.len() + 1,
     };
-    wanted.then_some((prefix, kind))
+    wanted.then_some((prefix, rest))
 }
 
 /// `custodyd verify`: prints the report; `Ok(false)` when something does

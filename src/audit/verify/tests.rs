@@ -8,17 +8,26 @@ const GW: &str = "itad/s/g";
 /// Payloads of a chain of `n` events, as the spool renders them (the
 /// fields the chain needs; the rest is opaque to it).
 fn chain(n: u64) -> Vec<Vec<u8>> {
+    chain_of("g", n)
+}
+
+fn chain_of(gateway: &str, n: u64) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = Vec::new();
     for seq in 1..=n {
         let prev = out.last().map(|p| hex(&hash(p)));
-        out.push(event(seq, prev.as_deref()));
+        out.push(event_of(gateway, seq, prev.as_deref()));
     }
     out
 }
 
 fn event(seq: u64, prev: Option<&str>) -> Vec<u8> {
+    event_of("g", seq, prev)
+}
+
+fn event_of(gateway: &str, seq: u64, prev: Option<&str>) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
-        "schema": "custodyd.alarm.v1", "seq": seq, "prev": prev, "detail": format!("event {seq}"),
+        "schema": "custodyd.alarm.v1", "seq": seq, "prev": prev, "site": "s", "gateway": gateway,
+        "location": "door", "detail": format!("event {seq}"),
     }))
     .unwrap()
 }
@@ -192,10 +201,39 @@ fn a_new_chain_in_the_middle_and_unreadable_events_are_problems() {
 }
 
 #[test]
+fn an_event_copied_to_another_location_topic_is_named() {
+    let key = DeviceKey::generate().unwrap();
+    let events = chain(3);
+    let text = capture(&events, &[]).replacen("/alarm/door ", "/alarm/cage ", 2);
+    let report = run(&key, &[text]);
+    assert_eq!(named(&report), [1, 2], "{report}");
+    assert!(
+        report.to_string().contains("published for location cage"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_status_announcing_another_key_is_a_note() {
+    let key = DeviceKey::generate().unwrap();
+    let other = DeviceKey::generate().unwrap();
+    let status =
+        |k: &DeviceKey| format!("{GW}/status {{\"device_key\":\"{}\"}}\n", k.public_base64());
+    let text = status(&key) + &capture(&chain(2), &[]) + &status(&other);
+    let report = run(&key, &[text]);
+    assert!(report.ok(), "{report}");
+    assert_eq!(report.findings.notes.len(), 1, "{report}");
+    assert!(
+        report.findings.notes[0].contains(&other.public_base64()),
+        "{report}"
+    );
+}
+
+#[test]
 fn several_gateways_need_a_choice_and_a_wrong_key_is_refused() {
     let key = DeviceKey::generate().unwrap();
     let events = chain(2);
-    let text = capture(&events, &[]) + &capture(&events, &[]).replace(GW, "itad/s/h");
+    let text = capture(&events, &[]) + &capture(&chain_of("h", 2), &[]).replace(GW, "itad/s/h");
     let captures = [("c".to_string(), text.into_bytes())];
     assert!(matches!(
         verify(&captures, &key.public(), None),
