@@ -20,9 +20,9 @@ pub const MAX_PIN: u8 = 27;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GpioBackend {
-    /// The kernel's GPIO character device (`gpio.chip`). "rppal", the
-    /// backend it replaced, means the same: BCM numbers are the line
-    /// offsets of the Pi's header chip.
+    /// The kernel's GPIO character device (`gpio.chip`). Also accepted as
+    /// "rppal": files written for that backend number pins by BCM, which
+    /// are the line offsets of the Pi's header chip, so they mean the same.
     #[default]
     #[serde(alias = "rppal")]
     Cdev,

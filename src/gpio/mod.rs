@@ -4,9 +4,10 @@
 //! Users work with [`Output`] and [`Input`], which speak "active" and
 //! "inactive": the wiring's polarity (`active_low` relay boards, sensors
 //! active high or low) is applied here, once. Underneath, a [`Gpio`] backend
-//! deals in electrical levels only: [`cdev`] is the kernel's GPIO
-//! character device (the Pi's header and any other chip), [`sim`] simulated pins that tests and `demo` drive and watch
-//! through a Unix socket. Nothing outside this module knows which one runs.
+//! deals in electrical levels only: [`cdev`] is the kernel's GPIO character
+//! device (the Pi's header, or any other chip), [`sim`] simulated pins that
+//! tests and `demo` drive and watch through a Unix socket. Nothing outside
+//! this module knows which one runs.
 //!
 //! Safety is built into the types: an output is driven inactive (lock
 //! engaged, lights and buzzer off) the moment it is claimed and again when it
