@@ -48,12 +48,16 @@ const GPIO_SOCKET: &str = "gpio.sock";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     // The embedded broker (rumqttd) is given an MQTT 3.1.1 listener only.
-    let (url, protocol) = match args.broker {
-        Some(url) => (url, MqttVersion::V5),
+    let protocol = match args.broker {
+        Some(_) => MqttVersion::V5,
+        None => MqttVersion::V311,
+    };
+    let url = match args.broker {
+        Some(url) => url,
         None => {
             let port = free_port()?;
             broker::start_embedded(port)?;
-            (format!("mqtt://127.0.0.1:{port}"), MqttVersion::V311)
+            format!("mqtt://127.0.0.1:{port}")
         }
     };
     let data_dir = std::env::temp_dir().join(format!("custodyd-demo-{}", std::process::id()));
