@@ -117,6 +117,47 @@ async fn events_the_broker_refuses_stay_spooled_and_arrive_once_the_acl_is_fixed
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_events_are_retried_and_arrive_in_order_once_the_broker_takes_them() {
+    let mut broker = Mosquitto::start_with_acl(REFUSING_CUSTODY).await;
+    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+    let scanner = Pty::open();
+    let mut daemon = Daemon::new();
+    daemon.spawn(
+        &(gateway_config(&broker.url(), &daemon.data_dir())
+            + &station_with_scanner(scanner.path())),
+    );
+    wait_reader(&sub, "station1-scan", "up").await;
+    for i in 0..3 {
+        scanner.write(format!("ITEM-{i}\r").as_bytes()).await;
+    }
+    sub.wait_for(|m| !alarms(m, "publish_refused").is_empty(), PATIENCE)
+        .await;
+    // Refused while held: these wait behind the first.
+    for i in 3..6 {
+        scanner.write(format!("ITEM-{i}\r").as_bytes()).await;
+    }
+
+    // Fixed while the daemon runs: the retries get through, no restart.
+    broker.set_acl(OPEN);
+    let msgs = sub
+        .wait_for(
+            |m| (0..6).all(|i| !scanned(m, &format!("ITEM-{i}")).is_empty()),
+            PATIENCE,
+        )
+        .await;
+    let seqs: Vec<u64> = custody(&msgs)
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in seq order on their topic: {seqs:?}"
+    );
+    let log = daemon.log();
+    assert!(log.contains("the broker takes events on"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_8000_character_scan_does_not_stop_the_scan_behind_it() {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;

@@ -1098,6 +1098,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_event_set_aside_is_kept_as_a_dead_letter_and_alarmed_even_when_acknowledged_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start(dir.path());
+        commit(&drafts, &reader, 3).await;
+        assert!(reader.set_aside(2, "too large".into()).await);
+        assert!(reader.set_aside(2, "again".into()).await, "moved already");
+        // The acknowledgement right behind it passes seq 2.
+        reader.ack(4).await;
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.next_seq == 5).await.unwrap();
+        let left = reader.read(0, 10).await;
+        assert_eq!(seqs(&left), [4], "only the alarm is left");
+        let alarm: serde_json::Value = serde_json::from_slice(&left[0].payload).unwrap();
+        assert_eq!(
+            (&alarm["kind"], &alarm["detail"]),
+            (&"event_too_large".into(), &"too large".into())
+        );
+        drop((drafts, reader));
+        task.await.unwrap();
+        let store = Store::open(&dir.path().join(recovery::SPOOL_FILE)).unwrap();
+        let dead = store.dead_letters(10).unwrap();
+        assert_eq!(dead.iter().map(|d| d.0).collect::<Vec<_>>(), [2]);
+        assert_eq!(store.stats().unwrap().dead_letters, 1);
+    }
+
+    #[tokio::test]
     async fn reads_of_fresh_commits_return_what_the_store_holds() {
         let dir = tempfile::tempdir().unwrap();
         let (drafts, reader, task) = start(dir.path()).await;
