@@ -502,6 +502,50 @@ async fn outputs_are_safe_at_start_up_and_after_sigterm() {
     }
 }
 
+/// No unlock without a durable record: with the spool full (the broker
+/// gone, events piling up), a released asset's custody event cannot be
+/// committed, so the gate stays locked and shows red; the alarm saying so
+/// goes out once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_whose_event_cannot_be_committed_keeps_the_gate_locked() {
+    // The spool table after the gate table's keys.
+    let small_spool = "\n[spool]\nmax_bytes = \"64KiB\"\n";
+    // A persistent session: what the daemon delivers right after the broker
+    // is back is queued for the subscriber even before it has reconnected.
+    let mut cage = Cage::start_with(
+        Mosquitto::start_persistent().await,
+        Some("full-spool-sub"),
+        small_spool,
+        &[("A-1", r#"{"released":true}"#)],
+        false,
+    )
+    .await;
+    cage.broker.stop().await;
+    let codes: String = (0..400).map(|i| format!("FILL-{i}\r")).collect();
+    cage.scanner.write(codes.as_bytes()).await;
+    wait_until(PATIENCE, "the spool is full", || {
+        cage.daemon.log().contains("spool full")
+    })
+    .await;
+    // The fill's denials over (red and buzzer off), so this one shows.
+    cage.pins.wait_level(RED, OFF).await;
+    let mark = cage.pins.mark();
+    cage.scan("A-1").await;
+    wait_until(
+        PATIENCE,
+        "the grant is refused for want of a record",
+        || cage.daemon.log().contains("NOT recorded"),
+    )
+    .await;
+    cage.denial_signalled(mark).await;
+    cage.assert_kept_shut(mark);
+    cage.broker.restart().await;
+    let alarm = cage.alarm("release_denied", Some("A-1")).await;
+    let detail = alarm["detail"].as_str().unwrap();
+    assert!(detail.contains("could not be committed"), "{detail}");
+    assert!(cage.pins.level(LOCK) == Some(OFF));
+}
+
 /// kill -9 during an override: the process is gone, the relay could keep
 /// its level. The next start claims the outputs and drives them locked
 /// before it opens the spool or connects, and logs how long that took.

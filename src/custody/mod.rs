@@ -19,6 +19,7 @@ use crate::topic::Naming;
 mod context;
 mod manifest;
 mod portal;
+mod receipt;
 
 pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
 pub use manifest::Reconciliation;
@@ -29,6 +30,7 @@ pub use portal::{
     ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
     PASS_SCHEMA,
 };
+pub use receipt::Receipt;
 pub use release::{Basis, Release};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
@@ -105,6 +107,8 @@ pub struct Draft {
     /// Set by a cage gate on the custody event of a leave attempt it
     /// granted; rendered as its `release` object.
     pub release: Option<Box<Release>>,
+    /// Fired by the spool once this draft is committed; never rendered.
+    pub receipt: Option<Receipt>,
 }
 
 impl Draft {
@@ -117,6 +121,7 @@ impl Draft {
             body,
             evidence: None,
             release: None,
+            receipt: None,
         }
     }
 

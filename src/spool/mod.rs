@@ -27,7 +27,7 @@ use tokio::time::{timeout_at, Instant};
 use tracing::{debug, error, info, warn};
 
 use crate::config::SpoolConfig;
-use crate::custody::{rfc3339, Alarm, Body, Draft};
+use crate::custody::{rfc3339, Alarm, Body, Draft, Receipt};
 use crate::ops::systemd::Stage;
 use crate::topic::Naming;
 
@@ -169,6 +169,7 @@ pub fn spawn(
         overflow: Overflow::default(),
         high_water: false,
         committed: committed_tx,
+        receipts: Vec::new(),
     };
     if let Some(detail) = replaced {
         let alarm = task.gateway_alarm("spool_corrupt", detail);
@@ -245,6 +246,9 @@ struct SpoolTask {
     overflow: Overflow,
     high_water: bool,
     committed: watch::Sender<Committed>,
+    /// Receipts of the drafts admitted to the commit under way, fired once
+    /// it is durable (dropped unfired if it fails).
+    receipts: Vec<Receipt>,
 }
 
 impl SpoolTask {
@@ -373,6 +377,7 @@ impl SpoolTask {
                 self.recent.drain(..surplus);
                 let next_seq = self.next_seq;
                 debug!("spool committed seq {first}..={}", next_seq - 1);
+                self.receipts.drain(..).for_each(|r| r.fire());
                 self.committed.send_modify(|c| {
                     c.next_seq = next_seq;
                     c.bytes = bytes;
@@ -386,6 +391,7 @@ impl SpoolTask {
                     debug!("spool still not writable: {e}");
                 }
                 self.high_water = high_water_before;
+                self.receipts.clear();
                 self.pending_alarms = pending;
                 self.count_dropped(batch.len() as u64, Cause::Storage(e.to_string()));
             }
@@ -422,6 +428,7 @@ impl SpoolTask {
             size += n;
             records.push(record);
             fresh.push(readable);
+            self.receipts.extend(draft.receipt.clone());
             if !self.high_water && size >= self.high_mark() {
                 self.high_water = true;
                 let detail = format!(
