@@ -81,9 +81,11 @@ impl Limiter {
     ) {
         loop {
             let (topic, refusal) = tokio::select! {
-                Some(refused) = refusals.recv() => refused,
+                refused = refusals.recv() => match refused {
+                    Some(refused) => refused,
+                    None => return,
+                },
                 _ = shutdown.cancelled() => return,
-                else => return,
             };
             self.refused.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
