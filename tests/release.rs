@@ -140,6 +140,20 @@ impl Cage {
 }
 
 impl Cage {
+    /// Waits until every output is claimed, and checks each is off (the
+    /// lock engaged).
+    async fn outputs_claimed_off(&mut self, when: &str) {
+        let seen = self
+            .pins
+            .wait("every output claimed", |s| {
+                OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
+            })
+            .await;
+        for pin in OUTPUTS {
+            assert_eq!(seen.outputs[&pin], OFF, "GPIO {pin} {when}: {seen:?}");
+        }
+    }
+
     /// Waits until red and the buzzer have pulsed since `mark`.
     async fn denial_signalled(&mut self, mark: usize) {
         self.pins
@@ -476,15 +490,7 @@ async fn an_operator_override_unlocks_for_a_bounded_time_and_is_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_safe_at_start_up_and_after_sigterm() {
     let mut cage = Cage::start("", &[]).await;
-    let seen = cage
-        .pins
-        .wait("every output claimed", |s| {
-            OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
-        })
-        .await;
-    for pin in OUTPUTS {
-        assert_eq!(seen.outputs[&pin], OFF, "GPIO {pin} at start-up: {seen:?}");
-    }
+    cage.outputs_claimed_off("at start-up").await;
 
     let reply = unlock(&cage, r#""duration":"60s""#, "u-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
@@ -559,18 +565,7 @@ async fn outputs_are_locked_first_thing_after_kill_9_during_an_unlock() {
     let from = cage.daemon.log().len();
     cage.daemon.restart();
     cage.pins = SimPins::connect(&cage.socket).await;
-    let seen = cage
-        .pins
-        .wait("every output claimed", |s| {
-            OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
-        })
-        .await;
-    for pin in OUTPUTS {
-        assert_eq!(
-            seen.outputs[&pin], OFF,
-            "GPIO {pin} after kill -9: {seen:?}"
-        );
-    }
+    cage.outputs_claimed_off("after kill -9").await;
     wait_until(PATIENCE, "the restarted daemon runs", || {
         cage.daemon.log()[from..].contains("custodyd running")
     })
