@@ -35,6 +35,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -46,6 +47,7 @@ use tracing::{error, info, warn};
 
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
+use crate::custody::{Alarm, Body, Draft};
 use crate::gpio;
 use crate::health::{self, metrics::Metrics};
 use crate::ops::systemd::{self, Health, Notifier};
@@ -107,8 +109,17 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     // The supervisor's own tasks, stopped before the spool's input closes.
     let background = CancellationToken::new();
+    let gateway: Arc<str> = naming.gateway.as_str().into();
+    let untrusted_message = move |detail| {
+        let alarm = Alarm {
+            kind: trust::alarm::KIND,
+            asset: None,
+            detail,
+        };
+        Draft::new(gateway.clone(), SystemTime::now(), Body::Alarm(alarm))
+    };
     let (alarms, untrusted) = trust::Alarms::spawn(
-        naming.gateway.as_str().into(),
+        untrusted_message,
         drafts.clone(),
         metrics.untrusted_messages.clone(),
         background.clone(),

@@ -36,7 +36,7 @@ pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
-pub use trust::TrustConfig;
+pub use trust::{parse_public_key, TrustConfig, PUBLIC_KEY_LEN};
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";
