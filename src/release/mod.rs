@@ -11,7 +11,8 @@
 //!   custody event comes along and is published by this task with the
 //!   decision: granted, it carries a `release` object naming the policy
 //!   entry; denied, it goes out as it was, followed by an alarm saying why;
-//! - policy messages on `{root}/{site}/release/#`, stored as they arrive;
+//! - policy messages on `{root}/{site}/release/#`, checked by `trust`
+//!   (signed, not older than the entry held) and stored as they arrive;
 //! - door-sensor edges: the door opening while the gate is locked is a
 //!   `gate_forced` alarm;
 //! - `unlock` commands: an operator's override, audited as a
@@ -20,7 +21,10 @@
 //! - station refusals (`rules::station::REFUSALS`): at a gate that is a
 //!   station, red and the buzzer as for a denial, and the alarm published.
 //!
-//! Decisions: released and not expired: unlock pulse and green light.
+//! Decisions: released and not expired: unlock pulse and green light, once
+//! the custody event recording it is committed (else the gate stays locked:
+//! no asset leaves without its record). An entry with `expires_at` while the
+//! clock is unsynchronised is refused unless `gate.unsynced_expiry = "allow"`.
 //! Revoked, `released: false` or expired: the lock stays shut, red light and
 //! buzzer, `release_denied`. Not in the policy at all: `release_unknown_asset`
 //! and the gate's `unknown` (deny unless configured to allow).
