@@ -141,8 +141,17 @@ pub async fn run(
     let metrics = Arc::new(Metrics::default());
     // The supervisor's own tasks, stopped before the spool's input closes.
     let background = CancellationToken::new();
+    let gateway: Arc<str> = naming.gateway.as_str().into();
+    let untrusted_message = move |detail| {
+        let alarm = Alarm {
+            kind: trust::alarm::KIND,
+            asset: None,
+            detail,
+        };
+        Draft::new(gateway.clone(), SystemTime::now(), Body::Alarm(alarm))
+    };
     let (alarms, untrusted) = trust::Alarms::spawn(
-        naming.gateway.as_str().into(),
+        untrusted_message,
         drafts.clone(),
         metrics.untrusted_messages.clone(),
         background.clone(),

@@ -140,6 +140,20 @@ impl Cage {
 }
 
 impl Cage {
+    /// Waits until every output is claimed, and checks each is off (the
+    /// lock engaged).
+    async fn outputs_claimed_off(&mut self, when: &str) {
+        let seen = self
+            .pins
+            .wait("every output claimed", |s| {
+                OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
+            })
+            .await;
+        for pin in OUTPUTS {
+            assert_eq!(seen.outputs[&pin], OFF, "GPIO {pin} {when}: {seen:?}");
+        }
+    }
+
     /// Waits until red and the buzzer have pulsed since `mark`.
     async fn denial_signalled(&mut self, mark: usize) {
         self.pins
@@ -516,15 +530,7 @@ async fn an_operator_override_unlocks_for_a_bounded_time_and_is_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_safe_at_start_up_and_after_sigterm() {
     let mut cage = Cage::start("", &[]).await;
-    let seen = cage
-        .pins
-        .wait("every output claimed", |s| {
-            OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
-        })
-        .await;
-    for pin in OUTPUTS {
-        assert_eq!(seen.outputs[&pin], OFF, "GPIO {pin} at start-up: {seen:?}");
-    }
+    cage.outputs_claimed_off("at start-up").await;
 
     let reply = unlock(&cage, r#""duration":"60s""#, "u-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
@@ -542,6 +548,50 @@ async fn outputs_are_safe_at_start_up_and_after_sigterm() {
     }
 }
 
+/// No unlock without a durable record: with the spool full (the broker
+/// gone, events piling up), a released asset's custody event cannot be
+/// committed, so the gate stays locked and shows red; the alarm saying so
+/// goes out once the broker is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_whose_event_cannot_be_committed_keeps_the_gate_locked() {
+    // The spool table after the gate table's keys.
+    let small_spool = "\n[spool]\nmax_bytes = \"64KiB\"\n";
+    // A persistent session: what the daemon delivers right after the broker
+    // is back is queued for the subscriber even before it has reconnected.
+    let mut cage = Cage::start_with(
+        Mosquitto::start_persistent().await,
+        Some("full-spool-sub"),
+        small_spool,
+        &[("A-1", r#"{"released":true}"#)],
+        false,
+    )
+    .await;
+    cage.broker.stop().await;
+    let codes: String = (0..400).map(|i| format!("FILL-{i}\r")).collect();
+    cage.scanner.write(codes.as_bytes()).await;
+    wait_until(PATIENCE, "the spool is full", || {
+        cage.daemon.log().contains("spool full")
+    })
+    .await;
+    // The fill's denials over (red and buzzer off), so this one shows.
+    cage.pins.wait_level(RED, OFF).await;
+    let mark = cage.pins.mark();
+    cage.scan("A-1").await;
+    wait_until(
+        PATIENCE,
+        "the grant is refused for want of a record",
+        || cage.daemon.log().contains("NOT recorded"),
+    )
+    .await;
+    cage.denial_signalled(mark).await;
+    cage.assert_kept_shut(mark);
+    cage.broker.restart().await;
+    let alarm = cage.alarm("release_denied", Some("A-1")).await;
+    let detail = alarm["detail"].as_str().unwrap();
+    assert!(detail.contains("could not be committed"), "{detail}");
+    assert!(cage.pins.level(LOCK) == Some(OFF));
+}
+
 /// kill -9 during an override: the process is gone, the relay could keep
 /// its level. The next start claims the outputs and drives them locked
 /// before it opens the spool or connects, and logs how long that took.
@@ -555,18 +605,7 @@ async fn outputs_are_locked_first_thing_after_kill_9_during_an_unlock() {
     let from = cage.daemon.log().len();
     cage.daemon.restart();
     cage.pins = SimPins::connect(&cage.socket).await;
-    let seen = cage
-        .pins
-        .wait("every output claimed", |s| {
-            OUTPUTS.iter().all(|p| s.outputs.contains_key(p))
-        })
-        .await;
-    for pin in OUTPUTS {
-        assert_eq!(
-            seen.outputs[&pin], OFF,
-            "GPIO {pin} after kill -9: {seen:?}"
-        );
-    }
+    cage.outputs_claimed_off("after kill -9").await;
     wait_until(PATIENCE, "the restarted daemon runs", || {
         cage.daemon.log()[from..].contains("custodyd running")
     })

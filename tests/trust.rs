@@ -464,21 +464,14 @@ async fn the_acl_lets_no_gateway_publish_another_gateways_commands() {
     ] {
         publish_as(&broker, "gw-2", topic, payload).await;
     }
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while !central_seen
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|m| m.ends_with(" own"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "gw-2's own message never arrived; central saw {:?}:\n{}",
-            central_seen.lock().unwrap(),
-            broker.log()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until(PATIENCE, "gw-2's own message arrives", || {
+        central_seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.ends_with(" own"))
+    })
+    .await;
     let central_saw = central_seen.lock().unwrap().clone();
     assert!(
         !central_saw.iter().any(|m| m.contains("forged")),

@@ -42,7 +42,7 @@ pub use size::ByteSize;
 pub use station::{Operators, ReaderRole, StationConfig, CLEAR_ACTION};
 // The decoders own what they are configured with; the file names them here.
 pub use crate::decode::{EndOn, Terminator, GS};
-pub use trust::TrustConfig;
+pub use trust::{parse_public_key, TrustConfig, PUBLIC_KEY_LEN};
 
 /// Default location of the configuration file installed by the package.
 pub const DEFAULT_PATH: &str = "/etc/custodyd/custodyd.toml";

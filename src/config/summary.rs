@@ -98,6 +98,19 @@ impl Config {
         for (what, topic, _) in topics.iter().filter(|(_, _, used)| *used) {
             let _ = writeln!(out, "          {what:10} {topic}");
         }
+        let trust = match &self.trust {
+            None => "control messages taken unsigned (no [trust])".to_string(),
+            Some(t) => {
+                let keys: Vec<&str> = t.central_keys.keys().map(String::as_str).collect();
+                let unsigned = if t.allow_unsigned {
+                    "; unsigned ones taken too (allow_unsigned)"
+                } else {
+                    ""
+                };
+                format!("control messages signed by {}{unsigned}", keys.join(", "))
+            }
+        };
+        let _ = writeln!(out, "trust     {trust}");
 
         let _ = writeln!(out, "locations ({})", self.locations.len());
         let width = self

@@ -111,7 +111,7 @@ fn check_trust(errors: &mut Errors, config: &Config) {
         if let Some(problem) = name_problem(id) {
             errors.push(label.clone(), format!("the key id {problem}"));
         }
-        if let Err(problem) = crate::trust::keys::parse_public(key) {
+        if let Err(problem) = super::parse_public_key(key) {
             errors.push(label, problem);
         }
     }

@@ -19,6 +19,7 @@ use crate::topic::Naming;
 mod context;
 mod manifest;
 mod portal;
+mod receipt;
 
 pub use context::{Change, Context, ContextChange, CONTEXT_SCHEMA};
 pub use manifest::Reconciliation;
@@ -30,6 +31,7 @@ pub use portal::{
     ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
     PASS_SCHEMA,
 };
+pub use receipt::Receipt;
 pub use release::{Basis, Release};
 pub use save::{entries as saved_entries, Save, Saved};
 pub use crate::timestamp::{rfc3339, writable};
@@ -111,6 +113,8 @@ pub struct Draft {
     /// State that must be durable exactly when this event is: applied by
     /// the spool in the event's commit (see [`Save`]). Never rendered.
     pub saves: Vec<Save>,
+    /// Fired by the spool once this draft is committed; never rendered.
+    pub receipt: Option<Receipt>,
 }
 
 impl Draft {
@@ -124,6 +128,7 @@ impl Draft {
             evidence: None,
             release: None,
             saves: Vec::new(),
+            receipt: None,
         }
     }
 

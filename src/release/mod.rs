@@ -11,7 +11,8 @@
 //!   custody event comes along and is published by this task with the
 //!   decision: granted, it carries a `release` object naming the policy
 //!   entry; denied, it goes out as it was, followed by an alarm saying why;
-//! - policy messages on `{root}/{site}/release/#`, stored as they arrive;
+//! - policy messages on `{root}/{site}/release/#`, checked by `trust`
+//!   (signed, not older than the entry held) and stored as they arrive;
 //! - door-sensor edges: the door opening while the gate is locked is a
 //!   `gate_forced` alarm;
 //! - `unlock` commands: an operator's override, audited as a
@@ -20,14 +21,17 @@
 //! - station refusals (`rules::station::REFUSALS`): at a gate that is a
 //!   station, red and the buzzer as for a denial, and the alarm published.
 //!
-//! Decisions: released and not expired: unlock pulse and green light.
+//! Decisions: released and not expired: unlock pulse and green light, once
+//! the custody event recording it is committed (else the gate stays locked:
+//! no asset leaves without its record). An entry with `expires_at` while the
+//! clock is unsynchronised is refused unless `gate.unsynced_expiry = "allow"`.
 //! Revoked, `released: false` or expired: the lock stays shut, red light and
 //! buzzer, `release_denied`. Not in the policy at all: `release_unknown_asset`
 //! and the gate's `unknown` (deny unless configured to allow).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -37,7 +41,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::command::{Commands, Request};
 use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
-use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Release, Transition};
+use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
 use crate::rules::station::REFUSALS;
@@ -60,6 +64,12 @@ const POLICY_QUEUE: usize = 4096;
 /// Policy messages stored with one commit.
 const POLICY_BATCH: usize = 512;
 const ATTEMPTS_QUEUE: usize = 64;
+/// How long a gate waits for the record of an unlock to be committed
+/// before it gives up and stays locked: far more than a group commit takes,
+/// even on a slow card.
+const COMMIT_WAIT: Duration = Duration::from_secs(10);
+/// How often an alarm the spool had no room for is offered again.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
 
 /// How an asset tried to leave the cage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,14 +476,13 @@ impl GateTask {
             }
         };
         let instant = Instant::now();
+        let granted = grant.is_some();
         match grant {
             Some((basis, entry)) => {
-                info!(%location, asset = %asset.id, basis = basis.as_str(), "release granted: unlocking");
-                gate.unlock_for(instant, gate.config.unlock_pulse);
                 let (reason, expires_at) = entry.map_or((None, None), |e| (e.reason, e.expires_at));
                 event.release = Some(Box::new(Release {
                     basis,
-                    policy_topic: topic,
+                    policy_topic: topic.clone(),
                     asset_key: key,
                     reason,
                     expires_at,
@@ -487,11 +496,78 @@ impl GateTask {
             }
         }
         let observed_at = event.observed_at;
-        self.emit(event).await;
+        if !granted {
+            self.emit(event).await;
+        } else if self.emit_committed(event).await {
+            info!(%location, asset = %asset.id, "release granted and recorded: unlocking");
+            if let Some(gate) = self.gate_mut(&location) {
+                gate.unlock_for(Instant::now(), gate.config.unlock_pulse);
+            }
+        } else {
+            error!(%location, asset = %asset.id, "release granted but NOT recorded (spool full or failing): gate stays locked");
+            if let Some(gate) = self.gate_mut(&location) {
+                gate.signal_denied(Instant::now());
+            }
+            let detail = format!(
+                "{} was released by {topic} but its custody event could not be committed \
+                 (spool full or failing), so the gate at {location} stayed locked.",
+                asset.id
+            );
+            let alarm = Alarm {
+                kind: "release_denied",
+                asset: Some(asset),
+                detail,
+            };
+            self.record_when_there_is_room(Draft::new(location, observed_at, Body::Alarm(alarm)));
+            return;
+        }
         if let Some((kind, detail)) = alarm {
             self.alarm(location, observed_at, kind, Some(asset), detail)
                 .await;
         }
+    }
+
+    /// Sends `draft` to the spool and waits until it is committed; false if
+    /// it was not (spool full, storage failing, the spool gone, or no
+    /// commit within [`COMMIT_WAIT`]).
+    async fn emit_committed(&mut self, mut draft: Draft) -> bool {
+        let (receipt, committed) = Receipt::new();
+        draft.receipt = Some(receipt);
+        self.emit(draft).await;
+        matches!(
+            tokio::time::timeout(COMMIT_WAIT, committed).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Offers `draft` to the spool again every [`RECORD_RETRY`] until it is
+    /// committed: the spool drops what it cannot keep, and this alarm says
+    /// why a released asset was kept in. Gives up when the spool's input is
+    /// closing (the daemon is stopping), so it never holds shutdown up.
+    fn record_when_there_is_room(&self, draft: Draft) {
+        let drafts = self.drafts.downgrade();
+        tokio::spawn(async move {
+            loop {
+                let Some(spool) = drafts.upgrade() else {
+                    return;
+                };
+                let (receipt, committed) = Receipt::new();
+                let mut offer = draft.clone();
+                offer.receipt = Some(receipt);
+                if spool.send(offer).await.is_err() {
+                    return;
+                }
+                drop(spool);
+                if committed.await.is_ok() {
+                    return;
+                }
+                tokio::time::sleep(RECORD_RETRY).await;
+            }
+        });
+    }
+
+    fn gate_mut(&mut self, location: &str) -> Option<&mut Gate> {
+        self.gates.iter_mut().find(|g| &*g.location == location)
     }
 
     async fn on_refused(&mut self, alarm: Draft) {
@@ -546,24 +622,34 @@ impl GateTask {
         };
         let asked = unlock.duration.unwrap_or(gate.config.unlock_pulse);
         let duration = asked.min(gate.config.override_max);
-        gate.unlock_for(Instant::now(), duration);
-        let until = SystemTime::now() + duration;
         let location = gate.location.clone();
         let shown = humantime::format_duration(duration).to_string();
-        warn!(%location, operator = %unlock.operator, duration = %shown, "gate unlocked by override");
         let detail = format!(
             "Operator {:?} unlocked {location} for {shown} (unlock command {id:?}): {:?}.",
             unlock.operator, unlock.reason
         );
-        // Queued for the spool before the operator hears it worked.
-        self.alarm(
-            location.clone(),
-            SystemTime::now(),
-            "gate_override",
-            None,
+        let alarm = Alarm {
+            kind: "gate_override",
+            asset: None,
             detail,
-        )
-        .await;
+        };
+        let draft = Draft::new(location.clone(), SystemTime::now(), Body::Alarm(alarm));
+        // The audit record first: no override without it.
+        if !self.emit_committed(draft).await {
+            error!(%location, "override NOT recorded (spool failing): gate stays locked");
+            if let Some(gate) = self.gate_mut(&location) {
+                gate.signal_denied(Instant::now());
+            }
+            let _ = reply.send(Err(
+                "the override could not be recorded (spool failing): the gate stays locked".into(),
+            ));
+            return;
+        }
+        if let Some(gate) = self.gate_mut(&location) {
+            gate.unlock_for(Instant::now(), duration);
+        }
+        let until = SystemTime::now() + duration;
+        warn!(%location, operator = %unlock.operator, duration = %shown, "gate unlocked by override");
         let _ = reply.send(Ok(json!({
             "location": &*location,
             "unlocked_for": shown,

@@ -3,8 +3,11 @@
 //!
 //! Central publishes `{root}/{site}/release/{asset key}` retained (QoS 1):
 //! `{"released": true, "reason"?: "...", "expires_at"?: "RFC 3339"}`; other
-//! fields are ignored. An empty payload revokes the entry and so does
-//! `{"released": false}`; an entry past its `expires_at` is not released.
+//! fields are ignored. With `[trust]` keys it comes signed (see `trust`),
+//! and what is stored is the signed inner object; revocation is then a
+//! signed `{"released": false}`. Where unsigned messages are allowed, an
+//! empty payload revokes the entry too. An entry past its `expires_at` is
+//! not released.
 //!
 //! The local copy (table `release` of [`crate::retained`]) is keyed by
 //! asset key and holds each accepted payload as received, or an empty value
@@ -15,8 +18,7 @@
 //! `expires_at`, a topic whose last level is not a canonical asset key) is
 //! logged and ignored: it changes nothing, in particular it does not erase
 //! or revoke the entry it would have replaced. The publisher sees the
-//! warning in the gateway's log; to revoke, publish an empty payload or
-//! `{"released": false}`.
+//! warning in the gateway's log; to revoke, publish `{"released": false}`.
 
 use std::time::SystemTime;
 

@@ -32,7 +32,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::audit::{chain, Digest};
 use crate::config::SpoolConfig;
-use crate::custody::{rfc3339, Alarm, Body, Draft, Save};
+use crate::custody::{rfc3339, Alarm, Body, Draft, Receipt, Save};
 use crate::ops::systemd::Stage;
 use crate::topic::Naming;
 
@@ -240,6 +240,7 @@ pub async fn spawn(
         failing: false,
         undecodable_below: 0,
         committed: committed_tx,
+        receipts: Vec::new(),
     };
     if let Some(Lost { kind, detail }) = replaced {
         let alarm = task.gateway_alarm(kind, detail);
@@ -321,6 +322,9 @@ struct SpoolTask {
     /// Undecodable records below this have been alarmed.
     undecodable_below: u64,
     committed: watch::Sender<Committed>,
+    /// Receipts of the drafts admitted to the commit under way, fired once
+    /// it is durable (dropped unfired if it fails).
+    receipts: Vec<Receipt>,
 }
 
 impl SpoolTask {
@@ -492,6 +496,7 @@ impl SpoolTask {
                     "spool committed seq {first}..={} ({bytes} bytes)",
                     next_seq - 1
                 );
+                self.receipts.drain(..).for_each(|r| r.fire());
                 self.committed.send_modify(|c| {
                     c.next_seq = next_seq;
                     c.bytes = bytes;
@@ -508,6 +513,7 @@ impl SpoolTask {
                 self.failing = true;
                 self.high_water = high_water_before;
                 pending.extend(waiting);
+                self.receipts.clear();
                 self.pending_alarms = pending;
                 self.count_dropped(batch.len() as u64, Cause::Storage(e.to_string()));
             }
@@ -568,6 +574,7 @@ impl SpoolTask {
             size += n;
             records.push(record);
             fresh.push(readable);
+            self.receipts.extend(draft.receipt.clone());
             if !self.high_water && size >= self.high_mark() {
                 self.high_water = true;
                 let detail = format!(
@@ -1100,7 +1107,7 @@ mod tests {
     #[tokio::test]
     async fn an_event_set_aside_is_kept_as_a_dead_letter_and_alarmed_even_when_acknowledged_past() {
         let dir = tempfile::tempdir().unwrap();
-        let (drafts, reader, task) = start(dir.path());
+        let (drafts, reader, task) = start(dir.path()).await;
         commit(&drafts, &reader, 3).await;
         assert!(reader.set_aside(2, "too large".into()).await);
         assert!(reader.set_aside(2, "again".into()).await, "moved already");

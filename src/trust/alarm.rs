@@ -1,12 +1,14 @@
 //! The `untrusted_message` alarm: one task counts every refused control
 //! message and raises at most one alarm per topic and reason per minute,
-//! at the gateway's own location, so a flood of forgeries cannot flood the
-//! spool while each kind of attempt is still on record.
+//! so a flood of forgeries cannot flood the spool while each kind of
+//! attempt is still on record. The daemon turns each alarm's sentence into
+//! the event (at the gateway's own location), which keeps this module below
+//! the pipeline's event types.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -15,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
 use super::refusal::{Reason, Refusal};
-use crate::custody::{Alarm, Body, Draft};
 
 pub const KIND: &str = "untrusted_message";
 /// One alarm per topic and reason per this.
@@ -31,20 +32,20 @@ pub struct Alarms {
 }
 
 impl Alarms {
-    /// Starts the task: alarms about `gateway` into `drafts`, every refusal
-    /// counted in `refused`. It ends once every [`Alarms`] is gone or at
-    /// `shutdown` (the command dispatcher, which reports too, outlives the
-    /// spool's input).
-    pub fn spawn(
-        gateway: Arc<str>,
-        drafts: mpsc::Sender<Draft>,
+    /// Starts the task: each alarm's detail sentence made into an event by
+    /// `alarm` and sent to `out`, every refusal counted in `refused`. It
+    /// ends once every [`Alarms`] is gone or at `shutdown` (the command
+    /// dispatcher, which reports too, outlives the spool's input).
+    pub fn spawn<E: Send + 'static>(
+        alarm: impl Fn(String) -> E + Send + 'static,
+        out: mpsc::Sender<E>,
         refused: Arc<AtomicU64>,
         shutdown: CancellationToken,
     ) -> (Alarms, JoinHandle<()>) {
         let (to, from) = mpsc::channel(QUEUE);
         let task = Limiter {
-            gateway,
-            drafts,
+            alarm,
+            out,
             refused,
             last: HashMap::new(),
         };
@@ -65,15 +66,15 @@ impl Alarms {
     }
 }
 
-struct Limiter {
-    gateway: Arc<str>,
-    drafts: mpsc::Sender<Draft>,
+struct Limiter<F, E> {
+    alarm: F,
+    out: mpsc::Sender<E>,
     refused: Arc<AtomicU64>,
     /// When each (topic, reason) last raised an alarm.
     last: HashMap<(String, Reason), Instant>,
 }
 
-impl Limiter {
+impl<F: Fn(String) -> E, E> Limiter<F, E> {
     async fn run(
         mut self,
         mut refusals: mpsc::Receiver<(String, Refusal)>,
@@ -81,9 +82,11 @@ impl Limiter {
     ) {
         loop {
             let (topic, refusal) = tokio::select! {
-                Some(refused) = refusals.recv() => refused,
+                refused = refusals.recv() => match refused {
+                    Some(refused) => refused,
+                    None => return,
+                },
                 _ = shutdown.cancelled() => return,
-                else => return,
             };
             self.refused.fetch_add(1, Ordering::Relaxed);
             let now = Instant::now();
@@ -98,13 +101,7 @@ impl Limiter {
                 key.0, refusal
             );
             self.last.insert(key, now);
-            let alarm = Alarm {
-                kind: KIND,
-                asset: None,
-                detail,
-            };
-            let draft = Draft::new(self.gateway.clone(), SystemTime::now(), Body::Alarm(alarm));
-            if self.drafts.send(draft).await.is_err() {
+            if self.out.send((self.alarm)(detail)).await.is_err() {
                 return;
             }
         }
@@ -117,10 +114,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_alarm_per_topic_and_reason_per_minute_every_refusal_counted() {
-        let (drafts, mut out) = mpsc::channel(16);
+        let (sentences, mut out) = mpsc::channel(16);
         let counted = Arc::new(AtomicU64::new(0));
         let stop = CancellationToken::new();
-        let (alarms, task) = Alarms::spawn("gw-1".into(), drafts, counted.clone(), stop);
+        let (alarms, task) = Alarms::spawn(|d| d, sentences, counted.clone(), stop);
         let unsigned = || Refusal::new(Reason::Unsigned, "not a signed envelope");
         for _ in 0..5 {
             alarms.report("t/a", unsigned());
@@ -135,11 +132,8 @@ mod tests {
         drop(alarms);
         task.await.unwrap();
         let mut details = Vec::new();
-        while let Ok(d) = out.try_recv() {
-            assert_eq!(&*d.location, "gw-1");
-            let Body::Alarm(a) = d.body else { panic!() };
-            assert_eq!(a.kind, KIND);
-            details.push(a.detail);
+        while let Ok(detail) = out.try_recv() {
+            details.push(detail);
         }
         assert_eq!(details.len(), 4, "{details:?}");
         assert!(

@@ -13,7 +13,7 @@ use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 
-pub const PUBLIC_KEY_LEN: usize = 32;
+pub use crate::config::{parse_public_key as parse_public, PUBLIC_KEY_LEN};
 const SEED_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,19 +27,6 @@ pub enum KeyError {
     },
     #[error("no random numbers from the system")]
     Random,
-}
-
-/// The 32 public key bytes in `text` (base64), or why not.
-pub fn parse_public(text: &str) -> Result<[u8; PUBLIC_KEY_LEN], String> {
-    let bytes = STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("is not base64: {e}"))?;
-    <[u8; PUBLIC_KEY_LEN]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!(
-            "is {} bytes; an Ed25519 public key is {PUBLIC_KEY_LEN}",
-            bytes.len()
-        )
-    })
 }
 
 /// Whether `sig` is `key`'s signature over `message`.

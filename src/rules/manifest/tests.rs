@@ -351,3 +351,51 @@ proptest::proptest! {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_signed_manifests_no_older_than_the_one_held_are_taken_where_trust_has_keys() {
+    use crate::config::TrustConfig;
+    use crate::trust::{keys::SigningKey, sign::sign, Trust};
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate("c1").unwrap();
+    let keys = TrustConfig {
+        central_keys: [("c1".to_string(), key.public_base64())].into(),
+        allow_unsigned: false,
+    };
+    let guard = Guard {
+        trust: Trust::from_config(Some(&keys)),
+        alarms: Default::default(),
+    };
+    let mut m = Manifests::new(&config(), &Retained::at(dir.path()), None, guard).unwrap();
+    let topic = format!("itad/s/manifest/{DOOR}");
+    let inner = |pickup: &str| format!(r#"{{"pickup_id":"{pickup}","expected":["a"]}}"#);
+    let signed = |topic: &str, pickup: &str, at: SystemTime| {
+        sign(&key, topic, inner(pickup).as_bytes(), at, Duration::ZERO).unwrap()
+    };
+    let deliver = |m: &mut Manifests, payload: String| {
+        let message = Inbound {
+            topic: topic.clone(),
+            payload: Bytes::from(payload),
+            retain: true,
+        };
+        m.handle(Event::Message(message), &mut Vec::new());
+        let door = &m.doors[DOOR];
+        door.manifest.as_ref().map(|m| m.pickup_id.clone())
+    };
+    let now = SystemTime::now();
+    assert_eq!(deliver(&mut m, inner("PU-0")), None, "unsigned");
+    assert_eq!(deliver(&mut m, String::new()), None, "empty");
+    let elsewhere = signed("itad/s/manifest/dock-door-2", "PU-9", now);
+    assert_eq!(deliver(&mut m, elsewhere), None, "wrong topic");
+    let current = signed(&topic, "PU-1", now);
+    assert_eq!(deliver(&mut m, current.clone()).as_deref(), Some("PU-1"));
+    let older = signed(&topic, "PU-OLD", now - MIN);
+    assert_eq!(deliver(&mut m, older).as_deref(), Some("PU-1"), "stale");
+    assert_eq!(
+        deliver(&mut m, current).as_deref(),
+        Some("PU-1"),
+        "re-delivered"
+    );
+    let newer = signed(&topic, "PU-2", now + MIN);
+    assert_eq!(deliver(&mut m, newer).as_deref(), Some("PU-2"));
+}
