@@ -249,11 +249,19 @@ fn logs_are_human_without_timestamps_in_the_journal_and_json_on_request() {
         human.contains("ERROR") && human.contains("no spool here"),
         "{human}"
     );
+    assert!(
+        !human.starts_with('<'),
+        "a priority prefix outside the journal: {human}"
+    );
     assert!(starts_with_timestamp(&human), "{human}");
     assert!(!human.contains('\x1b'), "no colours into a file: {human:?}");
 
+    // The syslog priority for journald (which strips it), then the line.
     let journal = log_line(&[], Some(true));
-    assert!(journal.trim_start().starts_with("ERROR"), "{journal}");
+    let line = journal
+        .strip_prefix("<3>")
+        .unwrap_or_else(|| panic!("no <3>: {journal}"));
+    assert!(line.trim_start().starts_with("ERROR"), "{journal}");
     assert!(
         !starts_with_timestamp(&journal) && !journal.contains('\x1b'),
         "{journal:?}"
@@ -261,6 +269,7 @@ fn logs_are_human_without_timestamps_in_the_journal_and_json_on_request() {
     // Inherited, but stderr is not that stream: timestamps stay.
     let elsewhere = log_line(&[], Some(false));
     assert!(starts_with_timestamp(&elsewhere), "{elsewhere}");
+    assert!(!elsewhere.starts_with('<'), "{elsewhere}");
 
     let json = log_line(&["--log-format", "json"], Some(true));
     let lines: Vec<Value> = json

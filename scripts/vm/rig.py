@@ -556,6 +556,16 @@ class Rig:
         a.check("mkdir -p /mnt/payload && mount -o ro /dev/vdb /mnt/payload")
         a.check("apt-get install -y -q /mnt/payload/custodyd_*.deb", timeout=300)
         self.installed = True
+        # What the package puts where Debian looks for it, and a conffile
+        # that check-config refuses until a person has filled it in.
+        a.check("test -f /usr/share/man/man1/custodyd.1.gz"
+                " && test -f /usr/share/bash-completion/completions/custodyd"
+                " && test -f /usr/share/doc/custodyd/examples/custodyd.toml"
+                " && test -f /usr/lib/udev/rules.d/60-custodyd.rules"
+                " && ! ls /etc/udev/rules.d/ | grep -q custodyd")
+        rc, _ = a.run("custodyd check-config /etc/custodyd/custodyd.toml")
+        if rc != 2:
+            raise Fail(f"check-config on the shipped conffile exited {rc}, not 2 (refused)")
         # The rig's short watchdog, as a site would set it: a drop-in.
         a.check("mkdir -p /etc/systemd/system/custodyd.service.d && printf '[Service]\\nWatchdogSec=%ds\\n'"
                 f" {WATCHDOG_SEC} > /etc/systemd/system/custodyd.service.d/rig.conf")
