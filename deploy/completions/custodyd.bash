@@ -28,14 +28,26 @@ _custodyd() {
             custodyd,help)
                 cmd="custodyd__subcmd__help"
                 ;;
+            custodyd,key)
+                cmd="custodyd__subcmd__key"
+                ;;
+            custodyd,keygen)
+                cmd="custodyd__subcmd__keygen"
+                ;;
             custodyd,run)
                 cmd="custodyd__subcmd__run"
+                ;;
+            custodyd,sign)
+                cmd="custodyd__subcmd__sign"
                 ;;
             custodyd,spool)
                 cmd="custodyd__subcmd__spool"
                 ;;
             custodyd,tail)
                 cmd="custodyd__subcmd__tail"
+                ;;
+            custodyd,verify)
+                cmd="custodyd__subcmd__verify"
                 ;;
             custodyd__subcmd__help,check-config)
                 cmd="custodyd__subcmd__help__subcmd__check__subcmd__config"
@@ -49,8 +61,17 @@ _custodyd() {
             custodyd__subcmd__help,help)
                 cmd="custodyd__subcmd__help__subcmd__help"
                 ;;
+            custodyd__subcmd__help,key)
+                cmd="custodyd__subcmd__help__subcmd__key"
+                ;;
+            custodyd__subcmd__help,keygen)
+                cmd="custodyd__subcmd__help__subcmd__keygen"
+                ;;
             custodyd__subcmd__help,run)
                 cmd="custodyd__subcmd__help__subcmd__run"
+                ;;
+            custodyd__subcmd__help,sign)
+                cmd="custodyd__subcmd__help__subcmd__sign"
                 ;;
             custodyd__subcmd__help,spool)
                 cmd="custodyd__subcmd__help__subcmd__spool"
@@ -58,11 +79,29 @@ _custodyd() {
             custodyd__subcmd__help,tail)
                 cmd="custodyd__subcmd__help__subcmd__tail"
                 ;;
+            custodyd__subcmd__help,verify)
+                cmd="custodyd__subcmd__help__subcmd__verify"
+                ;;
+            custodyd__subcmd__help__subcmd__key,show)
+                cmd="custodyd__subcmd__help__subcmd__key__subcmd__show"
+                ;;
             custodyd__subcmd__help__subcmd__spool,peek)
                 cmd="custodyd__subcmd__help__subcmd__spool__subcmd__peek"
                 ;;
             custodyd__subcmd__help__subcmd__spool,stats)
                 cmd="custodyd__subcmd__help__subcmd__spool__subcmd__stats"
+                ;;
+            custodyd__subcmd__key,help)
+                cmd="custodyd__subcmd__key__subcmd__help"
+                ;;
+            custodyd__subcmd__key,show)
+                cmd="custodyd__subcmd__key__subcmd__show"
+                ;;
+            custodyd__subcmd__key__subcmd__help,help)
+                cmd="custodyd__subcmd__key__subcmd__help__subcmd__help"
+                ;;
+            custodyd__subcmd__key__subcmd__help,show)
+                cmd="custodyd__subcmd__key__subcmd__help__subcmd__show"
                 ;;
             custodyd__subcmd__spool,help)
                 cmd="custodyd__subcmd__spool__subcmd__help"
@@ -89,7 +128,7 @@ _custodyd() {
 
     case "${cmd}" in
         custodyd)
-            opts="-h -V --log-format --help --version run check-config demo tail devices spool help"
+            opts="-h -V --log-format --help --version run check-config demo tail devices key verify keygen sign spool help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -173,7 +212,7 @@ _custodyd() {
             return 0
             ;;
         custodyd__subcmd__help)
-            opts="run check-config demo tail devices spool help"
+            opts="run check-config demo tail devices key verify keygen sign spool help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -242,7 +281,63 @@ _custodyd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        custodyd__subcmd__help__subcmd__key)
+            opts="show"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__help__subcmd__key__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__help__subcmd__keygen)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         custodyd__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__help__subcmd__sign)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -312,6 +407,132 @@ _custodyd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        custodyd__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__key)
+            opts="-h --config --log-format --help show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__key__subcmd__help)
+            opts="show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__key__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__key__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__key__subcmd__show)
+            opts="-h --verifier-key --config --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__keygen)
+            opts="-h --key-id --out --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         custodyd__subcmd__run)
             opts="-h --config --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -320,6 +541,36 @@ _custodyd() {
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__sign)
+            opts="-h --key --topic --ttl --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -473,6 +724,32 @@ _custodyd() {
                     ;;
                 --kind)
                     COMPREPLY=($(compgen -W "custody alarm status health pass context cmd-reply reads" -- "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__verify)
+            opts="-h --key --gateway --log-format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --log-format)
