@@ -234,7 +234,8 @@ async fn a_large_retained_message_does_not_cut_the_link() {
     daemon.spawn(
         &(fast_health(&broker.url(), &daemon.data_dir())
             + &sim_gpio_config(&socket)
-            + &cage_gate_config(scanner.path(), "")),
+            + &cage_gate_config(scanner.path(), "")
+            + "\n[trust]\nallow_unsigned = true\n"),
     );
     let _pins = SimPins::connect(&socket).await;
     wait_reader(&sub, "cage1-scan", "up").await;

@@ -123,7 +123,6 @@ impl Mosquitto {
         Self::start_with(true, LOG_ALL, None).await
     }
 
-
     /// The broker's tempdir.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -320,9 +319,7 @@ impl Mosquitto {
                  user root\n\
                  log_dest file {log}\n\
                  {log_types}\
-                 {settings}\n\
                  {tls}",
-                settings = self.settings,
                 port = self.port,
                 log = log_path.display()
             ),
