@@ -34,9 +34,8 @@ pub fn parse_rfc3339(text: &str) -> Result<SystemTime, String> {
     };
     // Events carry times as RFC 3339 UTC, which cannot write what an offset
     // pushes past 1970 or 9999.
-    utc.filter(|t| writable(*t)).ok_or_else(|| {
-        format!("{text:?} is outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
-    })
+    utc.filter(|t| writable(*t))
+        .ok_or_else(|| format!("{text:?} is outside 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z"))
 }
 
 /// RFC 3339 UTC with milliseconds, as the contract requires. Total: a time

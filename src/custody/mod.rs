@@ -27,6 +27,7 @@ pub use manifest::Reconciliation;
 mod release;
 pub mod save;
 
+pub use crate::timestamp::{rfc3339, writable};
 pub use portal::{
     ClosedBy, Confidence, Crossing, Direction, Outcomes, Pass, PassCounts, PassDirection,
     PASS_SCHEMA,
@@ -34,7 +35,6 @@ pub use portal::{
 pub use receipt::Receipt;
 pub use release::{Basis, Release};
 pub use save::{entries as saved_entries, Save, Saved};
-pub use crate::timestamp::{rfc3339, writable};
 
 pub const CUSTODY_SCHEMA: &str = "custodyd.custody.v1";
 pub const ALARM_SCHEMA: &str = "custodyd.alarm.v1";
@@ -348,7 +348,8 @@ mod tests {
             site: "reno-1".into(),
             gateway: "gw".into(),
         };
-        let v: serde_json::Value = serde_json::from_slice(&draft.render(&naming, "S", 7, None)).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&draft.render(&naming, "S", 7, None)).unwrap();
         assert_eq!(v["schema"], CUSTODY_SCHEMA);
         assert_eq!((&v["stream"], &v["seq"]), (&"S".into(), &7.into()));
         assert_eq!(v["event_id"].as_str().unwrap().len(), 26);

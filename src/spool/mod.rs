@@ -203,10 +203,9 @@ pub async fn spawn(
     } = opened;
     let store = Arc::new(store);
     let reading = store.clone();
-    let (bytes, head, oldest) = run_blocking(move || {
-        Ok((reading.bytes()?, reading.head()?, reading.read_from(0, 1)?))
-    })
-    .await?;
+    let (bytes, head, oldest) =
+        run_blocking(move || Ok((reading.bytes()?, reading.head()?, reading.read_from(0, 1)?)))
+            .await?;
     let start_seq = oldest.first().map_or(next_seq, |(seq, _)| *seq);
     let oldest_committed_at_ms = oldest.first().map(|(_, r)| r.v1().committed_at_ms);
     let (append_tx, appends) = mpsc::channel(config.flush_max_events.max(64));

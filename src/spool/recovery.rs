@@ -212,7 +212,10 @@ mod tests {
     fn run(dir: &Path, n: u64) -> (Arc<str>, u64) {
         let opened = open(dir).unwrap();
         let records: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8]).collect();
-        opened.store.append(opened.next_seq, &records, &[0; 32]).unwrap();
+        opened
+            .store
+            .append(opened.next_seq, &records, &[0; 32])
+            .unwrap();
         (opened.stream, opened.next_seq + n)
     }
 

@@ -473,7 +473,9 @@ mod tests {
     fn a_dead_letter_leaves_the_events_and_their_bytes_but_is_kept() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
-        store.append(1, &[rec(1), rec(2), rec(3)], &[0; 32]).unwrap();
+        store
+            .append(1, &[rec(1), rec(2), rec(3)], &[0; 32])
+            .unwrap();
         let left = store.set_aside(2).unwrap();
         assert_eq!(left, Some(2 * record_bytes(&rec(1))));
         assert_eq!(store.set_aside(2).unwrap(), None, "moved once");

@@ -72,7 +72,12 @@ mod tests {
             )
             .unwrap();
         store
-            .append_saving(2, &[vec![2]], &[save("b", None), save("a", Some(b"3"))], &[0; 32])
+            .append_saving(
+                2,
+                &[vec![2]],
+                &[save("b", None), save("a", Some(b"3"))],
+                &[0; 32],
+            )
             .unwrap();
         drop(store);
         let store = Store::open(&path).unwrap();
