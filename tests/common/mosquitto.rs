@@ -284,6 +284,9 @@ impl Mosquitto {
         // them as lost by custodyd.
         let persistence = persistence + "max_queued_messages 0\n";
         let mut settings = self.settings.clone();
+        if !settings.is_empty() && !settings.ends_with('\n') {
+            settings.push('\n');
+        }
         if let Some(acl) = &self.acl {
             let file = dir.join("acl.conf");
             fs::write(&file, acl).expect("write acl.conf");
