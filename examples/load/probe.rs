@@ -74,7 +74,7 @@ pub fn load_average() -> String {
         .to_string()
 }
 
-/// Follows the daemon's log for the spool's `spool committed seq A..=B`
+/// Follows the daemon's log for the spool's `spool committed seq A..=B (N bytes)`
 /// debug lines: the highest `seq` committed so far.
 pub struct CommitLog {
     path: PathBuf,
@@ -110,7 +110,8 @@ impl CommitLog {
                 if let Some(last) = range
                     .split("..=")
                     .nth(1)
-                    .and_then(|s| s.trim().parse().ok())
+                    .and_then(|s| s.split_whitespace().next())
+                    .and_then(|s| s.parse().ok())
                 {
                     self.committed = self.committed.max(last);
                 }
