@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::sink::{Bus, Inbound, Publisher};
+use crate::bus::{Bus, Inbound, Publisher};
 use crate::topic::Naming;
 use crate::trust::replay::Seen;
 use crate::trust::{envelope, Guard, Kind, Reason, Refusal};

@@ -47,18 +47,18 @@ use tracing::{error, info, warn};
 
 use crate::audit::key::KeyError;
 use crate::audit::{Checkpoints, DeviceKey};
+use crate::bus::Bus;
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
 use crate::custody::{Alarm, Body, Draft, Saved};
 use crate::gpio;
 use crate::health::{self, metrics::Metrics};
-use crate::ops::systemd::{self, Health, Notifier};
 use crate::presence;
 use crate::release;
 use crate::retained::Retained;
 use crate::rules;
 use crate::sink::mqtt::{self, Reporting};
-use crate::sink::Bus;
+use crate::watchdog::{self, Notifier, Watchdog};
 use crate::{clock, spool, trust};
 
 mod front;
@@ -126,13 +126,13 @@ pub async fn run(
         &naming.gateway,
         config.audit.checkpoint_interval,
     );
-    let mut health = Health::default();
+    let mut watchdog = Watchdog::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
         data_dir.clone(),
         naming.clone(),
         config.spool.clone(),
-        health.stage("spool"),
+        watchdog.stage("spool"),
     )
     .await?;
     if let Some(alarm) = key_alarm {
@@ -183,7 +183,7 @@ pub async fn run(
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
     let mut carried = Carried {
-        presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
+        presence: presence::State::new(commands.register("inventory"), watchdog.stage("presence")),
         manifests: rules::manifest::subscribe(&config, &mut bus),
         saved,
     };
@@ -227,7 +227,7 @@ pub async fn run(
         states_in,
         bus,
         reporting,
-        health.stage("uplink"),
+        watchdog.stage("uplink"),
     )
     .await?;
 
@@ -264,7 +264,7 @@ pub async fn run(
         links,
         readers,
         front: Some(front),
-        systemd: systemd::ready(health),
+        systemd: watchdog::ready(watchdog),
     };
 
     // A task that panicked (or cannot go on) leaves the daemon half alive: end the process

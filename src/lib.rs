@@ -14,6 +14,7 @@
 //! bounded channel; [`daemon::run`] wires them and shuts them down in order.
 
 pub mod audit;
+pub mod bus;
 pub mod clock;
 pub mod command;
 pub mod config;
@@ -38,3 +39,4 @@ pub mod spool;
 pub mod timestamp;
 pub mod topic;
 pub mod trust;
+pub mod watchdog;

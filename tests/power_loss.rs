@@ -273,7 +273,7 @@ async fn spawn_on(
         gateway: "g".into(),
     };
     let config = SpoolConfig::default();
-    let stage = custodyd::ops::systemd::Health::default().stage("spool");
+    let stage = custodyd::watchdog::Watchdog::default().stage("spool");
     spool::spawn(opened, dir.into(), naming, config, stage)
         .await
         .unwrap()

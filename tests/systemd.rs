@@ -163,7 +163,7 @@ async fn ready_after_the_spool_opens_watchdog_while_running_stopping_on_sigterm(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_panics_stops_the_watchdog_and_the_process() {
     let mut notify = NotifySocket::bind();
-    let env = [(custodyd::ops::systemd::TEST_PANIC_ENV, "1")];
+    let env = [(custodyd::watchdog::TEST_PANIC_ENV, "1")];
     let (_broker, _door, mut daemon) = start_with(&notify, Some("2000000"), &env).await;
     notify.wait_for("READY=1", 1, PATIENCE).await;
     let status = daemon.wait_exit(PATIENCE).await;

@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::Inbound;
 use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
@@ -33,7 +34,6 @@ use crate::presence::{self, Observation, ReaderInfo};
 use crate::release::Attempts;
 use crate::retained::Retained;
 use crate::rules::{self, manifest, portal::Portals, station::Stations};
-use crate::sink::Inbound;
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;

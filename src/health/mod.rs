@@ -20,8 +20,8 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::bus::Publisher;
 use crate::custody::rfc3339;
-use crate::sink::Publisher;
 use crate::spool::Committed;
 use crate::topic::Naming;
 

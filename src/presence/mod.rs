@@ -15,7 +15,7 @@ use crate::command::Request;
 use crate::config::{Config, ReadMode, ReaderConfig};
 use crate::custody::Draft;
 use crate::identity::{Asset, Rejected};
-use crate::ops::systemd::Stage;
+use crate::watchdog::Stage;
 
 mod engine;
 mod evidence;
@@ -185,7 +185,7 @@ mod tests {
             let (reads, rx) = mpsc::channel(64);
             let (tx, drafts) = mpsc::channel(64);
             let (_, inventory) = mpsc::channel(1);
-            let stage = crate::ops::systemd::Health::default().stage("presence");
+            let stage = crate::watchdog::Watchdog::default().stage("presence");
             tokio::spawn(run(State::new(inventory, stage), rx, tx));
             Harness { reads, drafts }
         }
@@ -324,8 +324,8 @@ mod tests {
         let (reads, rx) = mpsc::channel(8);
         let (tx, mut drafts) = mpsc::channel(8);
         let (ask, inventory) = mpsc::channel(1);
-        let mut health = crate::ops::systemd::Health::default();
-        let mut state = State::new(inventory, health.stage("presence"));
+        let mut watchdog = crate::watchdog::Watchdog::default();
+        let mut state = State::new(inventory, watchdog.stage("presence"));
         state.locations = vec!["dock-door-1".into(), "scan-1".into()];
         let task = tokio::spawn(run(state, rx, tx));
         reads.send(read(&r, "E200", Some(2), None)).await.unwrap();
@@ -363,7 +363,7 @@ mod tests {
         drop(reads);
         let state = task.await.unwrap();
         assert_eq!(
-            health.stalled(Duration::from_secs(3600)),
+            watchdog.stalled(Duration::from_secs(3600)),
             None,
             "the watchdog stage outlives the task"
         );

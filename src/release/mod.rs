@@ -39,13 +39,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::bus::{Bus, Inbound};
 use crate::command::{Commands, Request};
 use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
 use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
 use crate::rules::station::REFUSALS;
-use crate::sink::{Bus, Inbound};
 use crate::topic::asset_key;
 use crate::trust::{self, check_newer, Guard, Kind, Verified};
 

@@ -27,10 +27,10 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
 use super::{keep_entries, load_entries, overlay, store_entries};
+use crate::bus::{Bus, Inbound};
 use crate::config::Config;
 use crate::custody::{Alarm, Body, Draft, Pass, Reconciliation, Save, Saved};
 use crate::retained::{Retained, RetainedError, Table};
-use crate::sink::{Bus, Inbound};
 use crate::trust::{check_newer, Guard, Kind};
 
 /// The latest manifest payload of each door, as published.

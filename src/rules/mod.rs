@@ -13,11 +13,11 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::warn;
 
+use crate::bus::Inbound;
 use crate::custody::{saved_entries, Draft, Save, Saved};
 use crate::presence::Observation;
 use crate::release::{Attempts, LeaveAttempt, Via};
 use crate::retained::{off_thread, Table, Update};
-use crate::sink::Inbound;
 
 pub mod manifest;
 pub mod portal;

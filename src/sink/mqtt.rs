@@ -36,18 +36,18 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use super::bus::{self, Bus, Inbound, Outbound, Route};
 use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
 use super::link::{self, Client, Happened, Link, Refusal, Session};
 use super::Status;
 use crate::audit::Checkpoints;
+use crate::bus::{self, Bus, Inbound, Outbound, Route};
 use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
 use crate::health::metrics::Metrics;
-use crate::ops::systemd::Stage;
 use crate::sources::ReaderState;
 use crate::spool::{Committed, Record, SpoolReader};
 use crate::topic::Naming;
+use crate::watchdog::Stage;
 
 /// How long shutdown waits for the broker to take what is still spooled.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);

@@ -33,8 +33,8 @@ use tracing::{debug, error, info, warn};
 use crate::audit::{chain, Digest};
 use crate::config::SpoolConfig;
 use crate::custody::{rfc3339, Alarm, Body, Draft, Receipt, Save};
-use crate::ops::systemd::Stage;
 use crate::topic::Naming;
+use crate::watchdog::Stage;
 
 mod record;
 pub mod recovery;
@@ -864,7 +864,7 @@ mod tests {
         config: SpoolConfig,
     ) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
         let opened = recovery::open(dir).unwrap();
-        let stage = crate::ops::systemd::Health::default().stage("spool");
+        let stage = crate::watchdog::Watchdog::default().stage("spool");
         spawn(opened, dir.to_owned(), naming(), config, stage)
             .await
             .unwrap()

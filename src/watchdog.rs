@@ -51,25 +51,25 @@ pub const TEST_PANIC_ENV: &str = "CUSTODYD_TEST_PANIC";
 /// A stage's state word: waiting for input.
 const WAITING: u64 = 0;
 /// A stage's state word: its task has ended. Anything else is 1 + the
-/// milliseconds from [`Health`]'s base to when it took up its current work.
+/// milliseconds from [`Watchdog`]'s base to when it took up its current work.
 const ENDED: u64 = u64::MAX;
 
 /// The watched stages of one daemon.
-pub struct Health {
+pub struct Watchdog {
     base: Instant,
     stages: Vec<(&'static str, Arc<AtomicU64>)>,
 }
 
-impl Default for Health {
+impl Default for Watchdog {
     fn default() -> Self {
-        Health {
+        Watchdog {
             base: Instant::now(),
             stages: Vec::new(),
         }
     }
 }
 
-impl Health {
+impl Watchdog {
     /// A new watched stage, working (not yet waiting) until its loop first
     /// awaits its input.
     pub fn stage(&mut self, name: &'static str) -> Stage {
@@ -104,7 +104,7 @@ fn millis_since(base: Instant) -> u64 {
     u64::try_from(base.elapsed().as_millis()).map_or(ENDED - 2, |ms| ms.min(ENDED - 2))
 }
 
-/// One stage's side of [`Health`]: owned by the stage's task, so dropping it
+/// One stage's side of [`Watchdog`]: owned by the stage's task, so dropping it
 /// (the task ending, or panicking) marks the stage ended. A task that a
 /// reload replaces hands it back instead, for the next one.
 pub struct Stage {
@@ -149,9 +149,9 @@ pub struct Notifier {
 }
 
 /// Sends `READY=1` and, when systemd asked for a watchdog (`WATCHDOG_USEC`),
-/// starts pinging it every half timeout while `health` says the pipeline is
+/// starts pinging it every half timeout while `watchdog` says the pipeline is
 /// healthy.
-pub fn ready(health: Health) -> Notifier {
+pub fn ready(watchdog: Watchdog) -> Notifier {
     notify(&[NotifyState::Ready]);
     if std::env::var_os(TEST_PANIC_ENV).is_some() {
         warn!("{TEST_PANIC_ENV} is set: a task panics now, as a test seam; not for production");
@@ -159,7 +159,7 @@ pub fn ready(health: Health) -> Notifier {
     }
     let watchdog = sd_notify::watchdog_enabled().map(|timeout| {
         info!(?timeout, "systemd watchdog enabled");
-        tokio::spawn(watchdog(health, timeout, |state| notify(&[state])))
+        tokio::spawn(ping(watchdog, timeout, |state| notify(&[state])))
     });
     Notifier { watchdog }
 }
@@ -204,7 +204,7 @@ fn notify(states: &[NotifyState<'_>]) {
 
 /// Pings every `timeout / 2` while no stage has stalled for `timeout`; logs
 /// each change between healthy and stalled once.
-async fn watchdog(health: Health, timeout: Duration, send: impl Fn(NotifyState<'static>)) {
+async fn ping(watchdog: Watchdog, timeout: Duration, send: impl Fn(NotifyState<'static>)) {
     let mut tick = interval(timeout / 2);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut was_stalled = false;
@@ -214,7 +214,7 @@ async fn watchdog(health: Health, timeout: Duration, send: impl Fn(NotifyState<'
             error!("a task panicked or failed; withholding watchdog pings, systemd will restart custodyd");
             return;
         }
-        let stalled = health.stalled(timeout);
+        let stalled = watchdog.stalled(timeout);
         match stalled {
             None => {
                 if was_stalled {
@@ -266,65 +266,65 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_waiting_stage_is_healthy_however_long_it_waits() {
-        let mut health = Health::default();
-        let _jobs = spawn_stage(health.stage("presence"));
+        let mut watchdog = Watchdog::default();
+        let _jobs = spawn_stage(watchdog.stage("presence"));
         settle().await;
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(health.stalled(LIMIT), None);
+        assert_eq!(watchdog.stalled(LIMIT), None);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stage_stuck_on_one_job_stalls_after_the_limit_and_recovers() {
-        let mut health = Health::default();
-        let _idle = spawn_stage(health.stage("spool"));
-        let jobs = spawn_stage(health.stage("uplink"));
+        let mut watchdog = Watchdog::default();
+        let _idle = spawn_stage(watchdog.stage("spool"));
+        let jobs = spawn_stage(watchdog.stage("uplink"));
         let (done, job) = oneshot::channel();
         jobs.send(job).await.unwrap();
         settle().await;
         tokio::time::advance(LIMIT - Duration::from_secs(1)).await;
-        assert_eq!(health.stalled(LIMIT), None, "working, not yet too long");
+        assert_eq!(watchdog.stalled(LIMIT), None, "working, not yet too long");
         tokio::time::advance(Duration::from_secs(2)).await;
-        let (name, working) = health.stalled(LIMIT).expect("stalled");
+        let (name, working) = watchdog.stalled(LIMIT).expect("stalled");
         assert_eq!(name, "uplink");
         assert!(working.unwrap() > LIMIT, "{working:?}");
         done.send(()).unwrap();
         settle().await;
-        assert_eq!(health.stalled(LIMIT), None, "waiting again");
+        assert_eq!(watchdog.stalled(LIMIT), None, "waiting again");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_stage_is_working_when_another_select_branch_wins() {
-        let mut health = Health::default();
-        let stage = health.stage("presence");
+        let mut watchdog = Watchdog::default();
+        let stage = watchdog.stage("presence");
         tokio::select! {
             biased;
             _ = stage.idle(std::future::pending::<()>()) => unreachable!(),
             _ = tokio::task::yield_now() => {}
         }
         tokio::time::advance(LIMIT * 2).await;
-        assert_eq!(health.stalled(LIMIT).map(|s| s.0), Some("presence"));
+        assert_eq!(watchdog.stalled(LIMIT).map(|s| s.0), Some("presence"));
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_ended_stage_is_stalled_at_once() {
-        let mut health = Health::default();
-        let jobs = spawn_stage(health.stage("presence"));
+        let mut watchdog = Watchdog::default();
+        let jobs = spawn_stage(watchdog.stage("presence"));
         settle().await;
-        assert_eq!(health.stalled(LIMIT), None);
+        assert_eq!(watchdog.stalled(LIMIT), None);
         drop(jobs);
         settle().await;
-        assert_eq!(health.stalled(LIMIT), Some(("presence", None)));
+        assert_eq!(watchdog.stalled(LIMIT), Some(("presence", None)));
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_watchdog_pings_only_while_healthy() {
-        let mut health = Health::default();
-        let jobs = spawn_stage(health.stage("spool"));
+        let mut watchdog = Watchdog::default();
+        let jobs = spawn_stage(watchdog.stage("spool"));
         settle().await;
         let sent = Arc::new(Mutex::new(Vec::new()));
         let record = sent.clone();
         let timeout = Duration::from_secs(4);
-        tokio::spawn(watchdog(health, timeout, move |s| {
+        tokio::spawn(ping(watchdog, timeout, move |s| {
             record.lock().unwrap().push(s.to_string());
         }));
         let pings = || sent.lock().unwrap().len();

@@ -32,7 +32,7 @@ pub struct Outbound {
 
 /// Where messages on a topic filter go.
 #[derive(Debug)]
-pub(super) struct Route {
+pub(crate) struct Route {
     pub filter: String,
     pub to: mpsc::Sender<Inbound>,
 }
@@ -40,8 +40,8 @@ pub(super) struct Route {
 /// Built while the daemon wires its stages, then handed to the uplink.
 #[derive(Debug)]
 pub struct Bus {
-    pub(super) routes: Vec<Route>,
-    pub(super) outbound: mpsc::Receiver<Outbound>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) outbound: mpsc::Receiver<Outbound>,
     publisher: mpsc::Sender<Outbound>,
 }
 
