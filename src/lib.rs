@@ -27,6 +27,7 @@ pub mod fuzzing;
 pub mod gpio;
 pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod ops;
 pub mod panics;
 pub mod presence;

@@ -29,7 +29,7 @@ use crate::bus::Inbound;
 use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
-use crate::health::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::presence::{self, Observation, ReaderInfo};
 use crate::release::Attempts;
 use crate::retained::Retained;

@@ -25,10 +25,9 @@ use crate::custody::rfc3339;
 use crate::spool::Committed;
 use crate::topic::Naming;
 
-pub mod metrics;
 pub mod process;
 
-use metrics::{LatencyWindow, Metrics, DROP_REASONS};
+use crate::metrics::{LatencyWindow, Metrics, DROP_REASONS};
 
 pub const HEALTH_SCHEMA: &str = "custodyd.health.v1";
 

@@ -36,7 +36,7 @@ use crate::custody::{
     PassDirection, Save, Transition,
 };
 use crate::gpio::{Edge, GpioError, Input, Pins};
-use crate::health::metrics::{Metrics, PortalMetrics};
+use crate::metrics::{Metrics, PortalMetrics};
 use crate::presence::{Evidence, SideSeen};
 
 /// A side that comes first must have read the asset in this many inventory
@@ -546,7 +546,7 @@ fn moved(
 mod tests {
     use super::*;
     use crate::config::{Side, WindowConfig};
-    use crate::health::metrics::PortalStats;
+    use crate::metrics::PortalStats;
     use crate::presence::Sides;
 
     fn params() -> Params {

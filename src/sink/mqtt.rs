@@ -43,7 +43,7 @@ use crate::audit::Checkpoints;
 use crate::bus::{self, Bus, Inbound, Outbound, Route};
 use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
-use crate::health::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::sources::ReaderState;
 use crate::spool::{Committed, Record, SpoolReader};
 use crate::topic::Naming;

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::decode::{Decoded, DropReason, RawRead};
-use crate::health::metrics::ReaderMetrics;
 use crate::identity::Identity;
+use crate::metrics::ReaderMetrics;
 use crate::presence::{Observation, ReaderInfo};
 
 pub mod hid;

@@ -93,7 +93,7 @@ impl Harness {
         let (drafts, drafts_rx) = mpsc::channel(64);
         let (badges, badges_rx) = mpsc::channel(64);
         let (out_tx, out) = mpsc::channel(64);
-        let metrics = crate::health::metrics::Metrics::default();
+        let metrics = crate::metrics::Metrics::default();
         let portals = crate::rules::portal::Portals::new(&config, None, &metrics).unwrap();
         let no_gates = crate::release::Attempts::default();
         let manifests =
