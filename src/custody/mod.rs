@@ -16,7 +16,7 @@ use crate::identity::Asset;
 use crate::presence::Evidence;
 use crate::topic::Naming;
 
-mod context;
+pub mod context;
 mod manifest;
 mod portal;
 mod receipt;

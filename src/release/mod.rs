@@ -18,7 +18,7 @@
 //! - `unlock` commands: an operator's override, audited as a
 //!   `gate_override` alarm (it is something a person should look at, and
 //!   it is not about one asset);
-//! - station refusals (`rules::station::REFUSALS`): at a gate that is a
+//! - station refusals (`custody::context::REFUSALS`): at a gate that is a
 //!   station, red and the buzzer as for a denial, and the alarm published.
 //!
 //! Decisions: released and not expired: unlock pulse and green light, once
@@ -42,10 +42,9 @@ use tracing::{debug, error, info, warn};
 use crate::bus::{Bus, Inbound};
 use crate::command::{Commands, Request};
 use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
-use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
+use crate::custody::{context, rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
-use crate::rules::station::REFUSALS;
 use crate::topic::asset_key;
 use crate::trust::{self, check_newer, Guard, Kind, Verified};
 
@@ -136,7 +135,7 @@ impl Attempts {
             Body::Custody(c) => {
                 c.transition == Transition::Scanned && self.release_readers.contains(&c.reader)
             }
-            Body::Alarm(a) => REFUSALS.contains(&a.kind),
+            Body::Alarm(a) => context::REFUSALS.contains(&a.kind),
             _ => false,
         };
         let Some(gates) = self.to_gates.as_ref().filter(|_| for_gates) else {
