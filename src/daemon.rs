@@ -206,7 +206,7 @@ pub async fn run(
         bus.publisher(),
         background.clone(),
     );
-    let clock = tokio::spawn(clock::watch(
+    let clock = tokio::spawn(health::clock::watch(
         clock::is_synced,
         naming.gateway.as_str().into(),
         drafts.clone(),

@@ -25,6 +25,7 @@ use crate::custody::rfc3339;
 use crate::spool::Committed;
 use crate::topic::Naming;
 
+pub mod clock;
 pub mod process;
 
 use crate::metrics::{LatencyWindow, Metrics, DROP_REASONS};
