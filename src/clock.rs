@@ -3,7 +3,7 @@
 //! A Raspberry Pi has no RTC: after a power cut it boots with a stale clock
 //! until NTP catches up. Every event says whether its timestamp can be trusted,
 //! from the kernel's own NTP state (`adjtimex`, `STA_UNSYNC`), and a
-//! `clock_unsynced` alarm ([`crate::health::clock`]) tells people once per
+//! `clock_unsynced` alarm (from `health::clock`) tells people once per
 //! spell without sync.
 //!
 //! Test seam: when the environment variable [`TEST_STATE_ENV`] names a file,

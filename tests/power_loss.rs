@@ -397,10 +397,10 @@ async fn the_field_committed_with_its_arrived_survives_a_power_cut() {
         let [departed] = &out[..] else {
             panic!("torn {torn}: one departed, got {out:?}");
         };
-        let Body::Custody(c) = &departed.body else {
+        let Body::Custody(c) = &departed.draft.body else {
             panic!("torn {torn}: {departed:?}");
         };
         assert_eq!((c.transition, c.reads), (Transition::Departed, 2));
-        assert_eq!(departed.saves.len(), 1, "forgotten with its departed");
+        assert_eq!(departed.draft.saves.len(), 1, "forgotten with its departed");
     }
 }

@@ -13,7 +13,6 @@ use serde::Serialize;
 use ulid::Ulid;
 
 use crate::identity::Asset;
-use crate::presence::Evidence;
 use crate::topic::Naming;
 
 pub mod context;
@@ -104,9 +103,6 @@ pub struct Draft {
     pub observed_at: SystemTime,
     pub clock_synced: bool,
     pub body: Body,
-    /// A portal's `departed`: what each side saw, for the rules stage to
-    /// decide the direction from. Never rendered.
-    pub evidence: Option<Box<Evidence>>,
     /// Set by a cage gate on the custody event of a leave attempt it
     /// granted; rendered as its `release` object.
     pub release: Option<Box<Release>>,
@@ -125,7 +121,6 @@ impl Draft {
             observed_at,
             clock_synced: crate::clock::is_synced(),
             body,
-            evidence: None,
             release: None,
             saves: Vec::new(),
             receipt: None,

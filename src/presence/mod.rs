@@ -91,13 +91,31 @@ impl State {
     }
 }
 
+/// What presence decided, on its way to the rules: the event, and for a
+/// portal's `departed` what each side saw. The rules turn the evidence into
+/// a direction; it never reaches the wire, so it is not part of the event.
+#[derive(Debug)]
+pub struct Sighting {
+    pub draft: Draft,
+    pub evidence: Option<Box<Evidence>>,
+}
+
+impl From<Draft> for Sighting {
+    fn from(draft: Draft) -> Self {
+        Sighting {
+            draft,
+            evidence: None,
+        }
+    }
+}
+
 /// Runs until every sender of `reads` is gone, then hands its state back.
 /// Assets still present then get no `departed`: they did not leave, the
 /// daemon stopped or reloaded.
 pub async fn run(
     mut state: State,
     mut reads: mpsc::Receiver<Observation>,
-    drafts: mpsc::Sender<Draft>,
+    decided: mpsc::Sender<Sighting>,
 ) -> State {
     let engine = &mut state.engine;
     let mut out = Vec::new();
@@ -105,7 +123,7 @@ pub async fn run(
         let deadline = engine.next_deadline();
         tokio::select! {
             read = state.stage.idle(reads.recv()) => match read {
-                Some(obs) => out.extend(engine.observe(obs, Instant::now())),
+                Some(obs) => out.extend(engine.observe(obs, Instant::now()).map(Sighting::from)),
                 None => break,
             },
             _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
@@ -116,8 +134,8 @@ pub async fn run(
                 let _ = request.reply.send(engine.inventory(&state.locations, only));
             }
         }
-        for draft in out.drain(..) {
-            if drafts.send(draft).await.is_err() {
+        for sighting in out.drain(..) {
+            if decided.send(sighting).await.is_err() {
                 return state;
             }
         }
@@ -177,7 +195,7 @@ mod tests {
     /// Drives the real task under tokio's paused clock.
     struct Harness {
         reads: mpsc::Sender<Observation>,
-        drafts: mpsc::Receiver<Draft>,
+        drafts: mpsc::Receiver<Sighting>,
     }
 
     impl Harness {
@@ -191,7 +209,7 @@ mod tests {
         }
 
         async fn next(&mut self) -> Draft {
-            self.drafts.recv().await.expect("presence task ended")
+            self.drafts.recv().await.expect("presence task ended").draft
         }
 
         fn none_pending(&mut self) -> bool {
@@ -371,7 +389,7 @@ mod tests {
         let (tx, mut drafts) = mpsc::channel(8);
         tokio::spawn(run(state, rx, tx));
         reads.send(read(&r, "E200", Some(1), None)).await.unwrap();
-        let departed = drafts.recv().await.unwrap();
+        let departed = drafts.recv().await.unwrap().draft;
         assert_eq!(custody(&departed).transition, Transition::Departed);
         assert_eq!(custody(&departed).reads, 3, "no second arrived");
     }
@@ -431,7 +449,7 @@ mod tests {
         let [departed] = &out[..] else {
             panic!("one departed: {out:?}");
         };
-        let c = custody(departed);
+        let c = custody(&departed.draft);
         assert_eq!((c.transition, c.reads), (Transition::Departed, 2));
         // Saved to the millisecond, as the wire has it.
         let wire = |t| crate::custody::rfc3339(t);
@@ -440,7 +458,7 @@ mod tests {
         let evidence = departed.evidence.as_deref().expect("the portal evidence");
         assert_eq!(evidence.outside.map(|s| s.reads), Some(2));
         assert_eq!(
-            departed.saves,
+            departed.draft.saves,
             [crate::custody::Save {
                 key: save.key.clone(),
                 value: None

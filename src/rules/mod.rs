@@ -15,7 +15,7 @@ use tracing::warn;
 
 use crate::bus::Inbound;
 use crate::custody::{saved_entries, Draft, Save, Saved};
-use crate::presence::Observation;
+use crate::presence::{Observation, Sighting};
 use crate::release::{Attempts, LeaveAttempt, Via};
 use crate::retained::{off_thread, Table, Update};
 
@@ -48,7 +48,7 @@ pub struct Stages {
 /// `badges` are the reads of badge readers, which skip presence: a badge is
 /// not an asset. Returns the manifest subscription, for the next front.
 pub async fn run(
-    mut input: mpsc::Receiver<Draft>,
+    mut input: mpsc::Receiver<Sighting>,
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
     stages: Stages,
@@ -81,12 +81,15 @@ pub async fn run(
         }
         let deadline = stations.next_deadline();
         tokio::select! {
-            draft = input.recv() => match draft {
-                Some(draft) => {
+            sighting = input.recv() => match sighting {
+                Some(Sighting { draft, mut evidence }) => {
                     let now = Instant::now();
                     stations.on_draft(draft, now, &mut staged);
+                    // Stations change only scans, and only a departure
+                    // carries evidence: it stays with its own event.
                     for draft in staged.drain(..) {
-                        portals.handle(draft, now, &mut out);
+                        let evidence = evidence.take();
+                        portals.handle(Sighting { draft, evidence }, now, &mut out);
                     }
                 }
                 None => break,

@@ -37,7 +37,7 @@ use crate::custody::{
 };
 use crate::gpio::{Edge, GpioError, Input, Pins};
 use crate::metrics::{Metrics, PortalMetrics};
-use crate::presence::{Evidence, SideSeen};
+use crate::presence::{Evidence, SideSeen, Sighting};
 
 /// A side that comes first must have read the asset in this many inventory
 /// rounds before the other side's first read: with one round the sides may
@@ -292,8 +292,8 @@ impl Portals {
     /// Passes `draft` on, followed by what it decides: at a portal without
     /// windows, a `departed` by its `moved`; with windows, a departure may
     /// finish a pass (its `moved` events, its summary, perhaps an alarm).
-    pub fn handle(&mut self, mut draft: Draft, now: Instant, out: &mut Vec<Draft>) {
-        let evidence = draft.evidence.take();
+    pub fn handle(&mut self, sighting: Sighting, now: Instant, out: &mut Vec<Draft>) {
+        let Sighting { draft, evidence } = sighting;
         let portal = self.portals.get_mut(&draft.location);
         let (Some(portal), Body::Custody(custody)) = (portal, &draft.body) else {
             out.push(draft);
@@ -741,9 +741,9 @@ mod tests {
     }
 
     /// A custody draft of asset `id` at dock-door-1, with `evidence`.
-    fn draft(transition: Transition, id: &str, evidence: Option<Evidence>) -> Draft {
+    fn draft(transition: Transition, id: &str, evidence: Option<Evidence>) -> Sighting {
         let t = std::time::SystemTime::now();
-        let mut draft = Draft::new(
+        let draft = Draft::new(
             "dock-door-1".into(),
             t,
             Body::Custody(Custody {
@@ -763,11 +763,13 @@ mod tests {
                 context: Default::default(),
             }),
         );
-        draft.evidence = evidence.map(Box::new);
-        draft
+        Sighting {
+            draft,
+            evidence: evidence.map(Box::new),
+        }
     }
 
-    fn departed(evidence: Evidence) -> Draft {
+    fn departed(evidence: Evidence) -> Sighting {
         draft(
             Transition::Departed,
             "urn:epc:id:giai:0614141.1",
@@ -811,7 +813,6 @@ mod tests {
         let mut out = Vec::new();
         portals.handle(departed(pass(2, 1)), Instant::now(), &mut out);
         assert_eq!(out.len(), 2);
-        assert!(out[0].evidence.is_none(), "evidence never goes further");
         let moved = custody_of(&out[1]);
         assert_eq!(moved.transition, Transition::Moved);
         assert_eq!(moved.reads, 6);
