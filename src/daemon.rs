@@ -424,12 +424,3 @@ fn reader_names(config: &Config) -> Vec<Arc<str>> {
         .map(|r| r.name.as_str().into())
         .collect()
 }
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn signals() {
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}

@@ -34,6 +34,7 @@ pub mod presence;
 pub mod release;
 pub mod retained;
 pub mod rules;
+pub mod signals;
 pub mod sink;
 pub mod sources;
 pub mod spool;

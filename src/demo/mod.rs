@@ -134,8 +134,8 @@ async fn run_in(
     let scenes = tokio::spawn(play(door, station, station_scene, ready));
 
     match duration {
-        Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
-        None => crate::daemon::signals().await,
+        Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::signals::stop() => {} },
+        None => crate::signals::stop().await,
     }
     stop.cancel();
     let result = daemon.await.context("daemon task")?;
