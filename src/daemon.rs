@@ -18,7 +18,7 @@
 //! dispatcher, the health task and the clock watcher, the GPIO pins, the
 //! retained-topic store and the cage gates' task (the locks must not open
 //! or close because of a reload), and the senders the front feeds them
-//! through (`front::Links`). A reload (the `reload`
+//! through (`front::Shared`). A reload (the `reload`
 //! command or SIGHUP) re-reads the configuration file; if it is valid and
 //! changes only what the front is built from (`reload.rs`), the front is
 //! stopped in order, which delivers everything it decided to the spool, and
@@ -65,7 +65,7 @@ use crate::{clock, spool, trust};
 mod front;
 mod reload;
 
-use front::{Carried, Front, Links};
+use front::{Front, Handover, Shared};
 
 /// Runs the daemon on `config`, read from `config_file` (which a reload
 /// reads again), until `shutdown` completes, then stops it in order.
@@ -183,7 +183,7 @@ pub async fn run(
     )
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
-    let mut carried = Carried {
+    let mut handover = Handover {
         presence: presence::State::new(commands.register("inventory"), watchdog.stage("presence")),
         manifests: rules::manifest::subscribe(&config, &mut bus),
         saved,
@@ -232,7 +232,7 @@ pub async fn run(
     )
     .await?;
 
-    let links = Links {
+    let shared = Shared {
         drafts,
         states,
         metrics,
@@ -243,12 +243,12 @@ pub async fn run(
     };
     // Right before the readers start: the departure timeouts of what was
     // in the field run from here.
-    carried.presence.engine.restore(
-        &carried.saved,
+    handover.presence.engine.restore(
+        &handover.saved,
         |location| departure_timeout(&config, location),
         presence::Clocks::now(),
     );
-    let front = Front::start(&config, &links, carried)?;
+    let front = Front::start(&config, &shared, handover)?;
     info!(
         site = %config.gateway.site,
         gateway = %config.gateway.name,
@@ -262,7 +262,7 @@ pub async fn run(
     let mut supervisor = Supervisor {
         config_file,
         config,
-        links,
+        shared,
         readers,
         front: Some(front),
         systemd: watchdog::ready(watchdog),
@@ -293,7 +293,7 @@ pub async fn run(
 
     let Supervisor {
         front,
-        links,
+        shared,
         systemd,
         ..
     } = supervisor;
@@ -307,8 +307,8 @@ pub async fn run(
     clock.await.context("clock watcher")?;
     untrusted.await.context("untrusted_message alarms")?;
     // The gate task ends (locking every gate) once the last hand-off to it
-    // is gone, which is the one in `links`.
-    drop(links);
+    // is gone, which is the one in `shared`.
+    drop(shared);
     if let Some(gates) = gates.task {
         gates.await.context("release control task")?;
     }
@@ -330,7 +330,7 @@ const PANIC_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 struct Supervisor {
     config_file: PathBuf,
     config: Config,
-    links: Links,
+    shared: Shared,
     /// The configured readers, for the status document.
     readers: watch::Sender<Vec<Arc<str>>>,
     /// `None` only while a reload swaps it.
@@ -364,11 +364,11 @@ impl Supervisor {
         info!("reload ({trigger}): restarting the readers with {file}");
         let front = self.front.take().expect("a front runs between reloads");
         self.systemd.reloading();
-        let carried = front.stop().await?;
+        let handover = front.stop().await?;
         let names = reader_names(&config);
-        self.links.metrics.retain_readers(&names);
+        self.shared.metrics.retain_readers(&names);
         self.readers.send_replace(names.clone());
-        self.front = Some(Front::start(&config, &self.links, carried)?);
+        self.front = Some(Front::start(&config, &self.shared, handover)?);
         self.systemd.reloaded();
         let readers: Vec<&str> = config.readers.iter().map(|r| r.name.as_str()).collect();
         let locations: Vec<&str> = config.locations.iter().map(|l| l.name.as_str()).collect();

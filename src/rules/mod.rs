@@ -30,7 +30,7 @@ use portal::Portals;
 use station::Stations;
 
 /// What the rules task owns, per kind of location.
-pub struct Stages {
+pub struct State {
     pub portals: Portals,
     pub stations: Stations,
     pub manifests: Manifests,
@@ -51,15 +51,15 @@ pub async fn run(
     mut input: mpsc::Receiver<Sighting>,
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
-    stages: Stages,
+    state: State,
 ) -> Option<mpsc::Receiver<Inbound>> {
-    let Stages {
+    let State {
         mut portals,
         mut stations,
         mut manifests,
         attempts,
         saved,
-    } = stages;
+    } = state;
     let mut out = Vec::new();
     // State (read windows, station context, pickup progress) waiting for
     // an event to ride with into the spool.
@@ -108,7 +108,7 @@ pub async fn run(
     portals.saves(&mut saves);
     pass_on(&mut out, &mut saves, &portals, &attempts, &output).await;
     // The next front claims the same sensors.
-    portals.release().await;
+    portals.free_sensors().await;
     manifests.into_subscription()
 }
 

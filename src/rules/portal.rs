@@ -261,7 +261,7 @@ impl Portals {
 
     /// Releases the sensors' pins, once the sensor tasks are gone, so that
     /// the front a reload starts can claim them again.
-    pub async fn release(mut self) {
+    pub async fn free_sensors(mut self) {
         self.forwarders.abort_all();
         while self.forwarders.join_next().await.is_some() {}
     }
@@ -877,7 +877,7 @@ mod tests {
         assert_eq!(counts[1].1, PortalStats::default());
 
         // The reloaded front, without door 2.
-        portals.release().await;
+        portals.free_sensors().await;
         let mut portals = Portals::new(&gateway(&["dock-door-1"]), None, &metrics).unwrap();
         portals.handle(departed(pass(2, 1)), Instant::now(), &mut out);
         let mut expected = PortalStats::default();

@@ -30,7 +30,7 @@ pub(super) enum Client {
 }
 
 /// Boxed: the two event loops differ in size by half a KiB.
-pub(super) enum Link {
+pub(super) enum Connection {
     V311(Box<rumqttc::EventLoop>),
     V5(Box<v5::EventLoop>),
 }
@@ -93,7 +93,7 @@ pub(super) fn open(
     client_id: &str,
     capacity: usize,
     session: Session,
-) -> Result<(Client, Link), ConfigErrors> {
+) -> Result<(Client, Connection), ConfigErrors> {
     let incoming = u32::try_from(mqtt.max_incoming_packet_size.0).unwrap_or(u32::MAX);
     let outgoing = usize::try_from(mqtt.max_packet_size.0).unwrap_or(usize::MAX);
     let Session {
@@ -109,7 +109,7 @@ pub(super) fn open(
                 options.set_max_packet_size(incoming as usize, outgoing);
                 options.set_last_will(LastWill::new(will_topic, will, QoS::AtLeastOnce, true));
             })?;
-            (Client::V311(client), Link::V311(Box::new(eventloop)))
+            (Client::V311(client), Connection::V311(Box::new(eventloop)))
         }
         MqttVersion::V5 => {
             let (client, eventloop) = connect::client_v5(mqtt, client_id, capacity, |options| {
@@ -126,7 +126,7 @@ pub(super) fn open(
                     None,
                 ));
             })?;
-            (Client::V5(client), Link::V5(Box::new(eventloop)))
+            (Client::V5(client), Connection::V5(Box::new(eventloop)))
         }
     })
 }
@@ -176,17 +176,17 @@ impl Client {
     }
 }
 
-impl Link {
+impl Connection {
     /// The next thing that happened; an error (described for the log) ends
     /// the connection, and the next poll reconnects.
     pub async fn poll(&mut self) -> Result<Happened, String> {
         match self {
-            Link::V311(eventloop) => eventloop
+            Connection::V311(eventloop) => eventloop
                 .poll()
                 .await
                 .map(happened)
                 .map_err(|e| connect::describe(&e)),
-            Link::V5(eventloop) => eventloop
+            Connection::V5(eventloop) => eventloop
                 .poll()
                 .await
                 .map(happened5)
@@ -198,13 +198,13 @@ impl Link {
     /// replayed into a new one behind the uplink's back.
     pub fn wipe(&mut self) {
         match self {
-            Link::V311(eventloop) => {
+            Connection::V311(eventloop) => {
                 eventloop.clean();
                 eventloop.pending.clear();
                 eventloop.state.events.clear();
                 eventloop.state.collision = None;
             }
-            Link::V5(eventloop) => {
+            Connection::V5(eventloop) => {
                 eventloop.clean();
                 eventloop.pending.clear();
                 eventloop.state.events.clear();

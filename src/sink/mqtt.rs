@@ -37,7 +37,7 @@ use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
 use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
-use super::link::{self, Client, Happened, Link, Refusal, Session};
+use super::link::{self, Client, Connection, Happened, Refusal, Session};
 use super::Status;
 use crate::audit::Checkpoints;
 use crate::bus::{self, Bus, Inbound, Outbound, Route};
@@ -174,7 +174,7 @@ enum Net {
 
 /// Owns the `EventLoop`. Its only state is the connection and the backoff.
 async fn poll_loop(
-    mut eventloop: Link,
+    mut eventloop: Connection,
     net: mpsc::Sender<Net>,
     force: Arc<Notify>,
     mut backoff: Backoff,

@@ -41,7 +41,7 @@ pub struct ReaderState {
 }
 
 /// A reader task's connections to the rest of the pipeline.
-pub struct ReaderLink {
+pub struct Downstream {
     pub info: Arc<ReaderInfo>,
     pub identity: Arc<Identity>,
     pub reads: mpsc::Sender<Observation>,
@@ -67,7 +67,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// garbage flood cannot flood the journal too.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 
-impl ReaderLink {
+impl Downstream {
     async fn report(&self, up: bool) {
         self.metrics.set_up(up);
         let _ = self
@@ -126,7 +126,7 @@ impl ReaderLink {
 /// not each retry. A session owns its device, so a lost device is closed
 /// before the next attempt.
 pub async fn run_with_reopen<D, E, S>(
-    link: &ReaderLink,
+    link: &Downstream,
     path: &Path,
     reopen_max: Duration,
     cancel: &CancellationToken,

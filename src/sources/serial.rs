@@ -31,7 +31,7 @@ use tokio_serial::SerialPortBuilderExt;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use super::{run_with_reopen, DropReport, Ended, ReaderLink};
+use super::{run_with_reopen, Downstream, DropReport, Ended};
 use crate::config::{Protocol, ReaderConfig};
 use crate::decode::{AsciiLineCodec, Decoded, Em4100Codec, ReaderCodec};
 
@@ -47,7 +47,7 @@ pub struct SerialReader {
     pub config: ReaderConfig,
     /// The reader's `protocol`, required for serial readers.
     pub protocol: Protocol,
-    pub link: ReaderLink,
+    pub link: Downstream,
 }
 
 impl SerialReader {
@@ -101,7 +101,7 @@ impl SerialReader {
         codec: ReaderCodec,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut batch = Batch {
+        let mut decoder = StreamDecoder {
             codec,
             buf: BytesMut::new(),
             drops: DropReport::default(),
@@ -116,7 +116,7 @@ impl SerialReader {
                     _ = cancel.cancelled() => return Ended::Cancelled,
                     _ = tokio::time::sleep_until(next_poll(Instant::now())) => {}
                 }
-                match batch.read(&port, &self.link).await {
+                match decoder.read(&port, &self.link).await {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(ended) => return ended,
@@ -156,17 +156,17 @@ fn next_poll(now: Instant) -> Instant {
 }
 
 /// A streaming reader's decoder state, kept across polls.
-struct Batch {
+struct StreamDecoder {
     codec: ReaderCodec,
     /// Bytes read and not yet decoded: the start of a frame cut by a poll.
     buf: BytesMut,
     drops: DropReport,
 }
 
-impl Batch {
+impl StreamDecoder {
     /// Reads everything waiting on `port` and hands its reads on. `Ok(false)`
     /// if nothing was waiting; `Err` when the port is gone or presence is.
-    async fn read(&mut self, port: &SerialStream, link: &ReaderLink) -> Result<bool, Ended> {
+    async fn read(&mut self, port: &SerialStream, link: &Downstream) -> Result<bool, Ended> {
         let mut chunk = [0u8; READ_CHUNK];
         let mut got = false;
         let eof = loop {

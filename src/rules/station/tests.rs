@@ -99,14 +99,14 @@ impl Harness {
         let manifests =
             crate::rules::manifest::Manifests::new(&config, &retained, None, Default::default())
                 .unwrap();
-        let stages = crate::rules::Stages {
+        let state = crate::rules::State {
             portals,
             stations,
             manifests,
             attempts: no_gates,
             saved: Vec::new(),
         };
-        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stages);
+        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, state);
         tokio::spawn(task);
         Harness {
             config,
