@@ -9,6 +9,8 @@
 //! every subscription is renewed on each connect (the session is clean), so
 //! the broker re-delivers retained state after an outage.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use rumqttc::QoS;
 use tokio::sync::mpsc;
@@ -28,6 +30,17 @@ pub struct Outbound {
     pub payload: Vec<u8>,
     pub qos: QoS,
     pub retain: bool,
+}
+
+/// A reader came up or went down, or its antennas' health changed: for the
+/// status document, which the uplink publishes retained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderState {
+    pub reader: Arc<str>,
+    pub up: bool,
+    /// 1-based antennas whose last inventory got an error reply (UHF
+    /// readers); empty for the others and for a reader that is down.
+    pub failing_antennas: Vec<u8>,
 }
 
 /// Where messages on a topic filter go.

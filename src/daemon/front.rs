@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::bus::Inbound;
+use crate::bus::ReaderState;
 use crate::config::{Config, ReaderKind, ReaderRole};
 use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
@@ -37,7 +38,7 @@ use crate::rules::{self, manifest, portal::Portals, station::Stations};
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
 use crate::sources::serial::SerialReader;
-use crate::sources::{Downstream, ReaderState};
+use crate::sources::Downstream;
 use crate::trust::Guard;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from

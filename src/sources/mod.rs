@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::bus::ReaderState;
 use crate::decode::{Decoded, DropReason, RawRead};
 use crate::identity::Identity;
 use crate::metrics::ReaderMetrics;
@@ -29,16 +30,6 @@ pub mod hid;
 pub mod monitor;
 pub mod serial;
 mod uhf;
-
-/// A reader came up or went down, or its antennas' health changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReaderState {
-    pub reader: Arc<str>,
-    pub up: bool,
-    /// 1-based antennas whose last inventory got an error reply (UHF
-    /// readers); empty for the others and for a reader that is down.
-    pub failing_antennas: Vec<u8>,
-}
 
 /// A reader task's connections to the rest of the pipeline.
 pub struct Downstream {

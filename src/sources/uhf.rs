@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::serial::SerialReader;
-use super::ReaderState;
 use super::{DropReport, Ended};
+use crate::bus::ReaderState;
 use crate::config::{ChafonModel, Protocol, Target};
 use crate::decode::{
     A0Codec, A0Command, A0Event, A0Message, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage,
