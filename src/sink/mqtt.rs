@@ -58,10 +58,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// Committed records fetched from the spool per read, at least. Each read
 /// queues behind the spool task's group commit (up to `flush_interval` of
 /// waiting for a batch plus its fsync), so while new events keep arriving a
-/// small read-ahead caps the drain of a backlog: with 64 records a read the
-/// load harness drained an outage's backlog at about 4,700 events/s while
-/// new events kept coming at 3,900/s; with 512, at about 20,000/s. It costs
-/// up to 512 records (about 270 KiB) held in memory.
+/// small read-ahead caps the drain of a backlog (measured in
+/// docs/performance.md, "Drain"); the price is the records held in memory.
 const READ_AHEAD: usize = 512;
 /// Publishes besides the event window that may be unacknowledged at once
 /// (status, command replies).
