@@ -44,7 +44,8 @@ use crate::command::{Commands, Request};
 use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
 use crate::custody::{context, rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
-use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
+use crate::panics::off_thread;
+use crate::retained::{Retained, RetainedError, Table, Update};
 use crate::topic::asset_key;
 use crate::trust::{self, check_newer, Guard, Kind, Verified};
 

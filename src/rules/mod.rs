@@ -15,9 +15,10 @@ use tracing::warn;
 
 use crate::bus::Inbound;
 use crate::custody::{saved_entries, Draft, Save, Saved};
+use crate::panics::off_thread;
 use crate::presence::{Observation, Sighting};
 use crate::release::{Attempts, LeaveAttempt, Via};
-use crate::retained::{off_thread, Table, Update};
+use crate::retained::{Table, Update};
 
 pub mod manifest;
 pub mod portal;
