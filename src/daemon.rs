@@ -54,6 +54,7 @@ use crate::custody::{Alarm, Body, Draft, Saved};
 use crate::gpio;
 use crate::health;
 use crate::metrics::Metrics;
+use crate::panics::off_thread;
 use crate::presence;
 use crate::release;
 use crate::retained::Retained;
@@ -109,7 +110,12 @@ pub async fn run(
     let opened = spool::open(data_dir.clone()).await?;
     // What the front saved with its events: the field and the open read
     // windows as they were when the daemon last stopped, however it did.
-    let saved = opened.store.saved().unwrap_or_else(|e| {
+    let (opened, saved) = off_thread(move || {
+        let saved = opened.store.saved();
+        (opened, saved)
+    })
+    .await;
+    let saved = saved.unwrap_or_else(|e| {
         error!("the state saved in the spool cannot be read; the field, read windows and stations start from nothing: {e}");
         Saved::new()
     });
