@@ -42,7 +42,10 @@ pub use load::{load, ConfigError, ConfigErrors};
 pub use location::{default_departure_timeout, LocationConfig, LocationKind};
 pub use mqtt::{Broker, MqttConfig, MqttVersion};
 pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
-pub use reader::{ChafonModel, Protocol, ReadMode, ReaderConfig, ReaderKind, Target};
+pub use reader::{
+    ChafonModel, Protocol, ProtocolKind, ReadMode, ReaderConfig, ReaderKind, StreamingProtocol,
+    Target, UhfProtocol,
+};
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;
 pub use spool::SpoolConfig;

@@ -39,10 +39,20 @@ impl Protocol {
         }
     }
 
+    /// Which of the two ways of reading a serial reader the protocol needs.
+    pub fn kind(self) -> ProtocolKind {
+        match self {
+            Protocol::Em4100 => ProtocolKind::Streaming(StreamingProtocol::Em4100),
+            Protocol::AsciiLine => ProtocolKind::Streaming(StreamingProtocol::AsciiLine),
+            Protocol::UhfA0 => ProtocolKind::CommandReply(UhfProtocol::A0),
+            Protocol::Chafon => ProtocolKind::CommandReply(UhfProtocol::Chafon),
+        }
+    }
+
     /// The command/reply UHF protocols, which custodyd drives rather than
     /// listens to.
     pub fn is_uhf(self) -> bool {
-        matches!(self, Protocol::UhfA0 | Protocol::Chafon)
+        matches!(self.kind(), ProtocolKind::CommandReply(_))
     }
 
     /// The factory line speed of the hardware that speaks it.
@@ -53,6 +63,33 @@ impl Protocol {
             Protocol::Chafon => 57_600,
         }
     }
+}
+
+/// The two ways a serial reader is read: they need different loops, and
+/// each loop takes only the protocols it can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolKind {
+    /// The reader sends its reads unasked; custodyd listens
+    /// (`sources::serial`).
+    Streaming(StreamingProtocol),
+    /// The reader reads only while asked; custodyd drives it with commands
+    /// and takes the replies (`sources::uhf`).
+    CommandReply(UhfProtocol),
+}
+
+/// The protocols of readers that stream their reads unasked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamingProtocol {
+    Em4100,
+    AsciiLine,
+}
+
+/// The command/reply UHF protocols.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UhfProtocol {
+    /// `uhf-a0`.
+    A0,
+    Chafon,
 }
 
 /// Which Chafon inventory answer layout a `chafon` reader sends: the bytes

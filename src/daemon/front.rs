@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ReaderKind, ReaderRole};
+use crate::config::{Config, Protocol, ProtocolKind, ReaderKind, ReaderRole};
 use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
 use crate::health::metrics::Metrics;
@@ -36,7 +36,8 @@ use crate::rules::{self, manifest, portal::Portals, station::Stations};
 use crate::sink::Inbound;
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
-use crate::sources::serial::SerialReader;
+use crate::sources::serial::StreamingReader;
+use crate::sources::uhf::UhfReader;
 use crate::sources::{ReaderLink, ReaderState};
 use crate::trust::Guard;
 
@@ -165,9 +166,17 @@ impl Front {
                 reading,
             };
             let config = reader.clone();
-            match (reader.kind, reader.protocol) {
-                (ReaderKind::Serial, Some(protocol)) => tracker.spawn(
-                    SerialReader {
+            match (reader.kind, reader.protocol.map(Protocol::kind)) {
+                (ReaderKind::Serial, Some(ProtocolKind::Streaming(protocol))) => tracker.spawn(
+                    StreamingReader {
+                        config,
+                        protocol,
+                        link,
+                    }
+                    .run(cancel.clone()),
+                ),
+                (ReaderKind::Serial, Some(ProtocolKind::CommandReply(protocol))) => tracker.spawn(
+                    UhfReader {
                         config,
                         protocol,
                         link,

@@ -28,7 +28,7 @@ use crate::presence::{Observation, ReaderInfo};
 pub mod hid;
 pub mod monitor;
 pub mod serial;
-mod uhf;
+pub mod uhf;
 
 /// A reader came up or went down, or its antennas' health changed.
 #[derive(Debug, Clone, PartialEq, Eq)]

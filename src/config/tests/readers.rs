@@ -188,3 +188,17 @@ fn hid_values_are_checked() {
     let message = assert_error(&toml, &format!("{label}.kind"));
     assert!(message.contains("serial, hid"), "{message}");
 }
+
+#[test]
+fn each_protocol_is_read_by_the_loop_made_for_it() {
+    use super::{ProtocolKind as K, StreamingProtocol as S, UhfProtocol as U};
+    for (protocol, kind) in [
+        (Protocol::Em4100, K::Streaming(S::Em4100)),
+        (Protocol::AsciiLine, K::Streaming(S::AsciiLine)),
+        (Protocol::UhfA0, K::CommandReply(U::A0)),
+        (Protocol::Chafon, K::CommandReply(U::Chafon)),
+    ] {
+        assert_eq!(protocol.kind(), kind, "{}", protocol.as_str());
+        assert_eq!(protocol.is_uhf(), matches!(kind, K::CommandReply(_)));
+    }
+}
