@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::Inbound;
 use crate::bus::ReaderState;
-use crate::config::{Config, ReaderKind, ReaderRole};
+use crate::config::{Config, Protocol, ProtocolKind, ReaderKind, ReaderRole};
 use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
 use crate::metrics::Metrics;
@@ -37,7 +37,8 @@ use crate::retained::Retained;
 use crate::rules::{self, manifest, portal::Portals, station::Stations};
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
-use crate::sources::serial::SerialReader;
+use crate::sources::serial::StreamingReader;
+use crate::sources::uhf::UhfReader;
 use crate::sources::Downstream;
 use crate::trust::Guard;
 
@@ -170,9 +171,17 @@ impl Front {
                 reading,
             };
             let config = reader.clone();
-            match (reader.kind, reader.protocol) {
-                (ReaderKind::Serial, Some(protocol)) => tracker.spawn(
-                    SerialReader {
+            match (reader.kind, reader.protocol.map(Protocol::kind)) {
+                (ReaderKind::Serial, Some(ProtocolKind::Streaming(protocol))) => tracker.spawn(
+                    StreamingReader {
+                        config,
+                        protocol,
+                        link,
+                    }
+                    .run(cancel.clone()),
+                ),
+                (ReaderKind::Serial, Some(ProtocolKind::CommandReply(protocol))) => tracker.spawn(
+                    UhfReader {
                         config,
                         protocol,
                         link,

@@ -29,7 +29,7 @@ use crate::presence::{Observation, ReaderInfo};
 pub mod hid;
 pub mod monitor;
 pub mod serial;
-mod uhf;
+pub mod uhf;
 
 /// A reader task's connections to the rest of the pipeline.
 pub struct Downstream {

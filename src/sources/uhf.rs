@@ -20,7 +20,7 @@
 //! status topic. A command unanswered for
 //! `reply_timeout` makes the driver recover: an A0 reader is reset, a Chafon
 //! reader (whose protocol has no reset) is asked for its info. If that gets
-//! no answer either, the session ends as lost, and the serial loop reports the
+//! no answer either, the session ends as lost, and the reopen loop reports the
 //! reader down and reopens the port with backoff.
 
 use std::convert::Infallible;
@@ -29,15 +29,14 @@ use std::io;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Duration, Instant};
-use tokio_serial::SerialStream;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::serial::SerialReader;
-use super::{DropReport, Ended};
+use super::{run_with_reopen, Downstream, DropReport, Ended};
 use crate::bus::ReaderState;
-use crate::config::{ChafonModel, Protocol, Target};
+use crate::config::{ChafonModel, ReaderConfig, Target, UhfProtocol};
 use crate::decode::{
     A0Codec, A0Command, A0Event, A0Message, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage,
     ChafonVariant, DropReason, Inventory288, RawRead,
@@ -66,14 +65,34 @@ const CHAFON_ANTENNA_ERROR: u8 = 0xF8;
 /// either way the antenna works.
 const CHAFON_NO_TAG: u8 = 0xFB;
 
+/// A serial reader that reads only while asked.
+pub struct UhfReader {
+    pub config: ReaderConfig,
+    /// The reader's `protocol`.
+    pub protocol: UhfProtocol,
+    pub link: Downstream,
+}
+
+impl UhfReader {
+    pub async fn run(self, cancel: CancellationToken) {
+        let config = &self.config;
+        let path = config.path.display().to_string();
+        run_with_reopen(
+            &self.link,
+            &config.path,
+            config.reopen_max,
+            &cancel,
+            || tokio_serial::new(&path, config.baud()).open_native_async(),
+            |port| drive(&self, port, &cancel),
+        )
+        .await
+    }
+}
+
 /// Drives the reader on `port` until the session ends.
-pub(super) async fn drive(
-    reader: &SerialReader,
-    port: SerialStream,
-    cancel: &CancellationToken,
-) -> Ended {
+async fn drive(reader: &UhfReader, port: SerialStream, cancel: &CancellationToken) -> Ended {
     let ended = match reader.protocol {
-        Protocol::Chafon => {
+        UhfProtocol::Chafon => {
             let variant = match reader.config.chafon_variant() {
                 ChafonModel::Reader18 => ChafonVariant::Reader18,
                 ChafonModel::Reader288 => ChafonVariant::Reader288,
@@ -86,7 +105,7 @@ pub(super) async fn drive(
             .run()
             .await
         }
-        _ => {
+        UhfProtocol::A0 => {
             let codec = A0Codec::new(reader.config.address());
             A0Driver {
                 session: Session::new(reader, port, codec, cancel),
@@ -105,7 +124,7 @@ pub(super) async fn drive(
 /// The framed port plus what both drivers keep per session.
 struct Session<'a, C> {
     frames: Framed<SerialStream, C>,
-    reader: &'a SerialReader,
+    reader: &'a UhfReader,
     cancel: &'a CancellationToken,
     drops: DropReport,
     faults: Faults,
@@ -118,7 +137,7 @@ struct Session<'a, C> {
 
 impl<'a, C> Session<'a, C> {
     fn new(
-        reader: &'a SerialReader,
+        reader: &'a UhfReader,
         port: SerialStream,
         codec: C,
         cancel: &'a CancellationToken,
@@ -250,7 +269,7 @@ impl<'a, C> Session<'a, C> {
         }
     }
 
-    /// The failing antennas go to the status topic; the serial loop's
+    /// The failing antennas go to the status topic; the reopen loop's
     /// report of the reader going down clears them.
     async fn report_health(&self) {
         let _ = self
