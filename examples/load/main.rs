@@ -29,13 +29,13 @@ mod workload;
 
 // Shared with the integration tests: the same Mosquitto and link cutter.
 #[allow(dead_code)]
-#[path = "../../tests/common/mosquitto.rs"]
+#[path = "../../tests/it/common/mosquitto.rs"]
 mod mosquitto;
 #[allow(dead_code)]
-#[path = "../../tests/common/process.rs"]
+#[path = "../../tests/it/common/process.rs"]
 mod process;
 #[allow(dead_code)]
-#[path = "../../tests/common/relay.rs"]
+#[path = "../../tests/it/common/relay.rs"]
 mod relay;
 
 mod probe;

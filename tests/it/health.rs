@@ -3,13 +3,11 @@
 //! in it and raises `clock_unsynced` once per spell, and the log format
 //! suits where the log goes.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const CARD: &str = "62E3086CED";

@@ -5,12 +5,10 @@
 //! kept, and an invalid file or one that changes what needs a restart is
 //! refused with the old readers still working.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const CARD: &str = "62E3086CED";

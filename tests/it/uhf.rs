@@ -2,11 +2,9 @@
 //! UHFReader288 on a pseudo-terminal answers the real `custodyd`'s
 //! commands, and the custody events are checked at a real Mosquitto.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// The SGTIN-96 of reference 2.3 and its pure-identity URI.
 const EPC: &str = "3074257BF7194E4000001A85";

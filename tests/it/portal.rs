@@ -3,11 +3,9 @@
 //! sequences, to the real daemon; the custody events are checked at a real
 //! Mosquitto.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const A0_INVENTORY: u8 = 0x89;

@@ -3,12 +3,10 @@
 //! daemon's GPIO socket, the door sensor is driven there, and the events
 //! are what arrives at the broker.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use custodyd::demo::cage::{cage_gate_config, BUZZER, GREEN, LOCK, RED};
 use serde_json::Value;
 

@@ -2,12 +2,10 @@
 //! `custodyd` binary, a real Mosquitto, and assertions on what the broker
 //! delivered.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const CARD: &str = "62E3086CED";
 

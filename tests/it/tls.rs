@@ -5,14 +5,12 @@
 //! The tests' subscribers use the broker's plain listener: what they see is
 //! what the broker accepted over TLS.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
 
 const CARD: &str = "62E3086CED";
 

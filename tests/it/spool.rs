@@ -4,13 +4,11 @@
 //! event written is either delivered or reported in a `spool_overflow` alarm,
 //! and `seq` stays gap-free.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(90);
 

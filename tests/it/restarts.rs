@@ -8,13 +8,11 @@
 //! through redb's storage seam, is in `power_loss.rs`; the read window
 //! left open by a kill in `portal.rs`.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Held across the kill.
 const HELD: &str = "62E3086CED";

@@ -2,9 +2,7 @@
 //! request gets one reply on `cmd-reply/{command}` with its `id`, and bad
 //! requests get an error reply, never a crash.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_answers_and_bad_requests_get_error_replies() {

@@ -4,11 +4,9 @@
 //! GPIO), and each pass summary reconciles the pickup so far; the pickup
 //! survives a restart between its passes.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const A0_INVENTORY: u8 = 0x89;

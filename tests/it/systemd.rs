@@ -3,12 +3,10 @@
 //! Unix datagram socket bound by the test standing in for systemd's
 //! `NOTIFY_SOCKET`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio::net::UnixDatagram;

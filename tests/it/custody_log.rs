@@ -4,13 +4,11 @@
 //! event, or adding a checkpoint signed by another key, makes it fail and
 //! name the `seq`.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use custodyd::audit::{chain, checkpoint, DeviceKey};
 
 /// `mosquitto_sub -v` on every topic of the test gateway, into a file.

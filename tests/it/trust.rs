@@ -3,11 +3,9 @@
 //! changes nothing (the lock stays shut) and raises `untrusted_message`
 //! at the gateway's own location, naming the topic and why.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::common::*;
 use custodyd::demo::cage::{cage_gate_config, LOCK};
 use serde_json::Value;
 

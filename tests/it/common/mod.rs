@@ -1,6 +1,6 @@
 //! Shared harness for custodyd's integration tests: real parts, no mocks.
 //!
-//! Every test file includes it with `mod common;` and gets:
+//! Every test module uses it (`use crate::common::*;`) and gets:
 //!
 //! - [`Mosquitto`]: a real broker on a free loopback port that can be killed
 //!   and restarted on the same port, optionally with a [`TlsListener`] too;

@@ -2,12 +2,10 @@
 //! stops the others: through the real daemon, a scanner on a pty and a real
 //! Mosquitto (with an ACL file, or a packet limit).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use custodyd::demo::cage::cage_gate_config;
 use serde_json::Value;
 

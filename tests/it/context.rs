@@ -3,12 +3,10 @@
 //! barcodes on a serial scanner, the context stamped on every scan, context
 //! events on `context/{location}`, and the context kept across a restart.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use custodyd::demo::station::badge_reader_config;
 use serde_json::Value;
 

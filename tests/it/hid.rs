@@ -3,11 +3,9 @@
 //! a virtual keyboard made through `/dev/uinput` (where the machine has it:
 //! skipped, saying so, where it does not).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use evdev::KeyCode;
 
 const GS1_SCAN: &str = "]C10112345678901231\u{1d}10ABC";
