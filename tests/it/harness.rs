@@ -1,4 +1,4 @@
-//! Self-test of the integration-test harness in `tests/common`: if these
+//! Self-test of the integration-test harness in `tests/it/common`: if these
 //! fail, the other integration tests cannot be trusted.
 
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};

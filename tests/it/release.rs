@@ -41,7 +41,7 @@ fn cage_config(
             "kind = \"cage_gate\"\nstation = true\n",
         );
     }
-    // These tests are about the gate's decisions; tests/trust.rs signs.
+    // These tests are about the gate's decisions; the `trust` tests sign.
     gateway_config(url, data_dir)
         + &sim_gpio_config(socket)
         + &location

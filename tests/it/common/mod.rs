@@ -29,11 +29,6 @@
 //! flaky or slow. The one deliberate exception is
 //! [`Subscriber::assert_quiet_for`], whose window *is* the thing measured.
 
-// Each test file compiles its own copy of this module and uses a subset of
-// it; without this every helper (and re-export) that one file does not use
-// would warn there, and clippy runs with -D warnings.
-#![allow(dead_code, unused_imports)]
-
 mod central;
 mod certs;
 mod daemon;
@@ -63,7 +58,7 @@ pub use setup::*;
 pub use uinput::VirtualScanner;
 
 // The simulated UHF reader is the library's, shared with `custodyd demo`.
-pub use custodyd::demo::uhf::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
+pub use custodyd::demo::uhf::{chafon_frame, Command, Kind, ReaderSim, SimTag};
 
 use std::time::{Duration, Instant};
 
