@@ -71,7 +71,7 @@ async fn rig(link: Mode) -> Rig {
     let scanner = Arc::new(Pty::open());
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
+        gateway_config(&link.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     Rig {
         daemon,

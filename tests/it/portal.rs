@@ -41,40 +41,30 @@ fn inside(n: u8) -> SimTag {
     tag(n, 2, -60)
 }
 
-/// Dock door 1 between the yard and receiving: an R2000 reader on `path`
-/// with antenna 1 outside and antenna 2 inside; `extra` adds keys to the
-/// location.
-fn door(path: &std::path::Path, extra: &str) -> String {
-    let direction = "order_margin = \"500ms\"\nstatic_after = \"4s\"\nrssi_floor = -90\n";
-    dock_door("1s", &(direction.to_string() + extra))
-        + &format!(
-            r#"
-[[readers]]
-name = "door1-uhf"
-location = "dock-door-1"
-path = "{}"
-protocol = "uhf-a0"
-antennas = [1, 2]
-sides = {{ 1 = "outside", 2 = "inside" }}
-"#,
-            path.display()
-        )
+/// Dock door 1 between the yard and receiving, for direction.
+fn door() -> Location {
+    dock_door(secs(1))
+        .order_margin(ms(500))
+        .static_after(secs(4))
+        .rssi_floor(-90.0)
 }
 
 type Door = UhfDoor;
 
 /// The door reading all the time.
 async fn start() -> Door {
-    start_with("").await
+    start_with(door()).await
 }
 
-/// The door with `extra` location keys, and the simulated GPIO on
-/// [`gpio_socket`]; health every second.
-async fn start_with(extra: &str) -> Door {
+/// `location` with an R2000 reader, antenna 1 outside and antenna 2
+/// inside, and the simulated GPIO on [`gpio_socket`]; health every second.
+async fn start_with(location: Location) -> Door {
+    let antennas = [(1, Some(Side::Outside)), (2, Some(Side::Inside))];
     UhfDoor::start(Kind::A0, |url, daemon, path| {
         fast_health(url, &daemon.data_dir())
-            + &sim_gpio_config(&gpio_socket(daemon))
-            + &door(path, extra)
+            .sim_gpio(&gpio_socket(daemon))
+            .location(location)
+            .reader(door_uhf(path, Protocol::UhfA0).antennas(&antennas))
     })
     .await
 }
@@ -216,13 +206,13 @@ const INNER: u8 = 27;
 /// The door with read windows (quiet_after 1 s, two empty windows make a
 /// silent reader), its sensors on the simulated GPIO.
 async fn gated() -> (Door, SimPins) {
-    let window = format!(
-        "beams = {{ outer = {{ pin = {OUTER}, active = \"high\", pull = \"down\" }}, \
-         inner = {{ pin = {INNER}, active = \"high\", pull = \"down\" }} }}\n\
-         window = {{ trigger = {{ pin = {TRIGGER}, active = \"high\", pull = \"down\" }}, \
-         quiet_after = \"1s\", max_window = \"20s\", silent_after = 2 }}"
-    );
-    let door = start_with(&window).await;
+    let sensor = |pin| InputPin::new(pin, ActiveLevel::High).pull(Pull::Down);
+    let window = Window::new()
+        .trigger(sensor(TRIGGER))
+        .quiet_after(secs(1))
+        .max_window(secs(20))
+        .silent_after(2);
+    let door = start_with(door().beams(sensor(OUTER), sensor(INNER)).window(window)).await;
     let pins = SimPins::connect(&gpio_socket(&door.daemon)).await;
     (door, pins)
 }
@@ -365,7 +355,8 @@ async fn the_read_window_works_after_a_reload() {
     pins.set(TRIGGER, false).await;
     d.pass(1).await;
     d.daemon.rewrite_config(
-        &d.config
+        d.config
+            .to_string()
             .replace("max_window = \"20s\"", "max_window = \"30s\""),
     );
     d.daemon.signal(nix::sys::signal::Signal::SIGHUP);

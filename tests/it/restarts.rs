@@ -68,7 +68,7 @@ async fn across(stop: Stop) {
     let door = Arc::new(Pty::open());
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "2s")),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(2)),
     );
     wait_reader(&sub, "door1-em", "up").await;
 

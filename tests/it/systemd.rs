@@ -114,7 +114,7 @@ async fn start_with(
         daemon.set_env("WATCHDOG_USEC", usec);
     }
     let config = gateway_config(&broker.url(), &daemon.data_dir());
-    daemon.spawn(&(config + &door_with_em4100(door.path(), "3s")));
+    daemon.spawn(config.door_with_em4100(door.path(), secs(3)));
     (broker, door, daemon)
 }
 

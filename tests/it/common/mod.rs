@@ -46,7 +46,7 @@ mod uinput;
 pub use central::Central;
 pub use certs::{Issued, Pki};
 pub use daemon::Daemon;
-pub use gpio::{pulsed, sim_gpio_config, SimPins};
+pub use gpio::{pulsed, SimPins};
 pub use health::{fast_health, health_where};
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::{Mosquitto, TlsListener};
@@ -61,6 +61,16 @@ pub use uinput::VirtualScanner;
 pub use custodyd::demo::uhf::{chafon_frame, Command, Kind, ReaderSim, SimTag};
 
 use std::time::{Duration, Instant};
+
+/// `n` seconds, for the configurations tests build.
+pub const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// `n` milliseconds, likewise.
+pub const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 
 /// The default deadline for "this should happen soon": far longer than it
 /// takes on an idle machine, so a miss means it is not happening.
