@@ -17,8 +17,8 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 use super::{
-    ActiveLevel, GpioBackend, LocationKind, MqttVersion, Protocol, Pull, ReadMode, ReaderKind,
-    ReaderRole, Side, Terminator, UnknownAsset,
+    ActiveLevel, ByteSize, GpioBackend, LocationKind, MqttVersion, Protocol, Pull, ReadMode,
+    ReaderKind, ReaderRole, Side, Terminator, UnknownAsset,
 };
 
 /// A duration as the file spells it (`"1s 500ms"`).
@@ -111,6 +111,11 @@ impl ConfigBuilder {
     /// `gpio.debounce`.
     pub fn gpio_debounce(self, debounce: Duration) -> Self {
         self.section_key("gpio", "debounce", duration(debounce))
+    }
+
+    /// `spool.max_bytes`.
+    pub fn spool_max_bytes(self, max: ByteSize) -> Self {
+        self.section_key("spool", "max_bytes", max.to_string())
     }
 
     /// `[trust]`: central's public key `key_id` (base64).
@@ -494,6 +499,7 @@ mod tests {
                     .reconnect(Duration::from_millis(50), Duration::from_millis(1500)),
             )
             .gpio_sim(&dir.path().join("gpio.sock"))
+            .spool_max_bytes(ByteSize(64 << 10))
             .allow_unsigned()
             .location(
                 Location::dock_door("door", "yard", "receiving")
@@ -536,6 +542,7 @@ mod tests {
         assert_eq!(config.gateway.health_interval, Duration::from_secs(1));
         assert_eq!(config.mqtt.protocol, MqttVersion::V311);
         assert_eq!(config.mqtt.reconnect_max, Duration::from_millis(1500));
+        assert_eq!(config.spool.max_bytes, ByteSize(64 << 10));
         let door = &config.locations[0];
         assert_eq!(door.departure_timeout, Duration::from_millis(1500));
         assert_eq!(door.rssi_floor, Some(-90.0));

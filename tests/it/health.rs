@@ -201,14 +201,7 @@ fn log_line(args: &[&str], journal: Option<bool>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("custodyd.toml");
     let data = dir.path().join("data");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nsite = \"s\"\nname = \"g\"\ndata_dir = \"{}\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, ConfigBuilder::new("s", "g", &data).to_string()).unwrap();
     let stderr = dir.path().join("stderr");
     let file = std::fs::File::create(&stderr).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_custodyd"));

@@ -559,7 +559,7 @@ async fn outputs_are_safe_at_start_up_and_after_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_whose_event_cannot_be_committed_keeps_the_gate_locked() {
     // The spool table after the gate table's keys.
-    let small_spool = |c: ConfigBuilder| c.section_key("spool", "max_bytes", "64KiB");
+    let small_spool = |c: ConfigBuilder| c.spool_max_bytes(ByteSize(64 << 10));
     // A persistent session: what the daemon delivers right after the broker
     // is back is queued for the subscriber even before it has reconnected.
     let mut cage = Cage::start_with(

@@ -81,7 +81,7 @@ async fn station_behind_a_refusing_link(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
     let (_broker, sub, link, scanner, mut daemon) =
-        station_behind_a_refusing_link(|c| c.section_key("spool", "max_bytes", "64KiB")).await;
+        station_behind_a_refusing_link(|c| c.spool_max_bytes(ByteSize(64 << 10))).await;
     // About 115 events of ~560 bytes fit in 64 KiB: 300 overflow it.
     scan_codes(&scanner, 0..300).await;
     wait_until(LONG, "the spool to fill up", || {

@@ -8,7 +8,9 @@ use std::time::Duration;
 pub use custodyd::config::builder::{
     duration, ConfigBuilder, Gate, InputPin, Keys, Location, Mqtt, Reader, Window,
 };
-pub use custodyd::config::{ActiveLevel, Protocol, Pull, ReadMode, Side, Terminator, UnknownAsset};
+pub use custodyd::config::{
+    ActiveLevel, ByteSize, Protocol, Pull, ReadMode, Side, Terminator, UnknownAsset,
+};
 
 use super::{publish, Daemon, Kind, Message, Mosquitto, Pty, ReaderSim, Subscriber, PATIENCE};
 
