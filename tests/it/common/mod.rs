@@ -17,7 +17,9 @@
 //!   commands on a [`Pty`];
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
 //! - [`SimPins`]: the daemon's simulated GPIO, driven and watched;
-//! - [`gateway_config`] and friends: configuration snippets and frames;
+//! - [`gateway_config`], [`TestSite`] and friends: the test site's
+//!   configuration, built with `custodyd::config::builder` (durations as
+//!   [`secs`] and [`ms`]), and frames;
 //! - [`fast_health`] and [`health_where`]: health samples every second;
 //! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
 //!   `event_id`, checked for gaps and for duplicates that are not

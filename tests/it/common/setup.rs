@@ -1,5 +1,6 @@
-//! Configuration snippets, topic names and frames shared by the tests, so
-//! each test states only what is particular to it.
+//! The test site's configuration (built with `custodyd::config::builder`),
+//! topic names and frames shared by the tests, so each test states only what
+//! is particular to it.
 
 use std::path::Path;
 use std::sync::Arc;
