@@ -3,6 +3,7 @@
 //! sequences, to the real daemon; the custody events are checked at a real
 //! Mosquitto.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -56,15 +57,21 @@ async fn start() -> Door {
     start_with(door()).await
 }
 
-/// `location` with an R2000 reader, antenna 1 outside and antenna 2
-/// inside, and the simulated GPIO on [`gpio_socket`]; health every second.
-async fn start_with(location: Location) -> Door {
+/// The door at `location` with an R2000 reader on `path`, antenna 1
+/// outside and antenna 2 inside, and the simulated GPIO on
+/// [`gpio_socket`]; health every second.
+fn door_config(url: &str, daemon: &Daemon, path: &Path, location: Location) -> ConfigBuilder {
     let antennas = [(1, Some(Side::Outside)), (2, Some(Side::Inside))];
+    fast_health(url, &daemon.data_dir())
+        .sim_gpio(&gpio_socket(daemon))
+        .location(location)
+        .reader(door_uhf(path, Protocol::UhfA0).antennas(&antennas))
+}
+
+/// The door at `location` (see [`door_config`]), its reader up.
+async fn start_with(location: Location) -> Door {
     UhfDoor::start(Kind::A0, |url, daemon, path| {
-        fast_health(url, &daemon.data_dir())
-            .sim_gpio(&gpio_socket(daemon))
-            .location(location)
-            .reader(door_uhf(path, Protocol::UhfA0).antennas(&antennas))
+        door_config(url, daemon, path, location)
     })
     .await
 }
@@ -203,16 +210,21 @@ const TRIGGER: u8 = 22;
 const OUTER: u8 = 17;
 const INNER: u8 = 27;
 
-/// The door with read windows (quiet_after 1 s, two empty windows make a
-/// silent reader), its sensors on the simulated GPIO.
-async fn gated() -> (Door, SimPins) {
+/// The door with read windows (quiet_after 1 s, closed after `max_window`
+/// at the latest, two empty windows make a silent reader).
+fn gated_door(max_window: Duration) -> Location {
     let sensor = |pin| InputPin::new(pin, ActiveLevel::High).pull(Pull::Down);
     let window = Window::new()
         .trigger(sensor(TRIGGER))
         .quiet_after(secs(1))
-        .max_window(secs(20))
+        .max_window(max_window)
         .silent_after(2);
-    let door = start_with(door().beams(sensor(OUTER), sensor(INNER)).window(window)).await;
+    door().beams(sensor(OUTER), sensor(INNER)).window(window)
+}
+
+/// [`gated_door`], its sensors on the simulated GPIO.
+async fn gated() -> (Door, SimPins) {
+    let door = start_with(gated_door(secs(20))).await;
     let pins = SimPins::connect(&gpio_socket(&door.daemon)).await;
     (door, pins)
 }
@@ -354,11 +366,9 @@ async fn the_read_window_works_after_a_reload() {
     d.open_window(&mut pins, TRIGGER).await;
     pins.set(TRIGGER, false).await;
     d.pass(1).await;
-    d.daemon.rewrite_config(
-        d.config
-            .to_string()
-            .replace("max_window = \"20s\"", "max_window = \"30s\""),
-    );
+    let longer = gated_door(secs(30));
+    d.daemon
+        .rewrite_config(door_config(&d.broker.url(), &d.daemon, &d.path, longer));
     d.daemon.signal(nix::sys::signal::Signal::SIGHUP);
     wait_until(PATIENCE, "the daemon to reload", || {
         d.daemon.log().contains("reloaded")

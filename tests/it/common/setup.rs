@@ -2,7 +2,7 @@
 //! topic names and frames shared by the tests, so each test states only what
 //! is particular to it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,12 +203,12 @@ pub async fn ask(
 /// A door whose UHF reader `door1-uhf` is a simulated one (recording the
 /// commands it gets), read by the daemon, with the reader up.
 pub struct UhfDoor {
-    pub _broker: Mosquitto,
+    pub broker: Mosquitto,
     pub sub: Subscriber,
     pub sim: ReaderSim,
     pub daemon: Daemon,
-    /// The configuration the daemon was started with.
-    pub config: ConfigBuilder,
+    /// The reader's device.
+    pub path: PathBuf,
 }
 
 impl UhfDoor {
@@ -223,15 +223,14 @@ impl UhfDoor {
         let pty = Arc::new(Pty::open());
         let sim = ReaderSim::start_recording(kind, pty.clone());
         let mut daemon = Daemon::new();
-        let config = config(&broker.url(), &daemon, pty.path());
-        daemon.spawn(&config);
+        daemon.spawn(config(&broker.url(), &daemon, pty.path()));
         wait_reader(&sub, "door1-uhf", "up").await;
         UhfDoor {
-            _broker: broker,
+            broker,
             sub,
             sim,
             daemon,
-            config,
+            path: pty.path().to_path_buf(),
         }
     }
 }
