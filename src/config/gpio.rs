@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use humantime::format_duration;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::names::entry_label;
 use super::validate::Errors;
@@ -90,7 +90,7 @@ impl Default for GpioConfig {
 
 /// The electrical level at which an input means "yes" (door open, beam
 /// broken).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActiveLevel {
     High,
@@ -98,7 +98,7 @@ pub enum ActiveLevel {
 }
 
 /// The pin's internal bias resistor.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pull {
     /// An opto-coupler's open collector or a switch to ground needs it.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::topic::Naming;
 
 mod audit;
+pub mod builder;
 mod duration;
 mod gate;
 mod gateway;

@@ -2,11 +2,7 @@
 //! UHFReader288 on a pseudo-terminal answers the real `custodyd`'s
 //! commands, and the custody events are checked at a real Mosquitto.
 
-mod common;
-
-use std::path::Path;
-
-use common::*;
+use crate::common::*;
 
 /// The SGTIN-96 of reference 2.3 and its pure-identity URI.
 const EPC: &str = "3074257BF7194E4000001A85";
@@ -33,28 +29,6 @@ fn tag_on(antenna: u8) -> Vec<SimTag> {
     }]
 }
 
-/// A dock door with one UHF reader `door1-uhf` on `path`.
-fn door_with_uhf(path: &Path, protocol: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "dock-door-1"
-kind = "dock_door"
-outside_zone = "yard"
-inside_zone = "receiving"
-departure_timeout = "2s"
-
-[[readers]]
-name = "door1-uhf"
-location = "dock-door-1"
-path = "{}"
-protocol = "{protocol}"
-{extra}
-"#,
-        path.display()
-    )
-}
-
 /// Waits for the first `transition` of the SGTIN tag; returns it and every
 /// message so far.
 async fn first(sub: &Subscriber, transition: &str) -> (serde_json::Value, Vec<Message>) {
@@ -65,10 +39,12 @@ async fn first(sub: &Subscriber, transition: &str) -> (serde_json::Value, Vec<Me
 }
 
 /// Broker, subscriber, simulated reader and the daemon driving it, with
-/// the reader up.
-async fn door(kind: Kind, protocol: &str, extra: &str) -> UhfDoor {
+/// the reader up; `keys` adds to the reader's table.
+async fn door(kind: Kind, protocol: Protocol, keys: impl FnOnce(Reader) -> Reader) -> UhfDoor {
     UhfDoor::start(kind, |url, daemon, path| {
-        gateway_config(url, &daemon.data_dir()) + &door_with_uhf(path, protocol, extra)
+        gateway_config(url, &daemon.data_dir())
+            .location(dock_door(secs(2)))
+            .reader(keys(door_uhf(path, protocol)))
     })
     .await
 }
@@ -91,7 +67,10 @@ fn a0_rounds_on(commands: &[Command], antenna: u8) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_r2000_tag_arrives_as_its_sgtin_and_departs_when_no_longer_reported() {
-    let d = door(Kind::A0, "uhf-a0", "antennas = [1, 2]").await;
+    let d = door(Kind::A0, Protocol::UhfA0, |r| {
+        r.antennas(&[(1, None), (2, None)])
+    })
+    .await;
     d.sim.set_tags(tag_on(2));
     let (arrived, _) = first(&d.sub, "arrived").await;
     assert_eq!(arrived["asset"]["raw"], EPC);
@@ -132,7 +111,10 @@ async fn an_r2000_tag_arrives_as_its_sgtin_and_departs_when_no_longer_reported()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_and_target_use_the_customized_session_inventory() {
-    let d = door(Kind::A0, "uhf-a0", "session = 1\ntarget = \"B\"").await;
+    let d = door(Kind::A0, Protocol::UhfA0, |r| {
+        r.set("session", 1).set("target", "B")
+    })
+    .await;
     d.sim.set_tags(tag_on(1));
     first(&d.sub, "arrived").await;
     // One antenna: selected once after the reset, then rounds only.
@@ -154,7 +136,10 @@ async fn session_and_target_use_the_customized_session_inventory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_antenna_is_logged_once_and_the_other_antennas_keep_reading() {
-    let d = door(Kind::A0, "uhf-a0", "antennas = [1, 2]").await;
+    let d = door(Kind::A0, Protocol::UhfA0, |r| {
+        r.antennas(&[(1, None), (2, None)])
+    })
+    .await;
     d.sim.set_missing(&[1]);
     d.sim.set_tags(tag_on(2));
     first(&d.sub, "arrived").await;
@@ -194,11 +179,10 @@ async fn wait_health(sub: &Subscriber, health: serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_answering_is_reset_then_reopened_and_reads_again() {
-    let mut d = door(
-        Kind::A0,
-        "uhf-a0",
-        "antennas = [1, 2]\nreply_timeout = \"300ms\"",
-    )
+    let mut d = door(Kind::A0, Protocol::UhfA0, |r| {
+        r.antennas(&[(1, None), (2, None)])
+            .set("reply_timeout", duration(ms(300)))
+    })
     .await;
     wait_commands(&d.sim, "a few rounds", |c| a0_rounds_on(c, 1) >= 3).await;
     let from_msg = d.sub.messages().len();
@@ -244,7 +228,10 @@ async fn a_chafon_288_tag_arrives_through_multi_frame_answers_and_departs() {
     reference.extend_from_slice(&[0xB1, 0xA5]);
     assert_eq!(chafon_frame(0x01, 0x03, &tag_0313), reference);
 
-    let d = door(Kind::Chafon288, "chafon", "antennas = [1, 2]").await;
+    let d = door(Kind::Chafon288, Protocol::Chafon, |r| {
+        r.antennas(&[(1, None), (2, None)])
+    })
+    .await;
     d.sim.set_missing(&[1]);
     d.sim.set_tags(tag_on(2));
     let (arrived, _) = first(&d.sub, "arrived").await;
@@ -280,7 +267,10 @@ async fn a_chafon_288_tag_arrives_through_multi_frame_answers_and_departs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_chafon_reader_is_reported_down_and_reopened() {
-    let d = door(Kind::Chafon288, "chafon", "reply_timeout = \"300ms\"").await;
+    let d = door(Kind::Chafon288, Protocol::Chafon, |r| {
+        r.set("reply_timeout", duration(ms(300)))
+    })
+    .await;
     let from_cmd = d.sim.commands().len();
     d.sim.set_silent(true);
     wait_until(PATIENCE, "the port to be reopened", || {
@@ -301,7 +291,10 @@ async fn a_silent_chafon_reader_is_reported_down_and_reopened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_whose_every_antenna_fails_is_not_polled_in_a_tight_loop() {
-    let mut d = door(Kind::A0, "uhf-a0", "reply_timeout = \"300ms\"").await;
+    let mut d = door(Kind::A0, Protocol::UhfA0, |r| {
+        r.set("reply_timeout", duration(ms(300)))
+    })
+    .await;
     d.sim.set_missing(&[1]);
     let rounds = |c: &[Command]| c.iter().filter(|c| c.cmd == A0_INVENTORY).count();
     let from = rounds(&d.sim.commands());

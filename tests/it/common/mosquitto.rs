@@ -100,6 +100,7 @@ impl Mosquitto {
     /// Like [`Mosquitto::start`], but without mosquitto's per-message debug
     /// log, which would cost the broker more than the traffic itself: for
     /// measurements (the load harness).
+    #[allow(dead_code)] // the load harness's alone (examples/load includes this file)
     pub async fn start_quiet() -> Self {
         Self::start_with(false, &["error", "warning", "notice", "information"], None).await
     }
@@ -121,11 +122,6 @@ impl Mosquitto {
     /// [`Subscriber::connect_persistent`]: super::Subscriber::connect_persistent
     pub async fn start_persistent() -> Self {
         Self::start_with(true, LOG_ALL, None).await
-    }
-
-    /// The broker's tempdir.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     async fn start_with(
@@ -184,7 +180,8 @@ impl Mosquitto {
         format!("mqtts://127.0.0.1:{}", self.tls_port)
     }
 
-    /// The broker process, while it runs.
+    /// The broker process, while it runs (the load harness samples its CPU).
+    #[allow(dead_code)] // the load harness's alone (examples/load includes this file)
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }

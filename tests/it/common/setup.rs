@@ -1,101 +1,92 @@
-//! Configuration snippets, topic names and frames shared by the tests, so
-//! each test states only what is particular to it.
+//! The test site's configuration (built with `custodyd::config::builder`),
+//! topic names and frames shared by the tests, so each test states only what
+//! is particular to it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+
+pub use custodyd::config::builder::{
+    duration, ConfigBuilder, Gate, InputPin, Keys, Location, Mqtt, Reader, Window,
+};
+pub use custodyd::config::{
+    ActiveLevel, ByteSize, Protocol, Pull, ReadMode, Side, Terminator, UnknownAsset,
+};
 
 use super::{publish, Daemon, Kind, Message, Mosquitto, Pty, ReaderSim, Subscriber, PATIENCE};
 
 /// Topic prefix of the gateway that [`gateway_config`] configures.
 pub const GW: &str = "itad/test-site/gw-1";
 
-/// `[gateway]` and `[mqtt]` with fast reconnects, so outages end quickly.
-pub fn gateway_config(url: &str, data_dir: &Path) -> String {
-    format!(
-        r#"
-[gateway]
-site = "test-site"
-name = "gw-1"
-data_dir = "{}"
-
-[mqtt]
-url = "{url}"
-keep_alive = "2s"
-reconnect_min = "50ms"
-reconnect_max = "500ms"
-"#,
-        data_dir.display()
-    )
+/// The test gateway on the broker at `url`, with fast reconnects so outages
+/// end quickly.
+pub fn gateway_config(url: &str, data_dir: &Path) -> ConfigBuilder {
+    let mqtt = Mqtt::new(url)
+        .keep_alive(Duration::from_secs(2))
+        .reconnect(Duration::from_millis(50), Duration::from_millis(500));
+    ConfigBuilder::new("test-site", "gw-1", data_dir).mqtt(mqtt)
 }
 
-/// `dock-door-1`, a door from the yard to receiving; `extra` adds keys.
-pub fn dock_door(departure_timeout: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "dock-door-1"
-kind = "dock_door"
-outside_zone = "yard"
-inside_zone = "receiving"
-departure_timeout = "{departure_timeout}"
-{extra}
-"#
-    )
+/// `dock-door-1`, a door from the yard to receiving.
+pub fn dock_door(departure_timeout: Duration) -> Location {
+    Location::dock_door("dock-door-1", "yard", "receiving").departure_timeout(departure_timeout)
 }
 
-/// A dock door with an EM4100 reader on `path`.
-pub fn door_with_em4100(path: &Path, departure_timeout: &str) -> String {
-    dock_door(departure_timeout, "")
-        + &format!(
-            r#"
-[[readers]]
-name = "door1-em"
-location = "dock-door-1"
-path = "{}"
-protocol = "em4100"
-"#,
-            path.display()
-        )
+/// `door1-em`, an EM4100 reader at `dock-door-1` on `path`.
+pub fn door_em4100(path: &Path) -> Reader {
+    Reader::serial("door1-em", "dock-door-1", path, Protocol::Em4100)
 }
 
-/// A scan station with a line-oriented barcode scanner on `path`.
-pub fn station_with_scanner(path: &Path) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "scan-station-1"
-kind = "scan_station"
-
-[[readers]]
-name = "station1-scan"
-location = "scan-station-1"
-path = "{}"
-protocol = "ascii-line"
-mode = "scan"
-terminator = "cr"
-"#,
-        path.display()
-    )
+/// `door1-uhf`, a UHF reader at `dock-door-1` on `path`.
+pub fn door_uhf(path: &Path, protocol: Protocol) -> Reader {
+    Reader::serial("door1-uhf", "dock-door-1", path, protocol)
 }
 
-/// A scan station with a USB keyboard-wedge scanner on `path`; `extra` adds
-/// keys to the reader (`reopen_max = "200ms"`, ...).
-pub fn station_with_hid_scanner(path: &Path, extra: &str) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "scan-station-2"
-kind = "scan_station"
+/// `station2-hid`, a USB keyboard-wedge scanner at `scan-station-2` on `path`.
+pub fn hid_scanner(path: &Path) -> Reader {
+    Reader::hid("station2-hid", "scan-station-2", path)
+}
 
-[[readers]]
-name = "station2-hid"
-location = "scan-station-2"
-kind = "hid"
-path = "{}"
-{extra}
-"#,
-        path.display()
-    )
+/// The shapes most tests are made of, added to a configuration.
+pub trait TestSite: Sized {
+    /// `dock-door-1` with [`door_em4100`] on `path`.
+    fn door_with_em4100(self, path: &Path, departure_timeout: Duration) -> Self;
+    /// `scan-station-1` with `station1-scan`, a line-oriented barcode
+    /// scanner on `path`.
+    fn station_with_scanner(self, path: &Path) -> Self;
+    /// `scan-station-2` with `scanner` ([`hid_scanner`] and its keys).
+    fn station_with_hid_scanner(self, scanner: Reader) -> Self;
+    /// `[gpio]` on the simulator at `socket`, with a short debounce.
+    fn sim_gpio(self, socket: &Path) -> Self;
+}
+
+impl TestSite for ConfigBuilder {
+    fn door_with_em4100(self, path: &Path, departure_timeout: Duration) -> Self {
+        self.location(dock_door(departure_timeout))
+            .reader(door_em4100(path))
+    }
+
+    fn station_with_scanner(self, path: &Path) -> Self {
+        self.location(Location::scan_station("scan-station-1"))
+            .reader(station_scanner(path))
+    }
+
+    fn station_with_hid_scanner(self, scanner: Reader) -> Self {
+        self.location(Location::scan_station("scan-station-2"))
+            .reader(scanner)
+    }
+
+    fn sim_gpio(self, socket: &Path) -> Self {
+        self.gpio_sim(socket)
+            .gpio_debounce(Duration::from_millis(10))
+    }
+}
+
+/// `station1-scan`, the line scanner of [`TestSite::station_with_scanner`].
+pub fn station_scanner(path: &Path) -> Reader {
+    Reader::serial("station1-scan", "scan-station-1", path, Protocol::AsciiLine)
+        .mode(ReadMode::Scan)
+        .terminator(Terminator::Cr)
 }
 
 pub use custodyd::demo::em4100_frame;
@@ -212,32 +203,34 @@ pub async fn ask(
 /// A door whose UHF reader `door1-uhf` is a simulated one (recording the
 /// commands it gets), read by the daemon, with the reader up.
 pub struct UhfDoor {
-    pub _broker: Mosquitto,
+    pub broker: Mosquitto,
     pub sub: Subscriber,
     pub sim: ReaderSim,
     pub daemon: Daemon,
-    /// The configuration file's text.
-    pub config: String,
+    /// The reader's device.
+    pub path: PathBuf,
 }
 
 impl UhfDoor {
-    /// `config` writes the configuration file's text, given the broker's
-    /// URL, the daemon (for its directories) and the reader's path.
-    pub async fn start(kind: Kind, config: impl FnOnce(&str, &Daemon, &Path) -> String) -> Self {
+    /// `config` builds the configuration, given the broker's URL, the
+    /// daemon (for its directories) and the reader's path.
+    pub async fn start(
+        kind: Kind,
+        config: impl FnOnce(&str, &Daemon, &Path) -> ConfigBuilder,
+    ) -> Self {
         let broker = Mosquitto::start().await;
         let sub = Subscriber::connect(&broker.url(), "itad/#").await;
         let pty = Arc::new(Pty::open());
         let sim = ReaderSim::start_recording(kind, pty.clone());
         let mut daemon = Daemon::new();
-        let config = config(&broker.url(), &daemon, pty.path());
-        daemon.spawn(&config);
+        daemon.spawn(config(&broker.url(), &daemon, pty.path()));
         wait_reader(&sub, "door1-uhf", "up").await;
         UhfDoor {
-            _broker: broker,
+            broker,
             sub,
             sim,
             daemon,
-            config,
+            path: pty.path().to_path_buf(),
         }
     }
 }

@@ -3,11 +3,10 @@
 //! sequences, to the real daemon; the custody events are checked at a real
 //! Mosquitto.
 
-mod common;
-
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const A0_INVENTORY: u8 = 0x89;
@@ -43,40 +42,36 @@ fn inside(n: u8) -> SimTag {
     tag(n, 2, -60)
 }
 
-/// Dock door 1 between the yard and receiving: an R2000 reader on `path`
-/// with antenna 1 outside and antenna 2 inside; `extra` adds keys to the
-/// location.
-fn door(path: &std::path::Path, extra: &str) -> String {
-    let direction = "order_margin = \"500ms\"\nstatic_after = \"4s\"\nrssi_floor = -90\n";
-    dock_door("1s", &(direction.to_string() + extra))
-        + &format!(
-            r#"
-[[readers]]
-name = "door1-uhf"
-location = "dock-door-1"
-path = "{}"
-protocol = "uhf-a0"
-antennas = [1, 2]
-sides = {{ 1 = "outside", 2 = "inside" }}
-"#,
-            path.display()
-        )
+/// Dock door 1 between the yard and receiving, for direction.
+fn door() -> Location {
+    dock_door(secs(1))
+        .order_margin(ms(500))
+        .static_after(secs(4))
+        .rssi_floor(-90.0)
 }
 
 type Door = UhfDoor;
 
 /// The door reading all the time.
 async fn start() -> Door {
-    start_with("").await
+    start_with(door()).await
 }
 
-/// The door with `extra` location keys, and the simulated GPIO on
+/// The door at `location` with an R2000 reader on `path`, antenna 1
+/// outside and antenna 2 inside, and the simulated GPIO on
 /// [`gpio_socket`]; health every second.
-async fn start_with(extra: &str) -> Door {
+fn door_config(url: &str, daemon: &Daemon, path: &Path, location: Location) -> ConfigBuilder {
+    let antennas = [(1, Some(Side::Outside)), (2, Some(Side::Inside))];
+    fast_health(url, &daemon.data_dir())
+        .sim_gpio(&gpio_socket(daemon))
+        .location(location)
+        .reader(door_uhf(path, Protocol::UhfA0).antennas(&antennas))
+}
+
+/// The door at `location` (see [`door_config`]), its reader up.
+async fn start_with(location: Location) -> Door {
     UhfDoor::start(Kind::A0, |url, daemon, path| {
-        fast_health(url, &daemon.data_dir())
-            + &sim_gpio_config(&gpio_socket(daemon))
-            + &door(path, extra)
+        door_config(url, daemon, path, location)
     })
     .await
 }
@@ -215,16 +210,21 @@ const TRIGGER: u8 = 22;
 const OUTER: u8 = 17;
 const INNER: u8 = 27;
 
-/// The door with read windows (quiet_after 1 s, two empty windows make a
-/// silent reader), its sensors on the simulated GPIO.
+/// The door with read windows (quiet_after 1 s, closed after `max_window`
+/// at the latest, two empty windows make a silent reader).
+fn gated_door(max_window: Duration) -> Location {
+    let sensor = |pin| InputPin::new(pin, ActiveLevel::High).pull(Pull::Down);
+    let window = Window::new()
+        .trigger(sensor(TRIGGER))
+        .quiet_after(secs(1))
+        .max_window(max_window)
+        .silent_after(2);
+    door().beams(sensor(OUTER), sensor(INNER)).window(window)
+}
+
+/// [`gated_door`], its sensors on the simulated GPIO.
 async fn gated() -> (Door, SimPins) {
-    let window = format!(
-        "beams = {{ outer = {{ pin = {OUTER}, active = \"high\", pull = \"down\" }}, \
-         inner = {{ pin = {INNER}, active = \"high\", pull = \"down\" }} }}\n\
-         window = {{ trigger = {{ pin = {TRIGGER}, active = \"high\", pull = \"down\" }}, \
-         quiet_after = \"1s\", max_window = \"20s\", silent_after = 2 }}"
-    );
-    let door = start_with(&window).await;
+    let door = start_with(gated_door(secs(20))).await;
     let pins = SimPins::connect(&gpio_socket(&door.daemon)).await;
     (door, pins)
 }
@@ -366,10 +366,9 @@ async fn the_read_window_works_after_a_reload() {
     d.open_window(&mut pins, TRIGGER).await;
     pins.set(TRIGGER, false).await;
     d.pass(1).await;
-    d.daemon.rewrite_config(
-        &d.config
-            .replace("max_window = \"20s\"", "max_window = \"30s\""),
-    );
+    let longer = gated_door(secs(30));
+    d.daemon
+        .rewrite_config(door_config(&d.broker.url(), &d.daemon, &d.path, longer));
     d.daemon.signal(nix::sys::signal::Signal::SIGHUP);
     wait_until(PATIENCE, "the daemon to reload", || {
         d.daemon.log().contains("reloaded")

@@ -3,12 +3,10 @@
 //! changes nothing (the lock stays shut) and raises `untrusted_message`
 //! at the gateway's own location, naming the topic and why.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
-use custodyd::demo::cage::{cage_gate_config, LOCK};
+use crate::common::*;
+use custodyd::demo::cage::{cage, gate, release_scanner, LOCK};
 use serde_json::Value;
 
 // The relay board is active low: 0 energises the lock relay (open).
@@ -30,14 +28,14 @@ struct Gate {
 impl Gate {
     /// Broker, daemon and gate with central's key; `retained` (topic,
     /// payload) are published retained before the daemon starts.
-    async fn start(trust_extra: &str, gate_extra: &str) -> Gate {
-        Self::start_with(Central::new(), trust_extra, gate_extra, &[]).await
+    async fn start() -> Gate {
+        Self::start_with(Central::new(), |c| c, &[]).await
     }
 
+    /// Likewise with what `extra` adds to the configuration.
     async fn start_with(
         central: Central,
-        trust_extra: &str,
-        gate_extra: &str,
+        extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
         retained: &[(String, String)],
     ) -> Gate {
         let broker = Mosquitto::start().await;
@@ -48,13 +46,12 @@ impl Gate {
         let scanner = Pty::open();
         let mut daemon = Daemon::new();
         let socket = daemon.dir().join("gpio.sock");
-        let gate = format!("unlock_pulse = \"1s\"\ndeny_signal = \"1s\"\n{gate_extra}");
-        daemon.spawn(
-            &(gateway_config(&broker.url(), &daemon.data_dir())
-                + &sim_gpio_config(&socket)
-                + &cage_gate_config(scanner.path(), &gate)
-                + &central.trust_config(trust_extra)),
-        );
+        let gate = gate().unlock_pulse(secs(1)).deny_signal(secs(1));
+        let config = gateway_config(&broker.url(), &daemon.data_dir())
+            .sim_gpio(&socket)
+            .location(cage(gate))
+            .reader(release_scanner(scanner.path()));
+        daemon.spawn(extra(central.trust(config)));
         let pins = SimPins::connect(&socket).await;
         wait_reader(&sub, "cage1-scan", "up").await;
         Gate {
@@ -125,7 +122,7 @@ fn unlock_body(id: &str, operator: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_copied_and_stale_release_entries_change_nothing() {
-    let mut gate = Gate::start("", "").await;
+    let mut gate = Gate::start().await;
     let c = &gate.central;
     let t = |asset: &str| format!("{POLICY}/{asset}");
     let granted = c.sign(&t("A-1"), r#"{"released":true}"#);
@@ -189,7 +186,7 @@ async fn forged_copied_and_stale_release_entries_change_nothing() {
 /// gateway is stopped; the broker hands it over at the next subscription.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_published_while_stopped_is_honoured_after_start() {
-    let mut gate = Gate::start("", "").await;
+    let mut gate = Gate::start().await;
     let topic = format!("{POLICY}/A-1");
     let grant = gate.central.sign(&topic, r#"{"released":true}"#);
     gate.policy("A-1", &grant).await;
@@ -213,7 +210,10 @@ async fn a_revocation_published_while_stopped_is_honoured_after_start() {
     assert!(!gate.lock_opened_since(mark), "revoked while stopped");
 }
 
-const OPERATORS: &str = "\n[operators]\n\"62E3086CED\" = \"op-ann\"\n";
+/// The operator the signed commands name.
+fn operators(config: ConfigBuilder) -> ConfigBuilder {
+    config.operator("62E3086CED", "op-ann")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_run_only_signed_fresh_once_by_a_known_operator_and_never_retained() {
@@ -221,8 +221,7 @@ async fn commands_run_only_signed_fresh_once_by_a_known_operator_and_never_retai
     // Retained before the daemon starts: delivered with the retain flag at
     // every subscription, so it would run at each restart and reconnect.
     let retained = central.sign(UNLOCK, &unlock_body("r-1", "op-ann"));
-    let mut gate =
-        Gate::start_with(central, OPERATORS, "", &[(UNLOCK.to_string(), retained)]).await;
+    let mut gate = Gate::start_with(central, operators, &[(UNLOCK.to_string(), retained)]).await;
     gate.untrusted(UNLOCK, "retained").await;
     let mark = gate.pins.mark();
 
@@ -315,7 +314,7 @@ async fn an_expiring_release_is_refused_while_the_clock_is_unsynchronised() {
         &topic,
         &format!(r#"{{"released":true,"expires_at":"{expires}"}}"#),
     );
-    let mut gate = Gate::start_with(central, "", "", &[(topic, entry)]).await;
+    let mut gate = Gate::start_with(central, |c| c, &[(topic, entry)]).await;
     gate.daemon.set_clock_synced(false);
     wait_until(PATIENCE, "the entry is stored", || {
         gate.daemon.log().contains("release policy entry")

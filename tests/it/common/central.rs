@@ -1,8 +1,9 @@
 //! Central's side of signed control messages, for tests: a key pair made
-//! per test, the gateway's `[trust]` table, and envelopes signed with it.
+//! per test, its key in the gateway's `[trust]`, and envelopes signed with it.
 
 use std::time::{Duration, SystemTime};
 
+use custodyd::config::builder::ConfigBuilder;
 use custodyd::trust::keys::SigningKey;
 use custodyd::trust::sign::sign;
 
@@ -17,13 +18,9 @@ impl Central {
         }
     }
 
-    /// `[trust]` with this central's public key; `extra` lines follow.
-    pub fn trust_config(&self, extra: &str) -> String {
-        format!(
-            "\n[trust]\ncentral_keys = {{ {:?} = {:?} }}\n{extra}\n",
-            self.key.key_id,
-            self.key.public_base64()
-        )
+    /// Adds this central's public key to the gateway's `[trust]`.
+    pub fn trust(&self, config: ConfigBuilder) -> ConfigBuilder {
+        config.central_key(&self.key.key_id, &self.key.public_base64())
     }
 
     /// `inner` signed for `topic`, issued now (commands valid for a minute).

@@ -4,13 +4,11 @@
 //! event, or adding a checkpoint signed by another key, makes it fail and
 //! name the `seq`.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use custodyd::audit::{chain, checkpoint, DeviceKey};
 
 /// `mosquitto_sub -v` on every topic of the test gateway, into a file.
@@ -150,8 +148,8 @@ async fn a_capture_over_a_kill_9_verifies_and_every_tampering_is_named() {
     let capture = Capture::start(&broker, daemon.dir()).await;
     let scanner = Pty::open();
     let config = gateway_config(&broker.url(), &daemon.data_dir())
-        + &station_with_scanner(scanner.path())
-        + "\n[audit]\ncheckpoint_interval = \"1s\"\n";
+        .station_with_scanner(scanner.path())
+        .checkpoint_interval(secs(1));
     daemon.spawn(&config);
     let up = "\"station1-scan\":{\"state\":\"up\"}";
     wait_until(PATIENCE, "the scanner is up", || {
@@ -278,7 +276,7 @@ async fn a_device_key_that_cannot_be_read_stops_the_start_and_is_left_alone() {
     let mut daemon = Daemon::new();
     let config = gateway_config(&broker.url(), &daemon.data_dir());
     let config_file = daemon.dir().join("custodyd.toml");
-    fs::write(&config_file, &config).unwrap();
+    fs::write(&config_file, config.to_string()).unwrap();
     let (code, _, err) = custodyd(&["key", "show", "--config", config_file.to_str().unwrap()]);
     assert_ne!(code, 0);
     assert!(err.contains("no device key"), "{err}");
@@ -305,8 +303,7 @@ async fn a_key_missing_after_events_is_made_anew_and_the_log_says_so() {
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_scanner(scanner.path())),
+        gateway_config(&broker.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     wait_reader(&sub, "station1-scan", "up").await;
     scanner.write(b"ASSET-1\r").await;

@@ -5,24 +5,22 @@
 //! kept, and an invalid file or one that changes what needs a restart is
 //! refused with the old readers still working.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 
 const CARD: &str = "62E3086CED";
 const LABEL: &str = "ASSET-000123";
 
-fn door_config(daemon: &Daemon, broker: &Mosquitto, door: &Pty) -> String {
-    gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "2s")
+fn door_config(daemon: &Daemon, broker: &Mosquitto, door: &Pty) -> ConfigBuilder {
+    gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(2))
 }
 
 async fn start(broker: &Mosquitto, sub: &Subscriber, door: &Pty) -> Daemon {
     let mut daemon = Daemon::new();
-    daemon.spawn(&door_config(&daemon, broker, door));
+    daemon.spawn(door_config(&daemon, broker, door));
     wait_reader(sub, "door1-em", "up").await;
     daemon
 }
@@ -68,9 +66,8 @@ async fn a_reload_command_adds_a_reader_and_keeps_what_is_in_the_field() {
         .await;
 
     // The card stays in the field while the readers are restarted.
-    daemon.rewrite_config(
-        &(door_config(&daemon, &broker, &door) + &station_with_scanner(station.path())),
-    );
+    daemon
+        .rewrite_config(door_config(&daemon, &broker, &door).station_with_scanner(station.path()));
     let reply = ask(&broker, &sub, "reload", r#"{"id":"r-1"}"#, "r-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(
@@ -108,8 +105,7 @@ async fn sighup_reloads_replacing_one_reader_by_another() {
     let mut daemon = start(&broker, &sub, &door).await;
 
     daemon.rewrite_config(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_scanner(station.path())),
+        gateway_config(&broker.url(), &daemon.data_dir()).station_with_scanner(station.path()),
     );
     daemon.signal(Signal::SIGHUP);
     wait_until(PATIENCE, "the daemon to reload", || {
@@ -139,7 +135,7 @@ async fn a_bad_file_is_refused_and_the_running_readers_keep_working() {
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
     let mut daemon = start(&broker, &sub, &door).await;
-    let good = door_config(&daemon, &broker, &door);
+    let good = door_config(&daemon, &broker, &door).to_string();
 
     // Invalid: a reader at a location that does not exist.
     let invalid = good.clone()
@@ -172,7 +168,7 @@ protocol = "em4100"
     assert!(daemon.log().contains("readers[1] (door2-em).location"));
 
     // Valid, but a change only a restart applies.
-    daemon.rewrite_config(&good.replace("name = \"gw-1\"", "name = \"gw-2\""));
+    daemon.rewrite_config(good.replace("name = \"gw-1\"", "name = \"gw-2\""));
     let reply = ask(&broker, &sub, "reload", r#"{"id":"bad-2"}"#, "bad-2").await;
     assert_eq!(reply["ok"], false, "{reply}");
     let error = reply["error"].as_str().unwrap();

@@ -10,14 +10,6 @@ use custodyd::gpio::SimClient;
 
 use super::PATIENCE;
 
-/// `[gpio]` for the simulated backend on `socket`.
-pub fn sim_gpio_config(socket: &Path) -> String {
-    format!(
-        "\n[gpio]\nbackend = \"sim\"\nsim_socket = \"{}\"\ndebounce = \"10ms\"\n",
-        socket.display()
-    )
-}
-
 /// A connection to the daemon's simulated pins.
 pub struct SimPins {
     client: SimClient,

@@ -86,11 +86,6 @@ impl Ledger {
         self.max_seq
     }
 
-    /// Deliveries beyond the first of each `seq` so far.
-    pub fn duplicates(&self) -> usize {
-        self.duplicates
-    }
-
     /// The `seq`s of events for asset `id`, in order of first delivery.
     pub fn seqs_of_asset(&self, id: &str) -> &[u64] {
         self.seqs_of_asset.get(id).map_or(&[], Vec::as_slice)

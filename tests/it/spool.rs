@@ -4,13 +4,11 @@
 //! event written is either delivered or reported in a `spool_overflow` alarm,
 //! and `seq` stays gap-free.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const LONG: Duration = Duration::from_secs(90);
 
@@ -67,25 +65,23 @@ fn scans(msgs: &[Message]) -> usize {
 /// A scan station's daemon (plus `extra` configuration) whose broker is
 /// behind a relay that refuses it for now, and a subscriber at the broker.
 async fn station_behind_a_refusing_link(
-    extra: &str,
+    extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
 ) -> (Mosquitto, Subscriber, Relay, Pty, Daemon) {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let link = Relay::start(broker.port(), Mode::Refuse).await;
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
-    daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir())
-            + &station_with_scanner(scanner.path())
-            + extra),
-    );
+    daemon.spawn(extra(
+        gateway_config(&link.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
+    ));
     (broker, sub, link, scanner, daemon)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_spool_counts_and_reports_what_it_could_not_keep_and_recovers() {
     let (_broker, sub, link, scanner, mut daemon) =
-        station_behind_a_refusing_link("\n[spool]\nmax_bytes = \"64KiB\"\n").await;
+        station_behind_a_refusing_link(|c| c.spool_max_bytes(ByteSize(64 << 10))).await;
     // About 115 events of ~560 bytes fit in 64 KiB: 300 overflow it.
     scan_codes(&scanner, 0..300).await;
     wait_until(LONG, "the spool to fill up", || {
@@ -191,7 +187,7 @@ async fn a_full_filesystem_is_survived_counted_and_reported_once_space_returns()
         return;
     };
     daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
+        gateway_config(&link.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     scan_codes(&scanner, 0..20).await;
     wait_until(LONG, "the first events to be spooled", || {
@@ -235,8 +231,7 @@ async fn an_unreadable_spool_is_moved_aside_and_the_daemon_runs_on() {
     // Where the lost spool had reserved seq numbers up to.
     std::fs::write(daemon.data_dir().join("spool.seq"), "5000\n").unwrap();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_scanner(scanner.path())),
+        gateway_config(&broker.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
 
     let msgs = sub
@@ -284,7 +279,7 @@ fn committed_upto(log: &str) -> u64 {
 /// the same stream, and the first event says what was lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spool_deleted_or_emptied_while_stopped_numbers_on_and_says_so() {
-    let (_broker, sub, link, scanner, mut daemon) = station_behind_a_refusing_link("").await;
+    let (_broker, sub, link, scanner, mut daemon) = station_behind_a_refusing_link(|c| c).await;
     let spool = daemon.data_dir().join("spool.redb");
     let mut stream: Option<serde_json::Value> = None;
     for (round, emptied) in [(1u32, false), (2, true)] {
@@ -351,8 +346,7 @@ async fn with_spool_and_reservation_lost_a_new_stream_starts_and_no_seq_is_reuse
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_scanner(scanner.path())),
+        gateway_config(&broker.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     scan_codes(&scanner, 0..5).await;
     let msgs = sub.wait_for(|m| scans(m) == 5, PATIENCE).await;
@@ -388,7 +382,7 @@ async fn technicians_can_read_the_spool_of_a_stopped_daemon() {
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
+        gateway_config(&link.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     scan_codes(&scanner, 0..3).await;
     wait_until(PATIENCE, "three events spooled", || {

@@ -2,16 +2,16 @@
 //! request gets one reply on `cmd-reply/{command}` with its `id`, and bad
 //! requests get an error reply, never a crash.
 
-mod common;
+use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_answers_and_bad_requests_get_error_replies() {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let mut daemon = Daemon::new();
-    daemon.spawn(&gateway_config(&broker.url(), &daemon.data_dir()));
+    daemon.spawn(gateway_config(&broker.url(), &daemon.data_dir()));
     sub.wait_for(
         |m| {
             m.iter()
@@ -56,11 +56,15 @@ async fn ping_answers_and_bad_requests_get_error_replies() {
 const CARD: &str = "62E3086CED";
 
 /// A daemon with one EM4100 door reader, its status online and the reader up.
-async fn door_daemon(broker: &Mosquitto, sub: &Subscriber, door: &Pty, departure: &str) -> Daemon {
+async fn door_daemon(
+    broker: &Mosquitto,
+    sub: &Subscriber,
+    door: &Pty,
+    departure: Duration,
+) -> Daemon {
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &door_with_em4100(door.path(), departure)),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), departure),
     );
     wait_reader(sub, "door1-em", "up").await;
     daemon
@@ -71,7 +75,7 @@ async fn status_is_the_status_document_plus_uptime() {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
-    let _daemon = door_daemon(&broker, &sub, &door, "1s").await;
+    let _daemon = door_daemon(&broker, &sub, &door, secs(1)).await;
 
     let reply = ask(&broker, &sub, "status", r#"{"id":"s-1"}"#, "s-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
@@ -92,7 +96,7 @@ async fn inventory_lists_the_assets_present_now() {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
-    let _daemon = door_daemon(&broker, &sub, &door, "30s").await;
+    let _daemon = door_daemon(&broker, &sub, &door, secs(30)).await;
 
     let empty = ask(&broker, &sub, "inventory", r#"{"id":"i-0"}"#, "i-0").await;
     assert_eq!(
@@ -150,7 +154,7 @@ async fn a_command_flood_is_cut_down_and_the_daemon_keeps_working() {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
-    let daemon = door_daemon(&broker, &sub, &door, "1s").await;
+    let daemon = door_daemon(&broker, &sub, &door, secs(1)).await;
 
     let flood: Vec<Vec<u8>> = (0..200)
         .map(|i| format!(r#"{{"id":"flood-{i}"}}"#).into_bytes())

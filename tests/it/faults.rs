@@ -4,7 +4,7 @@
 //! What is proven, for each kind of fault: every event the daemon committed
 //! reaches a subscriber at least once, no `seq` is missing (1 to the highest
 //! all arrive), and every duplicate is a re-delivery (same `seq`, same
-//! `event_id`, same bytes). [`common::Ledger`] checks that, by `seq` and
+//! `event_id`, same bytes). [`Ledger`](crate::common::Ledger) checks that, by `seq` and
 //! `event_id`, as the messages arrive. The faults:
 //!
 //! - the daemon's link is cut (connections closed) and the broker itself is
@@ -25,13 +25,11 @@
 //! Every wait is on a condition with a generous deadline; the only sleeps
 //! pace the load or hold an outage open.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -73,7 +71,7 @@ async fn rig(link: Mode) -> Rig {
     let scanner = Arc::new(Pty::open());
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
+        gateway_config(&link.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     Rig {
         daemon,

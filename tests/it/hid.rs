@@ -3,11 +3,9 @@
 //! a virtual keyboard made through `/dev/uinput` (where the machine has it:
 //! skipped, saying so, where it does not).
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use evdev::KeyCode;
 
 const GS1_SCAN: &str = "]C10112345678901231\u{1d}10ABC";
@@ -20,9 +18,9 @@ async fn a_missing_hid_scanner_is_down_and_retried_while_the_other_readers_work(
     let mut daemon = Daemon::new();
     let missing = daemon.dir().join("usb-Datalogic_Scanner-event-kbd");
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_scanner(serial.path())
-            + &station_with_hid_scanner(&missing, "reopen_max = \"100ms\"")),
+        gateway_config(&broker.url(), &daemon.data_dir())
+            .station_with_scanner(serial.path())
+            .station_with_hid_scanner(hid_scanner(&missing).reopen_max(ms(100))),
     );
     wait_reader(&sub, "station1-scan", "up").await;
     wait_reader(&sub, "station2-hid", "down").await;
@@ -79,8 +77,8 @@ async fn a_virtual_keyboard_scans_through_the_real_device_and_survives_a_replug(
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_hid_scanner(scanner.path(), "reopen_max = \"200ms\"")),
+        gateway_config(&broker.url(), &daemon.data_dir())
+            .station_with_hid_scanner(hid_scanner(scanner.path()).reopen_max(ms(200))),
     );
     wait_reader(&sub, "station2-hid", "up").await;
     assert!(

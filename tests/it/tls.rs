@@ -5,34 +5,36 @@
 //! The tests' subscribers use the broker's plain listener: what they see is
 //! what the broker accepted over TLS.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use common::*;
+use crate::common::*;
+use custodyd::config::builder::path;
 
 const CARD: &str = "62E3086CED";
 
-/// `[mqtt]` keys for TLS, to follow [`gateway_config`] (whose last table is
-/// `[mqtt]`): the test CA, and a client certificate if given.
-fn tls_keys(pki: &Pki, client: Option<&Issued>) -> String {
-    let mut keys = format!("ca_file = {:?}\n", pki.ca_file());
-    if let Some(client) = client {
-        keys += &format!(
-            "client_cert_file = {:?}\nclient_key_file = {:?}\n",
-            client.cert, client.key
-        );
+/// `[mqtt]`'s TLS keys: the test CA, and a client certificate if given.
+fn with_tls(config: ConfigBuilder, pki: &Pki, client: Option<&Issued>) -> ConfigBuilder {
+    let config = config.section_key("mqtt", "ca_file", path(&pki.ca_file()));
+    match client {
+        Some(client) => config
+            .section_key("mqtt", "client_cert_file", path(&client.cert))
+            .section_key("mqtt", "client_key_file", path(&client.key)),
+        None => config,
     }
-    keys
 }
 
-/// The daemon's configuration: the broker at `url` with `mqtt_keys`, and a
-/// dock door whose reader is `door`.
-fn daemon_config(url: &str, daemon: &Daemon, mqtt_keys: &str, door: &Pty) -> String {
-    gateway_config(url, &daemon.data_dir()) + mqtt_keys + &door_with_em4100(door.path(), "1s")
+/// The daemon's configuration: the broker at `url` with what `mqtt` adds,
+/// and a dock door whose reader is `door`.
+fn daemon_config(
+    url: &str,
+    daemon: &Daemon,
+    mqtt: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    door: &Pty,
+) -> ConfigBuilder {
+    mqtt(gateway_config(url, &daemon.data_dir())).door_with_em4100(door.path(), secs(1))
 }
 
 fn custodyd(args: &[&str], config: &Path) -> Output {
@@ -67,10 +69,10 @@ async fn events_arrive_over_mutual_tls() {
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
     let mut daemon = Daemon::new();
-    daemon.spawn(&daemon_config(
+    daemon.spawn(daemon_config(
         &broker.tls_url(),
         &daemon,
-        &tls_keys(&pki, Some(&client)),
+        |c| with_tls(c, &pki, Some(&client)),
         &door,
     ));
     wait_reader(&sub, "door1-em", "up").await;
@@ -92,20 +94,24 @@ async fn events_arrive_over_mutual_tls() {
 /// A daemon that trusts `pki` but has no client certificate, against a
 /// broker whose certificate `pki` signed for `names`. The daemon must say why
 /// it is refused (`expected`, in its log), the broker must get nothing, and a
-/// card read meanwhile must stay spooled through a stop. Returns the broker
-/// and the stopped daemon.
+/// card read meanwhile must stay spooled through a stop. Returns the broker,
+/// the stopped daemon and its door reader.
 async fn refused_and_spooled(
     pki: &Pki,
     names: &[&str],
     require_certificate: bool,
     expected: &[&str],
-) -> (Mosquitto, Daemon) {
+) -> (Mosquitto, Daemon, Pty) {
     let broker = tls_broker(pki, names, require_certificate).await;
     let mut daemon = Daemon::new();
-    let config = gateway_config(&broker.tls_url(), &daemon.data_dir()) + &tls_keys(pki, None);
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
-    daemon.spawn(&(config + &door_with_em4100(door.path(), "1s")));
+    daemon.spawn(daemon_config(
+        &broker.tls_url(),
+        &daemon,
+        |c| with_tls(c, pki, None),
+        &door,
+    ));
     wait_until(PATIENCE, "the daemon logs the refusal", || {
         let log = daemon.log();
         expected.iter().all(|e| log.contains(e))
@@ -140,7 +146,7 @@ async fn refused_and_spooled(
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no depth in:\n{stats}"));
     assert!(depth >= 1, "the event did not stay spooled:\n{stats}");
-    (broker, daemon)
+    (broker, daemon, door)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +169,7 @@ async fn refuses_a_broker_whose_certificate_names_another_host() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_requiring_a_client_certificate_refuses_none_and_gets_the_events_once_given_one() {
     let pki = Pki::new();
-    let (broker, mut daemon) = refused_and_spooled(
+    let (broker, mut daemon, door) = refused_and_spooled(
         &pki,
         &["127.0.0.1"],
         true,
@@ -178,9 +184,12 @@ async fn a_broker_requiring_a_client_certificate_refuses_none_and_gets_the_event
     // Given a certificate, the same daemon delivers what it kept.
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let client = pki.client("gw-1", "gw-1");
-    let fixed = fs::read_to_string(daemon.dir().join("custodyd.toml"))
-        .unwrap()
-        .replace(&tls_keys(&pki, None), &tls_keys(&pki, Some(&client)));
+    let fixed = daemon_config(
+        &broker.tls_url(),
+        &daemon,
+        |c| with_tls(c, &pki, Some(&client)),
+        &door,
+    );
     daemon.spawn(&fixed);
     sub.wait_for(|m| !transitions(m, "arrived", CARD).is_empty(), PATIENCE)
         .await;
@@ -194,7 +203,8 @@ fn check_config_names_the_tls_key_at_fault() {
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("not.pem");
     fs::write(&not_pem, "hello\n").unwrap();
-    let base = gateway_config("mqtts://127.0.0.1:8883", dir.path());
+    // Deliberately broken files: text appended to the `[mqtt]` table, last.
+    let base = gateway_config("mqtts://127.0.0.1:8883", dir.path()).to_string();
     let path = dir.path().join("custodyd.toml");
     let cases: &[(String, &str, &str)] = &[
         (
@@ -242,7 +252,8 @@ fn check_config_names_the_tls_key_at_fault() {
         );
     }
 
-    fs::write(&path, base + &tls_keys(&pki, Some(&client))).unwrap();
+    let good = gateway_config("mqtts://127.0.0.1:8883", dir.path());
+    fs::write(&path, with_tls(good, &pki, Some(&client)).to_string()).unwrap();
     let out = custodyd(&["check-config"], &path);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -260,8 +271,11 @@ async fn the_password_is_never_shown_and_a_world_readable_file_is_warned_about()
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let door = Pty::open();
     let mut daemon = Daemon::new();
-    let login = format!("username = \"custodyd\"\npassword = \"{SECRET}\"\n");
-    let config = daemon_config(&broker.url(), &daemon, &login, &door);
+    let login = |c: ConfigBuilder| {
+        c.section_key("mqtt", "username", "custodyd")
+            .section_key("mqtt", "password", SECRET)
+    };
+    let config = daemon_config(&broker.url(), &daemon, login, &door).to_string();
     let path = daemon.dir().join("custodyd.toml");
     let set_mode = |mode: u32| {
         fs::write(&path, &config).unwrap();
@@ -318,10 +332,10 @@ struct Tail {
 }
 
 impl Tail {
-    fn spawn(config: &str, args: &[&str]) -> Self {
+    fn spawn(config: &ConfigBuilder, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("custodyd.toml");
-        fs::write(&path, config).unwrap();
+        fs::write(&path, config.to_string()).unwrap();
         let file = |name: &str| fs::File::create(dir.path().join(name)).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_custodyd"))
             .args(["tail", "--config"])
@@ -368,7 +382,11 @@ async fn tail_prints_a_custody_event_as_one_line_over_mutual_tls() {
     let broker = tls_broker(&pki, &["127.0.0.1"], true).await;
     let client = pki.client("gw-1", "gw-1");
     let scratch = tempfile::tempdir().unwrap();
-    let config = gateway_config(&broker.tls_url(), scratch.path()) + &tls_keys(&pki, Some(&client));
+    let config = with_tls(
+        gateway_config(&broker.tls_url(), scratch.path()),
+        &pki,
+        Some(&client),
+    );
     let tail = Tail::spawn(&config, &["--location", "dock-door-1"]);
     wait_until(PATIENCE, "tail has subscribed", || {
         tail.read("stderr").contains("subscribed")

@@ -1,6 +1,6 @@
 //! Shared harness for custodyd's integration tests: real parts, no mocks.
 //!
-//! Every test file includes it with `mod common;` and gets:
+//! Every test module uses it (`use crate::common::*;`) and gets:
 //!
 //! - [`Mosquitto`]: a real broker on a free loopback port that can be killed
 //!   and restarted on the same port, optionally with a [`TlsListener`] too;
@@ -17,7 +17,9 @@
 //!   commands on a [`Pty`];
 //! - [`Relay`]: a TCP relay that cuts the daemon's link to the broker;
 //! - [`SimPins`]: the daemon's simulated GPIO, driven and watched;
-//! - [`gateway_config`] and friends: configuration snippets and frames;
+//! - [`gateway_config`], [`TestSite`] and friends: the test site's
+//!   configuration, built with `custodyd::config::builder` (durations as
+//!   [`secs`] and [`ms`]), and frames;
 //! - [`fast_health`] and [`health_where`]: health samples every second;
 //! - [`check_delivery`] and [`Ledger`]: custody events by `seq` and
 //!   `event_id`, checked for gaps and for duplicates that are not
@@ -28,11 +30,6 @@
 //! the tests run on a loaded 2-core machine, so a fixed sleep would either be
 //! flaky or slow. The one deliberate exception is
 //! [`Subscriber::assert_quiet_for`], whose window *is* the thing measured.
-
-// Each test file compiles its own copy of this module and uses a subset of
-// it; without this every helper (and re-export) that one file does not use
-// would warn there, and clippy runs with -D warnings.
-#![allow(dead_code, unused_imports)]
 
 mod central;
 mod certs;
@@ -51,7 +48,7 @@ mod uinput;
 pub use central::Central;
 pub use certs::{Issued, Pki};
 pub use daemon::Daemon;
-pub use gpio::{pulsed, sim_gpio_config, SimPins};
+pub use gpio::{pulsed, SimPins};
 pub use health::{fast_health, health_where};
 pub use ledger::{check_delivery, Ledger, Report};
 pub use mosquitto::{Mosquitto, TlsListener};
@@ -63,9 +60,19 @@ pub use setup::*;
 pub use uinput::VirtualScanner;
 
 // The simulated UHF reader is the library's, shared with `custodyd demo`.
-pub use custodyd::demo::uhf::{a0_frame, chafon_frame, Command, Kind, ReaderSim, SimTag};
+pub use custodyd::demo::uhf::{chafon_frame, Command, Kind, ReaderSim, SimTag};
 
 use std::time::{Duration, Instant};
+
+/// `n` seconds, for the configurations tests build.
+pub const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// `n` milliseconds, likewise.
+pub const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
 
 /// The default deadline for "this should happen soon": far longer than it
 /// takes on an idle machine, so a miss means it is not happening.

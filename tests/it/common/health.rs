@@ -2,17 +2,15 @@
 //! for a sample.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{gateway_config, Subscriber, GW, PATIENCE};
+use super::{gateway_config, ConfigBuilder, Subscriber, GW, PATIENCE};
 
 /// The gateway with a one-second health interval.
-pub fn fast_health(url: &str, data_dir: &Path) -> String {
-    gateway_config(url, data_dir).replace(
-        "name = \"gw-1\"",
-        "name = \"gw-1\"\nhealth_interval = \"1s\"",
-    )
+pub fn fast_health(url: &str, data_dir: &Path) -> ConfigBuilder {
+    gateway_config(url, data_dir).health_interval(Duration::from_secs(1))
 }
 
 /// Waits for a health sample that satisfies `cond`; returns it.

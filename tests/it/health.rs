@@ -3,13 +3,11 @@
 //! in it and raises `clock_unsynced` once per spell, and the log format
 //! suits where the log goes.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const CARD: &str = "62E3086CED";
@@ -26,16 +24,12 @@ async fn health_counts_reads_drops_error_replies_and_invalid_scans() {
     let sim = ReaderSim::start(Kind::A0, uhf.clone());
     sim.set_missing(&[1]);
     let mut daemon = Daemon::new();
-    let uhf_reader = format!(
-        "\n[[readers]]\nname = \"door1-uhf\"\nlocation = \"dock-door-1\"\npath = \"{}\"\n\
-         protocol = \"uhf-a0\"\nantennas = [1, 2]\n",
-        uhf.path().display()
-    );
+    let uhf_reader = door_uhf(uhf.path(), Protocol::UhfA0).antennas(&[(1, None), (2, None)]);
     daemon.spawn(
-        &(fast_health(&broker.url(), &daemon.data_dir())
-            + &door_with_em4100(door.path(), "30s")
-            + &uhf_reader
-            + &station_with_scanner(station.path())),
+        fast_health(&broker.url(), &daemon.data_dir())
+            .door_with_em4100(door.path(), secs(30))
+            .reader(uhf_reader)
+            .station_with_scanner(station.path()),
     );
     for reader in ["door1-em", "door1-uhf", "station1-scan"] {
         wait_reader(&sub, reader, "up").await;
@@ -135,7 +129,7 @@ async fn an_unsynced_clock_is_alarmed_once_per_spell_and_shown_in_health() {
     let mut daemon = Daemon::new();
     daemon.set_clock_synced(false);
     daemon.spawn(
-        &(fast_health(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "1s")),
+        fast_health(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
     );
     let alarm_topic = format!("{GW}/alarm/gw-1");
     let clock_alarms = |m: &[Message]| {
@@ -207,14 +201,7 @@ fn log_line(args: &[&str], journal: Option<bool>) -> String {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("custodyd.toml");
     let data = dir.path().join("data");
-    std::fs::write(
-        &config,
-        format!(
-            "[gateway]\nsite = \"s\"\nname = \"g\"\ndata_dir = \"{}\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, ConfigBuilder::new("s", "g", &data).to_string()).unwrap();
     let stderr = dir.path().join("stderr");
     let file = std::fs::File::create(&stderr).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_custodyd"));

@@ -3,13 +3,11 @@
 //! daemon's GPIO socket, the door sensor is driven there, and the events
 //! are what arrives at the broker.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
-use custodyd::demo::cage::{cage_gate_config, BUZZER, GREEN, LOCK, RED};
+use crate::common::*;
+use custodyd::demo::cage::{cage, gate, release_scanner, BUZZER, GREEN, LOCK, RED};
 use serde_json::Value;
 
 // The relay board is active low: 0 on a pin means the relay is energised
@@ -22,32 +20,30 @@ const OUTPUTS: [u8; 4] = [LOCK, GREEN, RED, BUZZER];
 const CAGE: &str = "cage-1";
 const POLICY: &str = "itad/test-site/release";
 
-/// The demo's cage gate with a door sensor and short pulses; `gate_extra`
-/// adds keys to the gate table; `station`: the gate is a station too.
+/// The demo's cage gate with a door sensor and short pulses.
+fn test_gate() -> Gate {
+    let door = InputPin::new(DOOR, ActiveLevel::High).pull(Pull::Up);
+    gate()
+        .door_sensor(door)
+        .unlock_pulse(secs(1))
+        .deny_signal(secs(1))
+}
+
+/// The gateway with the gate at `location`, its scanner on `scanner` and
+/// the simulated GPIO on `socket`.
 fn cage_config(
     url: &str,
     data_dir: &Path,
     socket: &Path,
     scanner: &Path,
-    gate_extra: &str,
-    station: bool,
-) -> String {
-    let gate = format!(
-        "door_sensor = {{ pin = {DOOR}, active = \"high\", pull = \"up\" }}\n\
-         unlock_pulse = \"1s\"\ndeny_signal = \"1s\"\n{gate_extra}"
-    );
-    let mut location = cage_gate_config(scanner, &gate);
-    if station {
-        location = location.replace(
-            "kind = \"cage_gate\"\n",
-            "kind = \"cage_gate\"\nstation = true\n",
-        );
-    }
-    // These tests are about the gate's decisions; tests/trust.rs signs.
+    location: Location,
+) -> ConfigBuilder {
+    // These tests are about the gate's decisions; the `trust` tests sign.
     gateway_config(url, data_dir)
-        + &sim_gpio_config(socket)
-        + &location
-        + "\n[trust]\nallow_unsigned = true\n"
+        .sim_gpio(socket)
+        .location(location)
+        .reader(release_scanner(scanner))
+        .allow_unsigned()
 }
 
 /// Broker, subscriber, daemon, scanner and pins of one cage gate.
@@ -63,16 +59,18 @@ struct Cage {
 impl Cage {
     /// Starts everything with `policy` (asset key, payload) published
     /// retained first, and waits until the daemon has stored it.
-    async fn start(gate_extra: &str, policy: &[(&str, &str)]) -> Cage {
-        Self::start_with(Mosquitto::start().await, None, gate_extra, policy, false).await
+    async fn start(gate: Gate, policy: &[(&str, &str)]) -> Cage {
+        Self::start_with(Mosquitto::start().await, None, cage(gate), policy, |c| c).await
     }
 
+    /// Likewise with the gate at `location` and what `extra` adds to the
+    /// configuration.
     async fn start_with(
         broker: Mosquitto,
         persistent_sub: Option<&str>,
-        gate_extra: &str,
+        location: Location,
         policy: &[(&str, &str)],
-        station: bool,
+        extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
     ) -> Cage {
         let sub = match persistent_sub {
             Some(id) => Subscriber::connect_persistent(&broker.url(), "itad/#", id).await,
@@ -84,14 +82,13 @@ impl Cage {
         let scanner = Pty::open();
         let mut daemon = Daemon::new();
         let socket = daemon.dir().join("gpio.sock");
-        daemon.spawn(&cage_config(
+        daemon.spawn(extra(cage_config(
             &broker.url(),
             &daemon.data_dir(),
             &socket,
             scanner.path(),
-            gate_extra,
-            station,
-        ));
+            location,
+        )));
         let pins = SimPins::connect(&socket).await;
         let cage = Cage {
             broker,
@@ -186,7 +183,7 @@ fn switched_on(pins: &SimPins, pin: u8, mark: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_released_asset_opens_the_lock_for_a_pulse_with_green() {
     let mut cage = Cage::start(
-        "",
+        test_gate(),
         &[(
             "AB-1",
             r#"{"released":true,"reason":"wiped 2026-11-20","expires_at":"2099-01-01T00:00:00Z"}"#,
@@ -226,7 +223,7 @@ async fn refused_assets_keep_the_lock_shut_and_the_alarm_says_why() {
         ),
         ("GONE-1", r#"{"released":true}"#),
     ];
-    let mut cage = Cage::start("", &policy).await;
+    let mut cage = Cage::start(test_gate(), &policy).await;
     // Revoked by an empty retained message, while the daemon is online.
     publish(&cage.broker.url(), &format!("{POLICY}/GONE-1"), "", true).await;
     // Malformed messages change nothing: not even a good entry they follow.
@@ -285,7 +282,7 @@ async fn refused_assets_keep_the_lock_shut_and_the_alarm_says_why() {
 /// refused like any malformed one, and the gate keeps deciding.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiries_outside_1970_to_9999_are_refused_and_the_gate_keeps_deciding() {
-    let mut cage = Cage::start("", &[("OK-1", r#"{"released":true}"#)]).await;
+    let mut cage = Cage::start(test_gate(), &[("OK-1", r#"{"released":true}"#)]).await;
     for (asset, expiry) in [
         ("EARLY-1", "1970-01-01T00:00:00+01:00"),
         ("LATE-1", "9999-12-31T23:59:59-01:00"),
@@ -321,7 +318,7 @@ async fn expiries_outside_1970_to_9999_are_refused_and_the_gate_keeps_deciding()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_assets_are_denied_by_default() {
-    let mut cage = Cage::start("", &[]).await;
+    let mut cage = Cage::start(test_gate(), &[]).await;
     let mark = cage.pins.mark();
     cage.scan("NEVER-HEARD").await;
     let alarm = cage
@@ -339,7 +336,7 @@ async fn unknown_assets_are_denied_by_default() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_assets_are_let_out_where_configured_and_still_alarmed() {
-    let mut cage = Cage::start("unknown = \"allow\"", &[]).await;
+    let mut cage = Cage::start(test_gate().unknown(UnknownAsset::Allow), &[]).await;
     let mark = cage.pins.mark();
     cage.scan("NEVER-HEARD").await;
     let alarm = cage
@@ -364,7 +361,14 @@ async fn the_policy_learned_online_decides_while_the_broker_is_down() {
         ("KEEP-1", r#"{"released":true,"reason":"wiped"}"#),
         ("HOLD-1", r#"{"released":false}"#),
     ];
-    let mut cage = Cage::start_with(broker, Some("release-offline-sub"), "", &policy, false).await;
+    let mut cage = Cage::start_with(
+        broker,
+        Some("release-offline-sub"),
+        cage(test_gate()),
+        &policy,
+        |c| c,
+    )
+    .await;
 
     cage.daemon.terminate().await;
     // Stopped rather than killed only so that it keeps the subscriber's
@@ -401,7 +405,7 @@ async fn the_policy_learned_online_decides_while_the_broker_is_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_door_opened_while_locked_is_forced_but_not_while_unlocked() {
-    let mut cage = Cage::start("", &[]).await;
+    let mut cage = Cage::start(test_gate(), &[]).await;
     // The door contact (pull-up, high while open) starts closed.
     cage.pins.set(DOOR, false).await;
     wait_until(PATIENCE, "the door is seen closed", || {
@@ -464,7 +468,7 @@ async fn ask_unlock(cage: &Cage, body: &str, id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_override_unlocks_for_a_bounded_time_and_is_audited() {
-    let mut cage = Cage::start("override_max = \"3s\"", &[]).await;
+    let mut cage = Cage::start(test_gate().override_max(secs(3)), &[]).await;
     let mark = cage.pins.mark();
     for (body, id, why) in [
         (
@@ -529,7 +533,7 @@ async fn an_operator_override_unlocks_for_a_bounded_time_and_is_audited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_safe_at_start_up_and_after_sigterm() {
-    let mut cage = Cage::start("", &[]).await;
+    let mut cage = Cage::start(test_gate(), &[]).await;
     cage.outputs_claimed_off("at start-up").await;
 
     let reply = unlock(&cage, r#""duration":"60s""#, "u-1").await;
@@ -555,15 +559,15 @@ async fn outputs_are_safe_at_start_up_and_after_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_whose_event_cannot_be_committed_keeps_the_gate_locked() {
     // The spool table after the gate table's keys.
-    let small_spool = "\n[spool]\nmax_bytes = \"64KiB\"\n";
+    let small_spool = |c: ConfigBuilder| c.spool_max_bytes(ByteSize(64 << 10));
     // A persistent session: what the daemon delivers right after the broker
     // is back is queued for the subscriber even before it has reconnected.
     let mut cage = Cage::start_with(
         Mosquitto::start_persistent().await,
         Some("full-spool-sub"),
-        small_spool,
+        cage(test_gate()),
         &[("A-1", r#"{"released":true}"#)],
-        false,
+        small_spool,
     )
     .await;
     cage.broker.stop().await;
@@ -597,7 +601,7 @@ async fn a_grant_whose_event_cannot_be_committed_keeps_the_gate_locked() {
 /// before it opens the spool or connects, and logs how long that took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_are_locked_first_thing_after_kill_9_during_an_unlock() {
-    let mut cage = Cage::start("", &[]).await;
+    let mut cage = Cage::start(test_gate(), &[]).await;
     let reply = unlock(&cage, r#""duration":"60s""#, "u-1").await;
     assert_eq!(reply["ok"], true, "{reply}");
     cage.pins.wait_level(LOCK, ON).await;
@@ -625,7 +629,14 @@ async fn outputs_are_locked_first_thing_after_kill_9_during_an_unlock() {
 /// not touched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_station_refusal_at_the_gate_pulses_red_and_the_buzzer() {
-    let mut cage = Cage::start_with(Mosquitto::start().await, None, "", &[], true).await;
+    let mut cage = Cage::start_with(
+        Mosquitto::start().await,
+        None,
+        cage(test_gate()).station(true),
+        &[],
+        |c| c,
+    )
+    .await;
     let mark = cage.pins.mark();
     cage.scan("ACT:BOGUS").await;
     let alarm = cage.alarm("unknown_action", None).await;

@@ -2,13 +2,11 @@
 //! stops the others: through the real daemon, a scanner on a pty and a real
 //! Mosquitto (with an ACL file, or a packet limit).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::*;
-use custodyd::demo::cage::cage_gate_config;
+use crate::common::*;
+use custodyd::demo::cage::{cage, gate, release_scanner};
 use serde_json::Value;
 
 /// Every client may read everything, and the gateway may publish all but
@@ -21,8 +19,10 @@ const REFUSING_CUSTODY: &str = "topic read #\n\
 const OPEN: &str = "topic readwrite #\n";
 
 /// A scan station whose scanner takes lines of up to 10,000 characters.
-fn long_line_station(url: &str, daemon: &Daemon, scanner: &Path) -> String {
-    fast_health(url, &daemon.data_dir()) + &station_with_scanner(scanner) + "max_len = 10000\n"
+fn long_line_station(url: &str, daemon: &Daemon, scanner: &Path) -> ConfigBuilder {
+    fast_health(url, &daemon.data_dir())
+        .location(Location::scan_station("scan-station-1"))
+        .reader(station_scanner(scanner).max_len(10_000))
 }
 
 /// Alarms of `kind` among `msgs`.
@@ -54,9 +54,8 @@ async fn events_the_broker_refuses_stay_spooled_and_arrive_once_the_acl_is_fixed
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
-    daemon.spawn(
-        &(fast_health(&broker.url(), &daemon.data_dir()) + &station_with_scanner(scanner.path())),
-    );
+    daemon
+        .spawn(fast_health(&broker.url(), &daemon.data_dir()).station_with_scanner(scanner.path()));
     wait_reader(&sub, "station1-scan", "up").await;
 
     for i in 0..5 {
@@ -123,8 +122,7 @@ async fn refused_events_are_retried_and_arrive_in_order_once_the_broker_takes_th
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &station_with_scanner(scanner.path())),
+        gateway_config(&broker.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
     );
     wait_reader(&sub, "station1-scan", "up").await;
     for i in 0..3 {
@@ -163,7 +161,7 @@ async fn an_8000_character_scan_does_not_stop_the_scan_behind_it() {
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
-    daemon.spawn(&long_line_station(&broker.url(), &daemon, scanner.path()));
+    daemon.spawn(long_line_station(&broker.url(), &daemon, scanner.path()));
     wait_reader(&sub, "station1-scan", "up").await;
 
     let long = "L".repeat(8000);
@@ -184,7 +182,7 @@ async fn an_event_larger_than_the_broker_takes_goes_to_the_dead_letters() {
     let sub = Subscriber::connect(&broker.url(), "itad/#").await;
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
-    daemon.spawn(&long_line_station(&broker.url(), &daemon, scanner.path()));
+    daemon.spawn(long_line_station(&broker.url(), &daemon, scanner.path()));
     wait_reader(&sub, "station1-scan", "up").await;
 
     let long = "L".repeat(6000);
@@ -232,10 +230,11 @@ async fn a_large_retained_message_does_not_cut_the_link() {
     let mut daemon = Daemon::new();
     let socket = daemon.dir().join("gpio.sock");
     daemon.spawn(
-        &(fast_health(&broker.url(), &daemon.data_dir())
-            + &sim_gpio_config(&socket)
-            + &cage_gate_config(scanner.path(), "")
-            + "\n[trust]\nallow_unsigned = true\n"),
+        fast_health(&broker.url(), &daemon.data_dir())
+            .sim_gpio(&socket)
+            .location(cage(gate()))
+            .reader(release_scanner(scanner.path()))
+            .allow_unsigned(),
     );
     let _pins = SimPins::connect(&socket).await;
     wait_reader(&sub, "cage1-scan", "up").await;

@@ -8,13 +8,11 @@
 //! through redb's storage seam, is in `power_loss.rs`; the read window
 //! left open by a kill in `portal.rs`.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Held across the kill.
 const HELD: &str = "62E3086CED";
@@ -70,7 +68,7 @@ async fn across(stop: Stop) {
     let door = Arc::new(Pty::open());
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "2s")),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(2)),
     );
     wait_reader(&sub, "door1-em", "up").await;
 

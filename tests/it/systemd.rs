@@ -3,12 +3,10 @@
 //! Unix datagram socket bound by the test standing in for systemd's
 //! `NOTIFY_SOCKET`.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
 use tokio::net::UnixDatagram;
@@ -116,7 +114,7 @@ async fn start_with(
         daemon.set_env("WATCHDOG_USEC", usec);
     }
     let config = gateway_config(&broker.url(), &daemon.data_dir());
-    daemon.spawn(&(config + &door_with_em4100(door.path(), "3s")));
+    daemon.spawn(config.door_with_em4100(door.path(), secs(3)));
     (broker, door, daemon)
 }
 

@@ -3,13 +3,10 @@
 //! barcodes on a serial scanner, the context stamped on every scan, context
 //! events on `context/{location}`, and the context kept across a restart.
 
-mod common;
-
-use std::path::Path;
 use std::time::Duration;
 
-use common::*;
-use custodyd::demo::station::badge_reader_config;
+use crate::common::*;
+use custodyd::demo::station::badge_reader;
 use serde_json::Value;
 
 const STATION: &str = "scan-station-1";
@@ -18,26 +15,9 @@ const BOB: &str = "0A0B0C0D0E";
 const SSCC: &str = "]C100106141412345678908";
 const SSCC_ID: &str = "(00)106141412345678908";
 
-/// A scan station with a serial scanner on `scanner` and a badge reader on
-/// `badges`; `keys` adds keys to the location, `extra` whole tables.
-fn station(scanner: &Path, badges: &Path, keys: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "{STATION}"
-kind = "scan_station"
-{keys}
-
-[[readers]]
-name = "station1-scan"
-location = "{STATION}"
-path = "{}"
-protocol = "ascii-line"
-terminator = "cr"
-"#,
-        scanner.display(),
-    ) + &badge_reader_config("station1-badge", STATION, badges, "300ms")
-        + extra
+/// The scan station, for a test to add keys to.
+fn station() -> Location {
+    Location::scan_station(STATION)
 }
 
 /// Everything a test needs: broker, subscriber, the two readers, the daemon.
@@ -50,15 +30,20 @@ struct Station {
 }
 
 impl Station {
-    async fn start(keys: &str, extra: &str) -> Self {
+    /// `location` with a serial scanner and a badge reader; `extra` adds
+    /// what else the test needs.
+    async fn start(location: Location, extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Self {
         let broker = Mosquitto::start().await;
         let sub = Subscriber::connect(&broker.url(), "itad/#").await;
         let (scanner, badges) = (Pty::open(), Pty::open());
         let mut daemon = Daemon::new();
-        daemon.spawn(
-            &(gateway_config(&broker.url(), &daemon.data_dir())
-                + &station(scanner.path(), badges.path(), keys, extra)),
-        );
+        let badge_reader = badge_reader("station1-badge", STATION, badges.path(), ms(300));
+        daemon.spawn(extra(
+            gateway_config(&broker.url(), &daemon.data_dir())
+                .location(location)
+                .reader(station_scanner(scanner.path()))
+                .reader(badge_reader),
+        ));
         let s = Station {
             broker,
             sub,
@@ -151,7 +136,7 @@ fn s(text: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn badges_sign_operators_in_and_out_and_never_become_assets() {
-    let st = Station::start("", "[operators]\n\"62e3086ced\" = \"op-ann\"\n").await;
+    let st = Station::start(station(), |c| c.operator("62e3086ced", "op-ann")).await;
     st.tap(ANN).await;
     let e = st.context_event(1).await;
     assert_eq!(e["schema"], "custodyd.context.v1");
@@ -201,7 +186,7 @@ async fn badges_sign_operators_in_and_out_and_never_become_assets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inactivity_signs_the_operator_out() {
-    let st = Station::start("operator_timeout = \"2s\"", "").await;
+    let st = Station::start(station().operator_timeout(secs(2)), |c| c).await;
     st.tap(ANN).await;
     let signed_in = st.context_event(1).await;
     assert_eq!(signed_in["operator"], ANN, "published as read");
@@ -221,7 +206,7 @@ async fn inactivity_signs_the_operator_out() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_and_containers_are_set_stamped_cleared_and_refused() {
-    let st = Station::start("", "[station]\ncontainer_prefixes = [\"GAY-\"]\n").await;
+    let st = Station::start(station(), |c| c.container_prefixes(&["GAY-"])).await;
     st.tap(ANN).await;
     st.context_event(1).await;
 
@@ -287,7 +272,7 @@ async fn actions_and_containers_are_set_stamped_cleared_and_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_operator_refuses_scans_while_nobody_is_signed_in() {
-    let st = Station::start("require_operator = true", "").await;
+    let st = Station::start(station().require_operator(true), |c| c).await;
     st.scan("LAPTOP-0001").await;
     let a = st.alarm("operator_required", 1).await;
     assert_eq!(a["asset"]["id"], "LAPTOP-0001");
@@ -311,7 +296,7 @@ async fn require_operator_refuses_scans_while_nobody_is_signed_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_context_survives_a_restart_and_its_timeout_still_runs() {
-    let mut st = Station::start("operator_timeout = \"10s\"", "").await;
+    let mut st = Station::start(station().operator_timeout(secs(10)), |c| c).await;
     st.tap(ANN).await;
     st.scan("ACT:SHREDDED").await;
     st.scan("GAY-7").await;

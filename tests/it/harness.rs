@@ -1,12 +1,12 @@
-//! Self-test of the integration-test harness in `tests/common`: if these
+//! Self-test of the integration-test harness in `tests/it/common`: if these
 //! fail, the other integration tests cannot be trusted.
-
-mod common;
 
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::time::Duration;
 
-use common::{check_delivery, publish, wait_until, Message, Mosquitto, Pty, Subscriber, PATIENCE};
+use crate::common::{
+    check_delivery, publish, wait_until, Message, Mosquitto, Pty, Subscriber, PATIENCE,
+};
 use futures_util::FutureExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_serial::{SerialPortBuilderExt, SerialStream};

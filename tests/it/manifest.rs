@@ -4,11 +4,9 @@
 //! GPIO), and each pass summary reconciles the pickup so far; the pickup
 //! survives a restart between its passes.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const A0_INVENTORY: u8 = 0x89;
@@ -48,20 +46,15 @@ impl Door {
         let pty = Arc::new(Pty::open());
         let sim = ReaderSim::start_recording(Kind::A0, pty.clone());
         let mut daemon = Daemon::new();
-        let window = format!(
-            "window = {{ trigger = {{ pin = {EYE}, active = \"high\", pull = \"down\" }}, \
-             quiet_after = \"1s\" }}\nmanifest_timeout = \"10m\""
-        );
-        let reader = format!(
-            "\n[[readers]]\nname = \"door1-uhf\"\nlocation = \"dock-door-1\"\npath = \"{}\"\n\
-             protocol = \"uhf-a0\"\n",
-            pty.path().display()
-        );
+        let eye = InputPin::new(EYE, ActiveLevel::High).pull(Pull::Down);
+        let door = dock_door(secs(1))
+            .window(Window::new().trigger(eye).quiet_after(secs(1)))
+            .manifest_timeout(secs(600));
         daemon.spawn(
-            &(gateway_config(&broker.url(), &daemon.data_dir())
-                + &sim_gpio_config(&daemon.dir().join("gpio.sock"))
-                + &dock_door("1s", &window)
-                + &reader),
+            gateway_config(&broker.url(), &daemon.data_dir())
+                .sim_gpio(&daemon.dir().join("gpio.sock"))
+                .location(door)
+                .reader(door_uhf(pty.path(), Protocol::UhfA0)),
         );
         let door = Door {
             broker,

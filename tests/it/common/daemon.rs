@@ -1,5 +1,6 @@
 //! The real `custodyd` binary, run as `custodyd run --config <file>`.
 
+use std::fmt::Display;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -80,24 +81,24 @@ impl Daemon {
         dir
     }
 
-    /// Writes `config_toml` to `<tempdir>/custodyd.toml` and starts the
-    /// daemon with it (`RUST_LOG=custodyd=debug`, `NO_COLOR=1`, output to
-    /// [`Daemon::log`]).
-    pub fn spawn(&mut self, config_toml: &str) {
+    /// Writes `config_toml` (a built configuration, or text a test writes
+    /// by hand) to `<tempdir>/custodyd.toml` and starts the daemon with it
+    /// (`RUST_LOG=custodyd=debug`, `NO_COLOR=1`, output to [`Daemon::log`]).
+    pub fn spawn(&mut self, config_toml: impl Display) {
         let path = self.dir.path().join("custodyd.toml");
-        fs::write(&path, config_toml).expect("write custodyd.toml");
+        fs::write(&path, config_toml.to_string()).expect("write custodyd.toml");
         self.config = Some(path);
         self.restart();
     }
 
     /// Replaces the config file of a running daemon (which reads it again on
     /// a reload); [`Daemon::restart`] uses it too.
-    pub fn rewrite_config(&self, config_toml: &str) {
+    pub fn rewrite_config(&self, config_toml: impl Display) {
         let path = self
             .config
             .as_ref()
             .expect("spawn() before rewrite_config()");
-        fs::write(path, config_toml).expect("rewrite custodyd.toml");
+        fs::write(path, config_toml.to_string()).expect("rewrite custodyd.toml");
     }
 
     /// Sets an environment variable for the next start (and every one after).

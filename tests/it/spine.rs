@@ -2,12 +2,10 @@
 //! `custodyd` binary, a real Mosquitto, and assertions on what the broker
 //! delivered.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const CARD: &str = "62E3086CED";
 
@@ -48,7 +46,7 @@ async fn a_held_card_makes_one_arrived_and_one_departed() {
     let door = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "3s")),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(3)),
     );
     wait_reader(&sub, "door1-em", "up").await;
 
@@ -100,7 +98,7 @@ async fn a_frame_with_a_bad_checksum_publishes_nothing() {
     let door = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "1s")),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
     );
     wait_reader(&sub, "door1-em", "up").await;
 
@@ -131,7 +129,7 @@ async fn events_made_while_the_broker_is_unreachable_arrive_once_it_is_reachable
     let door = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&link.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "1s")),
+        gateway_config(&link.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
     );
     wait_until(
         PATIENCE,
@@ -176,16 +174,14 @@ struct Station {
     _daemon: Daemon,
 }
 
-async fn station(extra: &str) -> Station {
+async fn station(extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder) -> Station {
     let broker = Mosquitto::start().await;
     let sub = Subscriber::connect(&broker.url(), "#").await;
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
-    daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + extra
-            + &station_with_scanner(scanner.path())),
-    );
+    daemon.spawn(extra(
+        gateway_config(&broker.url(), &daemon.data_dir()).station_with_scanner(scanner.path()),
+    ));
     wait_reader(&sub, "station1-scan", "up").await;
     Station {
         _broker: broker,
@@ -197,7 +193,7 @@ async fn station(extra: &str) -> Station {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_barcode_full_of_topic_wildcards_is_published_intact_and_never_alters_a_topic() {
-    let Station { sub, scanner, .. } = &station("").await;
+    let Station { sub, scanner, .. } = &station(|c| c).await;
     scanner.write(b"AB/1#+\r").await;
     scanner.write(b"AB/1#+\r").await; // the scanner double-fires
     scanner.write(b"+/#\r").await;
@@ -227,8 +223,7 @@ async fn a_barcode_full_of_topic_wildcards_is_published_intact_and_never_alters_
 /// says how to read the data: the label's EPC URI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_framed_scan_with_an_aim_identifier_is_the_asset_it_names() {
-    let Station { sub, scanner, .. } =
-        &station("[identity]\ncompany_prefixes = [\"0614141\"]\n").await;
+    let Station { sub, scanner, .. } = &station(|c| c.company_prefixes(&["0614141"])).await;
     scanner.write(b"\x02]C0ASSET-0042\x03\r").await;
     scanner.write(b"\x02]C18004061414112345400\x03\r").await;
     let msgs = sub.wait_for(|m| custody(m).len() == 2, PATIENCE).await;
@@ -246,7 +241,7 @@ async fn sigterm_goes_offline_cleanly_and_seq_continues_after_restart() {
     let door = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "1s")),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
     );
     wait_reader(&sub, "door1-em", "up").await;
     door.write(&em4100_frame(CARD)).await;
@@ -302,9 +297,9 @@ async fn an_unplugged_reader_goes_down_and_comes_back_up_without_a_restart() {
     let scanner = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir())
-            + &door_with_em4100(door.path(), "1s")
-            + &station_with_scanner(scanner.path())),
+        gateway_config(&broker.url(), &daemon.data_dir())
+            .door_with_em4100(door.path(), secs(1))
+            .station_with_scanner(scanner.path()),
     );
     wait_reader(&sub, "door1-em", "up").await;
 
@@ -351,7 +346,8 @@ fn check_config(toml: &str) -> (i32, String) {
 fn every_kind_of_config_error_is_rejected_naming_its_key() {
     let dir = tempfile::tempdir().unwrap();
     let good = gateway_config("mqtt://127.0.0.1:1883", dir.path())
-        + &door_with_em4100(std::path::Path::new("/dev/ttyUSB0"), "5s");
+        .door_with_em4100(std::path::Path::new("/dev/ttyUSB0"), secs(5))
+        .to_string();
     let cases: &[(&str, &str, &str)] = &[
         ("unknown key", "keep_alive = \"2s\"", "keepalive = \"2s\""),
         ("empty site", "site = \"test-site\"", "site = \"\""),
@@ -448,7 +444,7 @@ async fn a_killed_gateway_shows_offline_through_its_last_will() {
     let door = Pty::open();
     let mut daemon = Daemon::new();
     daemon.spawn(
-        &(gateway_config(&broker.url(), &daemon.data_dir()) + &door_with_em4100(door.path(), "1s")),
+        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
     );
     wait_reader(&sub, "door1-em", "up").await;
     daemon.kill();
@@ -472,10 +468,8 @@ async fn a_reader_that_stays_unplugged_raises_reader_offline_and_its_return_read
     let mut door = Pty::open();
     let mut daemon = Daemon::new();
     let config = gateway_config(&broker.url(), &daemon.data_dir())
-        + &door_with_em4100(door.path(), "1s").replace(
-            "protocol = \"em4100\"",
-            "protocol = \"em4100\"\noffline_alarm_after = \"1s\"",
-        );
+        .location(dock_door(secs(1)))
+        .reader(door_em4100(door.path()).offline_alarm_after(secs(1)));
     daemon.spawn(&config);
     wait_reader(&sub, "door1-em", "up").await;
     let alarm = |kind: &'static str| {
