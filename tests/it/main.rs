@@ -21,6 +21,7 @@ mod faults;
 mod harness;
 mod health;
 mod hid;
+mod layers;
 mod manifest;
 mod portal;
 mod power_loss;
