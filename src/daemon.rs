@@ -57,6 +57,7 @@ use crate::presence;
 use crate::release;
 use crate::retained::Retained;
 use crate::rules;
+use crate::sink::control;
 use crate::sink::mqtt::{self, Reporting};
 use crate::sink::Bus;
 use crate::{clock, spool, trust};
@@ -212,6 +213,9 @@ pub async fn run(
         background.clone(),
     ));
 
+    // Its own connection, whose session the broker keeps while the gateway
+    // is away; it ends after the front, so what arrives until then is handled.
+    let (control, subscribed) = control::spawn(&config, &mut bus, background.clone())?;
     let (states, states_in) = mpsc::channel(64);
     let (readers, configured) = watch::channel(reader_names(&config));
     let reporting = Reporting {
@@ -219,6 +223,7 @@ pub async fn run(
         status_requests,
         metrics: metrics.clone(),
         checkpoints,
+        control: subscribed,
     };
     let uplink = mqtt::spawn(
         &config,
@@ -305,6 +310,7 @@ pub async fn run(
     health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
     untrusted.await.context("untrusted_message alarms")?;
+    control.await.context("control client")?;
     // The gate task ends (locking every gate) once the last hand-off to it
     // is gone, which is the one in `links`.
     drop(links);

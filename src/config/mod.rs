@@ -102,6 +102,12 @@ impl Config {
     pub fn client_id(&self) -> &str {
         self.mqtt.client_id.as_deref().unwrap_or(&self.gateway.name)
     }
+
+    /// The control client's id: the client id with `-control`, stable so
+    /// the broker finds its session again after a restart.
+    pub fn control_client_id(&self) -> String {
+        format!("{}-control", self.client_id())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -184,6 +190,11 @@ pub struct MqttConfig {
     /// then does not send larger ones.
     #[serde(default = "default_max_packet_size")]
     pub max_incoming_packet_size: ByteSize,
+    /// How long the broker keeps the control client's session (and queues
+    /// its release policy, manifests and commands) while the gateway is
+    /// away: an outage longer than this loses what was not retained.
+    #[serde(default = "default_session_expiry", with = "duration")]
+    pub session_expiry: Duration,
 }
 
 /// The MQTT version spoken to the broker.
@@ -230,6 +241,9 @@ fn default_reconnect_max() -> Duration {
 fn default_max_packet_size() -> ByteSize {
     ByteSize(256 << 10)
 }
+fn default_session_expiry() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
 
 impl Default for MqttConfig {
     fn default() -> Self {
@@ -251,6 +265,7 @@ impl Default for MqttConfig {
             protocol: MqttVersion::default(),
             max_packet_size: default_max_packet_size(),
             max_incoming_packet_size: default_max_packet_size(),
+            session_expiry: default_session_expiry(),
         }
     }
 }

@@ -81,6 +81,7 @@ impl fmt::Debug for MqttConfig {
             protocol,
             max_packet_size,
             max_incoming_packet_size,
+            session_expiry,
         } = self;
         f.debug_struct("MqttConfig")
             .field("url", url)
@@ -100,6 +101,7 @@ impl fmt::Debug for MqttConfig {
             .field("protocol", protocol)
             .field("max_packet_size", max_packet_size)
             .field("max_incoming_packet_size", max_incoming_packet_size)
+            .field("session_expiry", session_expiry)
             .finish()
     }
 }

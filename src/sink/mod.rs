@@ -2,6 +2,7 @@
 
 pub mod bus;
 pub mod connect;
+pub mod control;
 mod delivery;
 mod link;
 pub mod mqtt;

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use super::bus::{self, Bus, Inbound, Outbound, Route};
+use super::bus::{Bus, Outbound};
 use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
 use super::link::{self, Client, Happened, Link, Refusal, Session};
 use super::Status;
@@ -85,6 +85,10 @@ pub struct Reporting {
     /// The custody log's signed head: the uplink publishes it beside the
     /// events it covers.
     pub checkpoints: Checkpoints,
+    /// Whether the control client's subscriptions are in place: the status
+    /// says online only once they are, so whoever sees it online can send
+    /// commands.
+    pub control: watch::Receiver<bool>,
 }
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
@@ -106,7 +110,7 @@ pub async fn spawn(
     // rumqttc's session memory is not trusted (see the module doc): the
     // session is clean. Room for the event window plus status and bus
     // publishes, so pkids never collide while the broker acknowledges in order.
-    let session = Session {
+    let session = Session::Clean {
         inflight: u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX),
         will_topic: naming.status(),
         will: Status::last_will(),
@@ -128,6 +132,7 @@ pub async fn spawn(
         status_requests,
         metrics,
         checkpoints,
+        control,
     } = reporting;
     metrics.uplink.set_delivered_below(watermark);
     let status = Status::new(readers.borrow().iter().cloned(), checkpoints.device_key());
@@ -150,7 +155,7 @@ pub async fn spawn(
         checkpoints,
         phase: Phase::Running,
         broker_down_logged: false,
-        routes: bus.routes,
+        control,
         metrics,
     };
     Ok(tokio::spawn(async move {
@@ -250,8 +255,8 @@ struct Uplink {
     phase: Phase,
     broker_down_logged: bool,
 
-    /// Subscriptions renewed on every connect, and where their messages go.
-    routes: Vec<Route>,
+    /// See [`Reporting::control`].
+    control: watch::Receiver<bool>,
     metrics: Arc<Metrics>,
 }
 
@@ -269,6 +274,7 @@ impl Uplink {
         let mut states_open = true;
         let mut readers_open = true;
         let mut spool_open = true;
+        let mut control_open = true;
         let mut tick = interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         while self.phase != Phase::Done {
@@ -308,6 +314,10 @@ impl Uplink {
                     }
                 }
                 Some(message) = outbound.recv() => self.publish_outbound(message),
+                // The status waits for it (see `publish_status_if_dirty`).
+                changed = self.control.changed(), if control_open => {
+                    control_open = changed.is_ok();
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
             self.advance_phase();
@@ -329,7 +339,7 @@ impl Uplink {
 
     fn on_event(&mut self, event: Happened) {
         match event {
-            Happened::Connected { max_packet } => {
+            Happened::Connected { max_packet, .. } => {
                 self.max_packet = max_packet.map_or(self.ceiling, |m| self.ceiling.min(m.into()));
                 info!(
                     "connected to broker; delivering from seq {} (packets up to {} bytes)",
@@ -341,17 +351,7 @@ impl Uplink {
                 self.broker_down_logged = false;
                 self.delivery.restart();
                 self.status_dirty = true;
-                self.subscribe();
             }
-            Happened::Message {
-                topic,
-                payload,
-                retain,
-            } => self.route(Inbound {
-                topic,
-                payload,
-                retain,
-            }),
             Happened::Sent(pkid) => {
                 if let Err(v) = self.delivery.sent(pkid) {
                     self.violation(v);
@@ -375,7 +375,11 @@ impl Uplink {
                     self.force.notify_one();
                 }
             }
-            Happened::Goodbye | Happened::Other => {}
+            // The uplink subscribes to nothing: the control client does.
+            Happened::Message { .. }
+            | Happened::Subscribed { .. }
+            | Happened::Goodbye
+            | Happened::Other => {}
         }
     }
 
@@ -500,36 +504,6 @@ impl Uplink {
         };
     }
 
-    /// The session is clean, so every connect starts without subscriptions.
-    fn subscribe(&mut self) {
-        for route in &self.routes {
-            if let Err(e) = self
-                .client
-                .try_subscribe(route.filter.as_str(), QoS::AtLeastOnce)
-            {
-                // The request queue is sized for this; a failure is a reset in progress.
-                warn!("subscribing to {} failed: {e}", route.filter);
-            }
-        }
-    }
-
-    fn route(&mut self, message: Inbound) {
-        let Some(route) = self
-            .routes
-            .iter()
-            .find(|r| bus::matches(&r.filter, &message.topic))
-        else {
-            debug!("message on {} matches no subscription", message.topic);
-            return;
-        };
-        if let Err(e) = route.to.try_send(message) {
-            error!(
-                "dropped a message on {}: its handler is not keeping up ({e})",
-                route.filter
-            );
-        }
-    }
-
     fn set_readers(&mut self, readers: &mut watch::Receiver<Vec<Arc<str>>>) {
         let configured = readers.borrow_and_update().clone();
         self.status_dirty |= self.status.set_readers(&configured);
@@ -559,7 +533,10 @@ impl Uplink {
     }
 
     fn publish_status_if_dirty(&mut self) {
-        if self.status_dirty && matches!(self.phase, Phase::Running | Phase::Draining { .. }) {
+        if self.status_dirty
+            && *self.control.borrow()
+            && matches!(self.phase, Phase::Running | Phase::Draining { .. })
+        {
             self.status_dirty = !self.publish_status(true);
         }
     }
@@ -709,7 +686,7 @@ fn refused_detail(held: &Held) -> String {
 
 /// Capped exponential backoff with jitter, so a fleet of gateways does not
 /// reconnect in lock-step after a broker restart.
-struct Backoff {
+pub(super) struct Backoff {
     min: Duration,
     max: Duration,
     current: Duration,
@@ -717,7 +694,7 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
+    pub(super) fn new(min: Duration, max: Duration) -> Self {
         Backoff {
             min,
             max,
@@ -726,11 +703,11 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.current = self.min;
     }
 
-    fn next(&mut self) -> Duration {
+    pub(super) fn next(&mut self) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
         let mut h = self.random.build_hasher();
