@@ -41,6 +41,18 @@ impl Gate {
         retained: &[(String, String)],
     ) -> Gate {
         let broker = Mosquitto::start().await;
+        Self::start_on(broker, central, "", trust_extra, gate_extra, retained).await
+    }
+
+    /// The same on `broker`, with `mqtt_extra` lines in `[mqtt]`.
+    async fn start_on(
+        broker: Mosquitto,
+        central: Central,
+        mqtt_extra: &str,
+        trust_extra: &str,
+        gate_extra: &str,
+        retained: &[(String, String)],
+    ) -> Gate {
         let sub = Subscriber::connect(&broker.url(), "itad/#").await;
         for (topic, payload) in retained {
             publish(&broker.url(), topic, payload.as_str(), true).await;
@@ -51,6 +63,7 @@ impl Gate {
         let gate = format!("unlock_pulse = \"1s\"\ndeny_signal = \"1s\"\n{gate_extra}");
         daemon.spawn(
             &(gateway_config(&broker.url(), &daemon.data_dir())
+                + mqtt_extra
                 + &sim_gpio_config(&socket)
                 + &cage_gate_config(scanner.path(), &gate)
                 + &central.trust_config(trust_extra)),
@@ -234,7 +247,27 @@ async fn a_revocation_published_while_stopped_is_honoured_after_start() {
 /// the gateway is away, has it queued for the gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_not_retained_published_while_stopped_is_honoured_after_start() {
-    let mut gate = Gate::start("", "").await;
+    revoke_while_stopped(Mosquitto::start().await, "", false).await;
+}
+
+/// The same in MQTT 3.1.1, whose persistent session is `clean_session = 0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_not_retained_is_honoured_after_start_with_mqtt_3_1_1() {
+    let protocol = "protocol = \"3.1.1\"\n";
+    revoke_while_stopped(Mosquitto::start().await, protocol, false).await;
+}
+
+/// The same across a broker restart meanwhile: a broker with persistence
+/// keeps the session and what it queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_queued_while_stopped_survives_a_broker_restart() {
+    revoke_while_stopped(Mosquitto::start_persistent().await, "", true).await;
+}
+
+/// Grant (retained), stop the gateway, revoke (not retained), restart the
+/// broker if `restart_broker`, start the gateway, scan: denied.
+async fn revoke_while_stopped(broker: Mosquitto, mqtt_extra: &str, restart_broker: bool) {
+    let mut gate = Gate::start_on(broker, Central::new(), mqtt_extra, "", "", &[]).await;
     let topic = format!("{POLICY}/A-1");
     let grant = gate.central.sign(&topic, r#"{"released":true}"#);
     gate.policy("A-1", &grant).await;
@@ -245,6 +278,10 @@ async fn a_revocation_not_retained_published_while_stopped_is_honoured_after_sta
     gate.daemon.terminate().await;
     let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
     publish(&gate.broker.url(), &topic, revocation.as_str(), false).await;
+    if restart_broker {
+        gate.broker.stop().await;
+        gate.broker.restart().await;
+    }
     let from = gate.daemon.log().len();
     gate.restart().await;
     wait_until(PATIENCE, "the revocation is stored", || {
