@@ -78,6 +78,8 @@ fn minimal_file_takes_the_documented_defaults() {
     assert_eq!(mqtt.url, "mqtt://127.0.0.1:1883");
     assert_eq!(mqtt.root, "itad");
     assert_eq!(config.client_id(), "g");
+    assert_eq!(config.control_client_id(), "g-control");
+    assert_eq!(mqtt.session_expiry, Duration::from_secs(3 * 24 * 3600));
     assert_eq!(mqtt.keep_alive, Duration::from_secs(15));
     assert_eq!(mqtt.connect_timeout, Duration::from_secs(5));
     assert_eq!(mqtt.inflight, 32);
@@ -397,6 +399,24 @@ fn missing_required_keys_name_the_key() {
 }
 
 // --- validation ---
+
+#[test]
+fn the_control_session_outlasts_a_restart_and_the_duration_cap_holds() {
+    let error = assert_error(
+        &with("[mqtt]\nsession_expiry = \"10s\""),
+        "mqtt.session_expiry",
+    );
+    assert!(error.contains("at least 1m"), "{error}");
+    assert_error(
+        &with("[mqtt]\nsession_expiry = \"8days\""),
+        "mqtt.session_expiry",
+    );
+    let config = ok(&with("[mqtt]\nsession_expiry = \"7days\""));
+    assert_eq!(
+        config.mqtt.session_expiry,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+}
 
 #[test]
 fn names_must_be_topic_safe() {
