@@ -217,28 +217,7 @@ async fn forged_copied_and_stale_release_entries_change_nothing() {
 /// gateway is stopped; the broker hands it over at the next subscription.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_published_while_stopped_is_honoured_after_start() {
-    let mut gate = Gate::start("", "").await;
-    let topic = format!("{POLICY}/A-1");
-    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
-    gate.policy("A-1", &grant).await;
-    wait_until(PATIENCE, "the grant is stored", || {
-        gate.daemon.log().contains("released=true")
-    })
-    .await;
-    gate.daemon.terminate().await;
-    let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
-    gate.policy("A-1", &revocation).await;
-    let from = gate.daemon.log().len();
-    gate.daemon.restart();
-    gate.pins = SimPins::connect(&gate.daemon.dir().join("gpio.sock")).await;
-    wait_until(PATIENCE, "the revocation is stored", || {
-        gate.daemon.log()[from..].contains("released=false")
-    })
-    .await;
-    let mark = gate.pins.mark();
-    gate.scan("A-1").await;
-    gate.alarm("release_denied", "says released: false").await;
-    assert!(!gate.lock_opened_since(mark), "revoked while stopped");
+    revoke_while_stopped(Mosquitto::start().await, "", Revoked::Retained).await;
 }
 
 /// The same with a revocation published NOT retained while the gateway is
@@ -247,26 +226,36 @@ async fn a_revocation_published_while_stopped_is_honoured_after_start() {
 /// the gateway is away, has it queued for the gateway.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_not_retained_published_while_stopped_is_honoured_after_start() {
-    revoke_while_stopped(Mosquitto::start().await, "", false).await;
+    revoke_while_stopped(Mosquitto::start().await, "", Revoked::NotRetained).await;
 }
 
 /// The same in MQTT 3.1.1, whose persistent session is `clean_session = 0`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_not_retained_is_honoured_after_start_with_mqtt_3_1_1() {
     let protocol = "protocol = \"3.1.1\"\n";
-    revoke_while_stopped(Mosquitto::start().await, protocol, false).await;
+    revoke_while_stopped(Mosquitto::start().await, protocol, Revoked::NotRetained).await;
 }
 
 /// The same across a broker restart meanwhile: a broker with persistence
 /// keeps the session and what it queued.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_queued_while_stopped_survives_a_broker_restart() {
-    revoke_while_stopped(Mosquitto::start_persistent().await, "", true).await;
+    let broker = Mosquitto::start_persistent().await;
+    revoke_while_stopped(broker, "", Revoked::ThenBrokerRestarted).await;
 }
 
-/// Grant (retained), stop the gateway, revoke (not retained), restart the
-/// broker if `restart_broker`, start the gateway, scan: denied.
-async fn revoke_while_stopped(broker: Mosquitto, mqtt_extra: &str, restart_broker: bool) {
+/// How the revocation is published while the gateway is stopped.
+#[derive(PartialEq)]
+enum Revoked {
+    Retained,
+    NotRetained,
+    /// Not retained, then the broker is restarted (SIGTERM: it saves).
+    ThenBrokerRestarted,
+}
+
+/// Grant (retained), stop the gateway, revoke, start the gateway, scan:
+/// denied.
+async fn revoke_while_stopped(broker: Mosquitto, mqtt_extra: &str, how: Revoked) {
     let mut gate = Gate::start_on(broker, Central::new(), mqtt_extra, "", "", &[]).await;
     let topic = format!("{POLICY}/A-1");
     let grant = gate.central.sign(&topic, r#"{"released":true}"#);
@@ -277,8 +266,9 @@ async fn revoke_while_stopped(broker: Mosquitto, mqtt_extra: &str, restart_broke
     .await;
     gate.daemon.terminate().await;
     let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
-    publish(&gate.broker.url(), &topic, revocation.as_str(), false).await;
-    if restart_broker {
+    let retain = how == Revoked::Retained;
+    publish(&gate.broker.url(), &topic, revocation.as_str(), retain).await;
+    if how == Revoked::ThenBrokerRestarted {
         gate.broker.stop().await;
         gate.broker.restart().await;
     }

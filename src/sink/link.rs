@@ -23,18 +23,21 @@ use crate::config::{ConfigErrors, MqttConfig, MqttVersion};
 pub(super) enum Session {
     /// The uplink's: clean, because the spool, not rumqttc, knows what is
     /// still to deliver (see `mqtt.rs`).
-    Clean {
-        /// Unacknowledged QoS 1 publishes rumqttc may hold (its packet ids).
-        inflight: u16,
-        /// The Last Will, retained at QoS 1.
-        will_topic: String,
-        will: Vec<u8>,
-    },
+    Clean(Publishing),
     /// The control client's: kept by the broker, with the messages that
     /// match its subscriptions, for `expiry` after a disconnect. MQTT 3.1.1
     /// has no expiry: the broker keeps the session until its own limit
     /// (Mosquitto: `persistent_client_expiration`).
     Kept { expiry: Duration },
+}
+
+/// What the uplink, which publishes, asks of its clean session.
+pub(super) struct Publishing {
+    /// Unacknowledged QoS 1 publishes rumqttc may hold (its packet ids).
+    pub inflight: u16,
+    /// The Last Will, retained at QoS 1.
+    pub will_topic: String,
+    pub will: Vec<u8>,
 }
 
 pub(super) enum Client {
@@ -120,24 +123,11 @@ pub(super) fn open(
         MqttVersion::V311 => {
             let (client, eventloop) = connect::client(mqtt, client_id, capacity, |options| {
                 options.set_max_packet_size(incoming as usize, outgoing);
-                match session {
-                    Session::Clean {
-                        inflight,
-                        will_topic,
-                        will,
-                    } => {
-                        options.set_clean_session(true);
-                        options.set_inflight(inflight);
-                        options.set_last_will(LastWill::new(
-                            will_topic,
-                            will,
-                            QoS::AtLeastOnce,
-                            true,
-                        ));
-                    }
-                    Session::Kept { .. } => {
-                        options.set_clean_session(false);
-                    }
+                options.set_clean_session(matches!(session, Session::Clean(_)));
+                if let Session::Clean(p) = session {
+                    options.set_inflight(p.inflight);
+                    let will = LastWill::new(p.will_topic, p.will, QoS::AtLeastOnce, true);
+                    options.set_last_will(will);
                 }
             })?;
             (Client::V311(client), Link::V311(Box::new(eventloop)))
@@ -148,16 +138,12 @@ pub(super) fn open(
                 // large retained message cannot cut the connection.
                 options.set_max_packet_size(Some(incoming));
                 match session {
-                    Session::Clean {
-                        inflight,
-                        will_topic,
-                        will,
-                    } => {
+                    Session::Clean(p) => {
                         options.set_clean_start(true);
-                        options.set_outgoing_inflight_upper_limit(inflight);
+                        options.set_outgoing_inflight_upper_limit(p.inflight);
                         options.set_last_will(v5::mqttbytes::v5::LastWill::new(
-                            will_topic,
-                            will,
+                            p.will_topic,
+                            p.will,
                             QoS5::AtLeastOnce,
                             true,
                             None,

@@ -38,7 +38,7 @@ use tracing::{debug, error, info, warn};
 
 use super::bus::{Bus, Outbound};
 use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
-use super::link::{self, Client, Happened, Link, Refusal, Session};
+use super::link::{self, Client, Happened, Link, Publishing, Refusal, Session};
 use super::Status;
 use crate::audit::Checkpoints;
 use crate::command::Request;
@@ -110,11 +110,11 @@ pub async fn spawn(
     // rumqttc's session memory is not trusted (see the module doc): the
     // session is clean. Room for the event window plus status and bus
     // publishes, so pkids never collide while the broker acknowledges in order.
-    let session = Session::Clean {
+    let session = Session::Clean(Publishing {
         inflight: u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX),
         will_topic: naming.status(),
         will: Status::last_will(),
-    };
+    });
     let (client, eventloop) = link::open(mqtt, config.client_id(), capacity, session)?;
 
     let (net_tx, net) = mpsc::channel(window * 2 + 64);
