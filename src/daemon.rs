@@ -14,8 +14,9 @@
 //!  rules --- leave attempts ---> gate task (release control, GPIO) -> spool
 //! ```
 //!
-//! The supervisor holds the spool, the uplink and its bus, the command
-//! dispatcher, the health task and the clock watcher, the GPIO pins, the
+//! The supervisor holds the spool, the uplink and its bus, the control
+//! client (the bus's subscriptions, on a session the broker keeps), the
+//! command dispatcher, the health task and the clock watcher, the GPIO pins, the
 //! retained-topic store and the cage gates' task (the locks must not open
 //! or close because of a reload), and the senders the front feeds them
 //! through (`front::Links`). A reload (the `reload`
