@@ -161,6 +161,7 @@ impl Control {
                 Err(e) => warn!("subscribing to {} failed: {e}", route.filter),
             }
         }
+        self.ready_if_subscribed();
     }
 
     fn on_subscribed(&mut self, granted: bool) {
@@ -171,8 +172,12 @@ impl Control {
             );
         }
         self.pending = self.pending.saturating_sub(1);
+        self.ready_if_subscribed();
+    }
+
+    fn ready_if_subscribed(&self) {
         if self.pending == 0 && !*self.ready.borrow() {
-            debug!("control subscriptions in place");
+            info!("control subscriptions in place");
             self.ready.send_replace(true);
         }
     }
