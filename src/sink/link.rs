@@ -334,4 +334,46 @@ mod tests {
         assert_eq!((refused.code, refused.name), (0x87, "not authorized"));
         assert_eq!(Refusal::of(PubAckReason::QuotaExceeded).unwrap().code, 0x97);
     }
+
+    #[test]
+    fn the_control_session_is_kept_and_the_uplinks_is_clean_in_both_versions() {
+        let mut mqtt = MqttConfig {
+            url: "mqtt://127.0.0.1:1".into(),
+            ..MqttConfig::default()
+        };
+        let kept = || Session::Kept {
+            expiry: Duration::from_secs(3 * 24 * 3600),
+        };
+        let clean = || {
+            Session::Clean(Publishing {
+                inflight: 8,
+                will_topic: "s".into(),
+                will: Vec::new(),
+            })
+        };
+        let Ok((_, Link::V5(control))) = open(&mqtt, "g-control", 8, kept()) else {
+            panic!("an MQTT 5 client");
+        };
+        assert!(!control.options.clean_start());
+        assert_eq!(control.options.session_expiry_interval(), Some(259_200));
+        assert!(
+            control.options.last_will().is_none(),
+            "it publishes nothing"
+        );
+        let Ok((_, Link::V5(uplink))) = open(&mqtt, "g", 8, clean()) else {
+            panic!("an MQTT 5 client");
+        };
+        assert!(uplink.options.clean_start());
+        assert_eq!(uplink.options.session_expiry_interval(), None);
+
+        mqtt.protocol = MqttVersion::V311;
+        let Ok((_, Link::V311(control))) = open(&mqtt, "g-control", 8, kept()) else {
+            panic!("an MQTT 3.1.1 client");
+        };
+        assert!(!control.mqtt_options.clean_session());
+        let Ok((_, Link::V311(uplink))) = open(&mqtt, "g", 8, clean()) else {
+            panic!("an MQTT 3.1.1 client");
+        };
+        assert!(uplink.mqtt_options.clean_session());
+    }
 }
