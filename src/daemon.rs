@@ -216,7 +216,8 @@ pub async fn run(
 
     // Its own connection, whose session the broker keeps while the gateway
     // is away; it ends after the front, so what arrives until then is handled.
-    let (control, subscribed) = control::spawn(&config, &mut bus, background.clone())?;
+    let (connected, uplink_up) = watch::channel(false);
+    let (control, subscribed) = control::spawn(&config, &mut bus, uplink_up, background.clone())?;
     let (states, states_in) = mpsc::channel(64);
     let (readers, configured) = watch::channel(reader_names(&config));
     let reporting = Reporting {
@@ -225,6 +226,7 @@ pub async fn run(
         metrics: metrics.clone(),
         checkpoints,
         control: subscribed,
+        connected,
     };
     let uplink = mqtt::spawn(
         &config,

@@ -38,13 +38,16 @@ use crate::config::{Config, ConfigErrors};
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts the control client with the subscriptions registered on `bus`
-/// (they move here). It disconnects, leaving its session to the broker,
-/// once `shutdown` is cancelled; the handlers' inputs close when it ends.
-/// The returned flag turns true once the broker has confirmed all
-/// subscriptions for the first time.
+/// (they move here). It first connects once `uplink` says the uplink has,
+/// so that replies to what the broker queued can go out at once. It
+/// disconnects, leaving its session to the broker, once `shutdown` is
+/// cancelled; the handlers' inputs close when it ends. The returned flag
+/// turns true once the broker has confirmed all subscriptions for the first
+/// time.
 pub fn spawn(
     config: &Config,
     bus: &mut Bus,
+    uplink: watch::Receiver<bool>,
     shutdown: CancellationToken,
 ) -> Result<(JoinHandle<()>, watch::Receiver<bool>), ConfigErrors> {
     let mqtt = &config.mqtt;
@@ -65,7 +68,10 @@ pub fn spawn(
         down_logged: false,
     };
     info!(client_id, session_expiry = ?mqtt.session_expiry, "control client starting");
-    Ok((tokio::spawn(control.run(link, shutdown)), subscribed))
+    Ok((
+        tokio::spawn(control.run(link, uplink, shutdown)),
+        subscribed,
+    ))
 }
 
 struct Control {
@@ -81,7 +87,17 @@ struct Control {
 }
 
 impl Control {
-    async fn run(mut self, mut link: Link, shutdown: CancellationToken) {
+    async fn run(
+        mut self,
+        mut link: Link,
+        mut uplink: watch::Receiver<bool>,
+        shutdown: CancellationToken,
+    ) {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            // An uplink gone is a shutdown under way.
+            up = uplink.wait_for(|up| *up) => if up.is_err() { return },
+        }
         loop {
             let polled = tokio::select! {
                 biased;

@@ -89,6 +89,10 @@ pub struct Reporting {
     /// says online only once they are, so whoever sees it online can send
     /// commands.
     pub control: watch::Receiver<bool>,
+    /// Told once the uplink has connected: the control client waits for it,
+    /// so that replies to commands queued while the gateway was away can go
+    /// out.
+    pub connected: watch::Sender<bool>,
 }
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
@@ -133,6 +137,7 @@ pub async fn spawn(
         metrics,
         checkpoints,
         control,
+        connected,
     } = reporting;
     metrics.uplink.set_delivered_below(watermark);
     let status = Status::new(readers.borrow().iter().cloned(), checkpoints.device_key());
@@ -156,6 +161,7 @@ pub async fn spawn(
         phase: Phase::Running,
         broker_down_logged: false,
         control,
+        up: connected,
         metrics,
     };
     Ok(tokio::spawn(async move {
@@ -257,6 +263,8 @@ struct Uplink {
 
     /// See [`Reporting::control`].
     control: watch::Receiver<bool>,
+    /// See [`Reporting::connected`].
+    up: watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
 
@@ -347,6 +355,7 @@ impl Uplink {
                     self.max_packet
                 );
                 self.metrics.uplink.connected();
+                self.up.send_replace(true);
                 self.connected = true;
                 self.broker_down_logged = false;
                 self.delivery.restart();
