@@ -278,6 +278,11 @@ async fn revoke_while_stopped(broker: Mosquitto, mqtt_extra: &str, how: Revoked)
         gate.daemon.log()[from..].contains("released=false")
     })
     .await;
+    let log = gate.daemon.log();
+    assert!(
+        log[from..].contains("control session resumed"),
+        "the broker kept the session: {log}"
+    );
     let mark = gate.pins.mark();
     gate.scan("A-1").await;
     gate.alarm("release_denied", "says released: false").await;
