@@ -5,9 +5,10 @@
 //! Those messages are not the custody record: a command reply or a health
 //! sample that cannot go out now is stale by the time the broker is back, so
 //! they are published only while connected and otherwise dropped. What is
-//! subscribed to is retained by the broker or re-sent by the requester, and
-//! every subscription is renewed on each connect (the session is clean), so
-//! the broker re-delivers retained state after an outage.
+//! subscribed to arrives through the control client (`control.rs`), whose
+//! session the broker keeps, with what it queued meanwhile, while the
+//! gateway is away; it renews every subscription on each connect, so the
+//! broker also re-delivers retained state.
 
 use std::sync::Arc;
 
@@ -74,8 +75,8 @@ impl Bus {
     /// Messages on topics matching `filter` (MQTT wildcards `+` and `#`) are
     /// sent to the returned receiver. A message matching several filters goes
     /// to the first one subscribed. If the receiver lags `capacity` messages
-    /// behind, newer ones are dropped with an error logged: its owner must
-    /// keep up (it only parses and stores).
+    /// behind, the control client waits for it (the broker keeps the rest):
+    /// its owner must keep up (it only parses and stores).
     pub fn subscribe(&mut self, filter: String, capacity: usize) -> mpsc::Receiver<Inbound> {
         let (to, rx) = mpsc::channel(capacity);
         self.routes.push(Route { filter, to });

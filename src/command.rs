@@ -69,7 +69,7 @@ impl Commands {
 
     /// Subscribes to this gateway's commands and starts dispatching: each
     /// request passes `guard` (and, signed, `seen`: its id runs once) or is
-    /// refused. The task ends when the uplink does.
+    /// refused. The task ends when the control client does.
     pub fn spawn(
         self,
         naming: Naming,

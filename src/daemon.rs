@@ -14,8 +14,9 @@
 //!  rules --- leave attempts ---> gate task (release control, GPIO) -> spool
 //! ```
 //!
-//! The supervisor holds the spool, the uplink and its bus, the command
-//! dispatcher, the health task and the clock watcher, the GPIO pins, the
+//! The supervisor holds the spool, the uplink and its bus, the control
+//! client (the bus's subscriptions, on a session the broker keeps), the
+//! command dispatcher, the health task and the clock watcher, the GPIO pins, the
 //! retained-topic store and the cage gates' task (the locks must not open
 //! or close because of a reload), and the senders the front feeds them
 //! through (`front::Shared`). A reload (the `reload`
@@ -59,6 +60,7 @@ use crate::presence;
 use crate::release;
 use crate::retained::Retained;
 use crate::rules;
+use crate::sink::control;
 use crate::sink::mqtt::{self, Reporting};
 use crate::watchdog::{self, Notifier, Watchdog};
 use crate::{clock, spool, trust};
@@ -219,6 +221,10 @@ pub async fn run(
         background.clone(),
     ));
 
+    // Its own connection, whose session the broker keeps while the gateway
+    // is away; it ends after the front, so what arrives until then is handled.
+    let (connected, uplink_up) = watch::channel(false);
+    let (control, subscribed) = control::spawn(&config, &mut bus, uplink_up, background.clone())?;
     let (states, states_in) = mpsc::channel(64);
     let (readers, configured) = watch::channel(reader_names(&config));
     let reporting = Reporting {
@@ -226,6 +232,8 @@ pub async fn run(
         status_requests,
         metrics: metrics.clone(),
         checkpoints,
+        control: subscribed,
+        connected,
     };
     let uplink = mqtt::spawn(
         &config,
@@ -312,6 +320,7 @@ pub async fn run(
     health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
     untrusted.await.context("untrusted_message alarms")?;
+    control.await.context("control client")?;
     // The gate task ends (locking every gate) once the last hand-off to it
     // is gone, which is the one in `shared`.
     drop(shared);

@@ -113,4 +113,10 @@ impl Config {
     pub fn client_id(&self) -> &str {
         self.mqtt.client_id.as_deref().unwrap_or(&self.gateway.name)
     }
+
+    /// The control client's id: the client id with `-control`, stable so
+    /// the broker finds its session again after a restart.
+    pub fn control_client_id(&self) -> String {
+        format!("{}-control", self.client_id())
+    }
 }

@@ -70,6 +70,11 @@ pub struct MqttConfig {
     /// then does not send larger ones.
     #[serde(default = "default_max_packet_size")]
     pub max_incoming_packet_size: ByteSize,
+    /// How long the broker keeps the control client's session (and queues
+    /// its release policy, manifests and commands) while the gateway is
+    /// away: an outage longer than this loses what was not retained.
+    #[serde(default = "default_session_expiry", with = "duration")]
+    pub session_expiry: Duration,
 }
 
 /// The MQTT version spoken to the broker.
@@ -116,6 +121,9 @@ fn default_reconnect_max() -> Duration {
 fn default_max_packet_size() -> ByteSize {
     ByteSize(256 << 10)
 }
+fn default_session_expiry() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
 
 impl Default for MqttConfig {
     fn default() -> Self {
@@ -137,6 +145,7 @@ impl Default for MqttConfig {
             protocol: MqttVersion::default(),
             max_packet_size: default_max_packet_size(),
             max_incoming_packet_size: default_max_packet_size(),
+            session_expiry: default_session_expiry(),
         }
     }
 }
@@ -217,6 +226,7 @@ impl fmt::Debug for MqttConfig {
             protocol,
             max_packet_size,
             max_incoming_packet_size,
+            session_expiry,
         } = self;
         f.debug_struct("MqttConfig")
             .field("url", url)
@@ -236,6 +246,7 @@ impl fmt::Debug for MqttConfig {
             .field("protocol", protocol)
             .field("max_packet_size", max_packet_size)
             .field("max_incoming_packet_size", max_incoming_packet_size)
+            .field("session_expiry", session_expiry)
             .finish()
     }
 }

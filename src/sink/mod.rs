@@ -1,6 +1,7 @@
 //! Sinks: where committed events leave the gateway.
 
 pub mod connect;
+pub mod control;
 mod delivery;
 mod link;
 pub mod mqtt;

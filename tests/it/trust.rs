@@ -38,7 +38,16 @@ impl Gate {
         extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
         retained: &[(String, String)],
     ) -> Gate {
-        let broker = Mosquitto::start().await;
+        Self::start_on(Mosquitto::start().await, central, extra, retained).await
+    }
+
+    /// The same on `broker`.
+    async fn start_on(
+        broker: Mosquitto,
+        central: Central,
+        extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+        retained: &[(String, String)],
+    ) -> Gate {
         let sub = Subscriber::connect(&broker.url(), "itad/#").await;
         for (topic, payload) in retained {
             publish(&broker.url(), topic, payload.as_str(), true).await;
@@ -111,6 +120,21 @@ impl Gate {
 
     fn lock_opened_since(&self, mark: usize) -> bool {
         pulsed(&self.pins.seen(), LOCK, ON, mark)
+    }
+
+    /// Starts the stopped daemon again and returns once it says it is
+    /// online with its reader up (which it says only once its control
+    /// subscriptions are in place).
+    async fn restart(&mut self) {
+        let from = self.sub.messages().len();
+        self.daemon.restart();
+        self.pins = SimPins::connect(&self.daemon.dir().join("gpio.sock")).await;
+        let up = |msgs: &[Message]| {
+            latest_status(&msgs[from..]).is_some_and(|s| {
+                s["state"] == "online" && s["readers"]["cage1-scan"]["state"] == "up"
+            })
+        };
+        self.sub.wait_for(up, PATIENCE).await;
     }
 }
 
@@ -186,7 +210,50 @@ async fn forged_copied_and_stale_release_entries_change_nothing() {
 /// gateway is stopped; the broker hands it over at the next subscription.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_published_while_stopped_is_honoured_after_start() {
-    let mut gate = Gate::start().await;
+    revoke_while_stopped(Mosquitto::start().await, |c| c, Revoked::Retained).await;
+}
+
+/// The same with a revocation published NOT retained while the gateway is
+/// stopped (newer than the retained grant, which stays on the broker): only
+/// the control client's persistent session, which the broker keeps while
+/// the gateway is away, has it queued for the gateway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_not_retained_published_while_stopped_is_honoured_after_start() {
+    revoke_while_stopped(Mosquitto::start().await, |c| c, Revoked::NotRetained).await;
+}
+
+/// The same in MQTT 3.1.1, whose persistent session is `clean_session = 0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_not_retained_is_honoured_after_start_with_mqtt_3_1_1() {
+    let protocol = |c: ConfigBuilder| c.section_key("mqtt", "protocol", "3.1.1");
+    revoke_while_stopped(Mosquitto::start().await, protocol, Revoked::NotRetained).await;
+}
+
+/// The same across a broker restart meanwhile: a broker with persistence
+/// keeps the session and what it queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_queued_while_stopped_survives_a_broker_restart() {
+    let broker = Mosquitto::start_persistent().await;
+    revoke_while_stopped(broker, |c| c, Revoked::ThenBrokerRestarted).await;
+}
+
+/// How the revocation is published while the gateway is stopped.
+#[derive(PartialEq)]
+enum Revoked {
+    Retained,
+    NotRetained,
+    /// Not retained, then the broker is restarted (SIGTERM: it saves).
+    ThenBrokerRestarted,
+}
+
+/// Grant (retained), stop the gateway, revoke, start the gateway, scan:
+/// denied.
+async fn revoke_while_stopped(
+    broker: Mosquitto,
+    extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder,
+    how: Revoked,
+) {
+    let mut gate = Gate::start_on(broker, Central::new(), extra, &[]).await;
     let topic = format!("{POLICY}/A-1");
     let grant = gate.central.sign(&topic, r#"{"released":true}"#);
     gate.policy("A-1", &grant).await;
@@ -196,18 +263,89 @@ async fn a_revocation_published_while_stopped_is_honoured_after_start() {
     .await;
     gate.daemon.terminate().await;
     let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
-    gate.policy("A-1", &revocation).await;
+    let retain = how == Revoked::Retained;
+    publish(&gate.broker.url(), &topic, revocation.as_str(), retain).await;
+    if how == Revoked::ThenBrokerRestarted {
+        gate.broker.stop().await;
+        gate.broker.restart().await;
+    }
     let from = gate.daemon.log().len();
-    gate.daemon.restart();
-    gate.pins = SimPins::connect(&gate.daemon.dir().join("gpio.sock")).await;
+    gate.restart().await;
     wait_until(PATIENCE, "the revocation is stored", || {
         gate.daemon.log()[from..].contains("released=false")
     })
     .await;
+    let log = gate.daemon.log();
+    assert!(
+        log[from..].contains("control session resumed"),
+        "the broker kept the session: {log}"
+    );
     let mark = gate.pins.mark();
     gate.scan("A-1").await;
     gate.alarm("release_denied", "says released: false").await;
     assert!(!gate.lock_opened_since(mark), "revoked while stopped");
+}
+
+/// A signed unlock published (not retained) while the gateway is stopped,
+/// still within its `not_after` when the gateway is back: the broker queued
+/// it in the control session, and it runs once. Not again after another
+/// restart: the broker has it acknowledged, and its id is remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlock_queued_while_stopped_runs_once_after_start_within_its_not_after() {
+    let mut gate = Gate::start_with(Central::new(), operators, &[]).await;
+    gate.daemon.terminate().await;
+    let from = gate.sub.messages().len();
+    // Held open for a few seconds, so the pins connection sees it even if
+    // the command is handled right after start.
+    let body =
+        r#"{"id":"q-1","location":"cage-1","operator":"op-ann","reason":"queued","duration":"3s"}"#;
+    let queued = gate.central.sign(UNLOCK, body);
+    publish(&gate.broker.url(), UNLOCK, queued.as_str(), false).await;
+    gate.restart().await;
+    gate.pins.wait_level(LOCK, ON).await;
+    gate.pins.wait_level(LOCK, OFF).await;
+    let replies = |msgs: &[Message]| -> Vec<Value> {
+        msgs.iter()
+            .filter(|m| m.topic.ends_with("/cmd-reply/unlock"))
+            .map(Message::json)
+            .filter(|r| r["id"] == "q-1")
+            .collect()
+    };
+    gate.sub
+        .wait_for(|m| !replies(&m[from..]).is_empty(), PATIENCE)
+        .await;
+    let first = replies(&gate.sub.messages_since(from));
+    assert_eq!(first[0]["ok"], true, "{first:?}");
+
+    gate.daemon.terminate().await;
+    gate.restart().await;
+    let mark = gate.pins.mark();
+    // A ping sent now is queued behind anything the broker would re-send:
+    // once it is answered, a second run of q-1 would have shown.
+    let ping = "itad/test-site/gw-1/cmd/ping";
+    let ping_body = gate.central.sign(ping, r#"{"id":"p-1"}"#);
+    let ping_from = gate.sub.messages().len();
+    publish(&gate.broker.url(), ping, ping_body.as_str(), false).await;
+    gate.sub
+        .wait_for(
+            |m| {
+                m[ping_from..]
+                    .iter()
+                    .any(|m| m.topic.ends_with("/cmd-reply/ping"))
+            },
+            PATIENCE,
+        )
+        .await;
+    let all = replies(&gate.sub.messages_since(from));
+    assert_eq!(all.len(), 1, "q-1 ran once: {all:?}");
+    assert!(!gate.lock_opened_since(mark), "not again after a restart");
+    let overrides = gate
+        .sub
+        .messages_since(from)
+        .iter()
+        .filter(|m| m.topic.contains("/alarm/") && m.json()["kind"] == "gate_override")
+        .count();
+    assert_eq!(overrides, 1, "one override recorded");
 }
 
 /// The operator the signed commands name.

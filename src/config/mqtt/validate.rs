@@ -13,6 +13,9 @@ use crate::config::ByteSize;
 const KEEP_ALIVE_MIN: Duration = Duration::from_secs(1);
 const KEEP_ALIVE_MAX: Duration = Duration::from_secs(u16::MAX as u64);
 const INFLIGHT_MAX: u16 = 1000;
+/// Longer than a restart of the service: less would drop the control
+/// session between two runs.
+const SESSION_EXPIRY_MIN: Duration = Duration::from_secs(60);
 /// Room for any event the gateway makes of a normal read; less would set
 /// ordinary events aside as too large.
 const PACKET_MIN: ByteSize = ByteSize(4 << 10);
@@ -99,6 +102,18 @@ pub(in crate::config) fn check_mqtt(errors: &mut Errors, mqtt: &MqttConfig) {
 
     if mqtt.connect_timeout.is_zero() {
         errors.push("mqtt.connect_timeout", "must be more than 0");
+    }
+    if mqtt.session_expiry < SESSION_EXPIRY_MIN {
+        errors.push(
+            "mqtt.session_expiry",
+            format!(
+                "is {}; must be at least {} (the broker keeps the control session only this \
+                 long, and what central publishes not retained while the gateway is away is \
+                 queued there)",
+                format_duration(mqtt.session_expiry),
+                format_duration(SESSION_EXPIRY_MIN)
+            ),
+        );
     }
     if !(1..=INFLIGHT_MAX).contains(&mqtt.inflight) {
         errors.push(

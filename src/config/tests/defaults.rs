@@ -10,6 +10,8 @@ fn minimal_file_takes_the_documented_defaults() {
     assert_eq!(mqtt.url, "mqtt://127.0.0.1:1883");
     assert_eq!(mqtt.root, "itad");
     assert_eq!(config.client_id(), "g");
+    assert_eq!(config.control_client_id(), "g-control");
+    assert_eq!(mqtt.session_expiry, Duration::from_secs(3 * 24 * 3600));
     assert_eq!(mqtt.keep_alive, Duration::from_secs(15));
     assert_eq!(mqtt.connect_timeout, Duration::from_secs(5));
     assert_eq!(mqtt.inflight, 32);

@@ -3,6 +3,24 @@
 use super::*;
 
 #[test]
+fn the_control_session_outlasts_a_restart_and_the_duration_cap_holds() {
+    let error = assert_error(
+        &with("[mqtt]\nsession_expiry = \"10s\""),
+        "mqtt.session_expiry",
+    );
+    assert!(error.contains("at least 1m"), "{error}");
+    assert_error(
+        &with("[mqtt]\nsession_expiry = \"8days\""),
+        "mqtt.session_expiry",
+    );
+    let config = ok(&with("[mqtt]\nsession_expiry = \"7days\""));
+    assert_eq!(
+        config.mqtt.session_expiry,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+}
+
+#[test]
 fn names_must_be_topic_safe() {
     assert_error(&BASE.replace("\"reno-1\"", "\"\""), "gateway.site");
     assert_error(
