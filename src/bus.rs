@@ -5,7 +5,7 @@
 //! Those messages are not the custody record: a command reply or a health
 //! sample that cannot go out now is stale by the time the broker is back, so
 //! they are published only while connected and otherwise dropped. What is
-//! subscribed to arrives through the control client (`control.rs`), whose
+//! subscribed to arrives through the control client (`sink::control`), whose
 //! session the broker keeps, with what it queued meanwhile, while the
 //! gateway is away; it renews every subscription on each connect, so the
 //! broker also re-delivers retained state.
