@@ -44,8 +44,8 @@ pub use location::{default_departure_timeout, LocationConfig, LocationKind};
 pub use mqtt::{Broker, MqttConfig, MqttVersion};
 pub use portal::{AntennaSides, BeamsConfig, Side, WindowConfig};
 pub use reader::{
-    ChafonModel, Protocol, ProtocolKind, ReadMode, ReaderConfig, ReaderKind, StreamingProtocol,
-    Target, UhfProtocol,
+    Protocol, ProtocolKind, ReadMode, ReaderConfig, ReaderKind, StreamingProtocol, Target,
+    UhfProtocol,
 };
 pub use secrets::exposed_secrets;
 pub use size::ByteSize;

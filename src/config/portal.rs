@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::gpio::debounce_problem;
 use super::validate::{check_name, Errors};
 use super::{
-    duration, ChafonModel, InputPinConfig, LocationConfig, LocationKind, Protocol, ReadMode,
-    ReaderConfig,
+    duration, InputPinConfig, LocationConfig, LocationKind, Protocol, ReadMode, ReaderConfig,
 };
+use crate::decode::ChafonVariant;
 
 /// The side of a portal a reader or antenna watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -281,7 +281,7 @@ pub(super) fn check_sides(
         return;
     };
     if !reader.protocol.is_some_and(Protocol::is_uhf)
-        || reader.chafon_variant == Some(ChafonModel::Reader18)
+        || reader.chafon_variant == Some(ChafonVariant::Reader18)
     {
         errors.push(
             key("sides"),

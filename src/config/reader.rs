@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{duration, AntennaSides, EndOn, ReaderRole, Side, Terminator, GS};
+use crate::decode::ChafonVariant;
 
 mod validate;
 
@@ -90,18 +91,6 @@ pub enum UhfProtocol {
     /// `uhf-a0`.
     A0,
     Chafon,
-}
-
-/// Which Chafon inventory answer layout a `chafon` reader sends: the bytes
-/// cannot tell them apart, so it is configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ChafonModel {
-    /// UHFReader18: no antenna, no RSSI in answers.
-    #[serde(rename = "18")]
-    Reader18,
-    /// UHFReader288 / UHFReader86 and the fixed readers: antenna and RSSI.
-    #[serde(rename = "288")]
-    Reader288,
 }
 
 /// The Gen2 inventoried flag a UHF inventory round selects.
@@ -231,7 +220,7 @@ pub struct ReaderConfig {
     pub target: Option<Target>,
     /// `chafon`: which answer layout the reader sends; default "288".
     #[serde(default)]
-    pub chafon_variant: Option<ChafonModel>,
+    pub chafon_variant: Option<ChafonVariant>,
     /// UHF: how long a command may go unanswered before the reader is reset.
     #[serde(default, with = "duration")]
     pub reply_timeout: Option<Duration>,
@@ -332,8 +321,8 @@ impl ReaderConfig {
     }
 
     /// `chafon`: the answer layout.
-    pub fn chafon_variant(&self) -> ChafonModel {
-        self.chafon_variant.unwrap_or(ChafonModel::Reader288)
+    pub fn chafon_variant(&self) -> ChafonVariant {
+        self.chafon_variant.unwrap_or(ChafonVariant::Reader288)
     }
 
     /// UHF: how long a command may go unanswered.

@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 
 use super::{run_with_reopen, Downstream, DropReport, Ended};
 use crate::bus::ReaderState;
-use crate::config::{ChafonModel, ReaderConfig, Target, UhfProtocol};
+use crate::config::{ReaderConfig, Target, UhfProtocol};
 use crate::decode::{
     A0Codec, A0Command, A0Event, A0Message, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage,
     ChafonVariant, DropReason, Inventory288, RawRead,
@@ -93,10 +93,7 @@ impl UhfReader {
 async fn drive(reader: &UhfReader, port: SerialStream, cancel: &CancellationToken) -> Ended {
     let ended = match reader.protocol {
         UhfProtocol::Chafon => {
-            let variant = match reader.config.chafon_variant() {
-                ChafonModel::Reader18 => ChafonVariant::Reader18,
-                ChafonModel::Reader288 => ChafonVariant::Reader288,
-            };
+            let variant = reader.config.chafon_variant();
             let codec = ChafonCodec::new(variant, reader.config.address());
             ChafonDriver {
                 session: Session::new(reader, port, codec, cancel),

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{ChafonModel, Protocol, ReaderConfig, ReaderKind};
+use super::{Protocol, ReaderConfig, ReaderKind};
 use crate::config::gate::check_release_mode;
 use crate::config::names::entry_label;
 use crate::config::portal::check_sides;
 use crate::config::validate::{check_name, first_seen, Errors};
 use crate::config::LocationConfig;
+use crate::decode::ChafonVariant;
 
 const MAX_LEN_MAX: usize = 65536;
 /// R2000/E710 modules have up to 8 ports (0x74 takes 0-7).
@@ -186,7 +187,7 @@ fn check_uhf(errors: &mut Errors, reader: &ReaderConfig, key: &dyn Fn(&str) -> S
     if !reader.protocol.is_some_and(Protocol::is_uhf) {
         return;
     }
-    let reader18 = chafon && reader.chafon_variant() == ChafonModel::Reader18;
+    let reader18 = chafon && reader.chafon_variant() == ChafonVariant::Reader18;
     let ports = if chafon { CHAFON_PORTS } else { A0_PORTS };
     let antennas = reader.antennas();
     if antennas.is_empty() {

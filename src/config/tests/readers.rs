@@ -1,6 +1,7 @@
 //! UHF and HID readers, and their lines in the summary.
 
 use super::*;
+use crate::decode::ChafonVariant;
 
 #[test]
 fn the_summary_lists_the_topics_the_gateway_uses() {
@@ -35,7 +36,7 @@ fn uhf_readers_take_protocol_defaults() {
     let config = ok(&uhf("chafon", ""));
     let chafon = &config.readers[1];
     assert_eq!(chafon.baud(), 57_600);
-    assert_eq!(chafon.chafon_variant(), ChafonModel::Reader288);
+    assert_eq!(chafon.chafon_variant(), ChafonVariant::Reader288);
     assert_eq!(config.readers[0].baud(), 9600);
     let config = ok(&uhf(
         "chafon",
@@ -55,7 +56,7 @@ fn uhf_readers_take_protocol_defaults() {
     );
     assert_eq!(
         ok(&uhf("chafon", "chafon_variant = \"18\"")).readers[1].chafon_variant(),
-        ChafonModel::Reader18
+        ChafonVariant::Reader18
     );
 }
 
