@@ -41,14 +41,12 @@ fn assert_contract_fields(e: &serde_json::Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_card_makes_one_arrived_and_one_departed() {
-    let broker = Mosquitto::start().await;
-    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
-    let door = Pty::open();
-    let mut daemon = Daemon::new();
-    daemon.spawn(
-        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(3)),
-    );
-    wait_reader(&sub, "door1-em", "up").await;
+    let EmDoor {
+        broker: _broker,
+        sub,
+        door,
+        daemon: _daemon,
+    } = EmDoor::start(secs(3)).await;
 
     // An RDM6300 repeats a held card about ten times a second.
     for _ in 0..20 {
@@ -93,14 +91,12 @@ async fn a_held_card_makes_one_arrived_and_one_departed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_with_a_bad_checksum_publishes_nothing() {
-    let broker = Mosquitto::start().await;
-    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
-    let door = Pty::open();
-    let mut daemon = Daemon::new();
-    daemon.spawn(
-        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
-    );
-    wait_reader(&sub, "door1-em", "up").await;
+    let EmDoor {
+        broker: _broker,
+        sub,
+        door,
+        daemon,
+    } = EmDoor::start(secs(1)).await;
 
     let mut bad = em4100_frame("0F00AB12CD");
     bad[12] ^= 0x01;
@@ -236,14 +232,12 @@ async fn a_framed_scan_with_an_aim_identifier_is_the_asset_it_names() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_goes_offline_cleanly_and_seq_continues_after_restart() {
-    let broker = Mosquitto::start().await;
-    let sub = Subscriber::connect(&broker.url(), "itad/#").await;
-    let door = Pty::open();
-    let mut daemon = Daemon::new();
-    daemon.spawn(
-        gateway_config(&broker.url(), &daemon.data_dir()).door_with_em4100(door.path(), secs(1)),
-    );
-    wait_reader(&sub, "door1-em", "up").await;
+    let EmDoor {
+        broker,
+        sub,
+        door,
+        mut daemon,
+    } = EmDoor::start(secs(1)).await;
     door.write(&em4100_frame(CARD)).await;
     sub.wait_for(|m| !transitions(m, "departed", CARD).is_empty(), PATIENCE)
         .await;

@@ -47,6 +47,36 @@ pub fn hid_scanner(path: &Path) -> Reader {
     Reader::hid("station2-hid", "scan-station-2", path)
 }
 
+/// The commonest rig: a broker, a subscriber to everything under `itad/`,
+/// and the test gateway with one EM4100 reader at `dock-door-1`, returned
+/// once the reader is up.
+pub struct EmDoor {
+    pub broker: Mosquitto,
+    pub sub: Subscriber,
+    pub door: Pty,
+    pub daemon: Daemon,
+}
+
+impl EmDoor {
+    pub async fn start(departure_timeout: Duration) -> EmDoor {
+        let broker = Mosquitto::start().await;
+        let sub = Subscriber::connect(&broker.url(), "itad/#").await;
+        let door = Pty::open();
+        let mut daemon = Daemon::new();
+        daemon.spawn(
+            gateway_config(&broker.url(), &daemon.data_dir())
+                .door_with_em4100(door.path(), departure_timeout),
+        );
+        wait_reader(&sub, "door1-em", "up").await;
+        EmDoor {
+            broker,
+            sub,
+            door,
+            daemon,
+        }
+    }
+}
+
 /// The shapes most tests are made of, added to a configuration.
 pub trait TestSite: Sized {
     /// `dock-door-1` with [`door_em4100`] on `path`.
