@@ -64,6 +64,7 @@ pub(super) enum Happened {
         topic: String,
         payload: Bytes,
         retain: bool,
+        receipt: Receipt,
     },
     /// `Outgoing::Publish(pkid)`.
     Sent(u16),
@@ -83,6 +84,15 @@ pub(super) enum Happened {
     /// The DISCONNECT went out.
     Goodbye,
     Other,
+}
+
+/// What acknowledges a received message to the broker: its packet id and
+/// QoS, in the client's version. Only a kept session acknowledges by hand
+/// ([`Client::try_ack`]); the uplink's client does it on receipt.
+#[derive(Debug)]
+pub(super) enum Receipt {
+    V311(rumqttc::Publish),
+    V5(v5::mqttbytes::v5::Publish),
 }
 
 /// A PUBACK reason code of 0x80 or more (MQTT 5, 3.4.2.1).
@@ -124,6 +134,7 @@ pub(super) fn open(
             let (client, eventloop) = connect::client(mqtt, client_id, capacity, |options| {
                 options.set_max_packet_size(incoming as usize, outgoing);
                 options.set_clean_session(matches!(session, Session::Clean(_)));
+                options.set_manual_acks(matches!(session, Session::Kept { .. }));
                 if let Session::Clean(p) = session {
                     options.set_inflight(p.inflight);
                     let will = LastWill::new(p.will_topic, p.will, QoS::AtLeastOnce, true);
@@ -151,6 +162,8 @@ pub(super) fn open(
                     }
                     Session::Kept { expiry } => {
                         options.set_clean_start(false);
+                        // Its handlers acknowledge, once stored (`bus::Ack`).
+                        options.set_manual_acks(true);
                         // Validation caps durations far below u32 seconds.
                         let seconds = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
                         options.set_session_expiry_interval(Some(seconds));
@@ -196,6 +209,17 @@ impl Client {
             Client::V5(c) => c
                 .try_subscribe(filter, qos5(qos))
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues the PUBACK of a received message (none for QoS 0); an error
+    /// means the queue is full or the link task is gone, and the broker
+    /// re-sends the message at the next connect.
+    pub fn try_ack(&self, receipt: &Receipt) -> Result<(), String> {
+        match (self, receipt) {
+            (Client::V311(c), Receipt::V311(p)) => c.try_ack(p).map_err(|e| e.to_string()),
+            (Client::V5(c), Receipt::V5(p)) => c.try_ack(p).map_err(|e| e.to_string()),
+            _ => Err("a receipt from a client of the other MQTT version".into()),
         }
     }
 
@@ -266,11 +290,16 @@ fn happened(event: Event) -> Happened {
                 .iter()
                 .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
         },
-        Event::Incoming(Packet::Publish(p)) => Happened::Message {
-            topic: p.topic,
-            payload: p.payload,
-            retain: p.retain,
-        },
+        Event::Incoming(Packet::Publish(p)) => {
+            let mut receipt = rumqttc::Publish::new("", p.qos, Vec::new());
+            receipt.pkid = p.pkid;
+            Happened::Message {
+                topic: p.topic,
+                payload: p.payload,
+                retain: p.retain,
+                receipt: Receipt::V311(receipt),
+            }
+        }
         // MQTT 3.1.1 has no reason code: every PUBACK reads as "stored".
         Event::Incoming(Packet::PubAck(ack)) => Happened::Acked {
             pkid: ack.pkid,
@@ -298,11 +327,16 @@ fn happened5(event: v5::Event) -> Happened {
                 .all(|c| matches!(c, v5::mqttbytes::v5::SubscribeReasonCode::Success(_))),
         },
         v5::Event::Incoming(Packet5::Publish(p)) => match String::from_utf8(p.topic.to_vec()) {
-            Ok(topic) => Happened::Message {
-                topic,
-                payload: p.payload,
-                retain: p.retain,
-            },
+            Ok(topic) => {
+                let mut receipt = v5::mqttbytes::v5::Publish::new("", p.qos, Bytes::new(), None);
+                receipt.pkid = p.pkid;
+                Happened::Message {
+                    topic,
+                    payload: p.payload,
+                    retain: p.retain,
+                    receipt: Receipt::V5(receipt),
+                }
+            }
             // The broker checks topics are UTF-8; a client cannot route what is not.
             Err(_) => Happened::Other,
         },
