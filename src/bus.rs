@@ -184,6 +184,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_delivery_is_acknowledged_only_when_settled_done() {
+        let (to, mut settled) = mpsc::unbounded_channel();
+        Ack::new(1, to.clone()).done();
+        drop(Ack::new(2, to.clone()));
+        drop(Ack::default());
+        Ack::default().done();
+        assert_eq!(settled.try_recv().ok(), Some(Settled::Done(1)));
+        assert_eq!(settled.try_recv().ok(), Some(Settled::Dropped(2)));
+        assert!(
+            settled.try_recv().is_err(),
+            "a default token settles nothing"
+        );
+    }
+
+    #[test]
     fn filters_match_as_mqtt_says() {
         let yes = [
             ("itad/s/release/#", "itad/s/release/AB%2F1"),
