@@ -281,6 +281,7 @@ impl Control {
     /// Hands `message` to the handler of the first matching subscription,
     /// waiting while it is busy.
     async fn route(&self, message: Inbound) {
+        debug!(topic = %message.topic, retain = message.retain, "control message received");
         let Some(route) = self
             .routes
             .iter()

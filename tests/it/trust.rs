@@ -286,6 +286,54 @@ async fn revoke_while_stopped(
     assert!(!gate.lock_opened_since(mark), "revoked while stopped");
 }
 
+/// A revocation delivered while the policy store cannot commit yet, then
+/// `kill -9` before the commit: the gateway had not acknowledged it, so the
+/// broker still has it in the session and hands it over again at the next
+/// start. (With acknowledgement on receipt, the broker had deleted it: the
+/// grant stood.) The store is stalled by the test seam
+/// `CUSTODYD_TEST_POLICY_STALL`, set for one run only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_delivered_but_not_yet_stored_survives_kill_9() {
+    let mut gate = Gate::start().await;
+    let topic = format!("{POLICY}/A-1");
+    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
+    gate.policy("A-1", &grant).await;
+    wait_until(PATIENCE, "the grant is stored", || {
+        gate.daemon.log().contains("released=true")
+    })
+    .await;
+    gate.daemon.terminate().await;
+
+    gate.daemon
+        .set_env(custodyd::release::TEST_STALL_ENV, "3600");
+    gate.restart().await;
+    let from = gate.daemon.log().len();
+    let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
+    publish(&gate.broker.url(), &topic, revocation.as_str(), false).await;
+    let received = format!("control message received topic={topic} retain=false");
+    wait_until(PATIENCE, "the revocation reached the daemon", || {
+        gate.daemon.log()[from..].contains(&received)
+    })
+    .await;
+    assert!(
+        !gate.daemon.log()[from..].contains("released=false"),
+        "stalled before its commit"
+    );
+    gate.daemon.kill();
+
+    gate.daemon.unset_env(custodyd::release::TEST_STALL_ENV);
+    let from = gate.daemon.log().len();
+    gate.restart().await;
+    wait_until(PATIENCE, "the revocation is stored after all", || {
+        gate.daemon.log()[from..].contains("released=false")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    gate.scan("A-1").await;
+    gate.alarm("release_denied", "says released: false").await;
+    assert!(!gate.lock_opened_since(mark), "revoked");
+}
+
 /// A signed unlock published (not retained) while the gateway is stopped,
 /// still within its `not_after` when the gateway is back: the broker queued
 /// it in the control session, and it runs once. Not again after another
