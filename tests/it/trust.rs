@@ -294,7 +294,17 @@ async fn revoke_while_stopped(
 /// `CUSTODYD_TEST_POLICY_STALL`, set for one run only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_delivered_but_not_yet_stored_survives_kill_9() {
-    let mut gate = Gate::start().await;
+    revocation_in_flight_at_kill_9(|c| c).await;
+}
+
+/// The same in MQTT 3.1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_delivered_but_not_yet_stored_survives_kill_9_with_mqtt_3_1_1() {
+    revocation_in_flight_at_kill_9(|c| c.section_key("mqtt", "protocol", "3.1.1")).await;
+}
+
+async fn revocation_in_flight_at_kill_9(extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
+    let mut gate = Gate::start_with(Central::new(), extra, &[]).await;
     let topic = format!("{POLICY}/A-1");
     let grant = gate.central.sign(&topic, r#"{"released":true}"#);
     gate.policy("A-1", &grant).await;
