@@ -263,7 +263,7 @@ impl Control {
                 let Some(receipt) = self.unacked.remove(&id) else {
                     return;
                 };
-                if let Err(e) = self.client.try_ack(&receipt) {
+                if let Err(e) = self.client.try_ack(receipt) {
                     warn!("acknowledging a control message failed: {e}; the broker re-sends it");
                 }
             }

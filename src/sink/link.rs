@@ -87,12 +87,12 @@ pub(super) enum Happened {
 }
 
 /// What acknowledges a received message to the broker: its packet id and
-/// QoS, in the client's version. Only a kept session acknowledges by hand
-/// ([`Client::try_ack`]); the uplink's client does it on receipt.
-#[derive(Debug)]
-pub(super) enum Receipt {
-    V311(rumqttc::Publish),
-    V5(v5::mqttbytes::v5::Publish),
+/// QoS. Only a kept session acknowledges by hand ([`Client::try_ack`]); the
+/// uplink's client does it on receipt.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Receipt {
+    pkid: u16,
+    qos: QoS,
 }
 
 /// A PUBACK reason code of 0x80 or more (MQTT 5, 3.4.2.1).
@@ -183,6 +183,14 @@ fn qos5(qos: QoS) -> QoS5 {
     }
 }
 
+fn qos311(qos: QoS5) -> QoS {
+    match qos {
+        QoS5::AtMostOnce => QoS::AtMostOnce,
+        QoS5::AtLeastOnce => QoS::AtLeastOnce,
+        QoS5::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
 impl Client {
     /// Queues a publish without waiting; an error means the queue is full
     /// (or the link task is gone).
@@ -215,11 +223,20 @@ impl Client {
     /// Queues the PUBACK of a received message (none for QoS 0); an error
     /// means the queue is full or the link task is gone, and the broker
     /// re-sends the message at the next connect.
-    pub fn try_ack(&self, receipt: &Receipt) -> Result<(), String> {
-        match (self, receipt) {
-            (Client::V311(c), Receipt::V311(p)) => c.try_ack(p).map_err(|e| e.to_string()),
-            (Client::V5(c), Receipt::V5(p)) => c.try_ack(p).map_err(|e| e.to_string()),
-            _ => Err("a receipt from a client of the other MQTT version".into()),
+    pub fn try_ack(&self, receipt: Receipt) -> Result<(), String> {
+        // rumqttc acknowledges a publish; only its packet id and QoS count.
+        match self {
+            Client::V311(c) => {
+                let mut publish = rumqttc::Publish::new("", receipt.qos, Vec::new());
+                publish.pkid = receipt.pkid;
+                c.try_ack(&publish).map_err(|e| e.to_string())
+            }
+            Client::V5(c) => {
+                let qos = qos5(receipt.qos);
+                let mut publish = v5::mqttbytes::v5::Publish::new("", qos, Bytes::new(), None);
+                publish.pkid = receipt.pkid;
+                c.try_ack(&publish).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -290,16 +307,15 @@ fn happened(event: Event) -> Happened {
                 .iter()
                 .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
         },
-        Event::Incoming(Packet::Publish(p)) => {
-            let mut receipt = rumqttc::Publish::new("", p.qos, Vec::new());
-            receipt.pkid = p.pkid;
-            Happened::Message {
-                topic: p.topic,
-                payload: p.payload,
-                retain: p.retain,
-                receipt: Receipt::V311(receipt),
-            }
-        }
+        Event::Incoming(Packet::Publish(p)) => Happened::Message {
+            receipt: Receipt {
+                pkid: p.pkid,
+                qos: p.qos,
+            },
+            topic: p.topic,
+            payload: p.payload,
+            retain: p.retain,
+        },
         // MQTT 3.1.1 has no reason code: every PUBACK reads as "stored".
         Event::Incoming(Packet::PubAck(ack)) => Happened::Acked {
             pkid: ack.pkid,
@@ -327,16 +343,15 @@ fn happened5(event: v5::Event) -> Happened {
                 .all(|c| matches!(c, v5::mqttbytes::v5::SubscribeReasonCode::Success(_))),
         },
         v5::Event::Incoming(Packet5::Publish(p)) => match String::from_utf8(p.topic.to_vec()) {
-            Ok(topic) => {
-                let mut receipt = v5::mqttbytes::v5::Publish::new("", p.qos, Bytes::new(), None);
-                receipt.pkid = p.pkid;
-                Happened::Message {
-                    topic,
-                    payload: p.payload,
-                    retain: p.retain,
-                    receipt: Receipt::V5(receipt),
-                }
-            }
+            Ok(topic) => Happened::Message {
+                topic,
+                payload: p.payload,
+                retain: p.retain,
+                receipt: Receipt {
+                    pkid: p.pkid,
+                    qos: qos311(p.qos),
+                },
+            },
             // The broker checks topics are UTF-8; a client cannot route what is not.
             Err(_) => Happened::Other,
         },

@@ -118,6 +118,20 @@ impl Gate {
         reply.unwrap().json()
     }
 
+    /// Grants `asset` (signed, retained), waits until it is stored, stops
+    /// the daemon; returns the asset's policy topic.
+    async fn grant_then_stop(&mut self, asset: &str) -> String {
+        let topic = format!("{POLICY}/{asset}");
+        let grant = self.central.sign(&topic, r#"{"released":true}"#);
+        self.policy(asset, &grant).await;
+        wait_until(PATIENCE, "the grant is stored", || {
+            self.daemon.log().contains("released=true")
+        })
+        .await;
+        self.daemon.terminate().await;
+        topic
+    }
+
     fn lock_opened_since(&self, mark: usize) -> bool {
         pulsed(&self.pins.seen(), LOCK, ON, mark)
     }
@@ -254,14 +268,7 @@ async fn revoke_while_stopped(
     how: Revoked,
 ) {
     let mut gate = Gate::start_on(broker, Central::new(), extra, &[]).await;
-    let topic = format!("{POLICY}/A-1");
-    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
-    gate.policy("A-1", &grant).await;
-    wait_until(PATIENCE, "the grant is stored", || {
-        gate.daemon.log().contains("released=true")
-    })
-    .await;
-    gate.daemon.terminate().await;
+    let topic = gate.grant_then_stop("A-1").await;
     let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
     let retain = how == Revoked::Retained;
     publish(&gate.broker.url(), &topic, revocation.as_str(), retain).await;
@@ -305,14 +312,7 @@ async fn a_revocation_delivered_but_not_yet_stored_survives_kill_9_with_mqtt_3_1
 
 async fn revocation_in_flight_at_kill_9(extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
     let mut gate = Gate::start_with(Central::new(), extra, &[]).await;
-    let topic = format!("{POLICY}/A-1");
-    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
-    gate.policy("A-1", &grant).await;
-    wait_until(PATIENCE, "the grant is stored", || {
-        gate.daemon.log().contains("released=true")
-    })
-    .await;
-    gate.daemon.terminate().await;
+    let topic = gate.grant_then_stop("A-1").await;
 
     gate.daemon
         .set_env(custodyd::release::TEST_STALL_ENV, "3600");
