@@ -287,7 +287,11 @@ impl Control {
             .iter()
             .find(|r| bus::matches(&r.filter, &message.topic))
         else {
+            // The session may hold a subscription this configuration no
+            // longer makes: what it brings is acknowledged, or it would
+            // fill the broker's in-flight window and hold back the rest.
             debug!("message on {} matches no subscription", message.topic);
+            message.ack.done();
             return;
         };
         if route.to.send(message).await.is_err() {
