@@ -17,11 +17,60 @@ use rumqttc::QoS;
 use tokio::sync::mpsc;
 
 /// A message the broker delivered on a subscribed topic.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Inbound {
     pub topic: String,
     pub payload: Bytes,
     pub retain: bool,
+    /// Settle it once the message's effect is durable.
+    pub ack: Ack,
+}
+
+/// The broker keeps a QoS 1 control message in the gateway's session until
+/// the gateway acknowledges it, and re-sends it at the next connect until
+/// then. So a message is acknowledged only through this, by its handler,
+/// once what it changes is stored (or it was refused, its alarm queued: a
+/// second delivery would not change the verdict). A handler that drops it
+/// unsettled (it failed to store, or ended) leaves it with the broker: a
+/// stop or `kill -9` between delivery and commit loses nothing.
+///
+/// The control client owns the packet ids; this only tells it which of its
+/// deliveries to acknowledge, or to forget.
+#[derive(Debug, Default)]
+pub struct Ack(Option<(u64, mpsc::UnboundedSender<Settled>)>);
+
+/// What became of a delivery, for the control client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Its effect is durable: acknowledge it to the broker.
+    Done(u64),
+    /// Dropped unsettled: leave it with the broker, which re-sends it.
+    Dropped(u64),
+}
+
+impl Ack {
+    /// The token of delivery `id`, reported back to `to`. The default token
+    /// settles nothing (a QoS 0 message has nothing to acknowledge).
+    pub fn new(id: u64, to: mpsc::UnboundedSender<Settled>) -> Self {
+        Ack(Some((id, to)))
+    }
+
+    /// The message's effect is durable (or its refusal reported).
+    pub fn done(mut self) {
+        if let Some((id, to)) = self.0.take() {
+            // The control client gone: its connection, and the broker's
+            // claim to an acknowledgement, are gone too.
+            let _ = to.send(Settled::Done(id));
+        }
+    }
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if let Some((id, to)) = self.0.take() {
+            let _ = to.send(Settled::Dropped(id));
+        }
+    }
 }
 
 /// A message to publish now, without spooling.
@@ -73,7 +122,8 @@ impl Bus {
     }
 
     /// Messages on topics matching `filter` (MQTT wildcards `+` and `#`) are
-    /// sent to the returned receiver. A message matching several filters goes
+    /// sent to the returned receiver, each to be settled through its
+    /// [`Ack`]. A message matching several filters goes
     /// to the first one subscribed. If the receiver lags `capacity` messages
     /// behind, the control client waits for it (the broker keeps the rest):
     /// its owner must keep up (it only parses and stores).
@@ -132,6 +182,21 @@ pub fn matches(filter: &str, topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delivery_is_acknowledged_only_when_settled_done() {
+        let (to, mut settled) = mpsc::unbounded_channel();
+        Ack::new(1, to.clone()).done();
+        drop(Ack::new(2, to.clone()));
+        drop(Ack::default());
+        Ack::default().done();
+        assert_eq!(settled.try_recv().ok(), Some(Settled::Done(1)));
+        assert_eq!(settled.try_recv().ok(), Some(Settled::Dropped(2)));
+        assert!(
+            settled.try_recv().is_err(),
+            "a default token settles nothing"
+        );
+    }
 
     #[test]
     fn filters_match_as_mqtt_says() {

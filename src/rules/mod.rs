@@ -233,9 +233,14 @@ async fn keep_entries(
 
 /// Stores `changed` (`None`: removes the key) in one commit, off the
 /// runtime's threads. A failed write is logged; the state goes on in memory.
-async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>, what: &str) {
+/// Returns whether everything is stored.
+async fn store_entries(
+    table: &Table,
+    changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
+    what: &str,
+) -> bool {
     if changed.is_empty() {
-        return;
+        return true;
     }
     let table = table.clone();
     let write = move || {
@@ -244,8 +249,12 @@ async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
             (&**key, update)
         }))
     };
-    if let Err(e) = off_thread(write).await {
-        warn!("{what} not saved: {e}");
+    match off_thread(write).await {
+        Ok(_) => true,
+        Err(e) => {
+            warn!("{what} not saved: {e}");
+            false
+        }
     }
 }
 #[cfg(test)]

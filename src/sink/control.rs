@@ -11,8 +11,16 @@
 //! MQTT 3.1.1: a persistent session), and subscribes at QoS 1: the broker
 //! queues what matches while the gateway is stopped, restarting or cut off,
 //! and hands it over at the next connect. It publishes nothing, so none of
-//! the uplink's delivery logic applies here; rumqttc acknowledges each
-//! message as it arrives.
+//! the uplink's delivery logic applies here.
+//!
+//! It acknowledges (PUBACK) a message only when its handler settles the
+//! message's [`Ack`] (its effect stored, or its refusal reported): until
+//! then the broker keeps it in the session, so a crash or power cut between
+//! delivery and commit leaves it to be re-sent at the next connect, with
+//! DUP. A delivery is acknowledged on the connection it came on or not at
+//! all: after a reconnect the broker re-sends what was not acknowledged, and
+//! the handlers take the copy again (they are idempotent: the newest
+//! `issued_at` wins, a command id runs once).
 //!
 //! Subscriptions are renewed on every connect anyway: a session the broker
 //! lost (expired, or a restart without persistence) has none, and the
@@ -21,21 +29,25 @@
 //! checks, as before; a handler that lags holds this client back (the
 //! broker keeps the rest) rather than losing a message.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::link::{self, Client, Connection, Happened, Session};
+use super::link::{self, Client, Connection, Happened, Receipt, Session};
 use super::mqtt::Backoff;
-use crate::bus::{self, Bus, Inbound, Route};
+use crate::bus::{self, Ack, Bus, Inbound, Route, Settled};
 use crate::config::{Config, ConfigErrors};
 
 /// How long shutdown waits for the DISCONNECT to go out.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
+/// Room in rumqttc's request queue for PUBACKs, besides the subscriptions:
+/// more than a broker sends unacknowledged (Mosquitto: 20 by default).
+const ACK_ROOM: usize = 1024;
 
 /// Starts the control client with the subscriptions registered on `bus`
 /// (they move here). It first connects once `uplink` says the uplink has,
@@ -56,12 +68,17 @@ pub fn spawn(
     let session = Session::Kept {
         expiry: mqtt.session_expiry,
     };
-    let (client, link) = link::open(mqtt, &client_id, routes.len() + 8, session)?;
+    let capacity = routes.len() + 8 + ACK_ROOM;
+    let (client, link) = link::open(mqtt, &client_id, capacity, session)?;
     let (ready, subscribed) = watch::channel(false);
+    let (settle, settled) = mpsc::unbounded_channel();
     let control = Control {
         client,
         routes,
         ready,
+        settle,
+        unacked: HashMap::new(),
+        deliveries: 0,
         pending: 0,
         backoff: Backoff::new(mqtt.reconnect_min, mqtt.reconnect_max),
         connected: false,
@@ -69,7 +86,7 @@ pub fn spawn(
     };
     info!(client_id, session_expiry = ?mqtt.session_expiry, "control client starting");
     Ok((
-        tokio::spawn(control.run(link, uplink, shutdown)),
+        tokio::spawn(control.run(link, settled, uplink, shutdown)),
         subscribed,
     ))
 }
@@ -79,6 +96,12 @@ struct Control {
     routes: Vec<Route>,
     /// Whether all subscriptions were confirmed once since start.
     ready: watch::Sender<bool>,
+    /// Where the handlers settle deliveries.
+    settle: mpsc::UnboundedSender<Settled>,
+    /// Deliveries of this connection not settled yet, by their number.
+    unacked: HashMap<u64, Receipt>,
+    /// Deliveries numbered so far.
+    deliveries: u64,
     /// SUBACKs still awaited on this connection.
     pending: usize,
     backoff: Backoff,
@@ -90,6 +113,7 @@ impl Control {
     async fn run(
         mut self,
         mut link: Connection,
+        mut settled: mpsc::UnboundedReceiver<Settled>,
         mut uplink: watch::Receiver<bool>,
         shutdown: CancellationToken,
     ) {
@@ -98,11 +122,20 @@ impl Control {
             // An uplink gone is a shutdown under way.
             up = uplink.wait_for(|up| *up) => if up.is_err() { return },
         }
-        loop {
-            let polled = tokio::select! {
-                biased;
-                _ = shutdown.cancelled() => break,
-                polled = link.poll() => polled,
+        'connection: loop {
+            // Settling goes on while a poll is under way: cancelling the
+            // poll could lose a packet it was writing.
+            let polled = {
+                let poll = link.poll();
+                tokio::pin!(poll);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.cancelled() => break 'connection,
+                        Some(settled) = settled.recv() => self.on_settled(settled),
+                        polled = &mut poll => break polled,
+                    }
+                }
             };
             match polled {
                 Ok(Happened::Connected {
@@ -113,11 +146,15 @@ impl Control {
                     topic,
                     payload,
                     retain,
+                    receipt,
                 }) => {
+                    self.deliveries += 1;
+                    self.unacked.insert(self.deliveries, receipt);
                     let message = Inbound {
                         topic,
                         payload,
                         retain,
+                        ack: Ack::new(self.deliveries, self.settle.clone()),
                     };
                     tokio::select! {
                         biased;
@@ -139,6 +176,10 @@ impl Control {
             }
         }
         if self.connected {
+            // What the handlers stored by now need not come again.
+            while let Ok(settled) = settled.try_recv() {
+                self.on_settled(settled);
+            }
             // A DISCONNECT ends the connection, not the session.
             self.client.try_disconnect();
             let goodbye = async {
@@ -166,6 +207,8 @@ impl Control {
                  retained messages follow"
             );
         }
+        // Unsettled deliveries of the last connection come again.
+        self.unacked.clear();
         self.pending = 0;
         for route in &self.routes {
             match self
@@ -208,17 +251,47 @@ impl Control {
         }
         self.connected = false;
         self.down_logged = true;
+        self.unacked.clear();
+    }
+
+    /// Acknowledges a delivery of this connection whose effect is durable;
+    /// forgets one dropped unsettled (the broker re-sends it at the next
+    /// connect) or one of a connection gone.
+    fn on_settled(&mut self, settled: Settled) {
+        match settled {
+            Settled::Done(id) => {
+                let Some(receipt) = self.unacked.remove(&id) else {
+                    return;
+                };
+                if let Err(e) = self.client.try_ack(receipt) {
+                    warn!("acknowledging a control message failed: {e}; the broker re-sends it");
+                }
+            }
+            Settled::Dropped(id) => {
+                if self.unacked.remove(&id).is_some() {
+                    warn!(
+                        "a control message was not handled; the broker keeps it and re-sends \
+                         it at the next connect"
+                    );
+                }
+            }
+        }
     }
 
     /// Hands `message` to the handler of the first matching subscription,
     /// waiting while it is busy.
     async fn route(&self, message: Inbound) {
+        debug!(topic = %message.topic, retain = message.retain, "control message received");
         let Some(route) = self
             .routes
             .iter()
             .find(|r| bus::matches(&r.filter, &message.topic))
         else {
+            // The session may hold a subscription this configuration no
+            // longer makes: what it brings is acknowledged, or it would
+            // fill the broker's in-flight window and hold back the rest.
             debug!("message on {} matches no subscription", message.topic);
+            message.ack.done();
             return;
         };
         if route.to.send(message).await.is_err() {

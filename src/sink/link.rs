@@ -64,6 +64,7 @@ pub(super) enum Happened {
         topic: String,
         payload: Bytes,
         retain: bool,
+        receipt: Receipt,
     },
     /// `Outgoing::Publish(pkid)`.
     Sent(u16),
@@ -83,6 +84,15 @@ pub(super) enum Happened {
     /// The DISCONNECT went out.
     Goodbye,
     Other,
+}
+
+/// What acknowledges a received message to the broker: its packet id and
+/// QoS. Only a kept session acknowledges by hand ([`Client::try_ack`]); the
+/// uplink's client does it on receipt.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Receipt {
+    pkid: u16,
+    qos: QoS,
 }
 
 /// A PUBACK reason code of 0x80 or more (MQTT 5, 3.4.2.1).
@@ -124,6 +134,7 @@ pub(super) fn open(
             let (client, eventloop) = connect::client(mqtt, client_id, capacity, |options| {
                 options.set_max_packet_size(incoming as usize, outgoing);
                 options.set_clean_session(matches!(session, Session::Clean(_)));
+                options.set_manual_acks(matches!(session, Session::Kept { .. }));
                 if let Session::Clean(p) = session {
                     options.set_inflight(p.inflight);
                     let will = LastWill::new(p.will_topic, p.will, QoS::AtLeastOnce, true);
@@ -151,6 +162,8 @@ pub(super) fn open(
                     }
                     Session::Kept { expiry } => {
                         options.set_clean_start(false);
+                        // Its handlers acknowledge, once stored (`bus::Ack`).
+                        options.set_manual_acks(true);
                         // Validation caps durations far below u32 seconds.
                         let seconds = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
                         options.set_session_expiry_interval(Some(seconds));
@@ -167,6 +180,14 @@ fn qos5(qos: QoS) -> QoS5 {
         QoS::AtMostOnce => QoS5::AtMostOnce,
         QoS::AtLeastOnce => QoS5::AtLeastOnce,
         QoS::ExactlyOnce => QoS5::ExactlyOnce,
+    }
+}
+
+fn qos311(qos: QoS5) -> QoS {
+    match qos {
+        QoS5::AtMostOnce => QoS::AtMostOnce,
+        QoS5::AtLeastOnce => QoS::AtLeastOnce,
+        QoS5::ExactlyOnce => QoS::ExactlyOnce,
     }
 }
 
@@ -196,6 +217,26 @@ impl Client {
             Client::V5(c) => c
                 .try_subscribe(filter, qos5(qos))
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Queues the PUBACK of a received message (none for QoS 0); an error
+    /// means the queue is full or the link task is gone, and the broker
+    /// re-sends the message at the next connect.
+    pub fn try_ack(&self, receipt: Receipt) -> Result<(), String> {
+        // rumqttc acknowledges a publish; only its packet id and QoS count.
+        match self {
+            Client::V311(c) => {
+                let mut publish = rumqttc::Publish::new("", receipt.qos, Vec::new());
+                publish.pkid = receipt.pkid;
+                c.try_ack(&publish).map_err(|e| e.to_string())
+            }
+            Client::V5(c) => {
+                let qos = qos5(receipt.qos);
+                let mut publish = v5::mqttbytes::v5::Publish::new("", qos, Bytes::new(), None);
+                publish.pkid = receipt.pkid;
+                c.try_ack(&publish).map_err(|e| e.to_string())
+            }
         }
     }
 
@@ -267,6 +308,10 @@ fn happened(event: Event) -> Happened {
                 .all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
         },
         Event::Incoming(Packet::Publish(p)) => Happened::Message {
+            receipt: Receipt {
+                pkid: p.pkid,
+                qos: p.qos,
+            },
             topic: p.topic,
             payload: p.payload,
             retain: p.retain,
@@ -302,6 +347,10 @@ fn happened5(event: v5::Event) -> Happened {
                 topic,
                 payload: p.payload,
                 retain: p.retain,
+                receipt: Receipt {
+                    pkid: p.pkid,
+                    qos: qos311(p.qos),
+                },
             },
             // The broker checks topics are UTF-8; a client cannot route what is not.
             Err(_) => Happened::Other,

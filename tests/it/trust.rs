@@ -118,6 +118,20 @@ impl Gate {
         reply.unwrap().json()
     }
 
+    /// Grants `asset` (signed, retained), waits until it is stored, stops
+    /// the daemon; returns the asset's policy topic.
+    async fn grant_then_stop(&mut self, asset: &str) -> String {
+        let topic = format!("{POLICY}/{asset}");
+        let grant = self.central.sign(&topic, r#"{"released":true}"#);
+        self.policy(asset, &grant).await;
+        wait_until(PATIENCE, "the grant is stored", || {
+            self.daemon.log().contains("released=true")
+        })
+        .await;
+        self.daemon.terminate().await;
+        topic
+    }
+
     fn lock_opened_since(&self, mark: usize) -> bool {
         pulsed(&self.pins.seen(), LOCK, ON, mark)
     }
@@ -254,14 +268,7 @@ async fn revoke_while_stopped(
     how: Revoked,
 ) {
     let mut gate = Gate::start_on(broker, Central::new(), extra, &[]).await;
-    let topic = format!("{POLICY}/A-1");
-    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
-    gate.policy("A-1", &grant).await;
-    wait_until(PATIENCE, "the grant is stored", || {
-        gate.daemon.log().contains("released=true")
-    })
-    .await;
-    gate.daemon.terminate().await;
+    let topic = gate.grant_then_stop("A-1").await;
     let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
     let retain = how == Revoked::Retained;
     publish(&gate.broker.url(), &topic, revocation.as_str(), retain).await;
@@ -284,6 +291,57 @@ async fn revoke_while_stopped(
     gate.scan("A-1").await;
     gate.alarm("release_denied", "says released: false").await;
     assert!(!gate.lock_opened_since(mark), "revoked while stopped");
+}
+
+/// A revocation delivered while the policy store cannot commit yet, then
+/// `kill -9` before the commit: the gateway had not acknowledged it, so the
+/// broker still has it in the session and hands it over again at the next
+/// start. (With acknowledgement on receipt, the broker had deleted it: the
+/// grant stood.) The store is stalled by the test seam
+/// `CUSTODYD_TEST_POLICY_STALL`, set for one run only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_delivered_but_not_yet_stored_survives_kill_9() {
+    revocation_in_flight_at_kill_9(|c| c).await;
+}
+
+/// The same in MQTT 3.1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_delivered_but_not_yet_stored_survives_kill_9_with_mqtt_3_1_1() {
+    revocation_in_flight_at_kill_9(|c| c.section_key("mqtt", "protocol", "3.1.1")).await;
+}
+
+async fn revocation_in_flight_at_kill_9(extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
+    let mut gate = Gate::start_with(Central::new(), extra, &[]).await;
+    let topic = gate.grant_then_stop("A-1").await;
+
+    gate.daemon
+        .set_env(custodyd::release::TEST_STALL_ENV, "3600");
+    gate.restart().await;
+    let from = gate.daemon.log().len();
+    let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
+    publish(&gate.broker.url(), &topic, revocation.as_str(), false).await;
+    let received = format!("control message received topic={topic} retain=false");
+    wait_until(PATIENCE, "the revocation reached the daemon", || {
+        gate.daemon.log()[from..].contains(&received)
+    })
+    .await;
+    assert!(
+        !gate.daemon.log()[from..].contains("released=false"),
+        "stalled before its commit"
+    );
+    gate.daemon.kill();
+
+    gate.daemon.unset_env(custodyd::release::TEST_STALL_ENV);
+    let from = gate.daemon.log().len();
+    gate.restart().await;
+    wait_until(PATIENCE, "the revocation is stored after all", || {
+        gate.daemon.log()[from..].contains("released=false")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    gate.scan("A-1").await;
+    gate.alarm("release_denied", "says released: false").await;
+    assert!(!gate.lock_opened_since(mark), "revoked");
 }
 
 /// A signed unlock published (not retained) while the gateway is stopped,

@@ -106,6 +106,11 @@ impl Daemon {
         self.env.push((key.into(), value.into()));
     }
 
+    /// Removes an environment variable from the next start on.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+
     /// Sends `signal` to the running process.
     pub fn signal(&mut self, signal: Signal) {
         signal_child(
