@@ -120,9 +120,9 @@ pub async fn spawn(
     let (client, eventloop) = link::open(mqtt, config.client_id(), capacity, session)?;
 
     let (net_tx, net) = mpsc::channel(window * 2 + 64);
-    let force = Arc::new(Notify::new());
+    let reconnect = Arc::new(Notify::new());
     let backoff = Backoff::new(mqtt.reconnect_min, mqtt.reconnect_max);
-    let poller = tokio::spawn(poll_loop(eventloop, net_tx, force.clone(), backoff));
+    let poller = tokio::spawn(poll_loop(eventloop, net_tx, reconnect.clone(), backoff));
 
     // Everything below the oldest spooled record was delivered in an earlier run.
     let committed = *spool.committed.borrow();
@@ -146,7 +146,7 @@ pub async fn spawn(
         spool,
         window,
         keep_alive: mqtt.keep_alive,
-        force,
+        reconnect,
         connected: false,
         delivery: Delivery::new(window, watermark, (mqtt.reconnect_min, mqtt.reconnect_max)),
         ceiling: mqtt.max_packet_size.0,
@@ -185,14 +185,14 @@ enum Net {
 async fn poll_loop(
     mut eventloop: Connection,
     net: mpsc::Sender<Net>,
-    force: Arc<Notify>,
+    reconnect: Arc<Notify>,
     mut backoff: Backoff,
 ) {
     loop {
         let polled = tokio::select! {
             polled = eventloop.poll() => polled,
             // The uplink saw something impossible (or a stuck link): start over.
-            _ = force.notified() => Err("reset by the uplink".to_string()),
+            _ = reconnect.notified() => Err("reset by the uplink".to_string()),
         };
         match polled {
             Ok(event) => {
@@ -213,7 +213,7 @@ async fn poll_loop(
                 // Requests the uplink queued before it heard of the failure,
                 // and any reset it asked for meanwhile: this one covers it.
                 eventloop.wipe();
-                let _ = force.notified().now_or_never();
+                let _ = reconnect.notified().now_or_never();
                 tokio::time::sleep(backoff.next()).await;
             }
         }
@@ -241,7 +241,8 @@ struct Uplink {
     /// Event publishes unacknowledged on this connection, at most.
     window: usize,
     keep_alive: Duration,
-    force: Arc<Notify>,
+    /// Wakes the poll task to drop the connection and start over.
+    reconnect: Arc<Notify>,
     connected: bool,
     /// Correlation and delivery progress.
     delivery: Delivery,
@@ -379,7 +380,7 @@ impl Uplink {
                 }
                 if stuck {
                     debug!("a refusal with a publish parked behind it; resetting the client");
-                    self.force.notify_one();
+                    self.reconnect.notify_one();
                 }
             }
             // The uplink subscribes to nothing: the control client does.
@@ -459,7 +460,7 @@ impl Uplink {
     /// guess which event an ack belongs to, reconnect and re-stream instead.
     fn violation(&mut self, what: Violation) {
         error!("uplink out of step with rumqttc ({what}); reconnecting");
-        self.force.notify_one();
+        self.reconnect.notify_one();
     }
 
     async fn on_tick(&mut self) {
@@ -471,7 +472,7 @@ impl Uplink {
                 "no PUBACK for {:?}: the link looks dead; reconnecting",
                 self.keep_alive * 2
             );
-            self.force.notify_one();
+            self.reconnect.notify_one();
         }
     }
 
