@@ -42,7 +42,7 @@ mod store;
 
 pub use record::{RecordV1, StoredRecord};
 pub use recovery::{Lost, Opened};
-pub use store::{Stats, Store, StoreError};
+pub use store::{Reopener, Stats, Store, StoreError};
 
 /// A `spool_high_water` alarm is raised when the spool passes this share of
 /// `max_bytes`, and re-armed once it is back under [`HIGH_WATER_REARM`].
@@ -135,8 +135,10 @@ pub struct SpoolReader {
 }
 
 impl SpoolReader {
-    /// Up to `max` committed records from `from` on. Empty if the spool task
-    /// is gone or the read failed (it logs why; the uplink simply retries).
+    /// Up to `max` committed records from `from` on, all of them: never
+    /// some with the unreadable ones left out. Empty if the spool task is
+    /// gone or the read failed (the spool task then raises `spool_corrupt`
+    /// and the process restarts; the uplink simply retries meanwhile).
     pub async fn read(&self, from: u64, max: usize) -> Vec<Record> {
         let (reply, rx) = oneshot::channel();
         if self
@@ -220,7 +222,7 @@ pub async fn spawn(
     });
     info!(path = %store.path().display(), %stream, next_seq, bytes, "spool open");
     let mut task = SpoolTask {
-        path: store.path().to_owned(),
+        reopener: store.reopener(),
         store: Some(store),
         data_dir,
         naming,
@@ -237,6 +239,8 @@ pub async fn spawn(
         high_water: false,
         closing: false,
         failing: false,
+        damaged: None,
+        restarting: false,
         undecodable_below: 0,
         committed: committed_tx,
         receipts: Vec::new(),
@@ -288,7 +292,7 @@ struct SpoolTask {
     /// the handle must be dropped (releasing the file lock) before the file
     /// can be opened again, which the next storage call does.
     store: Option<Arc<Store>>,
-    path: PathBuf,
+    reopener: Reopener,
     data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
@@ -318,6 +322,11 @@ struct SpoolTask {
     closing: bool,
     /// The last write failed (logged once until one succeeds).
     failing: bool,
+    /// Why the spool could not be read, or was found corrupt, while
+    /// running (see [`SpoolTask::report_damage`]).
+    damaged: Option<String>,
+    /// The damage is reported: the process is broken and about to restart.
+    restarting: bool,
     /// Undecodable records below this have been alarmed.
     undecodable_below: u64,
     committed: watch::Sender<Committed>,
@@ -357,6 +366,7 @@ impl SpoolTask {
                     }
                 },
             }
+            self.report_damage().await;
         }
         self.close().await;
         if let Err(e) = self.blocking(|store| store.sync()).await {
@@ -382,8 +392,8 @@ impl SpoolTask {
         let store = match &self.store {
             Some(store) => store.clone(),
             None => {
-                let path = self.path.clone();
-                let store = Arc::new(run_blocking(move || Store::reopen(&path)).await?);
+                let reopener = self.reopener.clone();
+                let store = Arc::new(run_blocking(move || reopener.reopen()).await?);
                 self.store = Some(store.clone());
                 store
             }
@@ -392,12 +402,37 @@ impl SpoolTask {
         if let Err(e) = &result {
             self.store = None;
             if let StoreError::Corrupt { .. } = e {
-                // Reopened at start, the spool is checked, moved aside and
-                // replaced with a `spool_corrupt` alarm; numbering goes on.
-                crate::panics::broken(&e.to_string());
+                self.damaged.get_or_insert_with(|| e.to_string());
             }
         }
         result
+    }
+
+    /// The spool could not be read (or was found corrupt) while running:
+    /// the events from the uplink's cursor on cannot be delivered, and
+    /// skipping them would lose them. Only the full check that opening
+    /// makes can tell what is left, so the alarm is committed (if the file
+    /// still takes it) and the process is marked broken: the watchdog
+    /// stops and the daemon exits to be restarted. Nothing was deleted, so
+    /// the restarted daemon delivers from the oldest undelivered event, or
+    /// moves a file that fails the check aside with its own alarm.
+    async fn report_damage(&mut self) {
+        let Some(why) = self.damaged.take() else {
+            return;
+        };
+        if std::mem::replace(&mut self.restarting, true) {
+            return;
+        }
+        error!("spool unreadable while running: {why}");
+        let detail = format!(
+            "The spool could not be read while running ({why}). Nothing was skipped or deleted: \
+             custodyd restarts, checks the whole spool as it opens it and delivers on from the \
+             oldest undelivered event."
+        );
+        let alarm = self.gateway_alarm("spool_corrupt", detail);
+        self.pending_alarms.push(alarm);
+        self.commit(Vec::new()).await;
+        crate::panics::broken("the spool could not be read while running");
     }
 
     /// Group commit: waits up to `flush_interval` after the first event for
@@ -726,7 +761,7 @@ impl SpoolTask {
                                 .collect()
                         }
                         Err(e) => {
-                            error!("spool read failed: {e}");
+                            self.damaged.get_or_insert_with(|| e.to_string());
                             Vec::new()
                         }
                     },

@@ -10,6 +10,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
@@ -77,6 +78,43 @@ pub struct Stats {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    origin: Origin,
+}
+
+/// What a database handle is opened from, as the result of redb's open
+/// (which may panic on a damaged file).
+type Create = dyn Fn() -> std::thread::Result<Result<Database, DatabaseError>> + Send + Sync;
+
+/// Where a store came from, so that it can be opened again after an I/O
+/// error poisoned its handle: a store on a storage backend (the power loss
+/// and read fault tests) must come back on that backend, not on a file
+/// named after its label.
+#[derive(Clone)]
+enum Origin {
+    File,
+    Backend(Arc<Create>),
+}
+
+/// Opens a store again (see [`Store::reopener`]).
+#[derive(Clone)]
+pub struct Reopener {
+    path: PathBuf,
+    origin: Origin,
+}
+
+impl Reopener {
+    /// The store's path (or label).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// [`Store::reopen`], on what the store was opened from.
+    pub fn reopen(&self) -> Result<Store, StoreError> {
+        match &self.origin {
+            Origin::File => Store::reopen(&self.path),
+            Origin::Backend(create) => Store::init(&self.path, create(), self.origin.clone()),
+        }
+    }
 }
 
 /// The size a record counts for against `spool.max_bytes`.
@@ -105,27 +143,45 @@ impl Store {
         builder
             .set_cache_size(CACHE_BYTES)
             .set_check_integrity_on_open(check);
-        Self::init(path, contained(AssertUnwindSafe(|| builder.create(path))))
+        Self::init(
+            path,
+            contained(AssertUnwindSafe(|| builder.create(path))),
+            Origin::File,
+        )
     }
 
-    /// A spool on any storage: the seam through which power loss is simulated.
+    /// A spool on any storage: the seam through which power loss and failing
+    /// reads are simulated. Opened again (after an I/O error) on a clone of
+    /// `backend`.
     pub fn open_with_backend(
-        backend: impl StorageBackend,
+        backend: impl StorageBackend + Clone,
         label: &Path,
     ) -> Result<Store, StoreError> {
-        let mut builder = Builder::new();
-        builder
-            .set_cache_size(CACHE_BYTES)
-            .set_check_integrity_on_open(true);
-        Self::init(
-            label,
-            contained(AssertUnwindSafe(|| builder.create_with_backend(backend))),
-        )
+        let create = move |check: bool| {
+            let mut builder = Builder::new();
+            builder
+                .set_cache_size(CACHE_BYTES)
+                .set_check_integrity_on_open(check);
+            let backend = backend.clone();
+            contained(AssertUnwindSafe(|| builder.create_with_backend(backend)))
+        };
+        let opened = create(true);
+        let origin = Origin::Backend(Arc::new(move || create(false)));
+        Self::init(label, opened, origin)
+    }
+
+    /// How to open this store again once its handle is dropped.
+    pub fn reopener(&self) -> Reopener {
+        Reopener {
+            path: self.path.clone(),
+            origin: self.origin.clone(),
+        }
     }
 
     fn init(
         path: &Path,
         opened: std::thread::Result<Result<Database, DatabaseError>>,
+        origin: Origin,
     ) -> Result<Store, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.to_owned(),
@@ -158,6 +214,7 @@ impl Store {
         let store = Store {
             db,
             path: path.to_owned(),
+            origin,
         };
         // Create the tables up front so readers never see "table missing".
         store.write(Durability::Immediate, |txn| {
