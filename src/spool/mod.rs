@@ -10,7 +10,8 @@
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
 //!
-//! The spool is bounded by `spool.max_bytes`, its own alarms included:
+//! The spool is bounded by `spool.max_bytes`, its own alarms and its dead
+//! letters included:
 //! events may fill it up to [`ALARM_ROOM`] below the bound, and that room is
 //! kept for the alarms that say what happened. What it cannot keep (spool
 //! full, disk full, a failing card) is never silently discarded: it is
@@ -612,8 +613,9 @@ impl SpoolTask {
             if !self.high_water && size >= self.high_mark() {
                 self.high_water = true;
                 let detail = format!(
-                    "The spool holds {} KiB of undelivered events, over {:.0} % of spool.max_bytes ({}): the broker \
-                     has not taken events for a while; when the spool is full new events are dropped.",
+                    "The spool holds {} KiB of undelivered events and dead letters, over {:.0} % of spool.max_bytes \
+                     ({}): the broker has not taken events for a while, or dead letters (custodyd spool peek) fill \
+                     it; when the spool is full new events are dropped.",
                     size >> 10,
                     HIGH_WATER * 100.0,
                     self.config.max_bytes
@@ -799,15 +801,13 @@ impl SpoolTask {
             Control::Ack { .. } => {}
             Control::SetAside { seq, detail, reply } => {
                 let moved = match self.blocking(move |s| s.set_aside(seq)).await {
-                    Ok(Some(bytes)) => {
-                        self.bytes = bytes;
-                        self.committed.send_modify(|c| c.bytes = bytes);
+                    Ok(true) => {
                         let alarm = self.gateway_alarm("event_too_large", detail);
                         self.pending_alarms.push(alarm);
                         self.commit(Vec::new()).await;
                         true
                     }
-                    Ok(None) => true,
+                    Ok(false) => true,
                     Err(e) => {
                         error!("cannot move event {seq} to the dead letters: {e}");
                         false
@@ -1162,6 +1162,52 @@ mod tests {
         let dead = store.dead_letters(10).unwrap();
         assert_eq!(dead.iter().map(|d| d.0).collect::<Vec<_>>(), [2]);
         assert_eq!(store.stats().unwrap().dead_letters, 1);
+    }
+
+    /// Dead letters did not count against `spool.max_bytes`: events too
+    /// large to send could fill the disk under any bound. Counted, dead
+    /// letters that fill the spool make it refuse new events like any
+    /// overflow (counted, and one `spool_overflow` alarm), and nothing
+    /// deletes them to make room.
+    #[tokio::test]
+    async fn dead_letters_count_against_max_bytes_and_are_never_dropped_for_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
+        for n in 0..5 {
+            let mut big = draft(n);
+            if let Body::Alarm(a) = &mut big.body {
+                a.detail = "x".repeat(10 << 10);
+            }
+            drafts.send(big).await.unwrap();
+        }
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.next_seq >= 6).await.unwrap();
+        for seq in 1..=5 {
+            assert!(reader.set_aside(seq, "too large".into()).await);
+        }
+        // Everything else delivered: only the dead letters are left.
+        let upto = reader.committed.borrow().next_seq;
+        reader.ack(upto).await;
+        assert!(reader.read(0, 100).await.is_empty());
+        let dead = reader.committed.borrow().bytes;
+        assert!(dead > 50 << 10, "the dead letters count: {dead} bytes");
+
+        offer(&drafts, &reader, 200).await;
+        let c = *reader.committed.borrow();
+        assert!(
+            c.dropped > 0,
+            "refused once the dead letters fill the spool"
+        );
+        assert!(c.bytes <= max, "{} bytes spooled, over {max}", c.bytes);
+        drop((drafts, reader));
+        task.await.unwrap();
+        let store = Store::open(&dir.path().join(recovery::SPOOL_FILE)).unwrap();
+        assert_eq!(store.stats().unwrap().dead_letters, 5, "none deleted");
+        assert!(store.bytes().unwrap() <= max);
+        let last = store.read_from(0, 1000).unwrap().pop().unwrap().1;
+        let alarm: serde_json::Value = serde_json::from_slice(&last.v1().payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_overflow", "{alarm}");
     }
 
     #[tokio::test]

@@ -32,6 +32,8 @@ const STREAM: TableDefinition<&str, &str> = TableDefinition::new("stream");
 const STREAM_KEY: &str = "id";
 /// Events that can never be sent (larger than the broker takes), moved out
 /// of `events` so the ones behind them flow on, and kept for a technician.
+/// They still count against `spool.max_bytes`: nothing deletes them, so
+/// uncounted they could fill the disk under any bound.
 const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
@@ -62,7 +64,8 @@ pub enum StoreError {
 pub struct Stats {
     /// Events committed but not yet acknowledged by the broker.
     pub depth: u64,
-    /// Their encoded size, as `spool.max_bytes` counts it.
+    /// Their encoded size and the dead letters', as `spool.max_bytes`
+    /// counts it.
     pub bytes: u64,
     pub oldest_seq: Option<u64>,
     /// Commit time of the oldest undelivered event (ms since the Unix epoch).
@@ -402,23 +405,17 @@ impl Store {
         })
     }
 
-    /// Moves event `seq` to the dead letters, durably. Returns the spooled
-    /// bytes after it, or `None` if `seq` is not spooled (moved already).
-    pub fn set_aside(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+    /// Moves event `seq` to the dead letters, durably; its bytes stay
+    /// counted. Returns whether it was spooled (`false`: moved already).
+    pub fn set_aside(&self, seq: u64) -> Result<bool, StoreError> {
         self.write(Durability::Immediate, |txn| {
             let mut events = txn.open_table(EVENTS)?;
             let Some(record) = events.remove(seq)?.map(|v| v.value().to_vec()) else {
-                return Ok(None);
+                return Ok(false);
             };
             txn.open_table(DEAD_LETTERS)?
                 .insert(seq, record.as_slice())?;
-            let mut meta = txn.open_table(META)?;
-            let bytes = meta
-                .get(BYTES)?
-                .map_or(0, |g| g.value())
-                .saturating_sub(record_bytes(&record));
-            meta.insert(BYTES, bytes)?;
-            Ok(Some(bytes))
+            Ok(true)
         })
     }
 
@@ -526,16 +523,17 @@ mod tests {
         assert_eq!(stats.oldest_committed_at_ms, Some(3));
     }
 
+    /// Dead letters were not counted in `spool.max_bytes`, so events too
+    /// large to send could fill the disk under any bound.
     #[test]
-    fn a_dead_letter_leaves_the_events_and_their_bytes_but_is_kept() {
+    fn a_dead_letter_leaves_the_events_but_is_kept_and_still_counted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
         store
             .append(1, &[rec(1), rec(2), rec(3)], &[0; 32])
             .unwrap();
-        let left = store.set_aside(2).unwrap();
-        assert_eq!(left, Some(2 * record_bytes(&rec(1))));
-        assert_eq!(store.set_aside(2).unwrap(), None, "moved once");
+        assert!(store.set_aside(2).unwrap());
+        assert!(!store.set_aside(2).unwrap(), "moved once");
         let seqs: Vec<u64> = store
             .read_from(0, 10)
             .unwrap()
@@ -549,7 +547,8 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!((dead[0].0, dead[0].1.v1().topic.as_str()), (2, "t/2"));
         let stats = store.stats().unwrap();
-        assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (0, 1, 0));
+        let dead = record_bytes(&rec(2));
+        assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (0, 1, dead));
     }
 
     #[test]
