@@ -287,6 +287,26 @@ async fn spawn_on(
         .unwrap()
 }
 
+/// The spool task on `disk`, once `n` events (of [`event`]) are committed.
+async fn spawn_with_events(
+    disk: &Arc<Mutex<Disk>>,
+    dir: &Path,
+    n: u32,
+) -> (
+    tokio::sync::mpsc::Sender<Draft>,
+    spool::SpoolReader,
+    tokio::task::JoinHandle<()>,
+) {
+    let (drafts, reader, task) = spawn_on(disk, dir).await;
+    let upto = reader.committed.borrow().next_seq + u64::from(n);
+    for i in 0..n {
+        drafts.send(event(i)).await.unwrap();
+    }
+    let mut committed = reader.committed.clone();
+    committed.wait_for(|c| c.next_seq >= upto).await.unwrap();
+    (drafts, reader, task)
+}
+
 fn event(n: u32) -> Draft {
     let alarm = Alarm {
         kind: "test",
@@ -310,12 +330,7 @@ async fn a_read_failing_while_running_skips_nothing_is_alarmed_and_restarts() {
     let disk = Arc::new(Mutex::new(Disk::default()));
     let dir = tempfile::tempdir().unwrap();
     // A first run: 300 events committed, the first 100 delivered.
-    let (drafts, reader, task) = spawn_on(&disk, dir.path()).await;
-    for n in 0..300 {
-        drafts.send(event(n)).await.unwrap();
-    }
-    let mut committed = reader.committed.clone();
-    committed.wait_for(|c| c.next_seq == 301).await.unwrap();
+    let (drafts, reader, task) = spawn_with_events(&disk, dir.path(), 300).await;
     reader.ack(101).await;
     drop((drafts, reader));
     task.await.unwrap();
@@ -370,18 +385,8 @@ async fn a_read_failing_while_running_skips_nothing_is_alarmed_and_restarts() {
 async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     let disk = Arc::new(Mutex::new(Disk::default()));
     let dir = tempfile::tempdir().unwrap();
-    let (drafts, reader, task) = spawn_on(&disk, dir.path()).await;
-    for n in 0..10 {
-        let alarm = Alarm {
-            kind: "test",
-            asset: None,
-            detail: format!("event {n}"),
-        };
-        let draft = Draft::new("dock-1".into(), SystemTime::now(), Body::Alarm(alarm));
-        drafts.send(draft).await.unwrap();
-    }
+    let (drafts, reader, task) = spawn_with_events(&disk, dir.path(), 10).await;
     let mut committed = reader.committed.clone();
-    committed.wait_for(|c| c.next_seq == 11).await.unwrap();
     let sent: Vec<(u64, Vec<u8>)> = reader
         .read(1, 100)
         .await
