@@ -762,8 +762,16 @@ impl SpoolTask {
                                 .map(|(seq, stored)| Record::new(seq, stored))
                                 .collect()
                         }
-                        Err(e) => {
+                        // The file could not be read: only a restart can tell
+                        // what is left of it.
+                        Err(e @ (StoreError::Read { .. } | StoreError::Corrupt { .. })) => {
                             self.damaged.get_or_insert_with(|| e.to_string());
+                            Vec::new()
+                        }
+                        // Not opened again (a full disk refuses the commit
+                        // that opening makes): retried on the next read.
+                        Err(e) => {
+                            error!("spool read failed: {e}");
                             Vec::new()
                         }
                     },

@@ -57,6 +57,11 @@ pub enum StoreError {
     /// written by an incompatible version.
     #[error("spool {path} is unreadable: {detail}")]
     Corrupt { path: PathBuf, detail: String },
+    /// Reading spooled events failed on an open spool (an I/O error from
+    /// the card): unlike a failure to open it again, which a full disk can
+    /// cause, this says the file itself could not be read.
+    #[error("spool {path}: reading events: {source}")]
+    Read { path: PathBuf, source: redb::Error },
 }
 
 /// What a technician wants to know about the spool.
@@ -361,11 +366,15 @@ impl Store {
     /// skipped: one bad record must not stop the delivery of every record
     /// after it.
     pub fn read_checked(&self, from: u64, max: usize) -> Result<(Records, Vec<u64>), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
+        let fail = |e: redb::Error| match self.fail(e) {
+            StoreError::Db { path, source } => StoreError::Read { path, source },
+            corrupt => corrupt,
+        };
+        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
         let (mut out, mut undecodable) = (Vec::new(), Vec::new());
-        for entry in events.range(from..).map_err(|e| self.fail(e))?.take(max) {
-            let (k, v) = entry.map_err(|e| self.fail(e))?;
+        for entry in events.range(from..).map_err(|e| fail(e.into()))?.take(max) {
+            let (k, v) = entry.map_err(|e| fail(e.into()))?;
             match StoredRecord::decode(v.value()) {
                 Ok(record) => out.push((k.value(), record)),
                 Err(e) => {
