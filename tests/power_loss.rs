@@ -322,8 +322,9 @@ fn event(n: u32) -> Draft {
 /// corrupt page found then stopped the process without a word on the wire.
 /// Now the read hands out nothing (not the readable part), nothing is
 /// deleted, a `spool_corrupt` alarm is committed and the process is marked
-/// broken, which stops the watchdog and exits the daemon
-/// (tests/systemd.rs). After the restart every undelivered event is there,
+/// broken, which stops the watchdog and exits the daemon (tests/systemd.rs,
+/// `a_task_that_panics_stops_the_watchdog_and_the_process`, shows what a
+/// broken process does). After the restart every undelivered event is there,
 /// `seq` gap-free up to the alarm.
 #[tokio::test]
 async fn a_read_failing_while_running_skips_nothing_is_alarmed_and_restarts() {
