@@ -2,13 +2,10 @@
 //! with any `Instant` (tests use tokio's paused clock).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-// Looked up once per read: std's SipHash over the two strings of a key was
-// a visible share of the daemon's CPU at thousands of reads a second.
-use foldhash::HashMap;
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 use tracing::{info, warn};
