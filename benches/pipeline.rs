@@ -22,7 +22,7 @@ use custodyd::config::{ReadMode, Terminator};
 use custodyd::custody::{Body, Custody, Draft, Transition};
 use custodyd::decode::{AsciiLineCodec, Decoded, Em4100Codec, RawRead, Source};
 use custodyd::identity::{Asset, Identity, Rejected};
-use custodyd::presence::{Engine, Observation, ReaderInfo};
+use custodyd::presence::{Engine, Observation, ReaderInfo, Sighting};
 use custodyd::spool::{RecordV1, Store, StoredRecord};
 use custodyd::topic::Naming;
 use tokio::time::Instant;
@@ -272,7 +272,7 @@ fn pipeline(c: &mut Criterion) {
                         rssi_dbm: raw.rssi_dbm,
                         wall: SystemTime::now(),
                     };
-                    drafts.extend(engine.observe(obs, now));
+                    drafts.extend(engine.observe(obs, now).map(Sighting::from));
                 }
                 if pos % 256 == 0 {
                     engine.expire(now, SystemTime::now(), &mut drafts);

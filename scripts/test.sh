@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: `scripts/test.sh [cargo test args...]`.
 #
-# The integration tests (tests/*.rs) start a real mosquitto broker, and
-# tests/custody_log.rs captures with `mosquitto_sub`, so this installs
+# The integration tests (tests/it/) start a real mosquitto broker, and
+# tests/it/custody_log.rs captures with `mosquitto_sub`, so this installs
 # Debian's `mosquitto` and `mosquitto-clients` packages first if missing. CI runs this
 # same script (from .ci/run), so a newcomer's run and CI's cannot drift.
 set -euo pipefail

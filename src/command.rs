@@ -7,6 +7,11 @@
 //! A request is a JSON object with a string `id`; anything else gets an error
 //! reply, never a crash. Replies are not spooled: a requester that hears
 //! nothing asks again.
+//!
+//! A request is acknowledged to the broker once dispatched: its id recorded
+//! (signed: in the replay store, committed) and handed to its handler, or
+//! refused with its reply and alarm queued. One dropped by the flood limit
+//! is acknowledged too: it is meant to be gone, not to come back.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -18,7 +23,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::sink::{Bus, Inbound, Publisher};
+use crate::bus::{Bus, Inbound, Publisher};
 use crate::topic::Naming;
 use crate::trust::replay::Seen;
 use crate::trust::{envelope, Guard, Kind, Reason, Refusal};
@@ -69,7 +74,7 @@ impl Commands {
 
     /// Subscribes to this gateway's commands and starts dispatching: each
     /// request passes `guard` (and, signed, `seen`: its id runs once) or is
-    /// refused. The task ends when the uplink does.
+    /// refused. The task ends when the control client does.
     pub fn spawn(
         self,
         naming: Naming,
@@ -109,21 +114,30 @@ struct Dispatcher {
 
 impl Dispatcher {
     async fn run(mut self, mut requests: mpsc::Receiver<Inbound>) {
-        while let Some(message) = requests.recv().await {
-            let command = message.topic.rsplit('/').next().unwrap_or_default();
-            if !self.take_token() {
-                if self.refused == 0 {
-                    warn!("command flood: dropping requests until the rate falls below {RATE_PER_SEC}/s");
-                }
-                self.refused += 1;
-                continue;
-            }
-            if self.refused > 0 {
-                warn!("command flood over: {} requests were dropped", self.refused);
-                self.refused = 0;
-            }
-            self.dispatch(command.to_string(), &message);
+        while let Some(mut message) = requests.recv().await {
+            let ack = std::mem::take(&mut message.ack);
+            self.take(message);
+            ack.done();
         }
+    }
+
+    /// Dispatches `message`, unless the flood limit drops it.
+    fn take(&mut self, message: Inbound) {
+        let command = message.topic.rsplit('/').next().unwrap_or_default();
+        if !self.take_token() {
+            if self.refused == 0 {
+                warn!(
+                    "command flood: dropping requests until the rate falls below {RATE_PER_SEC}/s"
+                );
+            }
+            self.refused += 1;
+            return;
+        }
+        if self.refused > 0 {
+            warn!("command flood over: {} requests were dropped", self.refused);
+            self.refused = 0;
+        }
+        self.dispatch(command.to_string(), &message);
     }
 
     fn take_token(&mut self) -> bool {

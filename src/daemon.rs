@@ -14,11 +14,12 @@
 //!  rules --- leave attempts ---> gate task (release control, GPIO) -> spool
 //! ```
 //!
-//! The supervisor holds the spool, the uplink and its bus, the command
-//! dispatcher, the health task and the clock watcher, the GPIO pins, the
+//! The supervisor holds the spool, the uplink and its bus, the control
+//! client (the bus's subscriptions, on a session the broker keeps), the
+//! command dispatcher, the health task and the clock watcher, the GPIO pins, the
 //! retained-topic store and the cage gates' task (the locks must not open
 //! or close because of a reload), and the senders the front feeds them
-//! through (`front::Links`). A reload (the `reload`
+//! through (`front::Shared`). A reload (the `reload`
 //! command or SIGHUP) re-reads the configuration file; if it is valid and
 //! changes only what the front is built from (`reload.rs`), the front is
 //! stopped in order, which delivers everything it decided to the spool, and
@@ -47,24 +48,27 @@ use tracing::{error, info, warn};
 
 use crate::audit::key::KeyError;
 use crate::audit::{Checkpoints, DeviceKey};
+use crate::bus::Bus;
 use crate::command::{Commands, Reply};
 use crate::config::{self, Config};
 use crate::custody::{Alarm, Body, Draft, Saved};
 use crate::gpio;
-use crate::health::{self, metrics::Metrics};
-use crate::ops::systemd::{self, Health, Notifier};
+use crate::health;
+use crate::metrics::Metrics;
+use crate::panics::off_thread;
 use crate::presence;
 use crate::release;
 use crate::retained::Retained;
 use crate::rules;
+use crate::sink::control;
 use crate::sink::mqtt::{self, Reporting};
-use crate::sink::Bus;
+use crate::watchdog::{self, Notifier, Watchdog};
 use crate::{clock, spool, trust};
 
 mod front;
 mod reload;
 
-use front::{Carried, Front, Links};
+use front::{Front, Handover, Shared};
 
 /// Runs the daemon on `config`, read from `config_file` (which a reload
 /// reads again), until `shutdown` completes, then stops it in order.
@@ -108,7 +112,12 @@ pub async fn run(
     let opened = spool::open(data_dir.clone()).await?;
     // What the front saved with its events: the field and the open read
     // windows as they were when the daemon last stopped, however it did.
-    let saved = opened.store.saved().unwrap_or_else(|e| {
+    let (opened, saved) = off_thread(move || {
+        let saved = opened.store.saved();
+        (opened, saved)
+    })
+    .await;
+    let saved = saved.unwrap_or_else(|e| {
         error!("the state saved in the spool cannot be read; the field, read windows and stations start from nothing: {e}");
         Saved::new()
     });
@@ -126,13 +135,13 @@ pub async fn run(
         &naming.gateway,
         config.audit.checkpoint_interval,
     );
-    let mut health = Health::default();
+    let mut watchdog = Watchdog::default();
     let (drafts, spool_reader, spool_task) = spool::spawn(
         opened,
         data_dir.clone(),
         naming.clone(),
         config.spool.clone(),
-        health.stage("spool"),
+        watchdog.stage("spool"),
     )
     .await?;
     if let Some(alarm) = key_alarm {
@@ -182,8 +191,8 @@ pub async fn run(
     )
     .context("release control")?;
     // The presence stage outlives each presence task: a reload hands it on.
-    let mut carried = Carried {
-        presence: presence::State::new(commands.register("inventory"), health.stage("presence")),
+    let mut handover = Handover {
+        presence: presence::State::new(commands.register("inventory"), watchdog.stage("presence")),
         manifests: rules::manifest::subscribe(&config, &mut bus),
         saved,
     };
@@ -205,13 +214,17 @@ pub async fn run(
         bus.publisher(),
         background.clone(),
     );
-    let clock = tokio::spawn(clock::watch(
+    let clock = tokio::spawn(health::clock::watch(
         clock::is_synced,
         naming.gateway.as_str().into(),
         drafts.clone(),
         background.clone(),
     ));
 
+    // Its own connection, whose session the broker keeps while the gateway
+    // is away; it ends after the front, so what arrives until then is handled.
+    let (connected, uplink_up) = watch::channel(false);
+    let (control, subscribed) = control::spawn(&config, &mut bus, uplink_up, background.clone())?;
     let (states, states_in) = mpsc::channel(64);
     let (readers, configured) = watch::channel(reader_names(&config));
     let reporting = Reporting {
@@ -219,6 +232,8 @@ pub async fn run(
         status_requests,
         metrics: metrics.clone(),
         checkpoints,
+        control: subscribed,
+        connected,
     };
     let uplink = mqtt::spawn(
         &config,
@@ -227,11 +242,11 @@ pub async fn run(
         states_in,
         bus,
         reporting,
-        health.stage("uplink"),
+        watchdog.stage("uplink"),
     )
     .await?;
 
-    let links = Links {
+    let shared = Shared {
         drafts,
         states,
         metrics,
@@ -242,12 +257,12 @@ pub async fn run(
     };
     // Right before the readers start: the departure timeouts of what was
     // in the field run from here.
-    carried.presence.engine.restore(
-        &carried.saved,
+    handover.presence.engine.restore(
+        &handover.saved,
         |location| departure_timeout(&config, location),
         presence::Clocks::now(),
     );
-    let front = Front::start(&config, &links, carried)?;
+    let front = Front::start(&config, &shared, handover)?;
     info!(
         site = %config.gateway.site,
         gateway = %config.gateway.name,
@@ -261,10 +276,10 @@ pub async fn run(
     let mut supervisor = Supervisor {
         config_file,
         config,
-        links,
+        shared,
         readers,
         front: Some(front),
-        systemd: systemd::ready(health),
+        systemd: watchdog::ready(watchdog),
     };
 
     // A task that panicked (or cannot go on) leaves the daemon half alive: end the process
@@ -292,7 +307,7 @@ pub async fn run(
 
     let Supervisor {
         front,
-        links,
+        shared,
         systemd,
         ..
     } = supervisor;
@@ -305,9 +320,10 @@ pub async fn run(
     health_topic.await.context("health task")?;
     clock.await.context("clock watcher")?;
     untrusted.await.context("untrusted_message alarms")?;
+    control.await.context("control client")?;
     // The gate task ends (locking every gate) once the last hand-off to it
-    // is gone, which is the one in `links`.
-    drop(links);
+    // is gone, which is the one in `shared`.
+    drop(shared);
     if let Some(gates) = gates.task {
         gates.await.context("release control task")?;
     }
@@ -329,7 +345,7 @@ const PANIC_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
 struct Supervisor {
     config_file: PathBuf,
     config: Config,
-    links: Links,
+    shared: Shared,
     /// The configured readers, for the status document.
     readers: watch::Sender<Vec<Arc<str>>>,
     /// `None` only while a reload swaps it.
@@ -363,11 +379,11 @@ impl Supervisor {
         info!("reload ({trigger}): restarting the readers with {file}");
         let front = self.front.take().expect("a front runs between reloads");
         self.systemd.reloading();
-        let carried = front.stop().await?;
+        let handover = front.stop().await?;
         let names = reader_names(&config);
-        self.links.metrics.retain_readers(&names);
+        self.shared.metrics.retain_readers(&names);
         self.readers.send_replace(names.clone());
-        self.front = Some(Front::start(&config, &self.links, carried)?);
+        self.front = Some(Front::start(&config, &self.shared, handover)?);
         self.systemd.reloaded();
         let readers: Vec<&str> = config.readers.iter().map(|r| r.name.as_str()).collect();
         let locations: Vec<&str> = config.locations.iter().map(|l| l.name.as_str()).collect();
@@ -422,13 +438,4 @@ fn reader_names(config: &Config) -> Vec<Arc<str>> {
         .iter()
         .map(|r| r.name.as_str().into())
         .collect()
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn signals() {
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

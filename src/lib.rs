@@ -14,6 +14,7 @@
 //! bounded channel; [`daemon::run`] wires them and shuts them down in order.
 
 pub mod audit;
+pub mod bus;
 pub mod clock;
 pub mod command;
 pub mod config;
@@ -26,15 +27,18 @@ pub mod fuzzing;
 pub mod gpio;
 pub mod health;
 pub mod identity;
+pub mod metrics;
 pub mod ops;
 pub mod panics;
 pub mod presence;
 pub mod release;
 pub mod retained;
 pub mod rules;
+pub mod signals;
 pub mod sink;
 pub mod sources;
 pub mod spool;
 pub mod timestamp;
 pub mod topic;
 pub mod trust;
+pub mod watchdog;

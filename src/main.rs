@@ -153,7 +153,7 @@ fn main() -> ExitCode {
                 exit(runtime().block_on(custodyd::daemon::run(
                     path,
                     config,
-                    custodyd::daemon::signals(),
+                    custodyd::signals::stop(),
                 )))
             }
             Err(code) => code,

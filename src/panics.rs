@@ -55,3 +55,14 @@ pub fn contained<T>(f: impl FnOnce() -> T + UnwindSafe) -> std::thread::Result<T
     CONTAINED.set(outer);
     result
 }
+
+/// Runs blocking work on the blocking pool: a redb commit waits for its
+/// fsync and even a read may wait for the disk, neither of which may stall
+/// the runtime's threads (one, on a door Pi). A panic there has already
+/// marked the process broken; it goes on in the caller like any other.
+pub async fn off_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

@@ -146,18 +146,6 @@ fn create(path: &Path) -> Result<Database, redb::Error> {
     }
 }
 
-/// Runs a call on a [`Table`] on the blocking pool: a write commits with an
-/// fsync, and even a read may wait for the disk, neither of which may stall
-/// the runtime's threads (one, on a door Pi).
-pub async fn off_thread<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, RetainedError> + Send + 'static,
-) -> Result<T, String> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// A table opened for reading, or `None` if nothing was ever written to it.
 fn written<T>(opened: Result<T, redb::TableError>) -> Result<Option<T>, redb::Error> {
     match opened {

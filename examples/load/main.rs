@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use custodyd::config::builder::{ConfigBuilder, Location, Mqtt, Reader};
+use custodyd::config::Protocol;
 use custodyd::demo::SimPort;
 
 // Shared with the criterion benches: the door traffic model.
@@ -29,13 +31,13 @@ mod workload;
 
 // Shared with the integration tests: the same Mosquitto and link cutter.
 #[allow(dead_code)]
-#[path = "../../tests/common/mosquitto.rs"]
+#[path = "../../tests/it/common/mosquitto.rs"]
 mod mosquitto;
 #[allow(dead_code)]
-#[path = "../../tests/common/process.rs"]
+#[path = "../../tests/it/common/process.rs"]
 mod process;
 #[allow(dead_code)]
-#[path = "../../tests/common/relay.rs"]
+#[path = "../../tests/it/common/relay.rs"]
 mod relay;
 
 mod probe;
@@ -168,41 +170,25 @@ fn default_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn config(args: &Args, url: &str, data_dir: &Path, ports: &[SimPort]) -> String {
-    let mut toml = format!(
-        r#"[gateway]
-site = "{SITE}"
-name = "{GATEWAY}"
-data_dir = "{data}"
-
-[mqtt]
-url = "{url}"
-keep_alive = "5s"
-reconnect_min = "100ms"
-reconnect_max = "1s"
-"#,
-        data = data_dir.display()
-    );
-    let timeout = humantime::format_duration(args.departure_timeout);
+    let mqtt = Mqtt::new(url)
+        .keep_alive(Duration::from_secs(5))
+        .reconnect(Duration::from_millis(100), Duration::from_secs(1));
+    let mut config = ConfigBuilder::new(SITE, GATEWAY, data_dir).mqtt(mqtt);
     for (i, port) in ports.iter().enumerate() {
-        toml.push_str(&format!(
-            r#"
-[[locations]]
-name = "door-{i}"
-kind = "dock_door"
-outside_zone = "yard"
-inside_zone = "receiving"
-departure_timeout = "{timeout}"
-
-[[readers]]
-name = "reader-{i}"
-location = "door-{i}"
-path = "{path}"
-protocol = "em4100"
-"#,
-            path = port.path().display()
-        ));
+        let door = format!("door-{i}");
+        config = config
+            .location(
+                Location::dock_door(&door, "yard", "receiving")
+                    .departure_timeout(args.departure_timeout),
+            )
+            .reader(Reader::serial(
+                &format!("reader-{i}"),
+                &door,
+                port.path(),
+                Protocol::Em4100,
+            ));
     }
-    toml
+    config.to_string()
 }
 
 fn spawn_daemon(

@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use humantime::format_duration;
 use serde::Deserialize;
 
-use super::{duration, InputPinConfig};
+use super::gpio::debounce_problem;
+use super::validate::Errors;
+use super::{duration, InputPinConfig, LocationConfig, LocationKind, ReadMode, ReaderConfig};
 
 /// What a gate does with an asset the release policy does not mention.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -108,5 +111,73 @@ impl GateConfig {
             .chain(door)
             .map(|(key, pin)| (format!("gate.{key}"), pin))
             .collect()
+    }
+}
+
+/// Longest unlock, denial signal or override a gate accepts: longer is a
+/// door left open, which is what the gate is there to prevent.
+const GATE_PULSE_MAX: Duration = Duration::from_secs(60);
+const OVERRIDE_MAX: Duration = Duration::from_secs(3600);
+
+/// A `gate` table: only on a cage gate, with durations a gate can use.
+pub(super) fn check_gate(errors: &mut Errors, location: &LocationConfig, label: &str) {
+    let Some(gate) = &location.gate else {
+        return;
+    };
+    let key = |field: &str| format!("{label}.gate.{field}");
+    if location.kind != LocationKind::CageGate {
+        errors.push(
+            format!("{label}.gate"),
+            format!(
+                "only applies to kind = \"cage_gate\"; {} is a {}",
+                location.name,
+                location.kind.as_str()
+            ),
+        );
+    }
+    for (field, value, max) in [
+        ("unlock_pulse", gate.unlock_pulse, GATE_PULSE_MAX),
+        ("deny_signal", gate.deny_signal, GATE_PULSE_MAX),
+        ("override_max", gate.override_max, OVERRIDE_MAX),
+    ] {
+        if value.is_zero() || value > max {
+            errors.push(
+                key(field),
+                format!(
+                    "is {}; must be more than 0 and at most {}",
+                    format_duration(value),
+                    format_duration(max)
+                ),
+            );
+        }
+    }
+    if let Some(problem) = gate
+        .door_sensor
+        .as_ref()
+        .and_then(|d| debounce_problem(d.debounce))
+    {
+        errors.push(key("door_sensor.debounce"), problem);
+    }
+}
+
+/// `mode = "release"` asks a gate to decide: there must be one.
+pub(super) fn check_release_mode(
+    errors: &mut Errors,
+    reader: &ReaderConfig,
+    locations: &[LocationConfig],
+    key: &dyn Fn(&str) -> String,
+) {
+    if reader.mode() != ReadMode::Release {
+        return;
+    }
+    let location = locations.iter().find(|l| l.name == reader.location);
+    if location.is_some_and(|l| l.gate.is_none() || l.kind != LocationKind::CageGate) {
+        errors.push(
+            key("mode"),
+            format!(
+                "\"release\" needs a cage_gate location with a gate table; {} has none",
+                reader.location
+            ),
+        );
     }
 }

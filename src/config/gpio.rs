@@ -10,8 +10,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use humantime::format_duration;
+use serde::{Deserialize, Serialize};
 
+use super::names::entry_label;
+use super::validate::Errors;
 use super::{duration, LocationConfig};
 
 /// BCM GPIO 0 to 27 are on the 40-pin header of every Pi since the B+.
@@ -87,7 +90,7 @@ impl Default for GpioConfig {
 
 /// The electrical level at which an input means "yes" (door open, beam
 /// broken).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActiveLevel {
     High,
@@ -95,7 +98,7 @@ pub enum ActiveLevel {
 }
 
 /// The pin's internal bias resistor.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Pull {
     /// An opto-coupler's open collector or a switch to ground needs it.
@@ -154,4 +157,44 @@ impl PinClaims {
             }
         }
     }
+}
+
+/// Longer than any contact bounce; more would only delay the sensor.
+const DEBOUNCE_MAX: Duration = Duration::from_secs(1);
+
+/// `[gpio]`, and every pin of every location: on the header, used once.
+pub(super) fn check_gpio(errors: &mut Errors, gpio: &GpioConfig, locations: &[LocationConfig]) {
+    match (gpio.backend, &gpio.sim_socket) {
+        (GpioBackend::Sim, None) => errors.push(
+            "gpio.sim_socket",
+            "is required with backend = \"sim\" (the socket the simulated pins are driven through)",
+        ),
+        (GpioBackend::Cdev, Some(_)) => {
+            errors.push("gpio.sim_socket", "only applies to backend = \"sim\"")
+        }
+        _ => {}
+    }
+    if gpio.backend == GpioBackend::Sim && gpio.chip.is_some() {
+        errors.push("gpio.chip", "only applies to backend = \"cdev\"");
+    }
+    if let Some(problem) = debounce_problem(Some(gpio.debounce)) {
+        errors.push("gpio.debounce", problem);
+    }
+    let mut claims = PinClaims::default();
+    for (i, location) in locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        for (field, pin) in location.gpio_pins() {
+            let key = format!("{label}.{field}");
+            if let Some(problem) = claims.claim(&key, pin) {
+                errors.push(key, problem);
+            }
+        }
+    }
+}
+
+/// Why a `debounce` is too long, if it is.
+pub(super) fn debounce_problem(debounce: Option<Duration>) -> Option<String> {
+    debounce
+        .filter(|d| *d > DEBOUNCE_MAX)
+        .map(|d| format!("is {}; at most 1s", format_duration(d)))
 }

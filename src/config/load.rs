@@ -10,9 +10,10 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use super::names::entry_label;
 use super::validate::validate;
 use super::{
-    ActiveLevel, ChafonModel, Config, EndOn, GpioBackend, LocationKind, Protocol, Pull, ReadMode,
-    ReaderKind, Target, Terminator, UnknownAsset,
+    ActiveLevel, Config, EndOn, GpioBackend, LocationKind, Protocol, Pull, ReadMode, ReaderKind,
+    Target, Terminator, UnknownAsset,
 };
+use crate::decode::ChafonVariant;
 
 /// One problem with the configuration, naming the key it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -242,7 +243,7 @@ fn variants_of(enum_name: &str) -> Option<&'static [&'static str]> {
         "Protocol" => serde_names::<Protocol>(),
         "MqttVersion" => serde_names::<super::MqttVersion>(),
         "ReadMode" => serde_names::<ReadMode>(),
-        "ChafonModel" => serde_names::<ChafonModel>(),
+        "ChafonVariant" => serde_names::<ChafonVariant>(),
         "Target" => serde_names::<Target>(),
         "Terminator" => serde_names::<Terminator>(),
         "ReaderKind" => serde_names::<ReaderKind>(),

@@ -2,8 +2,153 @@
 
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::time::Duration;
 
-use super::MqttConfig;
+use serde::Deserialize;
+
+use super::{duration, ByteSize};
+
+mod validate;
+
+pub(super) use validate::check_mqtt;
+
+/// `Debug` is written by hand (below) so the password never reaches a log.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// `mqtt://host[:port]`, `tcp://host[:port]` or `mqtts://host[:port]`; see
+    /// [`MqttConfig::broker`].
+    #[serde(default = "default_mqtt_url")]
+    pub url: String,
+    /// First topic segment.
+    #[serde(default = "default_root")]
+    pub root: String,
+    /// Defaults to `gateway.name`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// File holding the password (first line), so the TOML can stay world-readable.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// `mqtts://`: PEM file of the CAs the broker's certificate must chain
+    /// to; the system's roots when absent. See [`MqttConfig::tls_config`].
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// `mqtts://`: PEM certificate chain for brokers that authenticate
+    /// clients by certificate (mutual TLS); needs `client_key_file`.
+    #[serde(default)]
+    pub client_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert_file`.
+    #[serde(default)]
+    pub client_key_file: Option<PathBuf>,
+    /// MQTT keep-alive; a half-open link is noticed within about twice this.
+    #[serde(default = "default_keep_alive", with = "duration")]
+    pub keep_alive: Duration,
+    /// How long one connection attempt (TCP + CONNACK) may take.
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+    /// Spooled events published but not yet acknowledged, at most.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+    /// First wait after a failed connection; doubles up to `reconnect_max`.
+    #[serde(default = "default_reconnect_min", with = "duration")]
+    pub reconnect_min: Duration,
+    #[serde(default = "default_reconnect_max", with = "duration")]
+    pub reconnect_max: Duration,
+    /// MQTT 5 tells a refused publish from a stored one; 3.1.1 cannot.
+    #[serde(default)]
+    pub protocol: MqttVersion,
+    /// The largest packet the gateway sends; the broker's own limit (MQTT 5
+    /// CONNACK) lowers it. An event that cannot fit is set aside.
+    #[serde(default = "default_max_packet_size")]
+    pub max_packet_size: ByteSize,
+    /// The largest packet the gateway accepts; MQTT 5 tells the broker, which
+    /// then does not send larger ones.
+    #[serde(default = "default_max_packet_size")]
+    pub max_incoming_packet_size: ByteSize,
+    /// How long the broker keeps the control client's session (and queues
+    /// its release policy, manifests and commands) while the gateway is
+    /// away: an outage longer than this loses what was not retained.
+    #[serde(default = "default_session_expiry", with = "duration")]
+    pub session_expiry: Duration,
+}
+
+/// The MQTT version spoken to the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum MqttVersion {
+    #[default]
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+impl MqttVersion {
+    /// As spelled in the configuration file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MqttVersion::V5 => "5",
+            MqttVersion::V311 => "3.1.1",
+        }
+    }
+}
+
+fn default_mqtt_url() -> String {
+    "mqtt://127.0.0.1:1883".into()
+}
+fn default_root() -> String {
+    "itad".into()
+}
+fn default_keep_alive() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_inflight() -> u16 {
+    32
+}
+fn default_reconnect_min() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_reconnect_max() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_packet_size() -> ByteSize {
+    ByteSize(256 << 10)
+}
+fn default_session_expiry() -> Duration {
+    Duration::from_secs(3 * 24 * 3600)
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        MqttConfig {
+            url: default_mqtt_url(),
+            root: default_root(),
+            client_id: None,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            keep_alive: default_keep_alive(),
+            connect_timeout: default_connect_timeout(),
+            inflight: default_inflight(),
+            reconnect_min: default_reconnect_min(),
+            reconnect_max: default_reconnect_max(),
+            protocol: MqttVersion::default(),
+            max_packet_size: default_max_packet_size(),
+            max_incoming_packet_size: default_max_packet_size(),
+            session_expiry: default_session_expiry(),
+        }
+    }
+}
 
 /// Where to connect, parsed from `mqtt.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +226,7 @@ impl fmt::Debug for MqttConfig {
             protocol,
             max_packet_size,
             max_incoming_packet_size,
+            session_expiry,
         } = self;
         f.debug_struct("MqttConfig")
             .field("url", url)
@@ -100,6 +246,7 @@ impl fmt::Debug for MqttConfig {
             .field("protocol", protocol)
             .field("max_packet_size", max_packet_size)
             .field("max_incoming_packet_size", max_incoming_packet_size)
+            .field("session_expiry", session_expiry)
             .finish()
     }
 }

@@ -3,12 +3,14 @@
 //! (`src/rules/station.rs`); at dock doors, how long a pickup's manifest is
 //! reconciled (`src/rules/manifest.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{LocationConfig, LocationKind};
+use super::names::entry_label;
+use super::validate::{check_name, Errors};
+use super::{Config, LocationConfig, LocationKind};
 
 /// `[station]`: how command barcodes and containers are recognised, shared
 /// by every station of the gateway (the labels are printed once for a site).
@@ -126,5 +128,149 @@ impl LocationConfig {
     /// (2 h unless set: a truck is unloaded within that).
     pub fn manifest_timeout(&self) -> Duration {
         self.manifest_timeout.unwrap_or(DEFAULT_MANIFEST_TIMEOUT)
+    }
+}
+
+/// `[station]` (command barcodes, containers) and `[operators]`.
+pub(super) fn check_stations(errors: &mut Errors, config: &Config) {
+    let station = &config.station;
+    let prefix = station.action_prefix.to_lowercase();
+    if prefix.is_empty() {
+        errors.push("station.action_prefix", "must not be empty");
+    }
+    if station.actions.is_empty() {
+        errors.push(
+            "station.actions",
+            "must list at least one action (or leave it out for the default list)",
+        );
+    }
+    let mut actions: HashMap<String, usize> = HashMap::new();
+    for (i, action) in station.actions.iter().enumerate() {
+        let key = format!("station.actions[{i}]");
+        check_name(errors, &key, action);
+        let lower = action.to_lowercase();
+        if lower == CLEAR_ACTION {
+            errors.push(
+                &key,
+                format!(
+                    "{action:?} is reserved: {}{} clears the context",
+                    station.action_prefix,
+                    CLEAR_ACTION.to_uppercase()
+                ),
+            );
+        }
+        if let Some(first) = actions.insert(lower, i) {
+            errors.push(
+                key,
+                format!("{action:?} is listed twice (also station.actions[{first}]; case does not count)"),
+            );
+        }
+    }
+    for (i, container) in station.container_prefixes.iter().enumerate() {
+        let key = format!("station.container_prefixes[{i}]");
+        let lower = container.to_lowercase();
+        if container.is_empty() {
+            errors.push(key, "must not be empty (every scan would be a container)");
+        } else if !prefix.is_empty() && (lower.starts_with(&prefix) || prefix.starts_with(&lower)) {
+            errors.push(
+                key,
+                format!(
+                    "{container:?} overlaps station.action_prefix {:?}: a scan could be both",
+                    station.action_prefix
+                ),
+            );
+        }
+    }
+
+    let mut badges: HashMap<String, &str> = HashMap::new();
+    for (badge, operator) in &config.operators {
+        let key = format!("operators.{badge}");
+        if badge.trim().is_empty() {
+            errors.push(key.clone(), "the badge number must not be empty");
+        }
+        check_name(errors, &key, operator);
+        if let Some(first) = badges.insert(badge.to_uppercase(), badge) {
+            errors.push(
+                key,
+                format!("badge {badge:?} is listed twice (also as {first:?}; case does not count)"),
+            );
+        }
+    }
+}
+
+/// The keys only a station, or a dock door taking manifests, can use.
+pub(super) fn check_context_locations(errors: &mut Errors, config: &Config) {
+    for (i, location) in config.locations.iter().enumerate() {
+        let label = entry_label("locations", i, &location.name);
+        if location.station.is_some() && location.kind != LocationKind::CageGate {
+            errors.push(
+                format!("{label}.station"),
+                "only applies to kind = \"cage_gate\" (a scan_station always is a station)",
+            );
+        }
+        if !location.is_station() {
+            for (field, set) in [
+                ("operator_timeout", location.operator_timeout.is_some()),
+                ("require_operator", location.require_operator.is_some()),
+            ] {
+                if set {
+                    errors.push(
+                        format!("{label}.{field}"),
+                        "only applies to stations (kind = \"scan_station\", or a cage_gate \
+                         with station = true)",
+                    );
+                }
+            }
+        } else if location.operator_timeout.is_some_and(|t| t.is_zero()) {
+            errors.push(format!("{label}.operator_timeout"), "must be more than 0");
+        }
+        let has_badge_reader = config
+            .readers
+            .iter()
+            .any(|r| r.role == ReaderRole::Badge && r.location == location.name);
+        if location.is_station() && location.require_operator() && !has_badge_reader {
+            errors.push(
+                format!("{label}.require_operator"),
+                "no reader with role = \"badge\" is at this location, so nobody could sign in \
+                 and every scan would be refused",
+            );
+        }
+        let key = format!("{label}.manifest_timeout");
+        match location.manifest_timeout {
+            Some(_) if !location.takes_manifests() => errors.push(
+                key,
+                "only applies to a dock_door with read windows (window = ...): manifests are \
+                 reconciled against their pass summaries",
+            ),
+            Some(timeout) if timeout.is_zero() => errors.push(key, "must be more than 0"),
+            _ => {}
+        }
+    }
+}
+
+/// Badge readers: at a station, and never in an asset read mode.
+pub(super) fn check_badge_readers(errors: &mut Errors, config: &Config) {
+    for (i, reader) in config.readers.iter().enumerate() {
+        if reader.role != ReaderRole::Badge {
+            continue;
+        }
+        let label = entry_label("readers", i, &reader.name);
+        let location = config.locations.iter().find(|l| l.name == reader.location);
+        if location.is_some_and(|l| !l.is_station()) {
+            errors.push(
+                format!("{label}.role"),
+                format!(
+                    "a badge reader must be at a station; {:?} is not one (kind = \"scan_station\", \
+                     or a cage_gate with station = true)",
+                    reader.location
+                ),
+            );
+        }
+        if reader.mode.is_some() {
+            errors.push(
+                format!("{label}.mode"),
+                "does not apply to role = \"badge\" (badge reads never become assets)",
+            );
+        }
     }
 }

@@ -51,6 +51,12 @@ impl Config {
         );
         let _ = writeln!(
             out,
+            "control   client id {}, session kept {} while away",
+            self.control_client_id(),
+            format_duration(mqtt.session_expiry)
+        );
+        let _ = writeln!(
+            out,
             "protocol  MQTT {}, packets up to {} out, {} in",
             mqtt.protocol.as_str(),
             mqtt.max_packet_size,

@@ -7,6 +7,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::Deserialize;
 
+use super::names::name_problem;
+use super::validate::Errors;
+use super::{Config, LocationKind};
+
 /// Ed25519 public keys are 32 bytes.
 pub const PUBLIC_KEY_LEN: usize = 32;
 
@@ -35,4 +39,38 @@ pub fn parse_public_key(text: &str) -> Result<[u8; PUBLIC_KEY_LEN], String> {
             bytes.len()
         )
     })
+}
+
+/// Central's keys are well-formed, and a cage gate has them unless unsigned
+/// control messages are allowed on purpose: otherwise anyone who can publish
+/// to the broker opens the gate.
+pub(super) fn check_trust(errors: &mut Errors, config: &Config) {
+    let gate = config
+        .locations
+        .iter()
+        .find(|l| l.kind == LocationKind::CageGate);
+    let (keys, allow_unsigned) = config
+        .trust
+        .as_ref()
+        .map_or((None, false), |t| (Some(&t.central_keys), t.allow_unsigned));
+    for (id, key) in keys.into_iter().flatten() {
+        let label = format!("trust.central_keys.{id}");
+        if let Some(problem) = name_problem(id) {
+            errors.push(label.clone(), format!("the key id {problem}"));
+        }
+        if let Err(problem) = super::parse_public_key(key) {
+            errors.push(label, problem);
+        }
+    }
+    if let Some(gate) = gate.filter(|_| keys.is_none_or(|k| k.is_empty()) && !allow_unsigned) {
+        errors.push(
+            "trust.central_keys",
+            format!(
+                "location {} is a cage_gate: configure central's public keys, or set \
+                 trust.allow_unsigned = true on purpose (anyone who can publish to \
+                 the broker could then release assets and unlock the gate)",
+                gate.name
+            ),
+        );
+    }
 }

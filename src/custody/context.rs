@@ -11,6 +11,15 @@ use super::Common;
 
 pub const CONTEXT_SCHEMA: &str = "custodyd.context.v1";
 
+/// The alarms by which a station refuses what it was shown: a scan with
+/// nobody signed in, an action it does not know, a badge of nobody. At a
+/// cage gate that is a station, the gate also pulses its red light and
+/// buzzer for them, so the operator at the gate notices at once.
+pub const REFUSALS: [&str; 3] = [OPERATOR_REQUIRED, UNKNOWN_ACTION, UNKNOWN_BADGE];
+pub const OPERATOR_REQUIRED: &str = "operator_required";
+pub const UNKNOWN_ACTION: &str = "unknown_action";
+pub const UNKNOWN_BADGE: &str = "unknown_badge";
+
 /// A station's context; `None` where not set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {

@@ -10,7 +10,7 @@
 //! Adding a stage to the front: spawn it in [`Front::start`] next to what
 //! feeds it, and await it in [`Front::stop`] after what feeds it, so stopping
 //! still cascades down the data flow and everything in flight reaches the
-//! spool. What must outlive a reload goes in [`Carried`]: state that would
+//! spool. What must outlive a reload goes in [`Handover`]: state that would
 //! otherwise be rebuilt wrong (presence's assets in the field, and its
 //! systemd watchdog stage, which would end with the task), and the
 //! receivers of bus subscriptions and command handlers, which can only be
@@ -25,19 +25,21 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, ReaderKind, ReaderRole};
+use crate::bus::Inbound;
+use crate::bus::ReaderState;
+use crate::config::{Config, Protocol, ProtocolKind, ReaderKind, ReaderRole};
 use crate::custody::{Draft, Saved};
 use crate::gpio::Pins;
-use crate::health::metrics::Metrics;
+use crate::metrics::Metrics;
 use crate::presence::{self, Observation, ReaderInfo};
 use crate::release::Attempts;
 use crate::retained::Retained;
 use crate::rules::{self, manifest, portal::Portals, station::Stations};
-use crate::sink::Inbound;
 use crate::sources::hid::HidReader;
 use crate::sources::monitor::{self, Watched};
-use crate::sources::serial::SerialReader;
-use crate::sources::{ReaderLink, ReaderState};
+use crate::sources::serial::StreamingReader;
+use crate::sources::uhf::UhfReader;
+use crate::sources::Downstream;
 use crate::trust::Guard;
 
 /// Reads waiting for presence, at most: a burst of a few hundred ms from
@@ -46,7 +48,7 @@ use crate::trust::Guard;
 const READS_QUEUE: usize = 4096;
 
 /// Where a front delivers, owned by the supervisor and kept across reloads.
-pub struct Links {
+pub struct Shared {
     /// Into the spool.
     pub drafts: mpsc::Sender<Draft>,
     /// Reader states, to the uplink's status document.
@@ -63,7 +65,7 @@ pub struct Links {
 }
 
 /// What one front hands to the next (see the module doc).
-pub struct Carried {
+pub struct Handover {
     pub presence: presence::State,
     /// The manifest subscription, `None` at a gateway without dock doors
     /// with read windows.
@@ -90,7 +92,11 @@ pub struct Front {
 impl Front {
     /// Starts the front `config` describes (validated: every serial reader
     /// has a protocol).
-    pub fn start(config: &Config, links: &Links, mut carried: Carried) -> anyhow::Result<Front> {
+    pub fn start(
+        config: &Config,
+        shared: &Shared,
+        mut handover: Handover,
+    ) -> anyhow::Result<Front> {
         let (states, states_in) = mpsc::channel(64);
         let watched = config
             .readers
@@ -109,42 +115,42 @@ impl Front {
         let monitor = tokio::spawn(monitor::run(
             watched,
             states_in,
-            links.states.clone(),
-            links.drafts.clone(),
+            shared.states.clone(),
+            shared.drafts.clone(),
         ));
 
         let (reads, reads_in) = mpsc::channel(READS_QUEUE);
         let (decided, transitions) = mpsc::channel(READS_QUEUE);
-        carried.presence.locations = config
+        handover.presence.locations = config
             .locations
             .iter()
             .map(|l| l.name.as_str().into())
             .collect();
-        let presence = tokio::spawn(presence::run(carried.presence, reads_in, decided));
+        let presence = tokio::spawn(presence::run(handover.presence, reads_in, decided));
         let portals =
-            Portals::new(config, links.pins.as_ref(), &links.metrics).context("read windows")?;
+            Portals::new(config, shared.pins.as_ref(), &shared.metrics).context("read windows")?;
         let reading: Vec<_> = config.readers.iter().map(|r| portals.reading(r)).collect();
         // Badge reads skip presence (a badge is not an asset) and go to the
         // station context in the rules task.
         let (badges, badges_in) = mpsc::channel(64);
-        let stations = Stations::new(config, &links.retained).context("station context")?;
+        let stations = Stations::new(config, &shared.retained).context("station context")?;
         let manifests = manifest::Manifests::new(
             config,
-            &links.retained,
-            carried.manifests,
-            links.guard.clone(),
+            &shared.retained,
+            handover.manifests,
+            shared.guard.clone(),
         )
         .context("manifests")?;
         let rules = tokio::spawn(rules::run(
             transitions,
             badges_in,
-            links.drafts.clone(),
-            rules::Stages {
+            shared.drafts.clone(),
+            rules::State {
                 portals,
                 stations,
                 manifests,
-                attempts: links.attempts.for_config(config),
-                saved: std::mem::take(&mut carried.saved),
+                attempts: shared.attempts.for_config(config),
+                saved: std::mem::take(&mut handover.saved),
             },
         ));
 
@@ -153,8 +159,8 @@ impl Front {
         let identity = Arc::new(config.identity());
         for (reader, reading) in config.readers.iter().zip(reading) {
             let info = ReaderInfo::new(config, reader);
-            let link = ReaderLink {
-                metrics: links.metrics.reader(&info.name),
+            let link = Downstream {
+                metrics: shared.metrics.reader(&info.name),
                 info,
                 identity: identity.clone(),
                 reads: match reader.role {
@@ -165,9 +171,17 @@ impl Front {
                 reading,
             };
             let config = reader.clone();
-            match (reader.kind, reader.protocol) {
-                (ReaderKind::Serial, Some(protocol)) => tracker.spawn(
-                    SerialReader {
+            match (reader.kind, reader.protocol.map(Protocol::kind)) {
+                (ReaderKind::Serial, Some(ProtocolKind::Streaming(protocol))) => tracker.spawn(
+                    StreamingReader {
+                        config,
+                        protocol,
+                        link,
+                    }
+                    .run(cancel.clone()),
+                ),
+                (ReaderKind::Serial, Some(ProtocolKind::CommandReply(protocol))) => tracker.spawn(
+                    UhfReader {
                         config,
                         protocol,
                         link,
@@ -200,7 +214,7 @@ impl Front {
     /// decided and ends, then the rules (closing open read windows and
     /// releasing their sensors' pins), then the monitor. Everything they
     /// decided is in the spool's channel when this returns.
-    pub async fn stop(self) -> anyhow::Result<Carried> {
+    pub async fn stop(self) -> anyhow::Result<Handover> {
         let Front {
             cancel,
             readers,
@@ -217,7 +231,7 @@ impl Front {
         let presence = presence.await.context("presence task")?;
         let manifests = rules.await.context("custody rules task")?;
         monitor.await.context("reader monitor task")?;
-        Ok(Carried {
+        Ok(Handover {
             presence,
             manifests,
             saved: Saved::new(),

@@ -17,10 +17,10 @@ use bytes::{Buf, BytesMut};
 use tokio_util::codec::Decoder;
 
 use super::{Decoded, DropReason, RawRead, Source};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What ends a line, as the configuration names it (`terminator`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Terminator {
     Cr,

@@ -23,6 +23,7 @@ use std::io;
 use std::mem;
 
 use bytes::{Buf, BufMut, BytesMut};
+use serde::Deserialize;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::hex::upper_hex;
@@ -56,13 +57,16 @@ const NO_MASK: [u8; 4] = [0x01, 0x00, 0x00, 0x00];
 /// Version (2), type, protocols, max and min frequency, power, scan time.
 const READER_INFO_MIN_LEN: usize = 8;
 
-/// Which inventory answer layout the reader sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which inventory answer layout the reader sends: the bytes cannot tell
+/// them apart, so it is configured (`chafon_variant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum ChafonVariant {
-    /// `Num {EPCLen EPC}×Num`: no antenna, no RSSI.
+    /// `Num {EPCLen EPC}×Num`: no antenna, no RSSI (UHFReader18).
+    #[serde(rename = "18")]
     Reader18,
     /// `Ant Num {EPCLen EPC RSSI}×Num`: UHFReader288, UHFReader86 and the
     /// fixed readers.
+    #[serde(rename = "288")]
     Reader288,
 }
 

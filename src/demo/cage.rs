@@ -13,6 +13,8 @@ use tokio::time::sleep;
 
 use super::central::Central;
 use super::{SimPort, GPIO_SOCKET, SITE};
+use crate::config::builder::{ConfigBuilder, Gate, Location, Reader};
+use crate::config::{Protocol, ReadMode};
 use crate::gpio::SimClient;
 
 const CAGE: &str = "cage-1";
@@ -30,35 +32,20 @@ const PINS: [(u8, &str); 4] = [
 const RELEASED: &str = "LAPTOP-0001";
 const HELD: &str = "LAPTOP-0002";
 
-/// `cage-1`, a cage gate with its lock, stack light and buzzer on the pins
-/// above, and `cage1-scan`, an ascii-line scanner on `scanner` in release
-/// mode; `gate_extra` adds keys to the gate table. The demo's scene and the
-/// tests run this gate (with `[gpio]` on the simulator).
-pub fn cage_gate_config(scanner: &Path, gate_extra: &str) -> String {
-    format!(
-        r#"
-[[locations]]
-name = "{CAGE}"
-kind = "cage_gate"
-outside_zone = "floor"
-inside_zone = "secure-cage"
+/// The gate's lock, stack light and buzzer on the pins above. The demo's
+/// scene and the tests run this gate (with `[gpio]` on the simulator).
+pub fn gate() -> Gate {
+    Gate::new(LOCK).signals(GREEN, RED, BUZZER)
+}
 
-[locations.gate]
-lock_pin = {LOCK}
-green_pin = {GREEN}
-red_pin = {RED}
-buzzer_pin = {BUZZER}
-{gate_extra}
+/// `cage-1`, a cage gate from the floor into the secure cage, with `gate`.
+pub fn cage(gate: Gate) -> Location {
+    Location::cage_gate(CAGE, "floor", "secure-cage", gate)
+}
 
-[[readers]]
-name = "cage1-scan"
-location = "{CAGE}"
-path = "{}"
-protocol = "ascii-line"
-mode = "release"
-"#,
-        scanner.display()
-    )
+/// `cage1-scan`, the gate's release scanner (ascii-line) on `path`.
+pub fn release_scanner(path: &Path) -> Reader {
+    Reader::serial("cage1-scan", CAGE, path, Protocol::AsciiLine).mode(ReadMode::Release)
 }
 
 pub(super) struct CageScene {
@@ -79,9 +66,11 @@ impl CageScene {
         &self.socket
     }
 
-    /// The gate's part of the demo configuration.
-    pub(super) fn config(&self) -> String {
-        cage_gate_config(self.scanner.path(), "")
+    /// Adds the gate to the demo configuration.
+    pub(super) fn configure(&self, config: ConfigBuilder) -> ConfigBuilder {
+        config
+            .location(cage(gate()))
+            .reader(release_scanner(self.scanner.path()))
     }
 
     /// Publishes the policy, then scans both laptops in turn, until the

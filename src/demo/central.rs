@@ -10,6 +10,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::time::sleep;
 
 use super::GATEWAY;
+use crate::config::builder::ConfigBuilder;
 use crate::config::Broker;
 use crate::trust::keys::SigningKey;
 use crate::trust::sign::{sign, DEFAULT_COMMAND_TTL};
@@ -30,13 +31,9 @@ impl Central {
         })
     }
 
-    /// The gateway's `[trust]` table: this central's public key.
-    pub fn trust_config(&self) -> String {
-        format!(
-            "\n[trust]\ncentral_keys = {{ {:?} = {:?} }}\n",
-            self.key.key_id,
-            self.key.public_base64()
-        )
+    /// Adds this central's public key to the gateway's `[trust]`.
+    pub fn configure(&self, config: ConfigBuilder) -> ConfigBuilder {
+        config.central_key(&self.key.key_id, &self.key.public_base64())
     }
 
     /// Signs each `(topic, inner JSON)` and publishes it retained.

@@ -16,7 +16,8 @@ use tokio::sync::watch;
 use tokio::time::sleep;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, MqttVersion};
+use crate::config::builder::{ConfigBuilder, Location, Mqtt, Reader};
+use crate::config::{self, MqttVersion, Protocol, ReadMode, Terminator};
 
 #[cfg(feature = "embedded-broker")]
 mod broker;
@@ -94,14 +95,9 @@ async fn run_in(
         .broker()
         .map_err(anyhow::Error::msg)?,
     )?;
-    std::fs::write(
-        &config_path,
-        demo_config(url, protocol, data_dir, door.path(), station.path())
-            + &cage.config()
-            + &portal.config()
-            + &station_scene.config()
-            + &central.trust_config(),
-    )?;
+    let config = demo_config(url, protocol, data_dir, door.path(), station.path());
+    let config = station_scene.configure(portal.configure(cage.configure(config)));
+    std::fs::write(&config_path, central.configure(config).to_string())?;
     let config =
         config::load(&config_path).map_err(|e| anyhow::anyhow!("demo configuration: {e}"))?;
     println!(
@@ -134,8 +130,8 @@ async fn run_in(
     let scenes = tokio::spawn(play(door, station, station_scene, ready));
 
     match duration {
-        Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::daemon::signals() => {} },
-        None => crate::daemon::signals().await,
+        Some(d) => tokio::select! { _ = sleep(d) => {}, _ = crate::signals::stop() => {} },
+        None => crate::signals::stop().await,
     }
     stop.cancel();
     let result = daemon.await.context("daemon task")?;
@@ -150,65 +146,34 @@ async fn run_in(
     result
 }
 
+/// The gateway, its broker and the door and station every scene shares.
 fn demo_config(
     url: &str,
     protocol: MqttVersion,
     data_dir: &std::path::Path,
     door: &std::path::Path,
     station: &std::path::Path,
-) -> String {
-    format!(
-        r#"
-[gateway]
-site = "{SITE}"
-name = "{GATEWAY}"
-data_dir = "{data}"
-
-[mqtt]
-url = "{url}"
-protocol = "{protocol}"
-keep_alive = "5s"
-
-[identity]
-company_prefixes = ["0614141"]
-
-[audit]
-checkpoint_interval = "5s"
-
-[gpio]
-backend = "sim"
-sim_socket = "{data}/{GPIO_SOCKET}"
-
-[[locations]]
-name = "{DOOR}"
-kind = "dock_door"
-outside_zone = "yard"
-inside_zone = "receiving"
-departure_timeout = "2s"
-
-[[locations]]
-name = "{STATION}"
-kind = "scan_station"
-
-[[readers]]
-name = "door1-em"
-location = "{DOOR}"
-path = "{door}"
-protocol = "em4100"
-
-[[readers]]
-name = "station1-scan"
-location = "{STATION}"
-path = "{station}"
-protocol = "ascii-line"
-mode = "scan"
-terminator = "cr"
-"#,
-        protocol = protocol.as_str(),
-        data = data_dir.display(),
-        door = door.display(),
-        station = station.display(),
-    )
+) -> ConfigBuilder {
+    ConfigBuilder::new(SITE, GATEWAY, data_dir)
+        .mqtt(
+            Mqtt::new(url)
+                .protocol(protocol)
+                .keep_alive(Duration::from_secs(5)),
+        )
+        .company_prefixes(&["0614141"])
+        .checkpoint_interval(Duration::from_secs(5))
+        .gpio_sim(&data_dir.join(GPIO_SOCKET))
+        .location(
+            Location::dock_door(DOOR, "yard", "receiving")
+                .departure_timeout(Duration::from_secs(2)),
+        )
+        .location(Location::scan_station(STATION))
+        .reader(Reader::serial("door1-em", DOOR, door, Protocol::Em4100))
+        .reader(
+            Reader::serial("station1-scan", STATION, station, Protocol::AsciiLine)
+                .mode(ReadMode::Scan)
+                .terminator(Terminator::Cr),
+        )
 }
 
 /// Prints every message the broker delivers under this gateway's topics, and

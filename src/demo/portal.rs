@@ -16,6 +16,8 @@ use tokio::time::sleep;
 
 use super::uhf::{Kind, ReaderSim, SimTag};
 use super::SimPort;
+use crate::config::builder::{ConfigBuilder, InputPin, Location, Reader, Window};
+use crate::config::{ActiveLevel, Protocol, Pull, Side};
 use crate::gpio::SimClient;
 
 pub(super) const DOOR: &str = "dock-door-2";
@@ -53,28 +55,22 @@ impl PortalScene {
         })
     }
 
-    /// The door's part of the demo configuration.
-    pub(super) fn config(&self) -> String {
-        format!(
-            r#"
-[[locations]]
-name = "{DOOR}"
-kind = "dock_door"
-outside_zone = "yard"
-inside_zone = "receiving"
-departure_timeout = "1s"
-window = {{ trigger = {{ pin = {PHOTO_EYE}, active = "high", pull = "down" }}, quiet_after = "1s" }}
-
-[[readers]]
-name = "door2-uhf"
-location = "{DOOR}"
-path = "{}"
-protocol = "uhf-a0"
-antennas = [{OUTSIDE}, {INSIDE}]
-sides = {{ {OUTSIDE} = "outside", {INSIDE} = "inside" }}
-"#,
-            self.path.display()
-        )
+    /// Adds the door and its reader to the demo configuration.
+    pub(super) fn configure(&self, config: ConfigBuilder) -> ConfigBuilder {
+        let photo_eye = InputPin::new(PHOTO_EYE, ActiveLevel::High).pull(Pull::Down);
+        let window = Window::new()
+            .trigger(photo_eye)
+            .quiet_after(Duration::from_secs(1));
+        let antennas = [(OUTSIDE, Some(Side::Outside)), (INSIDE, Some(Side::Inside))];
+        config
+            .location(
+                Location::dock_door(DOOR, "yard", "receiving")
+                    .departure_timeout(Duration::from_secs(1))
+                    .window(window),
+            )
+            .reader(
+                Reader::serial("door2-uhf", DOOR, &self.path, Protocol::UhfA0).antennas(&antennas),
+            )
     }
 
     /// Carries the pallet through the door every 12 s until the demo ends.

@@ -18,6 +18,8 @@ use tokio::time::sleep;
 use super::central::Central;
 use super::portal::{DOOR, PALLET};
 use super::{em4100_frame, SimPort, SITE, STATION};
+use crate::config::builder::{ConfigBuilder, Reader};
+use crate::config::{Protocol, ReaderRole};
 use crate::decode::{RawRead, Source};
 use crate::identity::Identity;
 
@@ -36,19 +38,10 @@ const LAPTOPS: [&str; 4] = [
 /// An EM4100 badge reader `name` on `path` at station `location`; reads of
 /// one badge closer than `rescan_window` are one tap. The scene and the
 /// tests use it.
-pub fn badge_reader_config(name: &str, location: &str, path: &Path, rescan_window: &str) -> String {
-    format!(
-        r#"
-[[readers]]
-name = "{name}"
-location = "{location}"
-path = "{}"
-protocol = "em4100"
-role = "badge"
-rescan_window = "{rescan_window}"
-"#,
-        path.display()
-    )
+pub fn badge_reader(name: &str, location: &str, path: &Path, rescan_window: Duration) -> Reader {
+    Reader::serial(name, location, path, Protocol::Em4100)
+        .role(ReaderRole::Badge)
+        .rescan_window(rescan_window)
 }
 
 /// The scene and the badge reader it plays on.
@@ -63,19 +56,19 @@ impl Scene {
         })
     }
 
-    /// The scene's part of the demo configuration: the station's badge
+    /// Adds the scene to the demo configuration: the station's badge
     /// reader, the container labels and the operator table.
-    pub fn config(&self) -> String {
-        badge_reader_config("station1-badge", STATION, self.badges.path(), "500ms")
-            + &format!(
-                r#"
-[station]
-container_prefixes = ["GAY-"]
-
-[operators]
-"{BADGE}" = "{OPERATOR}"
-"#
-            )
+    pub fn configure(&self, config: ConfigBuilder) -> ConfigBuilder {
+        let badges = self.badges.path();
+        config
+            .reader(badge_reader(
+                "station1-badge",
+                STATION,
+                badges,
+                Duration::from_millis(500),
+            ))
+            .container_prefixes(&["GAY-"])
+            .operator(BADGE, OPERATOR)
     }
 
     /// Plays the scene once, scanning on the station's `scanner`.

@@ -20,15 +20,15 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::bus::Publisher;
 use crate::custody::rfc3339;
-use crate::sink::Publisher;
 use crate::spool::Committed;
 use crate::topic::Naming;
 
-pub mod metrics;
+pub mod clock;
 pub mod process;
 
-use metrics::{LatencyWindow, Metrics, DROP_REASONS};
+use crate::metrics::{LatencyWindow, Metrics, DROP_REASONS};
 
 pub const HEALTH_SCHEMA: &str = "custodyd.health.v1";
 

@@ -3,5 +3,4 @@
 
 pub mod devices;
 pub mod journal;
-pub mod systemd;
 pub mod tail;

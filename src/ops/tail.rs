@@ -111,7 +111,7 @@ pub async fn run(config: &Config, args: &TailArgs) -> anyhow::Result<()> {
         utc_offset: local_utc_offset,
     };
 
-    let stop = crate::daemon::signals();
+    let stop = crate::signals::stop();
     tokio::pin!(stop);
     // Once a subscription has worked, connection failures are outages, not
     // settings to fix: retried rather than fatal.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::saved::{self, Clocks, SavedEvidence, Snapshot};
-use super::{Evidence, Observation, ReaderInfo};
+use super::{Evidence, Observation, ReaderInfo, Sighting};
 use crate::config::ReadMode;
 use crate::custody::save::{ms, time};
 use crate::custody::{
@@ -307,7 +307,7 @@ impl Engine {
 
     /// Emits `departed` for every asset not read for its departure timeout,
     /// and forgets scans older than any rescan window.
-    pub fn expire(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Draft>) {
+    pub fn expire(&mut self, now: Instant, wall: SystemTime, out: &mut Vec<Sighting>) {
         while let Some(Reverse((at, _))) = self.deadlines.peek() {
             if *at > now {
                 break;
@@ -328,9 +328,11 @@ impl Engine {
                 wall,
                 Body::Custody(p.custody(Transition::Departed, p.reads)),
             );
-            draft.evidence = p.evidence;
             draft.saves.push(forget);
-            out.push(draft);
+            out.push(Sighting {
+                draft,
+                evidence: p.evidence,
+            });
         }
         if self.next_scan_sweep.is_some_and(|at| at <= now) {
             let keep = self.longest_rescan;

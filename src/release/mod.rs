@@ -13,12 +13,14 @@
 //!   entry; denied, it goes out as it was, followed by an alarm saying why;
 //! - policy messages on `{root}/{site}/release/#`, checked by `trust`
 //!   (signed, not older than the entry held) and stored as they arrive;
+//!   each is acknowledged to the broker once committed (or refused), so a
+//!   revocation delivered just before a crash comes again;
 //! - door-sensor edges: the door opening while the gate is locked is a
 //!   `gate_forced` alarm;
 //! - `unlock` commands: an operator's override, audited as a
 //!   `gate_override` alarm (it is something a person should look at, and
 //!   it is not about one asset);
-//! - station refusals (`rules::station::REFUSALS`): at a gate that is a
+//! - station refusals (`custody::context::REFUSALS`): at a gate that is a
 //!   station, red and the buzzer as for a denial, and the alarm published.
 //!
 //! Decisions: released and not expired: unlock pulse and green light, once
@@ -39,13 +41,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, error, info, warn};
 
+use crate::bus::{Bus, Inbound};
 use crate::command::{Commands, Request};
 use crate::config::{Config, ReadMode, UnknownAsset, UnsyncedExpiry};
-use crate::custody::{rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
+use crate::custody::{context, rfc3339, Alarm, Basis, Body, Draft, Receipt, Release, Transition};
 use crate::gpio::{Edge, GpioError, Input, Pins};
-use crate::retained::{off_thread, Retained, RetainedError, Table, Update};
-use crate::rules::station::REFUSALS;
-use crate::sink::{Bus, Inbound};
+use crate::panics::off_thread;
+use crate::retained::{Retained, RetainedError, Table, Update};
 use crate::topic::asset_key;
 use crate::trust::{self, check_newer, Guard, Kind, Verified};
 
@@ -70,6 +72,11 @@ const ATTEMPTS_QUEUE: usize = 64;
 const COMMIT_WAIT: Duration = Duration::from_secs(10);
 /// How often an alarm the spool had no room for is offered again.
 const RECORD_RETRY: Duration = Duration::from_secs(1);
+
+/// Test seam: whole seconds the policy store waits before each commit, so a
+/// test can kill the daemon between a policy message's delivery and its
+/// commit. The daemon logs a warning when it is set; not for production.
+pub const TEST_STALL_ENV: &str = "CUSTODYD_TEST_POLICY_STALL";
 
 /// How an asset tried to leave the cage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +143,7 @@ impl Attempts {
             Body::Custody(c) => {
                 c.transition == Transition::Scanned && self.release_readers.contains(&c.reader)
             }
-            Body::Alarm(a) => REFUSALS.contains(&a.kind),
+            Body::Alarm(a) => context::REFUSALS.contains(&a.kind),
             _ => false,
         };
         let Some(gates) = self.to_gates.as_ref().filter(|_| for_gates) else {
@@ -239,6 +246,8 @@ pub fn start(
         });
     };
     let store = retained.table(TABLE)?;
+    // Says so at start if the test seam is set.
+    let _ = test_stall();
     let prefix = config.naming().release_prefix();
     let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
     let unlocks = commands.register("unlock");
@@ -262,6 +271,19 @@ pub fn start(
             to_gates: Some(to_gates),
         },
         task: Some(tokio::spawn(task.run(attempts, policy, unlocks, edges))),
+    })
+}
+
+/// The wait of [`TEST_STALL_ENV`], if set (and logged once, as a warning).
+fn test_stall() -> Option<Duration> {
+    static STALL: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *STALL.get_or_init(|| {
+        let seconds = std::env::var(TEST_STALL_ENV).ok()?.parse().ok()?;
+        warn!(
+            "{TEST_STALL_ENV} is set: every release policy commit waits {seconds} s, as a test \
+             seam; not for production"
+        );
+        Some(Duration::from_secs(seconds))
     })
 }
 
@@ -321,7 +343,7 @@ impl GateTask {
                             Err(_) => break,
                         }
                     }
-                    self.on_policy(&batch).await;
+                    self.on_policy(batch).await;
                 }
                 Some(request) = unlocks.recv() => self.on_unlock(request).await,
                 Some((gate, edge)) = doors.recv() => self.on_door(gate, edge).await,
@@ -337,11 +359,13 @@ impl GateTask {
         info!("release control stopped; gates locked");
     }
 
-    async fn on_policy(&mut self, batch: &[Inbound]) {
+    /// Stores what `batch` changes with one commit, then acknowledges the
+    /// whole batch; nothing of it if the commit fails (the broker re-sends).
+    async fn on_policy(&mut self, batch: Vec<Inbound>) {
         // Entries accepted in this batch, so an old grant replayed right
         // behind its revocation is judged against the revocation.
         let mut accepted: HashMap<&str, Vec<u8>> = HashMap::new();
-        for message in batch {
+        for message in &batch {
             let key = match policy::key_of(&self.prefix, &message.topic) {
                 Ok(key) => key,
                 Err(why) => {
@@ -366,6 +390,9 @@ impl GateTask {
             .into_iter()
             .map(|(key, inner)| (key.to_owned(), inner))
             .collect();
+        if let Some(stall) = test_stall() {
+            tokio::time::sleep(stall).await;
+        }
         let store = self.store.clone();
         let apply = move || {
             store.apply(
@@ -375,9 +402,18 @@ impl GateTask {
             )
         };
         match off_thread(apply).await {
-            Ok(0) => {}
-            Ok(n) => info!("release policy: {n} entries changed"),
-            Err(e) => error!("release policy update NOT stored, gates decide on the old one: {e}"),
+            Ok(n) => {
+                if n > 0 {
+                    info!("release policy: {n} entries changed");
+                }
+                for message in batch {
+                    message.ack.done();
+                }
+            }
+            Err(e) => error!(
+                "release policy update NOT stored, gates decide on the old one; the broker \
+                 re-sends it at the next connect: {e}"
+            ),
         }
     }
 

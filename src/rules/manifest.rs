@@ -27,10 +27,10 @@ use tokio::time::{sleep_until, Instant};
 use tracing::{debug, info, warn};
 
 use super::{keep_entries, load_entries, overlay, store_entries};
+use crate::bus::{Ack, Bus, Inbound};
 use crate::config::Config;
 use crate::custody::{Alarm, Body, Draft, Pass, Reconciliation, Save, Saved};
 use crate::retained::{Retained, RetainedError, Table};
-use crate::sink::{Bus, Inbound};
 use crate::trust::{check_newer, Guard, Kind};
 
 /// The latest manifest payload of each door, as published.
@@ -228,6 +228,9 @@ pub struct Manifests {
     /// Manifest payloads to store (`None`: remove) since the last save.
     manifests_dirty: Vec<(Arc<str>, Option<Vec<u8>>)>,
     progress_dirty: BTreeSet<Arc<str>>,
+    /// Messages handled since the last save, acknowledged once it stored
+    /// what they changed.
+    acks: Vec<Ack>,
 }
 
 impl Manifests {
@@ -267,6 +270,7 @@ impl Manifests {
             tables,
             manifests_dirty: Vec::new(),
             progress_dirty: BTreeSet::new(),
+            acks: Vec::new(),
         })
     }
 
@@ -342,7 +346,8 @@ impl Manifests {
         }
     }
 
-    fn on_message(&mut self, message: Inbound, out: &mut Vec<Draft>) {
+    fn on_message(&mut self, mut message: Inbound, out: &mut Vec<Draft>) {
+        self.acks.push(std::mem::take(&mut message.ack));
         let door = message.topic.strip_prefix(&self.prefix).unwrap_or("");
         let Some((name, door)) = door_mut(&mut self.doors, door) else {
             debug!(topic = %message.topic, "manifest for a door not at this gateway");
@@ -464,7 +469,10 @@ impl Manifests {
             return;
         };
         let changed = std::mem::take(&mut self.manifests_dirty);
-        store_entries(manifests, changed, "manifest").await;
+        let acks = std::mem::take(&mut self.acks);
+        if store_entries(manifests, changed, "manifest").await {
+            acks.into_iter().for_each(Ack::done);
+        }
         let changed = std::mem::take(&mut self.progress_dirty)
             .into_iter()
             .map(|name| {

@@ -13,11 +13,12 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 use tracing::warn;
 
+use crate::bus::Inbound;
 use crate::custody::{saved_entries, Draft, Save, Saved};
-use crate::presence::Observation;
+use crate::panics::off_thread;
+use crate::presence::{Observation, Sighting};
 use crate::release::{Attempts, LeaveAttempt, Via};
-use crate::retained::{off_thread, Table, Update};
-use crate::sink::Inbound;
+use crate::retained::{Table, Update};
 
 pub mod manifest;
 pub mod portal;
@@ -30,7 +31,7 @@ use portal::Portals;
 use station::Stations;
 
 /// What the rules task owns, per kind of location.
-pub struct Stages {
+pub struct State {
     pub portals: Portals,
     pub stations: Stations,
     pub manifests: Manifests,
@@ -48,18 +49,18 @@ pub struct Stages {
 /// `badges` are the reads of badge readers, which skip presence: a badge is
 /// not an asset. Returns the manifest subscription, for the next front.
 pub async fn run(
-    mut input: mpsc::Receiver<Draft>,
+    mut input: mpsc::Receiver<Sighting>,
     mut badges: mpsc::Receiver<Observation>,
     output: mpsc::Sender<Draft>,
-    stages: Stages,
+    state: State,
 ) -> Option<mpsc::Receiver<Inbound>> {
-    let Stages {
+    let State {
         mut portals,
         mut stations,
         mut manifests,
         attempts,
         saved,
-    } = stages;
+    } = state;
     let mut out = Vec::new();
     // State (read windows, station context, pickup progress) waiting for
     // an event to ride with into the spool.
@@ -81,12 +82,15 @@ pub async fn run(
         }
         let deadline = stations.next_deadline();
         tokio::select! {
-            draft = input.recv() => match draft {
-                Some(draft) => {
+            sighting = input.recv() => match sighting {
+                Some(Sighting { draft, mut evidence }) => {
                     let now = Instant::now();
                     stations.on_draft(draft, now, &mut staged);
+                    // Stations change only scans, and only a departure
+                    // carries evidence: it stays with its own event.
                     for draft in staged.drain(..) {
-                        portals.handle(draft, now, &mut out);
+                        let evidence = evidence.take();
+                        portals.handle(Sighting { draft, evidence }, now, &mut out);
                     }
                 }
                 None => break,
@@ -105,7 +109,7 @@ pub async fn run(
     portals.saves(&mut saves);
     pass_on(&mut out, &mut saves, &portals, &attempts, &output).await;
     // The next front claims the same sensors.
-    portals.release().await;
+    portals.free_sensors().await;
     manifests.into_subscription()
 }
 
@@ -229,9 +233,14 @@ async fn keep_entries(
 
 /// Stores `changed` (`None`: removes the key) in one commit, off the
 /// runtime's threads. A failed write is logged; the state goes on in memory.
-async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>, what: &str) {
+/// Returns whether everything is stored.
+async fn store_entries(
+    table: &Table,
+    changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
+    what: &str,
+) -> bool {
     if changed.is_empty() {
-        return;
+        return true;
     }
     let table = table.clone();
     let write = move || {
@@ -240,8 +249,12 @@ async fn store_entries(table: &Table, changed: Vec<(Arc<str>, Option<Vec<u8>>)>,
             (&**key, update)
         }))
     };
-    if let Err(e) = off_thread(write).await {
-        warn!("{what} not saved: {e}");
+    match off_thread(write).await {
+        Ok(_) => true,
+        Err(e) => {
+            warn!("{what} not saved: {e}");
+            false
+        }
     }
 }
 #[cfg(test)]

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use super::{keep_entries, load_entries, overlay};
 use crate::config::{Config, CLEAR_ACTION};
+use crate::custody::context::{OPERATOR_REQUIRED, UNKNOWN_ACTION, UNKNOWN_BADGE};
 use crate::custody::{self, Alarm, Body, Change, Context, ContextChange, Draft, Save, Transition};
 use crate::identity::Asset;
 use crate::presence::Observation;
@@ -140,15 +141,6 @@ enum Scan {
     Container,
     Asset,
 }
-
-/// The alarms by which a station refuses what it was shown: a scan with
-/// nobody signed in, an action it does not know, a badge of nobody. At a
-/// cage gate that is a station, the gate also pulses its red light and
-/// buzzer for them, so the operator at the gate notices at once.
-pub const REFUSALS: [&str; 3] = [OPERATOR_REQUIRED, UNKNOWN_ACTION, UNKNOWN_BADGE];
-const OPERATOR_REQUIRED: &str = "operator_required";
-const UNKNOWN_ACTION: &str = "unknown_action";
-const UNKNOWN_BADGE: &str = "unknown_badge";
 
 /// The context of every station of the gateway; owned by the rules task.
 pub struct Stations {

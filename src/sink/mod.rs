@@ -1,11 +1,10 @@
 //! Sinks: where committed events leave the gateway.
 
-pub mod bus;
 pub mod connect;
+pub mod control;
 mod delivery;
 mod link;
 pub mod mqtt;
 mod status;
 
-pub use bus::{Bus, Inbound, Publisher};
 pub use status::Status;

@@ -36,18 +36,18 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval, timeout, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use super::bus::{self, Bus, Inbound, Outbound, Route};
 use super::delivery::{Answer, Delivery, Held, Next, Sent, Violation};
-use super::link::{self, Client, Happened, Link, Refusal, Session};
+use super::link::{self, Client, Connection, Happened, Publishing, Refusal, Session};
 use super::Status;
 use crate::audit::Checkpoints;
+use crate::bus::ReaderState;
+use crate::bus::{Bus, Outbound};
 use crate::command::Request;
 use crate::config::{Config, ConfigErrors};
-use crate::health::metrics::Metrics;
-use crate::ops::systemd::Stage;
-use crate::sources::ReaderState;
+use crate::metrics::Metrics;
 use crate::spool::{Committed, Record, SpoolReader};
 use crate::topic::Naming;
+use crate::watchdog::Stage;
 
 /// How long shutdown waits for the broker to take what is still spooled.
 const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -58,10 +58,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// Committed records fetched from the spool per read, at least. Each read
 /// queues behind the spool task's group commit (up to `flush_interval` of
 /// waiting for a batch plus its fsync), so while new events keep arriving a
-/// small read-ahead caps the drain of a backlog: with 64 records a read the
-/// load harness drained an outage's backlog at about 4,700 events/s while
-/// new events kept coming at 3,900/s; with 512, at about 20,000/s. It costs
-/// up to 512 records (about 270 KiB) held in memory.
+/// small read-ahead caps the drain of a backlog (measured in
+/// docs/performance.md, "Drain"); the price is the records held in memory.
 const READ_AHEAD: usize = 512;
 /// Publishes besides the event window that may be unacknowledged at once
 /// (status, command replies).
@@ -85,6 +83,14 @@ pub struct Reporting {
     /// The custody log's signed head: the uplink publishes it beside the
     /// events it covers.
     pub checkpoints: Checkpoints,
+    /// Whether the control client's subscriptions are in place: the status
+    /// says online only once they are, so whoever sees it online can send
+    /// commands.
+    pub control: watch::Receiver<bool>,
+    /// Told once the uplink has connected: the control client waits for it,
+    /// so that replies to commands queued while the gateway was away can go
+    /// out.
+    pub connected: watch::Sender<bool>,
 }
 
 /// Starts the uplink. It ends by itself once the spool is closed and drained
@@ -106,11 +112,11 @@ pub async fn spawn(
     // rumqttc's session memory is not trusted (see the module doc): the
     // session is clean. Room for the event window plus status and bus
     // publishes, so pkids never collide while the broker acknowledges in order.
-    let session = Session {
+    let session = Session::Clean(Publishing {
         inflight: u16::try_from(window + OUTBOUND_ROOM).unwrap_or(u16::MAX),
         will_topic: naming.status(),
         will: Status::last_will(),
-    };
+    });
     let (client, eventloop) = link::open(mqtt, config.client_id(), capacity, session)?;
 
     let (net_tx, net) = mpsc::channel(window * 2 + 64);
@@ -128,6 +134,8 @@ pub async fn spawn(
         status_requests,
         metrics,
         checkpoints,
+        control,
+        connected,
     } = reporting;
     metrics.uplink.set_delivered_below(watermark);
     let status = Status::new(readers.borrow().iter().cloned(), checkpoints.device_key());
@@ -150,7 +158,8 @@ pub async fn spawn(
         checkpoints,
         phase: Phase::Running,
         broker_down_logged: false,
-        routes: bus.routes,
+        control,
+        up: connected,
         metrics,
     };
     Ok(tokio::spawn(async move {
@@ -174,7 +183,7 @@ enum Net {
 
 /// Owns the `EventLoop`. Its only state is the connection and the backoff.
 async fn poll_loop(
-    mut eventloop: Link,
+    mut eventloop: Connection,
     net: mpsc::Sender<Net>,
     force: Arc<Notify>,
     mut backoff: Backoff,
@@ -250,8 +259,10 @@ struct Uplink {
     phase: Phase,
     broker_down_logged: bool,
 
-    /// Subscriptions renewed on every connect, and where their messages go.
-    routes: Vec<Route>,
+    /// See [`Reporting::control`].
+    control: watch::Receiver<bool>,
+    /// See [`Reporting::connected`].
+    up: watch::Sender<bool>,
     metrics: Arc<Metrics>,
 }
 
@@ -269,6 +280,7 @@ impl Uplink {
         let mut states_open = true;
         let mut readers_open = true;
         let mut spool_open = true;
+        let mut control_open = true;
         let mut tick = interval(TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         while self.phase != Phase::Done {
@@ -308,6 +320,10 @@ impl Uplink {
                     }
                 }
                 Some(message) = outbound.recv() => self.publish_outbound(message),
+                // The status waits for it (see `publish_status_if_dirty`).
+                changed = self.control.changed(), if control_open => {
+                    control_open = changed.is_ok();
+                }
                 _ = tick.tick() => self.on_tick().await,
             }
             self.advance_phase();
@@ -329,7 +345,7 @@ impl Uplink {
 
     fn on_event(&mut self, event: Happened) {
         match event {
-            Happened::Connected { max_packet } => {
+            Happened::Connected { max_packet, .. } => {
                 self.max_packet = max_packet.map_or(self.ceiling, |m| self.ceiling.min(m.into()));
                 info!(
                     "connected to broker; delivering from seq {} (packets up to {} bytes)",
@@ -337,21 +353,12 @@ impl Uplink {
                     self.max_packet
                 );
                 self.metrics.uplink.connected();
+                self.up.send_replace(true);
                 self.connected = true;
                 self.broker_down_logged = false;
                 self.delivery.restart();
                 self.status_dirty = true;
-                self.subscribe();
             }
-            Happened::Message {
-                topic,
-                payload,
-                retain,
-            } => self.route(Inbound {
-                topic,
-                payload,
-                retain,
-            }),
             Happened::Sent(pkid) => {
                 if let Err(v) = self.delivery.sent(pkid) {
                     self.violation(v);
@@ -375,7 +382,11 @@ impl Uplink {
                     self.force.notify_one();
                 }
             }
-            Happened::Goodbye | Happened::Other => {}
+            // The uplink subscribes to nothing: the control client does.
+            Happened::Message { .. }
+            | Happened::Subscribed { .. }
+            | Happened::Goodbye
+            | Happened::Other => {}
         }
     }
 
@@ -500,36 +511,6 @@ impl Uplink {
         };
     }
 
-    /// The session is clean, so every connect starts without subscriptions.
-    fn subscribe(&mut self) {
-        for route in &self.routes {
-            if let Err(e) = self
-                .client
-                .try_subscribe(route.filter.as_str(), QoS::AtLeastOnce)
-            {
-                // The request queue is sized for this; a failure is a reset in progress.
-                warn!("subscribing to {} failed: {e}", route.filter);
-            }
-        }
-    }
-
-    fn route(&mut self, message: Inbound) {
-        let Some(route) = self
-            .routes
-            .iter()
-            .find(|r| bus::matches(&r.filter, &message.topic))
-        else {
-            debug!("message on {} matches no subscription", message.topic);
-            return;
-        };
-        if let Err(e) = route.to.try_send(message) {
-            error!(
-                "dropped a message on {}: its handler is not keeping up ({e})",
-                route.filter
-            );
-        }
-    }
-
     fn set_readers(&mut self, readers: &mut watch::Receiver<Vec<Arc<str>>>) {
         let configured = readers.borrow_and_update().clone();
         self.status_dirty |= self.status.set_readers(&configured);
@@ -559,7 +540,10 @@ impl Uplink {
     }
 
     fn publish_status_if_dirty(&mut self) {
-        if self.status_dirty && matches!(self.phase, Phase::Running | Phase::Draining { .. }) {
+        if self.status_dirty
+            && *self.control.borrow()
+            && matches!(self.phase, Phase::Running | Phase::Draining { .. })
+        {
             self.status_dirty = !self.publish_status(true);
         }
     }
@@ -709,7 +693,7 @@ fn refused_detail(held: &Held) -> String {
 
 /// Capped exponential backoff with jitter, so a fleet of gateways does not
 /// reconnect in lock-step after a broker restart.
-struct Backoff {
+pub(super) struct Backoff {
     min: Duration,
     max: Duration,
     current: Duration,
@@ -717,7 +701,7 @@ struct Backoff {
 }
 
 impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
+    pub(super) fn new(min: Duration, max: Duration) -> Self {
         Backoff {
             min,
             max,
@@ -726,11 +710,11 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.current = self.min;
     }
 
-    fn next(&mut self) -> Duration {
+    pub(super) fn next(&mut self) -> Duration {
         let base = self.current;
         self.current = (self.current * 2).min(self.max);
         let mut h = self.random.build_hasher();

@@ -6,8 +6,8 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use crate::bus::ReaderState;
 use crate::custody::rfc3339;
-use crate::sources::ReaderState;
 
 pub const STATUS_SCHEMA: &str = "custodyd.status.v1";
 

@@ -27,7 +27,7 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{run_with_reopen, DropReport, Ended, ReaderLink};
+use super::{run_with_reopen, Downstream, DropReport, Ended};
 use crate::config::ReaderConfig;
 use crate::decode::keymap::{parse_events, EventLayout, KeyDecoder};
 
@@ -43,7 +43,7 @@ const READ_EVENTS: usize = 64;
 
 pub struct HidReader {
     pub config: ReaderConfig,
-    pub link: ReaderLink,
+    pub link: Downstream,
 }
 
 impl HidReader {
@@ -81,7 +81,7 @@ impl HidReader {
 /// `scan_timeout` after the last input is flushed (dropped and counted, see
 /// [`KeyDecoder::flush`]); the deadline is tokio time, so tests can pause it.
 async fn read_scans<R: AsyncRead + Unpin>(
-    link: &ReaderLink,
+    link: &Downstream,
     mut device: R,
     mut keys: KeyDecoder,
     scan_timeout: Duration,
@@ -233,7 +233,7 @@ mod tests {
         assert!(err.to_string().contains("not an input event device"));
     }
 
-    fn link() -> (ReaderLink, mpsc::Receiver<Observation>) {
+    fn link() -> (Downstream, mpsc::Receiver<Observation>) {
         let (reads, rx) = mpsc::channel(16);
         let (states, _) = mpsc::channel(16);
         let info = Arc::new(ReaderInfo {
@@ -245,7 +245,7 @@ mod tests {
             sides: Default::default(),
         });
         (
-            ReaderLink {
+            Downstream {
                 info,
                 identity: Default::default(),
                 reads,

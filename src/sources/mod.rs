@@ -20,28 +20,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::bus::ReaderState;
 use crate::decode::{Decoded, DropReason, RawRead};
-use crate::health::metrics::ReaderMetrics;
 use crate::identity::Identity;
+use crate::metrics::ReaderMetrics;
 use crate::presence::{Observation, ReaderInfo};
 
 pub mod hid;
 pub mod monitor;
 pub mod serial;
-mod uhf;
-
-/// A reader came up or went down, or its antennas' health changed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReaderState {
-    pub reader: Arc<str>,
-    pub up: bool,
-    /// 1-based antennas whose last inventory got an error reply (UHF
-    /// readers); empty for the others and for a reader that is down.
-    pub failing_antennas: Vec<u8>,
-}
+pub mod uhf;
 
 /// A reader task's connections to the rest of the pipeline.
-pub struct ReaderLink {
+pub struct Downstream {
     pub info: Arc<ReaderInfo>,
     pub identity: Arc<Identity>,
     pub reads: mpsc::Sender<Observation>,
@@ -67,7 +58,7 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// garbage flood cannot flood the journal too.
 const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
 
-impl ReaderLink {
+impl Downstream {
     async fn report(&self, up: bool) {
         self.metrics.set_up(up);
         let _ = self
@@ -126,7 +117,7 @@ impl ReaderLink {
 /// not each retry. A session owns its device, so a lost device is closed
 /// before the next attempt.
 pub async fn run_with_reopen<D, E, S>(
-    link: &ReaderLink,
+    link: &Downstream,
     path: &Path,
     reopen_max: Duration,
     cancel: &CancellationToken,

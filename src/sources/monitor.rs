@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
-use super::ReaderState;
+use crate::bus::ReaderState;
 use crate::custody::{Alarm, Body, Draft};
 
 /// What the monitor knows of one reader.

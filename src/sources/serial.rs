@@ -13,11 +13,8 @@
 //! polls wake nothing (docs/performance.md). The price is at most
 //! [`POLL_EVERY`] of latency.
 //!
-//! The command/reply UHF readers are driven by `sources::uhf` through
-//! tokio-serial.
+//! The command/reply UHF readers are driven by `sources::uhf` instead.
 
-use std::fmt::Display;
-use std::future::Future;
 use std::io::{self, Read};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -27,12 +24,11 @@ use mio_serial::SerialStream;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::time::Instant;
-use tokio_serial::SerialPortBuilderExt;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 
-use super::{run_with_reopen, DropReport, Ended, ReaderLink};
-use crate::config::{Protocol, ReaderConfig};
+use super::{run_with_reopen, Downstream, DropReport, Ended};
+use crate::config::{ReaderConfig, StreamingProtocol};
 use crate::decode::{AsciiLineCodec, Decoded, Em4100Codec, ReaderCodec};
 
 /// How often a streaming reader with bytes flowing is read: the most its
@@ -43,52 +39,26 @@ const POLL_EVERY: Duration = Duration::from_millis(5);
 /// 1 KiB/s, so one call takes everything that arrived since the last poll.
 const READ_CHUNK: usize = 1024;
 
-pub struct SerialReader {
+/// A serial reader that streams its reads unasked.
+pub struct StreamingReader {
     pub config: ReaderConfig,
-    /// The reader's `protocol`, required for serial readers.
-    pub protocol: Protocol,
-    pub link: ReaderLink,
+    /// The reader's `protocol`.
+    pub protocol: StreamingProtocol,
+    pub link: Downstream,
 }
 
-impl SerialReader {
+impl StreamingReader {
     pub async fn run(self, cancel: CancellationToken) {
-        let path = self.config.path.display().to_string();
-        let port = || tokio_serial::new(&path, self.config.baud());
-        match streaming_codec(self.protocol, &self.config) {
-            Some(codec) => {
-                self.reopening(
-                    &cancel,
-                    || SerialStream::open(&port()),
-                    |port| self.stream(port, codec.clone(), &cancel),
-                )
-                .await
-            }
-            None => {
-                self.reopening(
-                    &cancel,
-                    || port().open_native_async(),
-                    |port| super::uhf::drive(&self, port, &cancel),
-                )
-                .await
-            }
-        }
-    }
-
-    /// [`run_with_reopen`] on this reader's device.
-    async fn reopening<D, E: Display, S: Future<Output = Ended>>(
-        &self,
-        cancel: &CancellationToken,
-        open: impl FnMut() -> Result<D, E>,
-        session: impl FnMut(D) -> S,
-    ) {
         let config = &self.config;
+        let path = config.path.display().to_string();
+        let codec = streaming_codec(self.protocol, config);
         run_with_reopen(
             &self.link,
             &config.path,
             config.reopen_max,
-            cancel,
-            open,
-            session,
+            &cancel,
+            || SerialStream::open(&tokio_serial::new(&path, config.baud())),
+            |port| self.stream(port, codec.clone(), &cancel),
         )
         .await
     }
@@ -101,7 +71,7 @@ impl SerialReader {
         codec: ReaderCodec,
         cancel: &CancellationToken,
     ) -> Ended {
-        let mut batch = Batch {
+        let mut decoder = StreamDecoder {
             codec,
             buf: BytesMut::new(),
             drops: DropReport::default(),
@@ -116,7 +86,7 @@ impl SerialReader {
                     _ = cancel.cancelled() => return Ended::Cancelled,
                     _ = tokio::time::sleep_until(next_poll(Instant::now())) => {}
                 }
-                match batch.read(&port, &self.link).await {
+                match decoder.read(&port, &self.link).await {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(ended) => return ended,
@@ -156,17 +126,17 @@ fn next_poll(now: Instant) -> Instant {
 }
 
 /// A streaming reader's decoder state, kept across polls.
-struct Batch {
+struct StreamDecoder {
     codec: ReaderCodec,
     /// Bytes read and not yet decoded: the start of a frame cut by a poll.
     buf: BytesMut,
     drops: DropReport,
 }
 
-impl Batch {
+impl StreamDecoder {
     /// Reads everything waiting on `port` and hands its reads on. `Ok(false)`
     /// if nothing was waiting; `Err` when the port is gone or presence is.
-    async fn read(&mut self, port: &SerialStream, link: &ReaderLink) -> Result<bool, Ended> {
+    async fn read(&mut self, port: &SerialStream, link: &Downstream) -> Result<bool, Ended> {
         let mut chunk = [0u8; READ_CHUNK];
         let mut got = false;
         let eof = loop {
@@ -204,18 +174,16 @@ impl Batch {
     }
 }
 
-/// The codec of a reader that streams its reads unasked; `None` for the
-/// command/reply UHF protocols, whose codecs `sources::uhf` drives itself.
-fn streaming_codec(protocol: Protocol, reader: &ReaderConfig) -> Option<ReaderCodec> {
-    Some(match protocol {
-        Protocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
-        Protocol::AsciiLine => ReaderCodec::AsciiLine(AsciiLineCodec::new(
+/// The codec of a reader that streams its reads unasked.
+fn streaming_codec(protocol: StreamingProtocol, reader: &ReaderConfig) -> ReaderCodec {
+    match protocol {
+        StreamingProtocol::Em4100 => ReaderCodec::Em4100(Em4100Codec::new()),
+        StreamingProtocol::AsciiLine => ReaderCodec::AsciiLine(AsciiLineCodec::new(
             reader.terminator(),
             reader.prefix.clone(),
             reader.suffix.clone(),
             reader.max_len,
             reader.source(),
         )),
-        Protocol::UhfA0 | Protocol::Chafon => return None,
-    })
+    }
 }

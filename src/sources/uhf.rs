@@ -20,7 +20,7 @@
 //! status topic. A command unanswered for
 //! `reply_timeout` makes the driver recover: an A0 reader is reset, a Chafon
 //! reader (whose protocol has no reset) is asked for its info. If that gets
-//! no answer either, the session ends as lost, and the serial loop reports the
+//! no answer either, the session ends as lost, and the reopen loop reports the
 //! reader down and reopens the port with backoff.
 
 use std::convert::Infallible;
@@ -29,15 +29,14 @@ use std::io;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::{sleep_until, Duration, Instant};
-use tokio_serial::SerialStream;
+use tokio_serial::{SerialPortBuilderExt, SerialStream};
 use tokio_util::codec::{Decoder, Encoder, Framed};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::serial::SerialReader;
-use super::ReaderState;
-use super::{DropReport, Ended};
-use crate::config::{ChafonModel, Protocol, Target};
+use super::{run_with_reopen, Downstream, DropReport, Ended};
+use crate::bus::ReaderState;
+use crate::config::{ReaderConfig, Target, UhfProtocol};
 use crate::decode::{
     A0Codec, A0Command, A0Event, A0Message, ChafonCodec, ChafonCommand, ChafonEvent, ChafonMessage,
     ChafonVariant, DropReason, Inventory288, RawRead,
@@ -66,30 +65,47 @@ const CHAFON_ANTENNA_ERROR: u8 = 0xF8;
 /// either way the antenna works.
 const CHAFON_NO_TAG: u8 = 0xFB;
 
+/// A serial reader that reads only while asked.
+pub struct UhfReader {
+    pub config: ReaderConfig,
+    /// The reader's `protocol`.
+    pub protocol: UhfProtocol,
+    pub link: Downstream,
+}
+
+impl UhfReader {
+    pub async fn run(self, cancel: CancellationToken) {
+        let config = &self.config;
+        let path = config.path.display().to_string();
+        run_with_reopen(
+            &self.link,
+            &config.path,
+            config.reopen_max,
+            &cancel,
+            || tokio_serial::new(&path, config.baud()).open_native_async(),
+            |port| drive(&self, port, &cancel),
+        )
+        .await
+    }
+}
+
 /// Drives the reader on `port` until the session ends.
-pub(super) async fn drive(
-    reader: &SerialReader,
-    port: SerialStream,
-    cancel: &CancellationToken,
-) -> Ended {
+async fn drive(reader: &UhfReader, port: SerialStream, cancel: &CancellationToken) -> Ended {
     let ended = match reader.protocol {
-        Protocol::Chafon => {
-            let variant = match reader.config.chafon_variant() {
-                ChafonModel::Reader18 => ChafonVariant::Reader18,
-                ChafonModel::Reader288 => ChafonVariant::Reader288,
-            };
+        UhfProtocol::Chafon => {
+            let variant = reader.config.chafon_variant();
             let codec = ChafonCodec::new(variant, reader.config.address());
             ChafonDriver {
-                link: Link::new(reader, port, codec, cancel),
+                session: Session::new(reader, port, codec, cancel),
                 variant,
             }
             .run()
             .await
         }
-        _ => {
+        UhfProtocol::A0 => {
             let codec = A0Codec::new(reader.config.address());
             A0Driver {
-                link: Link::new(reader, port, codec, cancel),
+                session: Session::new(reader, port, codec, cancel),
                 work_antenna: None,
             }
             .run()
@@ -103,9 +119,9 @@ pub(super) async fn drive(
 }
 
 /// The framed port plus what both drivers keep per session.
-struct Link<'a, C> {
+struct Session<'a, C> {
     frames: Framed<SerialStream, C>,
-    reader: &'a SerialReader,
+    reader: &'a UhfReader,
     cancel: &'a CancellationToken,
     drops: DropReport,
     faults: Faults,
@@ -116,14 +132,14 @@ struct Link<'a, C> {
     reading: Option<watch::Receiver<bool>>,
 }
 
-impl<'a, C> Link<'a, C> {
+impl<'a, C> Session<'a, C> {
     fn new(
-        reader: &'a SerialReader,
+        reader: &'a UhfReader,
         port: SerialStream,
         codec: C,
         cancel: &'a CancellationToken,
     ) -> Self {
-        Link {
+        Session {
             frames: Framed::new(port, codec),
             reader,
             cancel,
@@ -250,7 +266,7 @@ impl<'a, C> Link<'a, C> {
         }
     }
 
-    /// The failing antennas go to the status topic; the serial loop's
+    /// The failing antennas go to the status topic; the reopen loop's
     /// report of the reader going down clears them.
     async fn report_health(&self) {
         let _ = self
@@ -337,7 +353,7 @@ impl Faults {
 }
 
 struct A0Driver<'a> {
-    link: Link<'a, A0Codec>,
+    session: Session<'a, A0Codec>,
     /// Set by a successful 0x74; a reset forgets it.
     work_antenna: Option<u8>,
 }
@@ -345,7 +361,7 @@ struct A0Driver<'a> {
 impl A0Driver<'_> {
     async fn run(mut self) -> Result<Infallible, Ended> {
         self.reset().await?;
-        let config = &self.link.reader.config;
+        let config = &self.session.reader.config;
         let antennas = config.antennas().to_vec();
         let inventory = match (config.session, config.target) {
             (None, None) => A0Command::RealTimeInventory { repeat: A0_REPEAT },
@@ -358,28 +374,28 @@ impl A0Driver<'_> {
         loop {
             let mut any_answered = false;
             for &antenna in &antennas {
-                self.link.wait_for_window().await?;
+                self.session.wait_for_window().await?;
                 if self.work_antenna != Some(antenna) && !self.set_antenna(antenna).await? {
                     continue;
                 }
                 any_answered |= self.round(antenna, inventory.clone()).await?;
             }
             if !any_answered {
-                self.link.idle().await?;
+                self.session.idle().await?;
             }
         }
     }
 
     /// Sends Reset and discards whatever arrives while the module reboots.
     async fn reset(&mut self) -> Result<(), Ended> {
-        self.link.send(A0Command::Reset).await?;
-        self.link.recovering = true;
+        self.session.send(A0Command::Reset).await?;
+        self.session.recovering = true;
         self.work_antenna = None;
         let settled = Instant::now() + RESET_SETTLE;
-        while let Some(event) = self.link.next_before(settled).await? {
+        while let Some(event) = self.session.next_before(settled).await? {
             if let A0Event::Message(A0Message::Reply { cmd, data }) = event {
                 if cmd == A0Command::Reset.code() {
-                    warn!(reader = %self.link.name(), "reset refused: {data:02X?}");
+                    warn!(reader = %self.session.name(), "reset refused: {data:02X?}");
                 }
             }
         }
@@ -390,7 +406,7 @@ impl A0Driver<'_> {
     /// reader has been reset).
     async fn next_message(&mut self, deadline: Instant) -> Result<Option<A0Message>, Ended> {
         let message = self
-            .link
+            .session
             .next_message(deadline, "resetting the reader")
             .await?;
         if message.is_none() {
@@ -403,8 +419,8 @@ impl A0Driver<'_> {
     async fn set_antenna(&mut self, antenna: u8) -> Result<bool, Ended> {
         let command = A0Command::SetWorkAntenna(antenna - 1);
         let code = command.code();
-        self.link.send(command).await?;
-        let deadline = Instant::now() + self.link.reply_timeout();
+        self.session.send(command).await?;
+        let deadline = Instant::now() + self.session.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
                 None => return Ok(false),
@@ -414,7 +430,7 @@ impl A0Driver<'_> {
                         self.work_antenna = Some(antenna);
                         return Ok(true);
                     }
-                    self.link
+                    self.session
                         .failed(antenna, status, a0_error_meaning(status))
                         .await;
                     return Ok(false);
@@ -429,36 +445,36 @@ impl A0Driver<'_> {
     /// a round with many tags may take longer than `reply_timeout`.
     async fn round(&mut self, antenna: u8, inventory: A0Command) -> Result<bool, Ended> {
         let code = inventory.code();
-        self.link.send(inventory).await?;
-        let mut deadline = Instant::now() + self.link.reply_timeout();
+        self.session.send(inventory).await?;
+        let mut deadline = Instant::now() + self.session.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
                 None => return Ok(false),
-                Some(A0Message::Tag(tag)) => self.link.deliver(tag.into()).await?,
+                Some(A0Message::Tag(tag)) => self.session.deliver(tag.into()).await?,
                 Some(A0Message::RoundEnd {
                     read_rate,
                     total_reads,
                     ..
                 }) => {
-                    self.link.answered(antenna).await;
-                    debug!(reader = %self.link.name(), antenna, read_rate, total_reads, "round ended");
+                    self.session.answered(antenna).await;
+                    debug!(reader = %self.session.name(), antenna, read_rate, total_reads, "round ended");
                     return Ok(true);
                 }
                 Some(A0Message::Error { cmd, code: error }) if cmd == code => {
-                    self.link
+                    self.session
                         .failed(antenna, error, a0_error_meaning(error))
                         .await;
                     return Ok(false);
                 }
                 Some(other) => self.unexpected(&other),
             }
-            deadline = Instant::now() + self.link.reply_timeout();
+            deadline = Instant::now() + self.session.reply_timeout();
         }
     }
 
     /// Say a late reply to a command already given up on.
     fn unexpected(&self, message: &A0Message) {
-        debug!(reader = %self.link.name(), ?message, "ignored: not an answer to the pending command");
+        debug!(reader = %self.session.name(), ?message, "ignored: not an answer to the pending command");
     }
 }
 
@@ -476,40 +492,40 @@ fn a0_error_meaning(code: u8) -> &'static str {
 }
 
 struct ChafonDriver<'a> {
-    link: Link<'a, ChafonCodec>,
+    session: Session<'a, ChafonCodec>,
     variant: ChafonVariant,
 }
 
 impl ChafonDriver<'_> {
     async fn run(mut self) -> Result<Infallible, Ended> {
         self.probe().await?;
-        let antennas = self.link.reader.config.antennas().to_vec();
+        let antennas = self.session.reader.config.antennas().to_vec();
         loop {
             let mut any_answered = false;
             for &antenna in &antennas {
-                self.link.wait_for_window().await?;
+                self.session.wait_for_window().await?;
                 any_answered |= self.inventory(antenna).await?;
             }
             if !any_answered {
-                self.link.idle().await?;
+                self.session.idle().await?;
             }
         }
     }
 
     /// Get Reader Info: logs what answers; lost if nothing does.
     async fn probe(&mut self) -> Result<(), Ended> {
-        self.link.send(ChafonCommand::GetReaderInfo).await?;
-        self.link.recovering = true;
-        let deadline = Instant::now() + self.link.reply_timeout();
+        self.session.send(ChafonCommand::GetReaderInfo).await?;
+        self.session.recovering = true;
+        let deadline = Instant::now() + self.session.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
                 None => return Ok(()),
                 Some(ChafonMessage::ReaderInfo(info)) => {
                     let detected = ChafonVariant::for_reader_type(info.reader_type);
                     if detected.is_some_and(|v| v != self.variant) {
-                        warn!(reader = %self.link.name(), "the reader says it is a {detected:?}, not the configured {:?}: check chafon_variant", self.variant);
+                        warn!(reader = %self.session.name(), "the reader says it is a {detected:?}, not the configured {:?}: check chafon_variant", self.variant);
                     }
-                    info!(reader = %self.link.name(), firmware = ?info.firmware, reader_type = info.reader_type, "chafon reader answers");
+                    info!(reader = %self.session.name(), firmware = ?info.firmware, reader_type = info.reader_type, "chafon reader answers");
                     return Ok(());
                 }
                 Some(_) => {}
@@ -521,7 +537,7 @@ impl ChafonDriver<'_> {
     /// reader has been probed).
     async fn next_message(&mut self, deadline: Instant) -> Result<Option<ChafonMessage>, Ended> {
         let message = self
-            .link
+            .session
             .next_message(deadline, "asking for the reader's info")
             .await?;
         if message.is_none() {
@@ -533,7 +549,7 @@ impl ChafonDriver<'_> {
     /// One inventory on `antenna`, reading answer frames until one says it
     /// is the last (`true`) or an error reply.
     async fn inventory(&mut self, antenna: u8) -> Result<bool, Ended> {
-        let config = &self.link.reader.config;
+        let config = &self.session.reader.config;
         let command = match self.variant {
             ChafonVariant::Reader18 => ChafonCommand::Inventory18,
             ChafonVariant::Reader288 => ChafonCommand::Inventory288(Inventory288 {
@@ -544,16 +560,16 @@ impl ChafonDriver<'_> {
                 scan_time: CHAFON_SCAN_TIME,
             }),
         };
-        self.link.send(command).await?;
+        self.session.send(command).await?;
         let scan = CHAFON_SCAN_UNIT * u32::from(CHAFON_SCAN_TIME);
-        let mut deadline = Instant::now() + scan + self.link.reply_timeout();
+        let mut deadline = Instant::now() + scan + self.session.reply_timeout();
         loop {
             match self.next_message(deadline).await? {
                 None => return Ok(false),
                 Some(ChafonMessage::Inventory { tags, more, .. }) => {
-                    self.link.answered(antenna).await;
+                    self.session.answered(antenna).await;
                     for tag in tags {
-                        self.link.deliver(tag.into()).await?;
+                        self.session.deliver(tag.into()).await?;
                     }
                     if !more {
                         return Ok(true);
@@ -562,7 +578,7 @@ impl ChafonDriver<'_> {
                 Some(ChafonMessage::Reply { cmd, status, .. })
                     if cmd == CHAFON_INVENTORY && status == CHAFON_NO_TAG =>
                 {
-                    self.link.answered(antenna).await;
+                    self.session.answered(antenna).await;
                     return Ok(true);
                 }
                 Some(ChafonMessage::Reply { cmd, status, .. })
@@ -572,12 +588,12 @@ impl ChafonDriver<'_> {
                         CHAFON_ANTENNA_ERROR => "antenna error",
                         _ => "error reply",
                     };
-                    self.link.failed(antenna, status, meaning).await;
+                    self.session.failed(antenna, status, meaning).await;
                     return Ok(false);
                 }
                 Some(_) => {}
             }
-            deadline = Instant::now() + self.link.reply_timeout();
+            deadline = Instant::now() + self.session.reply_timeout();
         }
     }
 }

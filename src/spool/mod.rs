@@ -34,8 +34,9 @@ use tracing::{debug, error, info, warn};
 use crate::audit::{chain, Digest};
 use crate::config::SpoolConfig;
 use crate::custody::{rfc3339, Alarm, Body, Draft, Receipt, Save};
-use crate::ops::systemd::Stage;
+use crate::panics::off_thread;
 use crate::topic::Naming;
+use crate::watchdog::Stage;
 
 mod record;
 pub mod recovery;
@@ -183,7 +184,7 @@ impl SpoolReader {
 
 /// Opens `data_dir`'s spool ([`recovery::open`]) on the blocking pool.
 pub async fn open(data_dir: PathBuf) -> Result<Opened, StoreError> {
-    run_blocking(move || recovery::open(&data_dir)).await
+    off_thread(move || recovery::open(&data_dir)).await
 }
 
 /// Starts the spool task on a spool opened by [`open`]. Returns the
@@ -207,7 +208,7 @@ pub async fn spawn(
     let store = Arc::new(store);
     let reading = store.clone();
     let (bytes, head, oldest) =
-        run_blocking(move || Ok((reading.bytes()?, reading.head()?, reading.read_from(0, 1)?)))
+        off_thread(move || Ok((reading.bytes()?, reading.head()?, reading.read_from(0, 1)?)))
             .await?;
     let start_seq = oldest.first().map_or(next_seq, |(seq, _)| *seq);
     let oldest_committed_at_ms = oldest.first().map(|(_, r)| r.v1().committed_at_ms);
@@ -394,12 +395,12 @@ impl SpoolTask {
             Some(store) => store.clone(),
             None => {
                 let reopener = self.reopener.clone();
-                let store = Arc::new(run_blocking(move || reopener.reopen()).await?);
+                let store = Arc::new(off_thread(move || reopener.reopen()).await?);
                 self.store = Some(store.clone());
                 store
             }
         };
-        let result = run_blocking(move || f(&store)).await;
+        let result = off_thread(move || f(&store)).await;
         if let Err(e) = &result {
             self.store = None;
             if let StoreError::Corrupt { .. } = e {
@@ -846,15 +847,6 @@ fn oldest_committed_at(store: &Store, from: u64) -> Result<Option<u64>, StoreErr
     Ok(first.first().map(|(_, r)| r.v1().committed_at_ms))
 }
 
-/// Runs blocking storage work off the async threads; a panic there is a
-/// bug and propagates.
-async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(out) => out,
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
 /// Opens the spool of a stopped daemon for a technician (`custodyd spool`).
 /// Never creates one: inspecting the wrong `data_dir` must say so.
 pub fn open_for_inspection(data_dir: &std::path::Path) -> Result<Store, StoreError> {
@@ -907,7 +899,7 @@ mod tests {
         config: SpoolConfig,
     ) -> (mpsc::Sender<Draft>, SpoolReader, JoinHandle<()>) {
         let opened = recovery::open(dir).unwrap();
-        let stage = crate::ops::systemd::Health::default().stage("spool");
+        let stage = crate::watchdog::Watchdog::default().stage("spool");
         spawn(opened, dir.to_owned(), naming(), config, stage)
             .await
             .unwrap()

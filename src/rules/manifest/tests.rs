@@ -7,6 +7,7 @@ use bytes::Bytes;
 use ulid::Ulid;
 
 use super::*;
+use crate::bus::Settled;
 use crate::custody::{ClosedBy, PassCounts};
 
 const DOOR: &str = "dock-door-1";
@@ -84,6 +85,7 @@ impl Harness {
             topic: format!("itad/s/manifest/{door}"),
             payload: Bytes::from(payload.to_string()),
             retain: true,
+            ack: Ack::default(),
         };
         let mut out = Vec::new();
         self.m().handle(Event::Message(message), &mut out);
@@ -377,6 +379,7 @@ async fn only_signed_manifests_no_older_than_the_one_held_are_taken_where_trust_
             topic: topic.clone(),
             payload: Bytes::from(payload),
             retain: true,
+            ack: Ack::default(),
         };
         m.handle(Event::Message(message), &mut Vec::new());
         let door = &m.doors[DOOR];
@@ -398,4 +401,30 @@ async fn only_signed_manifests_no_older_than_the_one_held_are_taken_where_trust_
     );
     let newer = signed(&topic, "PU-2", now + MIN);
     assert_eq!(deliver(&mut m, newer).as_deref(), Some("PU-2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_manifest_is_acknowledged_once_stored_and_not_before() {
+    let mut h = Harness::start().await;
+    let (settle, mut settled) = tokio::sync::mpsc::unbounded_channel();
+    let inner = serde_json::json!({ "pickup_id": "P1", "expected": ids(1..=2) }).to_string();
+    let message = Inbound {
+        topic: format!("itad/s/manifest/{DOOR}"),
+        payload: Bytes::from(inner),
+        retain: false,
+        ack: Ack::new(7, settle),
+    };
+    h.m().handle(Event::Message(message), &mut Vec::new());
+    assert!(
+        settled.try_recv().is_err(),
+        "not acknowledged before its commit"
+    );
+    h.m().save(&mut Vec::new()).await;
+    assert_eq!(settled.try_recv().ok(), Some(Settled::Done(7)));
+    h.restart().await;
+    let door = &h.m().doors[DOOR];
+    assert_eq!(
+        door.manifest.as_ref().map(|m| m.pickup_id.as_str()),
+        Some("P1")
+    );
 }

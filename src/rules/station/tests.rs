@@ -11,7 +11,7 @@ use crate::config::{ReadMode, ReaderConfig};
 use crate::custody::{Custody, Transition};
 use crate::decode::Source;
 use crate::identity::{Identity, Rejected};
-use crate::presence::ReaderInfo;
+use crate::presence::{ReaderInfo, Sighting};
 use crate::retained::Update;
 
 const MIN: Duration = Duration::from_secs(60);
@@ -67,7 +67,7 @@ struct Harness {
     /// The saved contexts; the directory lives as long as the harness.
     table: Table,
     _dir: tempfile::TempDir,
-    drafts: mpsc::Sender<Draft>,
+    drafts: mpsc::Sender<Sighting>,
     badges: mpsc::Sender<Observation>,
     out: mpsc::Receiver<Draft>,
 }
@@ -93,20 +93,20 @@ impl Harness {
         let (drafts, drafts_rx) = mpsc::channel(64);
         let (badges, badges_rx) = mpsc::channel(64);
         let (out_tx, out) = mpsc::channel(64);
-        let metrics = crate::health::metrics::Metrics::default();
+        let metrics = crate::metrics::Metrics::default();
         let portals = crate::rules::portal::Portals::new(&config, None, &metrics).unwrap();
         let no_gates = crate::release::Attempts::default();
         let manifests =
             crate::rules::manifest::Manifests::new(&config, &retained, None, Default::default())
                 .unwrap();
-        let stages = crate::rules::Stages {
+        let state = crate::rules::State {
             portals,
             stations,
             manifests,
             attempts: no_gates,
             saved: Vec::new(),
         };
-        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, stages);
+        let task = crate::rules::run(drafts_rx, badges_rx, out_tx, state);
         tokio::spawn(task);
         Harness {
             config,
@@ -147,7 +147,7 @@ impl Harness {
             crossing: None,
         };
         let draft = Draft::new(info.location.clone(), now, Body::Custody(custody));
-        self.drafts.send(draft).await.unwrap();
+        self.drafts.send(draft.into()).await.unwrap();
     }
 
     async fn badge(&self, card: &str) {
@@ -392,7 +392,7 @@ async fn other_locations_and_transitions_pass_through_untouched() {
             detail: "x".into(),
         }),
     );
-    h.drafts.send(draft.clone()).await.unwrap();
+    h.drafts.send(draft.clone().into()).await.unwrap();
     assert_eq!(h.next().await, draft);
     draft.body = Body::Custody(Custody {
         transition: Transition::Arrived,
@@ -410,7 +410,7 @@ async fn other_locations_and_transitions_pass_through_untouched() {
         context: Context::default(),
         crossing: None,
     });
-    h.drafts.send(draft.clone()).await.unwrap();
+    h.drafts.send(draft.clone().into()).await.unwrap();
     assert_eq!(h.next().await, draft, "only scans are station commands");
 }
 
