@@ -10,7 +10,8 @@
 //! channel. When every producer is gone the spool says so (`closed`), which is
 //! how the uplink knows that shutdown has reached it.
 //!
-//! The spool is bounded by `spool.max_bytes`, its own alarms included:
+//! The spool is bounded by `spool.max_bytes`, its own alarms and its dead
+//! letters included:
 //! events may fill it up to [`ALARM_ROOM`] below the bound, and that room is
 //! kept for the alarms that say what happened. What it cannot keep (spool
 //! full, disk full, a failing card) is never silently discarded: it is
@@ -43,7 +44,7 @@ mod store;
 
 pub use record::{RecordV1, StoredRecord};
 pub use recovery::{Lost, Opened};
-pub use store::{Stats, Store, StoreError};
+pub use store::{Reopener, Stats, Store, StoreError};
 
 /// A `spool_high_water` alarm is raised when the spool passes this share of
 /// `max_bytes`, and re-armed once it is back under [`HIGH_WATER_REARM`].
@@ -136,8 +137,10 @@ pub struct SpoolReader {
 }
 
 impl SpoolReader {
-    /// Up to `max` committed records from `from` on. Empty if the spool task
-    /// is gone or the read failed (it logs why; the uplink simply retries).
+    /// Up to `max` committed records from `from` on, all of them: never
+    /// some with the unreadable ones left out. Empty if the spool task is
+    /// gone or the read failed (the spool task then raises `spool_corrupt`
+    /// and the process restarts; the uplink simply retries meanwhile).
     pub async fn read(&self, from: u64, max: usize) -> Vec<Record> {
         let (reply, rx) = oneshot::channel();
         if self
@@ -221,7 +224,7 @@ pub async fn spawn(
     });
     info!(path = %store.path().display(), %stream, next_seq, bytes, "spool open");
     let mut task = SpoolTask {
-        path: store.path().to_owned(),
+        reopener: store.reopener(),
         store: Some(store),
         data_dir,
         naming,
@@ -238,6 +241,8 @@ pub async fn spawn(
         high_water: false,
         closing: false,
         failing: false,
+        damaged: None,
+        restarting: false,
         undecodable_below: 0,
         committed: committed_tx,
         receipts: Vec::new(),
@@ -289,7 +294,7 @@ struct SpoolTask {
     /// the handle must be dropped (releasing the file lock) before the file
     /// can be opened again, which the next storage call does.
     store: Option<Arc<Store>>,
-    path: PathBuf,
+    reopener: Reopener,
     data_dir: PathBuf,
     naming: Naming,
     config: SpoolConfig,
@@ -319,6 +324,11 @@ struct SpoolTask {
     closing: bool,
     /// The last write failed (logged once until one succeeds).
     failing: bool,
+    /// Why the spool could not be read, or was found corrupt, while
+    /// running (see [`SpoolTask::report_damage`]).
+    damaged: Option<String>,
+    /// The damage is reported: the process is broken and about to restart.
+    restarting: bool,
     /// Undecodable records below this have been alarmed.
     undecodable_below: u64,
     committed: watch::Sender<Committed>,
@@ -358,6 +368,7 @@ impl SpoolTask {
                     }
                 },
             }
+            self.report_damage().await;
         }
         self.close().await;
         if let Err(e) = self.blocking(|store| store.sync()).await {
@@ -383,8 +394,8 @@ impl SpoolTask {
         let store = match &self.store {
             Some(store) => store.clone(),
             None => {
-                let path = self.path.clone();
-                let store = Arc::new(off_thread(move || Store::reopen(&path)).await?);
+                let reopener = self.reopener.clone();
+                let store = Arc::new(off_thread(move || reopener.reopen()).await?);
                 self.store = Some(store.clone());
                 store
             }
@@ -393,12 +404,37 @@ impl SpoolTask {
         if let Err(e) = &result {
             self.store = None;
             if let StoreError::Corrupt { .. } = e {
-                // Reopened at start, the spool is checked, moved aside and
-                // replaced with a `spool_corrupt` alarm; numbering goes on.
-                crate::panics::broken(&e.to_string());
+                self.damaged.get_or_insert_with(|| e.to_string());
             }
         }
         result
+    }
+
+    /// The spool could not be read (or was found corrupt) while running:
+    /// the events from the uplink's cursor on cannot be delivered, and
+    /// skipping them would lose them. Only the full check that opening
+    /// makes can tell what is left, so the alarm is committed (if the file
+    /// still takes it) and the process is marked broken: the watchdog
+    /// stops and the daemon exits to be restarted. Nothing was deleted, so
+    /// the restarted daemon delivers from the oldest undelivered event, or
+    /// moves a file that fails the check aside with its own alarm.
+    async fn report_damage(&mut self) {
+        let Some(why) = self.damaged.take() else {
+            return;
+        };
+        if std::mem::replace(&mut self.restarting, true) {
+            return;
+        }
+        error!("spool unreadable while running: {why}");
+        let detail = format!(
+            "The spool could not be read while running ({why}). Nothing was skipped or deleted: \
+             custodyd restarts, checks the whole spool as it opens it and delivers on from the \
+             oldest undelivered event."
+        );
+        let alarm = self.gateway_alarm("spool_corrupt", detail);
+        self.pending_alarms.push(alarm);
+        self.commit(Vec::new()).await;
+        crate::panics::broken("the spool could not be read while running");
     }
 
     /// Group commit: waits up to `flush_interval` after the first event for
@@ -578,8 +614,9 @@ impl SpoolTask {
             if !self.high_water && size >= self.high_mark() {
                 self.high_water = true;
                 let detail = format!(
-                    "The spool holds {} KiB of undelivered events, over {:.0} % of spool.max_bytes ({}): the broker \
-                     has not taken events for a while; when the spool is full new events are dropped.",
+                    "The spool holds {} KiB of undelivered events and dead letters, over {:.0} % of spool.max_bytes \
+                     ({}): the broker has not taken events for a while, or dead letters (custodyd spool peek) fill \
+                     it; when the spool is full new events are dropped.",
                     size >> 10,
                     HIGH_WATER * 100.0,
                     self.config.max_bytes
@@ -726,6 +763,14 @@ impl SpoolTask {
                                 .map(|(seq, stored)| Record::new(seq, stored))
                                 .collect()
                         }
+                        // The file could not be read: only a restart can tell
+                        // what is left of it.
+                        Err(e @ (StoreError::Read { .. } | StoreError::Corrupt { .. })) => {
+                            self.damaged.get_or_insert_with(|| e.to_string());
+                            Vec::new()
+                        }
+                        // Not opened again (a full disk refuses the commit
+                        // that opening makes): retried on the next read.
                         Err(e) => {
                             error!("spool read failed: {e}");
                             Vec::new()
@@ -765,15 +810,13 @@ impl SpoolTask {
             Control::Ack { .. } => {}
             Control::SetAside { seq, detail, reply } => {
                 let moved = match self.blocking(move |s| s.set_aside(seq)).await {
-                    Ok(Some(bytes)) => {
-                        self.bytes = bytes;
-                        self.committed.send_modify(|c| c.bytes = bytes);
+                    Ok(true) => {
                         let alarm = self.gateway_alarm("event_too_large", detail);
                         self.pending_alarms.push(alarm);
                         self.commit(Vec::new()).await;
                         true
                     }
-                    Ok(None) => true,
+                    Ok(false) => true,
                     Err(e) => {
                         error!("cannot move event {seq} to the dead letters: {e}");
                         false
@@ -1119,6 +1162,52 @@ mod tests {
         let dead = store.dead_letters(10).unwrap();
         assert_eq!(dead.iter().map(|d| d.0).collect::<Vec<_>>(), [2]);
         assert_eq!(store.stats().unwrap().dead_letters, 1);
+    }
+
+    /// Dead letters did not count against `spool.max_bytes`: events too
+    /// large to send could fill the disk under any bound. Counted, dead
+    /// letters that fill the spool make it refuse new events like any
+    /// overflow (counted, and one `spool_overflow` alarm), and nothing
+    /// deletes them to make room.
+    #[tokio::test]
+    async fn dead_letters_count_against_max_bytes_and_are_never_dropped_for_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
+        for n in 0..5 {
+            let mut big = draft(n);
+            if let Body::Alarm(a) = &mut big.body {
+                a.detail = "x".repeat(10 << 10);
+            }
+            drafts.send(big).await.unwrap();
+        }
+        let mut committed = reader.committed.clone();
+        committed.wait_for(|c| c.next_seq >= 6).await.unwrap();
+        for seq in 1..=5 {
+            assert!(reader.set_aside(seq, "too large".into()).await);
+        }
+        // Everything else delivered: only the dead letters are left.
+        let upto = reader.committed.borrow().next_seq;
+        reader.ack(upto).await;
+        assert!(reader.read(0, 100).await.is_empty());
+        let dead = reader.committed.borrow().bytes;
+        assert!(dead > 50 << 10, "the dead letters count: {dead} bytes");
+
+        offer(&drafts, &reader, 200).await;
+        let c = *reader.committed.borrow();
+        assert!(
+            c.dropped > 0,
+            "refused once the dead letters fill the spool"
+        );
+        assert!(c.bytes <= max, "{} bytes spooled, over {max}", c.bytes);
+        drop((drafts, reader));
+        task.await.unwrap();
+        let store = Store::open(&dir.path().join(recovery::SPOOL_FILE)).unwrap();
+        assert_eq!(store.stats().unwrap().dead_letters, 5, "none deleted");
+        assert!(store.bytes().unwrap() <= max);
+        let last = store.read_from(0, 1000).unwrap().pop().unwrap().1;
+        let alarm: serde_json::Value = serde_json::from_slice(&last.v1().payload).unwrap();
+        assert_eq!(alarm["kind"], "spool_overflow", "{alarm}");
     }
 
     #[tokio::test]

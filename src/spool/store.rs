@@ -10,6 +10,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
@@ -31,6 +32,8 @@ const STREAM: TableDefinition<&str, &str> = TableDefinition::new("stream");
 const STREAM_KEY: &str = "id";
 /// Events that can never be sent (larger than the broker takes), moved out
 /// of `events` so the ones behind them flow on, and kept for a technician.
+/// They still count against `spool.max_bytes`: nothing deletes them, so
+/// uncounted they could fill the disk under any bound.
 const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
 const NEXT_SEQ: &str = "next_seq";
 const BYTES: &str = "bytes";
@@ -54,6 +57,11 @@ pub enum StoreError {
     /// written by an incompatible version.
     #[error("spool {path} is unreadable: {detail}")]
     Corrupt { path: PathBuf, detail: String },
+    /// Reading spooled events failed on an open spool (an I/O error from
+    /// the card): unlike a failure to open it again, which a full disk can
+    /// cause, this says the file itself could not be read.
+    #[error("spool {path}: reading events: {source}")]
+    Read { path: PathBuf, source: redb::Error },
 }
 
 /// What a technician wants to know about the spool.
@@ -61,7 +69,8 @@ pub enum StoreError {
 pub struct Stats {
     /// Events committed but not yet acknowledged by the broker.
     pub depth: u64,
-    /// Their encoded size, as `spool.max_bytes` counts it.
+    /// Their encoded size and the dead letters', as `spool.max_bytes`
+    /// counts it.
     pub bytes: u64,
     pub oldest_seq: Option<u64>,
     /// Commit time of the oldest undelivered event (ms since the Unix epoch).
@@ -77,6 +86,43 @@ pub struct Stats {
 pub struct Store {
     db: Database,
     path: PathBuf,
+    origin: Origin,
+}
+
+/// What a database handle is opened from, as the result of redb's open
+/// (which may panic on a damaged file).
+type Create = dyn Fn() -> std::thread::Result<Result<Database, DatabaseError>> + Send + Sync;
+
+/// Where a store came from, so that it can be opened again after an I/O
+/// error poisoned its handle: a store on a storage backend (the power loss
+/// and read fault tests) must come back on that backend, not on a file
+/// named after its label.
+#[derive(Clone)]
+enum Origin {
+    File,
+    Backend(Arc<Create>),
+}
+
+/// Opens a store again (see [`Store::reopener`]).
+#[derive(Clone)]
+pub struct Reopener {
+    path: PathBuf,
+    origin: Origin,
+}
+
+impl Reopener {
+    /// The store's path (or label).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// [`Store::reopen`], on what the store was opened from.
+    pub fn reopen(&self) -> Result<Store, StoreError> {
+        match &self.origin {
+            Origin::File => Store::reopen(&self.path),
+            Origin::Backend(create) => Store::init(&self.path, create(), self.origin.clone()),
+        }
+    }
 }
 
 /// The size a record counts for against `spool.max_bytes`.
@@ -105,27 +151,45 @@ impl Store {
         builder
             .set_cache_size(CACHE_BYTES)
             .set_check_integrity_on_open(check);
-        Self::init(path, contained(AssertUnwindSafe(|| builder.create(path))))
+        Self::init(
+            path,
+            contained(AssertUnwindSafe(|| builder.create(path))),
+            Origin::File,
+        )
     }
 
-    /// A spool on any storage: the seam through which power loss is simulated.
+    /// A spool on any storage: the seam through which power loss and failing
+    /// reads are simulated. Opened again (after an I/O error) on a clone of
+    /// `backend`.
     pub fn open_with_backend(
-        backend: impl StorageBackend,
+        backend: impl StorageBackend + Clone,
         label: &Path,
     ) -> Result<Store, StoreError> {
-        let mut builder = Builder::new();
-        builder
-            .set_cache_size(CACHE_BYTES)
-            .set_check_integrity_on_open(true);
-        Self::init(
-            label,
-            contained(AssertUnwindSafe(|| builder.create_with_backend(backend))),
-        )
+        let create = move |check: bool| {
+            let mut builder = Builder::new();
+            builder
+                .set_cache_size(CACHE_BYTES)
+                .set_check_integrity_on_open(check);
+            let backend = backend.clone();
+            contained(AssertUnwindSafe(|| builder.create_with_backend(backend)))
+        };
+        let opened = create(true);
+        let origin = Origin::Backend(Arc::new(move || create(false)));
+        Self::init(label, opened, origin)
+    }
+
+    /// How to open this store again once its handle is dropped.
+    pub fn reopener(&self) -> Reopener {
+        Reopener {
+            path: self.path.clone(),
+            origin: self.origin.clone(),
+        }
     }
 
     fn init(
         path: &Path,
         opened: std::thread::Result<Result<Database, DatabaseError>>,
+        origin: Origin,
     ) -> Result<Store, StoreError> {
         let corrupt = |detail: String| StoreError::Corrupt {
             path: path.to_owned(),
@@ -158,6 +222,7 @@ impl Store {
         let store = Store {
             db,
             path: path.to_owned(),
+            origin,
         };
         // Create the tables up front so readers never see "table missing".
         store.write(Durability::Immediate, |txn| {
@@ -301,11 +366,15 @@ impl Store {
     /// skipped: one bad record must not stop the delivery of every record
     /// after it.
     pub fn read_checked(&self, from: u64, max: usize) -> Result<(Records, Vec<u64>), StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
+        let fail = |e: redb::Error| match self.fail(e) {
+            StoreError::Db { path, source } => StoreError::Read { path, source },
+            corrupt => corrupt,
+        };
+        let txn = self.db.begin_read().map_err(|e| fail(e.into()))?;
+        let events = txn.open_table(EVENTS).map_err(|e| fail(e.into()))?;
         let (mut out, mut undecodable) = (Vec::new(), Vec::new());
-        for entry in events.range(from..).map_err(|e| self.fail(e))?.take(max) {
-            let (k, v) = entry.map_err(|e| self.fail(e))?;
+        for entry in events.range(from..).map_err(|e| fail(e.into()))?.take(max) {
+            let (k, v) = entry.map_err(|e| fail(e.into()))?;
             match StoredRecord::decode(v.value()) {
                 Ok(record) => out.push((k.value(), record)),
                 Err(e) => {
@@ -345,23 +414,17 @@ impl Store {
         })
     }
 
-    /// Moves event `seq` to the dead letters, durably. Returns the spooled
-    /// bytes after it, or `None` if `seq` is not spooled (moved already).
-    pub fn set_aside(&self, seq: u64) -> Result<Option<u64>, StoreError> {
+    /// Moves event `seq` to the dead letters, durably; its bytes stay
+    /// counted. Returns whether it was spooled (`false`: moved already).
+    pub fn set_aside(&self, seq: u64) -> Result<bool, StoreError> {
         self.write(Durability::Immediate, |txn| {
             let mut events = txn.open_table(EVENTS)?;
             let Some(record) = events.remove(seq)?.map(|v| v.value().to_vec()) else {
-                return Ok(None);
+                return Ok(false);
             };
             txn.open_table(DEAD_LETTERS)?
                 .insert(seq, record.as_slice())?;
-            let mut meta = txn.open_table(META)?;
-            let bytes = meta
-                .get(BYTES)?
-                .map_or(0, |g| g.value())
-                .saturating_sub(record_bytes(&record));
-            meta.insert(BYTES, bytes)?;
-            Ok(Some(bytes))
+            Ok(true)
         })
     }
 
@@ -469,16 +532,17 @@ mod tests {
         assert_eq!(stats.oldest_committed_at_ms, Some(3));
     }
 
+    /// Dead letters were not counted in `spool.max_bytes`, so events too
+    /// large to send could fill the disk under any bound.
     #[test]
-    fn a_dead_letter_leaves_the_events_and_their_bytes_but_is_kept() {
+    fn a_dead_letter_leaves_the_events_but_is_kept_and_still_counted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("spool.redb")).unwrap();
         store
             .append(1, &[rec(1), rec(2), rec(3)], &[0; 32])
             .unwrap();
-        let left = store.set_aside(2).unwrap();
-        assert_eq!(left, Some(2 * record_bytes(&rec(1))));
-        assert_eq!(store.set_aside(2).unwrap(), None, "moved once");
+        assert!(store.set_aside(2).unwrap());
+        assert!(!store.set_aside(2).unwrap(), "moved once");
         let seqs: Vec<u64> = store
             .read_from(0, 10)
             .unwrap()
@@ -492,7 +556,8 @@ mod tests {
         assert_eq!(dead.len(), 1);
         assert_eq!((dead[0].0, dead[0].1.v1().topic.as_str()), (2, "t/2"));
         let stats = store.stats().unwrap();
-        assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (0, 1, 0));
+        let dead = record_bytes(&rec(2));
+        assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (0, 1, dead));
     }
 
     #[test]

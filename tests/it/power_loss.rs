@@ -6,7 +6,7 @@
 //! byte for byte, and must never hand out a `seq` again, and its custody log
 //! head must be the one committed with its last event; and of the events
 //! the spool task was told were acknowledged, only the undelivered may be
-//! missing.
+//! missing. The same disk can also fail reads while the spool runs.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -46,6 +46,9 @@ struct Disk {
     /// Writes left before the power goes.
     writes_left: Option<u64>,
     dead: bool,
+    /// Reads that fail (an I/O error, as from a failing SD card) before
+    /// reads work again.
+    failing_reads: u32,
 }
 
 impl Disk {
@@ -84,7 +87,11 @@ impl StorageBackend for PowerLossBackend {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let disk = self.0.lock().unwrap();
+        let mut disk = self.0.lock().unwrap();
+        if disk.failing_reads > 0 {
+            disk.failing_reads -= 1;
+            return Err(io::Error::from_raw_os_error(5)); // EIO
+        }
         let range = offset as usize..offset as usize + out.len();
         let data = disk
             .live
@@ -251,7 +258,7 @@ fn seqs_on(disk: &Arc<Mutex<Disk>>) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
-/// The spool task on a new spool on `disk` (its reservation file in `dir`).
+/// The spool task on the spool on `disk` (its reservation file in `dir`).
 async fn spawn_on(
     disk: &Arc<Mutex<Disk>>,
     dir: &Path,
@@ -260,10 +267,11 @@ async fn spawn_on(
     spool::SpoolReader,
     tokio::task::JoinHandle<()>,
 ) {
+    let store = open(disk).unwrap();
     let opened = Opened {
-        store: open(disk).unwrap(),
         stream: "S".into(),
-        next_seq: 1,
+        next_seq: store.next_seq().unwrap(),
+        store,
         reserved: 0,
         replaced: None,
     };
@@ -279,6 +287,98 @@ async fn spawn_on(
         .unwrap()
 }
 
+/// The spool task on `disk`, once `n` events (of [`event`]) are committed.
+async fn spawn_with_events(
+    disk: &Arc<Mutex<Disk>>,
+    dir: &Path,
+    n: u32,
+) -> (
+    tokio::sync::mpsc::Sender<Draft>,
+    spool::SpoolReader,
+    tokio::task::JoinHandle<()>,
+) {
+    let (drafts, reader, task) = spawn_on(disk, dir).await;
+    let upto = reader.committed.borrow().next_seq + u64::from(n);
+    for i in 0..n {
+        drafts.send(event(i)).await.unwrap();
+    }
+    let mut committed = reader.committed.clone();
+    committed.wait_for(|c| c.next_seq >= upto).await.unwrap();
+    (drafts, reader, task)
+}
+
+fn event(n: u32) -> Draft {
+    let alarm = Alarm {
+        kind: "test",
+        asset: None,
+        detail: format!("event {n} {}", "x".repeat(300)),
+    };
+    Draft::new("dock-1".into(), SystemTime::now(), Body::Alarm(alarm))
+}
+
+/// A spool read that fails while the daemon runs (here an I/O error from
+/// the card) used to be logged and retried for ever, the daemon looking
+/// healthy while nothing behind the unreadable event was delivered; a
+/// corrupt page found then stopped the process without a word on the wire.
+/// Now the read hands out nothing (not the readable part), nothing is
+/// deleted, a `spool_corrupt` alarm is committed and the process is marked
+/// broken, which stops the watchdog and exits the daemon (tests/it/systemd.rs,
+/// `a_task_that_panics_stops_the_watchdog_and_the_process`, shows what a
+/// broken process does). After the restart every undelivered event is there,
+/// `seq` gap-free up to the alarm.
+#[tokio::test]
+async fn a_read_failing_while_running_skips_nothing_is_alarmed_and_restarts() {
+    let disk = Arc::new(Mutex::new(Disk::default()));
+    let dir = tempfile::tempdir().unwrap();
+    // A first run: 300 events committed, the first 100 delivered.
+    let (drafts, reader, task) = spawn_with_events(&disk, dir.path(), 300).await;
+    reader.ack(101).await;
+    drop((drafts, reader));
+    task.await.unwrap();
+
+    // Restarted: its page cache is cold, so reading the backlog reads the card.
+    let (drafts, reader, task) = spawn_on(&disk, dir.path()).await;
+    assert_eq!(reader.start_seq, 101);
+    disk.lock().unwrap().failing_reads = 1;
+    assert!(
+        reader.read(101, 512).await.is_empty(),
+        "a failed read hands out nothing, not what it could read"
+    );
+    // Reads work again; the spool task answers in order, so the damage
+    // has been dealt with by the time the next read is answered.
+    let after = reader.read(301, 10).await;
+    let alarm: Vec<serde_json::Value> = after
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect();
+    assert_eq!(alarm.len(), 1, "one alarm after the last event: {alarm:?}");
+    assert_eq!(alarm[0]["kind"], "spool_corrupt", "{alarm:?}");
+    assert!(
+        custodyd::panics::is_broken(),
+        "the process must restart: the watchdog stops"
+    );
+
+    // The process dies here, with only what was synced.
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let cut = Arc::new(Mutex::new(
+        disk.lock().unwrap().after_power_loss(&mut rng, false),
+    ));
+    drop((drafts, reader, task));
+    let store = open(&cut).unwrap();
+    let left = store.read_from(0, usize::MAX).unwrap();
+    let seqs: Vec<u64> = left.iter().map(|r| r.0).collect();
+    assert_eq!(seqs, (101..=301).collect::<Vec<_>>(), "nothing skipped");
+    let alarm: serde_json::Value = serde_json::from_slice(&left[200].1.v1().payload).unwrap();
+    assert_eq!(alarm["kind"], "spool_corrupt", "{alarm}");
+    assert!(
+        alarm["detail"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read while running"),
+        "{alarm}"
+    );
+}
+
 /// The spool task deletes acknowledged events without an fsync: a power cut
 /// may bring some back (re-sent, which at-least-once delivery allows) but
 /// must not take an unacknowledged one; a shutdown makes the deletions stick.
@@ -286,18 +386,8 @@ async fn spawn_on(
 async fn a_power_cut_after_acknowledgements_loses_no_unacknowledged_event() {
     let disk = Arc::new(Mutex::new(Disk::default()));
     let dir = tempfile::tempdir().unwrap();
-    let (drafts, reader, task) = spawn_on(&disk, dir.path()).await;
-    for n in 0..10 {
-        let alarm = Alarm {
-            kind: "test",
-            asset: None,
-            detail: format!("event {n}"),
-        };
-        let draft = Draft::new("dock-1".into(), SystemTime::now(), Body::Alarm(alarm));
-        drafts.send(draft).await.unwrap();
-    }
+    let (drafts, reader, task) = spawn_with_events(&disk, dir.path(), 10).await;
     let mut committed = reader.committed.clone();
-    committed.wait_for(|c| c.next_seq == 11).await.unwrap();
     let sent: Vec<(u64, Vec<u8>)> = reader
         .read(1, 100)
         .await
