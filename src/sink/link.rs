@@ -162,6 +162,11 @@ pub(super) fn open(
                     }
                     Session::Kept { expiry } => {
                         options.set_clean_start(false);
+                        // rumqttc sizes a table of in-flight publishes by
+                        // this limit up front (all of u16 when unset, some
+                        // MiB of memory); this client publishes nothing, and
+                        // its SUBSCRIBEs need only a few packet ids.
+                        options.set_outgoing_inflight_upper_limit(CONTROL_PACKET_IDS);
                         // Its handlers acknowledge, once stored (`bus::Ack`).
                         options.set_manual_acks(true);
                         // Validation caps durations far below u32 seconds.
@@ -174,6 +179,10 @@ pub(super) fn open(
         }
     })
 }
+
+/// Packet ids of the control client, which sends only its SUBSCRIBEs (one
+/// per route, renewed on each connect).
+const CONTROL_PACKET_IDS: u16 = 16;
 
 fn qos5(qos: QoS) -> QoS5 {
     match qos {
@@ -404,6 +413,11 @@ mod tests {
             panic!("an MQTT 5 client");
         };
         assert!(!control.options.clean_start());
+        assert_eq!(
+            control.options.get_outgoing_inflight_upper_limit(),
+            Some(CONTROL_PACKET_IDS),
+            "no table of 65,536 in-flight publishes for a client that publishes none"
+        );
         assert_eq!(control.options.session_expiry_interval(), Some(259_200));
         assert!(
             control.options.last_will().is_none(),
