@@ -495,7 +495,9 @@ impl SpoolTask {
             pending.push(self.overflow_alarm());
         }
         let high_water_before = self.high_water;
-        let (records, fresh, alarms_in, refused, head) = self.admit(&pending, &batch);
+        // The saves follow the last record and count with it.
+        let saves_bytes = record::trailer(&saves).len() as u64;
+        let (records, fresh, alarms_in, refused, head) = self.admit(&pending, &batch, saves_bytes);
         // Alarms that did not fit wait for room; the overflow alarm is
         // written afresh from the counts next time.
         let reported = ended && alarms_in == pending.len();
@@ -558,7 +560,8 @@ impl SpoolTask {
 
     /// Renders what may be stored: `alarms` in order while they fit under
     /// `max_bytes`, then events while they fit under it less
-    /// [`ALARM_ROOM`], each linked to the one before. Returns the encoded
+    /// [`ALARM_ROOM`], each linked to the one before, with room for
+    /// `extra` bytes stored with them. Returns the encoded
     /// records, numbered from `next_seq`, the same as the uplink reads them,
     /// how many of `alarms` are in, how many events did not fit, and the hash
     /// of the last record (`None` if there is none).
@@ -566,6 +569,7 @@ impl SpoolTask {
         &mut self,
         alarms: &[Draft],
         batch: &[Draft],
+        extra: u64,
     ) -> (Vec<Vec<u8>>, Vec<Record>, usize, u64, Option<Digest>) {
         let committed_at_ms = unix_ms_now();
         let encode = |draft: &Draft, seq: u64, prev: Option<Digest>| {
@@ -582,7 +586,7 @@ impl SpoolTask {
         let max = self.config.max_bytes.0;
         let mut head = self.head;
         let (mut records, mut fresh, mut alarms_in, mut refused, mut size) =
-            (Vec::new(), Vec::new(), 0, 0, self.bytes);
+            (Vec::new(), Vec::new(), 0, 0, self.bytes + extra);
         let mut alarm_refused = false;
         let drafts = alarms
             .iter()

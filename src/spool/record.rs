@@ -4,8 +4,16 @@
 //! every record is a variant of [`StoredRecord`], and a later version adds a
 //! variant rather than changing an existing one. Variants and fields are never
 //! reordered, so a spool written by this version is read by the next.
+//!
+//! A record may be followed by the state its commit saved (a [`Trailer`]):
+//! riding in the record, the state is written with the event in the one
+//! table an append touches, and folded into the spool's state table later
+//! (see [`super::store`]). A version that knows only the record still reads
+//! it: postcard ignores what follows a value.
 
 use serde::{Deserialize, Serialize};
+
+use crate::custody::Save;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoredRecord {
@@ -23,13 +31,34 @@ pub struct RecordV1 {
     pub committed_at_ms: u64,
 }
 
+/// The saves committed with a record, in order.
+#[derive(Debug, Serialize, Deserialize)]
+enum Trailer {
+    V1(Vec<(String, Option<Vec<u8>>)>),
+}
+
 impl StoredRecord {
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("postcard encodes into a Vec without failing")
     }
 
+    /// The record alone; a [`Trailer`] after it is ignored.
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
         postcard::from_bytes(bytes)
+    }
+
+    /// The record and the saves that follow it (none if nothing follows).
+    pub fn decode_with_saves(bytes: &[u8]) -> Result<(Self, Vec<Save>), postcard::Error> {
+        let (record, rest) = postcard::take_from_bytes(bytes)?;
+        if rest.is_empty() {
+            return Ok((record, Vec::new()));
+        }
+        let Trailer::V1(saves) = postcard::from_bytes(rest)?;
+        let saves = saves
+            .into_iter()
+            .map(|(key, value)| Save { key, value })
+            .collect();
+        Ok((record, saves))
     }
 
     pub fn v1(&self) -> &RecordV1 {
@@ -37,6 +66,18 @@ impl StoredRecord {
             StoredRecord::V1(r) => r,
         }
     }
+}
+
+/// `saves` encoded to follow a record (empty for none).
+pub fn trailer(saves: &[Save]) -> Vec<u8> {
+    if saves.is_empty() {
+        return Vec::new();
+    }
+    let entries = saves
+        .iter()
+        .map(|s| (s.key.clone(), s.value.clone()))
+        .collect();
+    postcard::to_stdvec(&Trailer::V1(entries)).expect("postcard encodes into a Vec without failing")
 }
 
 #[cfg(test)]
@@ -54,6 +95,38 @@ mod tests {
         let bytes = r.encode();
         assert_eq!(bytes, [0, 3, b'a', b'/', b'b', 2, b'{', b'}', 0xAC, 0x02]);
         assert_eq!(StoredRecord::decode(&bytes).unwrap(), r);
+    }
+
+    /// The saves ride after the record, which an older reader still reads.
+    #[test]
+    fn saves_follow_the_record_and_leave_it_readable() {
+        let r = StoredRecord::V1(RecordV1 {
+            topic: "a/b".into(),
+            payload: b"{}".to_vec(),
+            committed_at_ms: 300,
+        });
+        let saves = [
+            Save {
+                key: "presence/x".into(),
+                value: Some(vec![1, 2]),
+            },
+            Save {
+                key: "window/y".into(),
+                value: None,
+            },
+        ];
+        let mut bytes = r.encode();
+        bytes.extend(trailer(&saves));
+        assert_eq!(StoredRecord::decode(&bytes).unwrap(), r);
+        assert_eq!(
+            StoredRecord::decode_with_saves(&bytes).unwrap(),
+            (r.clone(), saves.to_vec())
+        );
+        assert_eq!(
+            StoredRecord::decode_with_saves(&r.encode()).unwrap(),
+            (r, Vec::new())
+        );
+        assert!(trailer(&[]).is_empty());
     }
 
     #[test]

@@ -1,44 +1,135 @@
 //! The blocking storage layer under the spool task: one redb file.
 //!
 //! redb gives crash-safe, checksummed commits (copy-on-write B-trees, one
-//! fsync per `Immediate` commit). Records are keyed by `seq`; the next `seq`
-//! and the spooled byte count are stored beside them in the same
-//! transaction, so both survive even when every record has been delivered,
-//! and so does the stream the numbering belongs to (see [`super::recovery`]);
-//! so is the custody log's head (the hash of the last committed event),
-//! which the next event's `prev` carries, across any restart.
+//! fsync per `Immediate` commit). Records are keyed by `seq`. An append,
+//! the commit every event waits for, writes the `events` table and nothing
+//! else, because each table a commit touches costs its own pages on the
+//! card. What has to survive with the events rides in them or follows from
+//! them:
+//!
+//! - the state the front saved with an event (see [`crate::custody::Save`])
+//!   follows its record (see [`super::record`]);
+//! - the next `seq`, the spooled byte count and the custody log's head (the
+//!   hash of the last committed event, which the next event's `prev`
+//!   carries) follow from the *checkpoint* and the records after it.
+//!
+//! The checkpoint holds the next `seq`, the byte count, the head and the
+//! stream (see [`super::recovery`]) as they were at a commit. Every commit
+//! other than an append (deleting delivered events, moving one to the dead
+//! letters, a new numbering) writes it, after folding the saves of the
+//! records since the last one into the `saved` table; an append writes it
+//! too once [`CHECKPOINT_RECORDS`] records have followed it, so that opening
+//! reads at most that many records to know where the spool stands. All of
+//! it survives when every record has been delivered.
+//!
+//! Files written before checkpoints existed are brought up to date the
+//! first time they are opened (see [`migrate`]).
 
+use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{
     Builder, Database, DatabaseError, Durability, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, StorageBackend, StorageError, TableDefinition,
+    ReadableTableMetadata, StorageBackend, StorageError, TableDefinition, WriteTransaction,
 };
+use serde::{Deserialize, Serialize};
 use tracing::error;
 
-use super::record::StoredRecord;
-use crate::audit::Digest;
-use crate::custody::Save;
+use super::record::{self, StoredRecord};
+use crate::audit::{chain, Digest};
+use crate::custody::{Save, Saved};
 use crate::panics::contained;
 
+mod migrate;
 mod saved;
 
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// Key [`STREAM_KEY`]: the stream id of the numbering.
-const STREAM: TableDefinition<&str, &str> = TableDefinition::new("stream");
-const STREAM_KEY: &str = "id";
+/// Key [`CHECKPOINT_KEY`]: the [`Checkpoint`], postcard-encoded.
+const CHECKPOINT: TableDefinition<&str, &[u8]> = TableDefinition::new("checkpoint");
+const CHECKPOINT_KEY: &str = "checkpoint";
 /// Events that can never be sent (larger than the broker takes), moved out
 /// of `events` so the ones behind them flow on, and kept for a technician.
 /// They still count against `spool.max_bytes`: nothing deletes them, so
 /// uncounted they could fill the disk under any bound.
 const DEAD_LETTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("dead_letters");
-const NEXT_SEQ: &str = "next_seq";
-const BYTES: &str = "bytes";
-const CHAIN: TableDefinition<&str, &[u8]> = TableDefinition::new("chain");
-const HEAD: &str = "head";
+
+/// Records an append may leave after the checkpoint before it writes one.
+const CHECKPOINT_RECORDS: u64 = 256;
+
+/// Where the spool stood at a commit. Versioned like the records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Checkpoint {
+    V1 {
+        next_seq: u64,
+        bytes: u64,
+        head: Option<Digest>,
+        stream: Option<String>,
+    },
+}
+
+/// Where the spool stands now: the checkpoint and the records after it.
+#[derive(Debug, Clone)]
+struct Tally {
+    next_seq: u64,
+    bytes: u64,
+    head: Option<Digest>,
+    stream: Option<String>,
+    /// A checkpoint or a record was ever written: the file holds a
+    /// numbering.
+    numbered: bool,
+    /// The saves of the records after the checkpoint, in `seq` order: not
+    /// yet in the `saved` table.
+    pending: Vec<Save>,
+    /// Records appended since the checkpoint.
+    since: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            next_seq: 1,
+            bytes: 0,
+            head: None,
+            stream: None,
+            numbered: false,
+            pending: Vec::new(),
+            since: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Writes the checkpoint inside `txn`, with the pending saves folded
+    /// into the `saved` table; once `txn` is committed, the tally is
+    /// [`Tally::checkpointed`].
+    fn write_checkpoint(&self, txn: &WriteTransaction) -> Result<(), redb::Error> {
+        saved::apply(txn, &self.pending)?;
+        let checkpoint = Checkpoint::V1 {
+            next_seq: self.next_seq,
+            bytes: self.bytes,
+            head: self.head,
+            stream: self.stream.clone(),
+        };
+        put_checkpoint(txn, &checkpoint)
+    }
+
+    fn checkpointed(mut self) -> Tally {
+        self.pending.clear();
+        self.since = 0;
+        self.numbered = true;
+        self
+    }
+}
+
+fn put_checkpoint(txn: &WriteTransaction, checkpoint: &Checkpoint) -> Result<(), redb::Error> {
+    let encoded = postcard::to_stdvec(checkpoint)
+        .map_err(|e| redb::Error::Corrupted(format!("checkpoint: {e}")))?;
+    txn.open_table(CHECKPOINT)?
+        .insert(CHECKPOINT_KEY, encoded.as_slice())?;
+    Ok(())
+}
 
 /// Records read, with their `seq`.
 pub type Records = Vec<(u64, StoredRecord)>;
@@ -87,6 +178,8 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     origin: Origin,
+    /// Kept by every commit; read from the file when it is opened.
+    tally: Mutex<Tally>,
 }
 
 /// What a database handle is opened from, as the result of redb's open
@@ -223,17 +316,79 @@ impl Store {
             db,
             path: path.to_owned(),
             origin,
+            tally: Mutex::default(),
         };
-        // Create the tables up front so readers never see "table missing".
-        store.write(Durability::Immediate, |txn| {
+        // Create the tables up front so readers never see "table missing",
+        // and bring a file written before checkpoints up to date.
+        let stored = store.write(Durability::Immediate, |txn| {
             txn.open_table(EVENTS)?;
-            txn.open_table(META)?;
-            txn.open_table(STREAM)?;
             txn.open_table(DEAD_LETTERS)?;
-            txn.open_table(CHAIN)?;
-            Ok(())
+            saved::create(txn)?;
+            if let Some(old) = migrate::take_old_tables(txn)? {
+                put_checkpoint(txn, &old)?;
+            }
+            let table = txn.open_table(CHECKPOINT)?;
+            let stored = table.get(CHECKPOINT_KEY)?.map(|g| g.value().to_vec());
+            Ok(stored)
         })?;
+        let tally = store.load_tally(stored)?;
+        *store.tally() = tally;
         Ok(store)
+    }
+
+    /// Where the spool stands: the checkpoint `stored` (encoded) and the
+    /// records after it.
+    fn load_tally(&self, stored: Option<Vec<u8>>) -> Result<Tally, StoreError> {
+        let mut tally = Tally::default();
+        if let Some(stored) = stored {
+            let Checkpoint::V1 {
+                next_seq,
+                bytes,
+                head,
+                stream,
+            } = postcard::from_bytes(&stored).map_err(|e| StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("its checkpoint does not decode: {e}"),
+            })?;
+            tally = Tally {
+                next_seq,
+                bytes,
+                head,
+                stream,
+                numbered: true,
+                ..tally
+            };
+        }
+        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
+        let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
+        for entry in events.range(tally.next_seq..).map_err(|e| self.fail(e))? {
+            let (seq, value) = entry.map_err(|e| self.fail(e))?;
+            let (seq, value) = (seq.value(), value.value());
+            tally.next_seq = seq + 1;
+            tally.bytes += record_bytes(value);
+            tally.since += 1;
+            tally.numbered = true;
+            match StoredRecord::decode_with_saves(value) {
+                Ok((record, saves)) => {
+                    tally.head = Some(chain::hash(&record.v1().payload));
+                    tally.pending.extend(saves);
+                }
+                Err(e) => {
+                    // Its link and its saves are lost with it: the next
+                    // event starts a new chain, as after a lost spool.
+                    error!(
+                        "spool {}: event {seq} cannot be decoded: {e}",
+                        self.path.display()
+                    );
+                    tally.head = None;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    fn tally(&self) -> MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn path(&self) -> &Path {
@@ -256,7 +411,7 @@ impl Store {
     fn write<T>(
         &self,
         durability: Durability,
-        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
         let mut txn = self.db.begin_write().map_err(|e| self.fail(e))?;
         txn.set_durability(durability).map_err(|e| self.fail(e))?;
@@ -265,60 +420,64 @@ impl Store {
         Ok(out)
     }
 
-    fn meta(&self, key: &str) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let meta = txn.open_table(META).map_err(|e| self.fail(e))?;
-        let value = meta.get(key).map_err(|e| self.fail(e))?.map(|g| g.value());
-        Ok(value)
+    /// Commits `f` with the checkpoint of `next` (which `f` may change),
+    /// and makes that the tally once committed.
+    fn write_checkpointed<T>(
+        &self,
+        durability: Durability,
+        tally: &mut Tally,
+        mut next: Tally,
+        f: impl FnOnce(&WriteTransaction, &mut Tally) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
+        let out = self.write(durability, |txn| {
+            let out = f(txn, &mut next)?;
+            next.write_checkpoint(txn)?;
+            Ok(out)
+        })?;
+        *tally = next.checkpointed();
+        Ok(out)
     }
 
     /// The `seq` the next committed event gets.
     pub fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.meta(NEXT_SEQ)?.unwrap_or(1))
+        Ok(self.tally().next_seq)
     }
 
     /// The spooled bytes, as `spool.max_bytes` counts them.
     pub fn bytes(&self) -> Result<u64, StoreError> {
-        Ok(self.meta(BYTES)?.unwrap_or(0))
+        Ok(self.tally().bytes)
     }
 
     /// The hash of the last committed event; `None` before the first (a
     /// new spool, or one replacing a lost one: its chain starts over).
     pub fn head(&self) -> Result<Option<Digest>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let chain = txn.open_table(CHAIN).map_err(|e| self.fail(e))?;
-        let head = chain.get(HEAD).map_err(|e| self.fail(e))?;
-        Ok(head.and_then(|g| g.value().try_into().ok()))
+        Ok(self.tally().head)
     }
 
     /// The numbering this file holds: its stream (`None` if written by a
     /// version without streams) and the next `seq`. `None` for a file that
     /// holds no numbering: new, or emptied.
     pub fn numbering(&self) -> Result<Option<(Option<String>, u64)>, StoreError> {
-        let Some(next_seq) = self.meta(NEXT_SEQ)? else {
-            return Ok(None);
-        };
-        Ok(Some((self.stream()?, next_seq)))
-    }
-
-    fn stream(&self) -> Result<Option<String>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
-        let table = txn.open_table(STREAM).map_err(|e| self.fail(e))?;
-        let id = table.get(STREAM_KEY).map_err(|e| self.fail(e))?;
-        Ok(id.map(|g| g.value().to_string()))
+        let tally = self.tally();
+        Ok(tally
+            .numbered
+            .then(|| (tally.stream.clone(), tally.next_seq)))
     }
 
     /// Numbers on in `stream` from `next_seq`.
     pub fn set_numbering(&self, stream: &str, next_seq: u64) -> Result<(), StoreError> {
-        self.write(Durability::Immediate, |txn| {
-            txn.open_table(META)?.insert(NEXT_SEQ, next_seq)?;
-            txn.open_table(STREAM)?.insert(STREAM_KEY, stream)?;
-            Ok(())
-        })
+        let mut tally = self.tally();
+        let next = Tally {
+            next_seq,
+            stream: Some(stream.to_owned()),
+            ..tally.clone()
+        };
+        self.write_checkpointed(Durability::Immediate, &mut tally, next, |_, _| Ok(()))
     }
 
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
-    /// fsync), with `head`, the hash of the last one's payload. Returns the
+    /// fsync). `head` must be the hash of the last one's payload, which is
+    /// what opening the file finds when no checkpoint followed. Returns the
     /// spooled bytes after it.
     pub fn append(
         &self,
@@ -329,8 +488,9 @@ impl Store {
         self.append_saving(first_seq, records, &[], head)
     }
 
-    /// [`Store::append`], with the state saved alongside the records in
-    /// the same transaction.
+    /// [`Store::append`], with `saves` committed with the records: they
+    /// follow the last one (see [`super::record`]), and count in its
+    /// bytes.
     pub fn append_saving(
         &self,
         first_seq: u64,
@@ -338,21 +498,40 @@ impl Store {
         saves: &[Save],
         head: &Digest,
     ) -> Result<u64, StoreError> {
-        self.write(Durability::Immediate, |txn| {
-            saved::apply(txn, saves)?;
-            let mut events = txn.open_table(EVENTS)?;
-            let mut added = 0;
-            for (seq, record) in (first_seq..).zip(records) {
-                events.insert(seq, record.as_slice())?;
-                added += record_bytes(record);
+        let mut tally = self.tally();
+        let trailer = record::trailer(saves);
+        let mut next = tally.clone();
+        next.next_seq = first_seq + records.len() as u64;
+        next.head = Some(*head);
+        next.since += records.len() as u64;
+        next.pending.extend_from_slice(saves);
+        let last = records.len().saturating_sub(1);
+        let values = records.iter().enumerate().map(|(i, record)| {
+            let mut value = record.clone();
+            if i == last {
+                value.extend_from_slice(&trailer);
             }
-            let mut meta = txn.open_table(META)?;
-            let bytes = meta.get(BYTES)?.map_or(0, |g| g.value()) + added;
-            meta.insert(BYTES, bytes)?;
-            meta.insert(NEXT_SEQ, first_seq + records.len() as u64)?;
-            txn.open_table(CHAIN)?.insert(HEAD, head.as_slice())?;
-            Ok(bytes)
-        })
+            value
+        });
+        let values: Vec<Vec<u8>> = values.collect();
+        next.bytes += values.iter().map(|v| record_bytes(v)).sum::<u64>();
+        let insert = |txn: &WriteTransaction| {
+            let mut events = txn.open_table(EVENTS)?;
+            for (seq, value) in (first_seq..).zip(&values) {
+                events.insert(seq, value.as_slice())?;
+            }
+            Ok(())
+        };
+        if records.is_empty() || next.since >= CHECKPOINT_RECORDS {
+            self.write_checkpointed(Durability::Immediate, &mut tally, next, |txn, _| {
+                insert(txn)
+            })?;
+        } else {
+            self.write(Durability::Immediate, insert)?;
+            next.numbered = true;
+            *tally = next;
+        }
+        Ok(tally.bytes)
     }
 
     /// Up to `max` records from `from` on, in `seq` order, skipping those
@@ -397,27 +576,26 @@ impl Store {
     /// are delivered again, which at-least-once delivery allows. The next
     /// durable append (or [`Store::sync`]) makes it stick.
     pub fn delete_below(&self, below: u64) -> Result<u64, StoreError> {
-        self.write(Durability::None, |txn| {
-            let mut events = txn.open_table(EVENTS)?;
+        let mut tally = self.tally();
+        let next = tally.clone();
+        self.write_checkpointed(Durability::None, &mut tally, next, |txn, next| {
             let mut freed = 0;
-            events.retain_in(..below, |_, v| {
+            txn.open_table(EVENTS)?.retain_in(..below, |_, v| {
                 freed += record_bytes(v);
                 false
             })?;
-            let mut meta = txn.open_table(META)?;
-            let bytes = meta
-                .get(BYTES)?
-                .map_or(0, |g| g.value())
-                .saturating_sub(freed);
-            meta.insert(BYTES, bytes)?;
-            Ok(bytes)
-        })
+            next.bytes = next.bytes.saturating_sub(freed);
+            Ok(())
+        })?;
+        Ok(tally.bytes)
     }
 
     /// Moves event `seq` to the dead letters, durably; its bytes stay
     /// counted. Returns whether it was spooled (`false`: moved already).
     pub fn set_aside(&self, seq: u64) -> Result<bool, StoreError> {
-        self.write(Durability::Immediate, |txn| {
+        let mut tally = self.tally();
+        let next = tally.clone();
+        self.write_checkpointed(Durability::Immediate, &mut tally, next, |txn, _| {
             let mut events = txn.open_table(EVENTS)?;
             let Some(record) = events.remove(seq)?.map(|v| v.value().to_vec()) else {
                 return Ok(false);
@@ -448,7 +626,7 @@ impl Store {
     }
 
     pub fn stats(&self) -> Result<Stats, StoreError> {
-        let (next_seq, bytes, stream) = (self.next_seq()?, self.bytes()?, self.stream()?);
+        let tally = self.tally().clone();
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
         let depth = events.len().map_err(|e| self.fail(e))?;
@@ -462,14 +640,27 @@ impl Store {
         let dead_letters = dead.len().map_err(|e| self.fail(e))?;
         Ok(Stats {
             depth,
-            bytes,
+            bytes: tally.bytes,
             oldest_seq,
             oldest_committed_at_ms,
-            next_seq,
-            stream,
+            next_seq: tally.next_seq,
+            stream: tally.stream,
             file_bytes,
             dead_letters,
         })
+    }
+
+    /// Every saved entry, in key order: the `saved` table with the saves
+    /// of the records after the checkpoint applied.
+    pub fn saved(&self) -> Result<Saved, StoreError> {
+        let mut entries: BTreeMap<String, Vec<u8>> = self.saved_table()?.into_iter().collect();
+        for save in &self.tally().pending {
+            match &save.value {
+                Some(value) => entries.insert(save.key.clone(), value.clone()),
+                None => entries.remove(&save.key),
+            };
+        }
+        Ok(entries.into_iter().collect())
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use custodyd::config::SpoolConfig;
-use custodyd::custody::{Alarm, Body, Draft};
+use custodyd::custody::{Alarm, Body, Draft, Save};
 use custodyd::spool::{self, Opened, RecordV1, Store, StoreError, StoredRecord};
 use custodyd::topic::Naming;
 use redb::StorageBackend;
@@ -169,6 +169,8 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
     let mut checked = 0;
     // The head appended with each batch, by the batch's last seq.
     let mut heads: BTreeMap<u64, custodyd::audit::Digest> = BTreeMap::new();
+    // The state saved with every append that returned Ok, applied in order.
+    let mut saved: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for round in 0..rounds {
         let store =
             open(&disk).unwrap_or_else(|e| panic!("seed {seed} round {round}: reopen failed: {e}"));
@@ -183,6 +185,12 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
             heads.get(&(next_seq - 1)).copied(),
             "seed {seed} round {round}: the head is not the one committed with seq {}",
             next_seq - 1
+        );
+        let expected: Vec<(String, Vec<u8>)> = saved.clone().into_iter().collect();
+        assert_eq!(
+            store.saved().unwrap(),
+            expected,
+            "seed {seed} round {round}: the saved state is not the one committed"
         );
         for (seq, rec) in store.read_from(0, usize::MAX).unwrap() {
             assert_eq!(
@@ -218,11 +226,23 @@ fn run(seed: u64, rounds: u32, torn: bool) -> usize {
                 continue;
             }
             let batch: Vec<Vec<u8>> = (seq..seq + 1 + rng.below(24)).map(record).collect();
-            let head = custodyd::audit::chain::hash(batch.last().unwrap());
+            let last = StoredRecord::decode(batch.last().unwrap()).unwrap();
+            let head = custodyd::audit::chain::hash(&last.v1().payload);
             heads.insert(seq + batch.len() as u64 - 1, head);
-            if store.append(seq, &batch, &head).is_err() {
+            let save = Save {
+                key: format!("k{}", seq % 13),
+                value: (rng.below(3) != 0).then(|| seq.to_le_bytes().to_vec()),
+            };
+            if store
+                .append_saving(seq, &batch, std::slice::from_ref(&save), &head)
+                .is_err()
+            {
                 break;
             }
+            match save.value {
+                Some(value) => saved.insert(save.key, value),
+                None => saved.remove(&save.key),
+            };
             for (i, rec) in batch.into_iter().enumerate() {
                 committed.insert(seq + i as u64, rec);
             }
