@@ -119,6 +119,15 @@ enum SpoolCommand {
         #[arg(default_value_t = 10)]
         n: usize,
     },
+    /// Delete dead letters (all with --all), printing each as `peek` does:
+    /// keep the output, it is the only copy left.
+    DropDeadLetters {
+        /// The seq of each dead letter to delete.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        seqs: Vec<u64>,
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 /// Exit status for a bad configuration (as `check-config` documents).
@@ -283,17 +292,29 @@ fn inspect_spool(config: &Config, command: SpoolCommand) -> anyhow::Result<()> {
             let dead = store.dead_letters(n)?.into_iter().map(|r| (r, true));
             let spooled = store.read_from(0, n)?.into_iter().map(|r| (r, false));
             for ((seq, record), dead_letter) in dead.chain(spooled) {
-                let r = record.v1();
-                let event: serde_json::Value = serde_json::from_slice(&r.payload)
-                    .unwrap_or_else(|_| String::from_utf8_lossy(&r.payload).into());
-                println!(
-                    "{}",
-                    serde_json::json!({ "seq": seq, "topic": r.topic, "dead_letter": dead_letter, "event": event })
-                );
+                print_record(seq, &record, dead_letter);
             }
+        }
+        SpoolCommand::DropDeadLetters { seqs, all } => {
+            let dropped = store.drop_dead_letters((!all).then_some(seqs.as_slice()))?;
+            for (seq, record) in &dropped {
+                print_record(*seq, record, true);
+            }
+            eprintln!("{} dead letters deleted", dropped.len());
         }
     }
     Ok(())
+}
+
+/// One spooled record as a line of JSON, its event parsed where it parses.
+fn print_record(seq: u64, record: &custodyd::spool::StoredRecord, dead_letter: bool) {
+    let r = record.v1();
+    let event: serde_json::Value = serde_json::from_slice(&r.payload)
+        .unwrap_or_else(|_| String::from_utf8_lossy(&r.payload).into());
+    println!(
+        "{}",
+        serde_json::json!({ "seq": seq, "topic": r.topic, "dead_letter": dead_letter, "event": event })
+    );
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {

@@ -85,6 +85,9 @@ _custodyd() {
             custodyd__subcmd__help__subcmd__key,show)
                 cmd="custodyd__subcmd__help__subcmd__key__subcmd__show"
                 ;;
+            custodyd__subcmd__help__subcmd__spool,drop-dead-letters)
+                cmd="custodyd__subcmd__help__subcmd__spool__subcmd__drop__subcmd__dead__subcmd__letters"
+                ;;
             custodyd__subcmd__help__subcmd__spool,peek)
                 cmd="custodyd__subcmd__help__subcmd__spool__subcmd__peek"
                 ;;
@@ -103,6 +106,9 @@ _custodyd() {
             custodyd__subcmd__key__subcmd__help,show)
                 cmd="custodyd__subcmd__key__subcmd__help__subcmd__show"
                 ;;
+            custodyd__subcmd__spool,drop-dead-letters)
+                cmd="custodyd__subcmd__spool__subcmd__drop__subcmd__dead__subcmd__letters"
+                ;;
             custodyd__subcmd__spool,help)
                 cmd="custodyd__subcmd__spool__subcmd__help"
                 ;;
@@ -111,6 +117,9 @@ _custodyd() {
                 ;;
             custodyd__subcmd__spool,stats)
                 cmd="custodyd__subcmd__spool__subcmd__stats"
+                ;;
+            custodyd__subcmd__spool__subcmd__help,drop-dead-letters)
+                cmd="custodyd__subcmd__spool__subcmd__help__subcmd__drop__subcmd__dead__subcmd__letters"
                 ;;
             custodyd__subcmd__spool__subcmd__help,help)
                 cmd="custodyd__subcmd__spool__subcmd__help__subcmd__help"
@@ -352,8 +361,22 @@ _custodyd() {
             return 0
             ;;
         custodyd__subcmd__help__subcmd__spool)
-            opts="stats peek"
+            opts="stats peek drop-dead-letters"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__help__subcmd__spool__subcmd__drop__subcmd__dead__subcmd__letters)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -586,7 +609,7 @@ _custodyd() {
             return 0
             ;;
         custodyd__subcmd__spool)
-            opts="-h --config --log-format --help stats peek help"
+            opts="-h --config --log-format --help stats peek drop-dead-letters help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -607,9 +630,45 @@ _custodyd() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        custodyd__subcmd__spool__subcmd__help)
-            opts="stats peek help"
+        custodyd__subcmd__spool__subcmd__drop__subcmd__dead__subcmd__letters)
+            opts="-h --all --config --log-format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "human json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__spool__subcmd__help)
+            opts="stats peek drop-dead-letters help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        custodyd__subcmd__spool__subcmd__help__subcmd__drop__subcmd__dead__subcmd__letters)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

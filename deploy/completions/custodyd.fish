@@ -98,13 +98,14 @@ complete -c custodyd -n "__fish_custodyd_using_subcommand sign" -l ttl -d 'Comma
 complete -c custodyd -n "__fish_custodyd_using_subcommand sign" -l log-format -d 'Log format; `human` drops timestamps when stderr is the journal, which adds its own, and starts each line with its priority for it' -r -f -a "human\t''
 json\t''"
 complete -c custodyd -n "__fish_custodyd_using_subcommand sign" -s h -l help -d 'Print help'
-complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek help" -l config -r -F
-complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek help" -l log-format -d 'Log format; `human` drops timestamps when stderr is the journal, which adds its own, and starts each line with its priority for it' -r -f -a "human\t''
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -l config -r -F
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -l log-format -d 'Log format; `human` drops timestamps when stderr is the journal, which adds its own, and starts each line with its priority for it' -r -f -a "human\t''
 json\t''"
-complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek help" -s h -l help -d 'Print help'
-complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek help" -f -a "stats" -d 'Depth, bytes, age of the oldest undelivered event, next seq, dead letters'
-complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek help" -f -a "peek" -d 'The dead letters (events too large to send), then the oldest undelivered events: one JSON object a line'
-complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -s h -l help -d 'Print help'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -f -a "stats" -d 'Depth, bytes, age of the oldest undelivered event, next seq, dead letters'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -f -a "peek" -d 'The dead letters (events too large to send), then the oldest undelivered events: one JSON object a line'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -f -a "drop-dead-letters" -d 'Delete dead letters (all with --all), printing each as `peek` does: keep the output, it is the only copy left'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and not __fish_seen_subcommand_from stats peek drop-dead-letters help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from stats" -l config -r -F
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from stats" -l log-format -d 'Log format; `human` drops timestamps when stderr is the journal, which adds its own, and starts each line with its priority for it' -r -f -a "human\t''
 json\t''"
@@ -113,8 +114,14 @@ complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from peek" -l log-format -d 'Log format; `human` drops timestamps when stderr is the journal, which adds its own, and starts each line with its priority for it' -r -f -a "human\t''
 json\t''"
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from peek" -s h -l help -d 'Print help'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from drop-dead-letters" -l config -r -F
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from drop-dead-letters" -l log-format -d 'Log format; `human` drops timestamps when stderr is the journal, which adds its own, and starts each line with its priority for it' -r -f -a "human\t''
+json\t''"
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from drop-dead-letters" -l all
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from drop-dead-letters" -s h -l help -d 'Print help'
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "stats" -d 'Depth, bytes, age of the oldest undelivered event, next seq, dead letters'
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "peek" -d 'The dead letters (events too large to send), then the oldest undelivered events: one JSON object a line'
+complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "drop-dead-letters" -d 'Delete dead letters (all with --all), printing each as `peek` does: keep the output, it is the only copy left'
 complete -c custodyd -n "__fish_custodyd_using_subcommand spool; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c custodyd -n "__fish_custodyd_using_subcommand help; and not __fish_seen_subcommand_from run check-config demo tail devices key verify keygen sign spool help" -f -a "run" -d 'Run the daemon'
 complete -c custodyd -n "__fish_custodyd_using_subcommand help; and not __fish_seen_subcommand_from run check-config demo tail devices key verify keygen sign spool help" -f -a "check-config" -d 'Validate a configuration file: print a summary and exit 0, or every error and exit 2'
@@ -130,3 +137,4 @@ complete -c custodyd -n "__fish_custodyd_using_subcommand help; and not __fish_s
 complete -c custodyd -n "__fish_custodyd_using_subcommand help; and __fish_seen_subcommand_from key" -f -a "show" -d 'Print the public key (base64), as `verify --key` and the status message\'s `device_key` carry it'
 complete -c custodyd -n "__fish_custodyd_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "stats" -d 'Depth, bytes, age of the oldest undelivered event, next seq, dead letters'
 complete -c custodyd -n "__fish_custodyd_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "peek" -d 'The dead letters (events too large to send), then the oldest undelivered events: one JSON object a line'
+complete -c custodyd -n "__fish_custodyd_using_subcommand help; and __fish_seen_subcommand_from spool" -f -a "drop-dead-letters" -d 'Delete dead letters (all with --all), printing each as `peek` does: keep the output, it is the only copy left'

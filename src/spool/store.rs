@@ -620,6 +620,32 @@ impl Store {
         Ok(out)
     }
 
+    /// Deletes the dead letters `seqs` (every one for `None`), durably, and
+    /// returns them: a technician's only way to free what they hold once
+    /// they are saved elsewhere. Their bytes stop counting.
+    pub fn drop_dead_letters(
+        &self,
+        seqs: Option<&[u64]>,
+    ) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
+        let mut tally = self.tally();
+        let next = tally.clone();
+        self.write_checkpointed(Durability::Immediate, &mut tally, next, |txn, next| {
+            let mut dead = txn.open_table(DEAD_LETTERS)?;
+            let mut dropped = Vec::new();
+            dead.retain(|seq, value| {
+                let drop = seqs.is_none_or(|seqs| seqs.contains(&seq));
+                if drop {
+                    next.bytes = next.bytes.saturating_sub(record_bytes(value));
+                    if let Ok(record) = StoredRecord::decode(value) {
+                        dropped.push((seq, record));
+                    }
+                }
+                !drop
+            })?;
+            Ok(dropped)
+        })
+    }
+
     /// Makes every earlier non-durable commit durable.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.write(Durability::Immediate, |_| Ok(()))

@@ -217,6 +217,16 @@ async fn an_event_larger_than_the_broker_takes_goes_to_the_dead_letters() {
     assert_eq!(dead.len(), 1, "{peek}");
     assert_eq!(dead[0]["seq"], seq0 + 1);
     assert_eq!(dead[0]["event"]["asset"]["raw"], long.as_str());
+
+    // A technician who kept it deletes it, and its bytes with it.
+    let bytes = stat(&stats, "bytes");
+    let dropped = daemon.spool_command(&["drop-dead-letters", "--all"]);
+    let dropped: Value = serde_json::from_str(dropped.trim()).unwrap();
+    assert_eq!(dropped["seq"], seq0 + 1);
+    assert_eq!(dropped["event"]["asset"]["raw"], long.as_str());
+    let stats = daemon.spool_command(&["stats"]);
+    assert_eq!(stat(&stats, "dead"), 0, "{stats}");
+    assert!(stat(&stats, "bytes") + 6000 < bytes, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

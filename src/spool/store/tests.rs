@@ -86,6 +86,29 @@ fn a_dead_letter_leaves_the_events_but_is_kept_and_still_counted() {
 }
 
 #[test]
+fn dropping_dead_letters_returns_them_and_frees_their_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spool.redb");
+    let store = Store::open(&path).unwrap();
+    store
+        .append(1, &[rec(1), rec(2), rec(3), rec(4)], &[0; 32])
+        .unwrap();
+    for seq in [1, 2, 3] {
+        store.set_aside(seq).unwrap();
+    }
+    let dropped = store.drop_dead_letters(Some(&[2, 9])).unwrap();
+    assert_eq!(dropped.iter().map(|d| d.0).collect::<Vec<_>>(), [2]);
+    assert_eq!(dropped[0].1.v1().topic, "t/2");
+    let dropped = store.drop_dead_letters(None).unwrap();
+    assert_eq!(dropped.iter().map(|d| d.0).collect::<Vec<_>>(), [1, 3]);
+    drop(store);
+    let store = Store::open(&path).unwrap();
+    let stats = store.stats().unwrap();
+    let left = record_bytes(&rec(4));
+    assert_eq!((stats.depth, stats.dead_letters, stats.bytes), (1, 0, left));
+}
+
+#[test]
 fn an_undecodable_record_is_skipped_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("spool.redb")).unwrap();
