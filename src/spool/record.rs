@@ -32,9 +32,17 @@ pub struct RecordV1 {
 }
 
 /// The saves committed with a record, in order.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 enum Trailer {
     V1(Vec<(String, Option<Vec<u8>>)>),
+}
+
+/// [`Trailer`] as written, borrowing the saves: postcard encodes a string
+/// and a byte slice as it does their owned forms (the round trip is
+/// tested).
+#[derive(Serialize)]
+enum TrailerOut<'a> {
+    V1(Vec<(&'a str, Option<&'a [u8]>)>),
 }
 
 impl StoredRecord {
@@ -75,9 +83,9 @@ pub fn trailer(saves: &[Save]) -> Vec<u8> {
     }
     let entries = saves
         .iter()
-        .map(|s| (s.key.clone(), s.value.clone()))
+        .map(|s| (s.key.as_str(), s.value.as_deref()))
         .collect();
-    postcard::to_stdvec(&Trailer::V1(entries)).expect("postcard encodes into a Vec without failing")
+    postcard::to_stdvec(&TrailerOut::V1(entries)).expect("postcard encodes into a Vec without failing")
 }
 
 #[cfg(test)]
@@ -108,7 +116,7 @@ mod tests {
         let saves = [
             Save {
                 key: "presence/x".into(),
-                value: Some(vec![1, 2]),
+                value: Some(vec![1, 200, 255]),
             },
             Save {
                 key: "window/y".into(),

@@ -61,21 +61,22 @@ const CHECKPOINT_RECORDS: u64 = 256;
 /// Where the spool stood at a commit. Versioned like the records.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum Checkpoint {
-    V1 {
-        next_seq: u64,
-        bytes: u64,
-        head: Option<Digest>,
-        stream: Option<String>,
-    },
+    V1(At),
 }
 
-/// Where the spool stands now: the checkpoint and the records after it.
-#[derive(Debug, Clone)]
-struct Tally {
+/// Where the spool stands after a commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct At {
     next_seq: u64,
     bytes: u64,
     head: Option<Digest>,
     stream: Option<String>,
+}
+
+/// Where the spool stands now: the checkpoint and the records after it.
+#[derive(Debug)]
+struct Tally {
+    at: At,
     /// A checkpoint or a record was ever written: the file holds a
     /// numbering.
     numbered: bool,
@@ -89,10 +90,12 @@ struct Tally {
 impl Default for Tally {
     fn default() -> Self {
         Tally {
-            next_seq: 1,
-            bytes: 0,
-            head: None,
-            stream: None,
+            at: At {
+                next_seq: 1,
+                bytes: 0,
+                head: None,
+                stream: None,
+            },
             numbered: false,
             pending: Vec::new(),
             since: 0,
@@ -101,25 +104,25 @@ impl Default for Tally {
 }
 
 impl Tally {
-    /// Writes the checkpoint inside `txn`, with the pending saves folded
-    /// into the `saved` table; once `txn` is committed, the tally is
-    /// [`Tally::checkpointed`].
-    fn write_checkpoint(&self, txn: &WriteTransaction) -> Result<(), redb::Error> {
+    /// Writes the checkpoint `at` inside `txn`, with the pending saves and
+    /// then `saves` folded into the `saved` table; once `txn` is
+    /// committed, [`Tally::checkpointed`] says so.
+    fn write_checkpoint(
+        &self,
+        txn: &WriteTransaction,
+        at: &At,
+        saves: &[Save],
+    ) -> Result<(), redb::Error> {
         saved::apply(txn, &self.pending)?;
-        let checkpoint = Checkpoint::V1 {
-            next_seq: self.next_seq,
-            bytes: self.bytes,
-            head: self.head,
-            stream: self.stream.clone(),
-        };
-        put_checkpoint(txn, &checkpoint)
+        saved::apply(txn, saves)?;
+        put_checkpoint(txn, &Checkpoint::V1(at.clone()))
     }
 
-    fn checkpointed(mut self) -> Tally {
+    fn checkpointed(&mut self, at: At) {
+        self.at = at;
         self.pending.clear();
         self.since = 0;
         self.numbered = true;
-        self
     }
 }
 
@@ -341,36 +344,29 @@ impl Store {
     fn load_tally(&self, stored: Option<Vec<u8>>) -> Result<Tally, StoreError> {
         let mut tally = Tally::default();
         if let Some(stored) = stored {
-            let Checkpoint::V1 {
-                next_seq,
-                bytes,
-                head,
-                stream,
-            } = postcard::from_bytes(&stored).map_err(|e| StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("its checkpoint does not decode: {e}"),
-            })?;
-            tally = Tally {
-                next_seq,
-                bytes,
-                head,
-                stream,
-                numbered: true,
-                ..tally
-            };
+            let Checkpoint::V1(at) =
+                postcard::from_bytes(&stored).map_err(|e| StoreError::Corrupt {
+                    path: self.path.clone(),
+                    detail: format!("its checkpoint does not decode: {e}"),
+                })?;
+            tally.at = at;
+            tally.numbered = true;
         }
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
-        for entry in events.range(tally.next_seq..).map_err(|e| self.fail(e))? {
+        for entry in events
+            .range(tally.at.next_seq..)
+            .map_err(|e| self.fail(e))?
+        {
             let (seq, value) = entry.map_err(|e| self.fail(e))?;
             let (seq, value) = (seq.value(), value.value());
-            tally.next_seq = seq + 1;
-            tally.bytes += record_bytes(value);
+            tally.at.next_seq = seq + 1;
+            tally.at.bytes += record_bytes(value);
             tally.since += 1;
             tally.numbered = true;
             match StoredRecord::decode_with_saves(value) {
                 Ok((record, saves)) => {
-                    tally.head = Some(chain::hash(&record.v1().payload));
+                    tally.at.head = Some(chain::hash(&record.v1().payload));
                     tally.pending.extend(saves);
                 }
                 Err(e) => {
@@ -380,7 +376,7 @@ impl Store {
                         "spool {}: event {seq} cannot be decoded: {e}",
                         self.path.display()
                     );
-                    tally.head = None;
+                    tally.at.head = None;
                 }
             }
         }
@@ -420,38 +416,38 @@ impl Store {
         Ok(out)
     }
 
-    /// Commits `f` with the checkpoint of `next` (which `f` may change),
-    /// and makes that the tally once committed.
+    /// Commits `f` with a checkpoint of where the spool stands after it
+    /// (`f` may change that), and keeps that once committed.
     fn write_checkpointed<T>(
         &self,
         durability: Durability,
-        tally: &mut Tally,
-        mut next: Tally,
-        f: impl FnOnce(&WriteTransaction, &mut Tally) -> Result<T, redb::Error>,
+        f: impl FnOnce(&WriteTransaction, &mut At) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
+        let mut tally = self.tally();
+        let mut at = tally.at.clone();
         let out = self.write(durability, |txn| {
-            let out = f(txn, &mut next)?;
-            next.write_checkpoint(txn)?;
+            let out = f(txn, &mut at)?;
+            tally.write_checkpoint(txn, &at, &[])?;
             Ok(out)
         })?;
-        *tally = next.checkpointed();
+        tally.checkpointed(at);
         Ok(out)
     }
 
     /// The `seq` the next committed event gets.
     pub fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.tally().next_seq)
+        Ok(self.tally().at.next_seq)
     }
 
     /// The spooled bytes, as `spool.max_bytes` counts them.
     pub fn bytes(&self) -> Result<u64, StoreError> {
-        Ok(self.tally().bytes)
+        Ok(self.tally().at.bytes)
     }
 
     /// The hash of the last committed event; `None` before the first (a
     /// new spool, or one replacing a lost one: its chain starts over).
     pub fn head(&self) -> Result<Option<Digest>, StoreError> {
-        Ok(self.tally().head)
+        Ok(self.tally().at.head)
     }
 
     /// The numbering this file holds: its stream (`None` if written by a
@@ -461,18 +457,16 @@ impl Store {
         let tally = self.tally();
         Ok(tally
             .numbered
-            .then(|| (tally.stream.clone(), tally.next_seq)))
+            .then(|| (tally.at.stream.clone(), tally.at.next_seq)))
     }
 
     /// Numbers on in `stream` from `next_seq`.
     pub fn set_numbering(&self, stream: &str, next_seq: u64) -> Result<(), StoreError> {
-        let mut tally = self.tally();
-        let next = Tally {
-            next_seq,
-            stream: Some(stream.to_owned()),
-            ..tally.clone()
-        };
-        self.write_checkpointed(Durability::Immediate, &mut tally, next, |_, _| Ok(()))
+        self.write_checkpointed(Durability::Immediate, |_, at| {
+            at.next_seq = next_seq;
+            at.stream = Some(stream.to_owned());
+            Ok(())
+        })
     }
 
     /// Commits `records` as `first_seq, first_seq + 1, ...` durably (one
@@ -500,38 +494,47 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut tally = self.tally();
         let trailer = record::trailer(saves);
-        let mut next = tally.clone();
-        next.next_seq = first_seq + records.len() as u64;
-        next.head = Some(*head);
-        next.since += records.len() as u64;
-        next.pending.extend_from_slice(saves);
-        let last = records.len().saturating_sub(1);
-        let values = records.iter().enumerate().map(|(i, record)| {
-            let mut value = record.clone();
-            if i == last {
-                value.extend_from_slice(&trailer);
-            }
-            value
-        });
-        let values: Vec<Vec<u8>> = values.collect();
-        next.bytes += values.iter().map(|v| record_bytes(v)).sum::<u64>();
-        let insert = |txn: &WriteTransaction| {
+        let last = match (records.split_last(), trailer.is_empty()) {
+            (Some((last, _)), false) => Some([last.as_slice(), &trailer].concat()),
+            _ => None,
+        };
+        let count = records.len() as u64;
+        let added = records.iter().map(|r| record_bytes(r)).sum::<u64>() + trailer.len() as u64;
+        let mut at = At {
+            next_seq: first_seq + count,
+            bytes: tally.at.bytes + added,
+            head: Some(*head),
+            stream: None,
+        };
+        let checkpoint = records.is_empty() || tally.since + count >= CHECKPOINT_RECORDS;
+        if checkpoint {
+            at.stream = tally.at.stream.clone();
+        }
+        self.write(Durability::Immediate, |txn| {
             let mut events = txn.open_table(EVENTS)?;
-            for (seq, value) in (first_seq..).zip(&values) {
+            for (i, (seq, record)) in (first_seq..).zip(records).enumerate() {
+                let value = match &last {
+                    Some(last) if i + 1 == records.len() => last,
+                    _ => record,
+                };
                 events.insert(seq, value.as_slice())?;
             }
+            if checkpoint {
+                tally.write_checkpoint(txn, &at, saves)?;
+            }
             Ok(())
-        };
-        if records.is_empty() || next.since >= CHECKPOINT_RECORDS {
-            self.write_checkpointed(Durability::Immediate, &mut tally, next, |txn, _| {
-                insert(txn)
-            })?;
+        })?;
+        if checkpoint {
+            tally.checkpointed(at);
         } else {
-            self.write(Durability::Immediate, insert)?;
-            next.numbered = true;
-            *tally = next;
+            tally.at.next_seq = at.next_seq;
+            tally.at.bytes = at.bytes;
+            tally.at.head = at.head;
+            tally.pending.extend_from_slice(saves);
+            tally.since += count;
+            tally.numbered = true;
         }
-        Ok(tally.bytes)
+        Ok(tally.at.bytes)
     }
 
     /// Up to `max` records from `from` on, in `seq` order, skipping those
@@ -576,26 +579,19 @@ impl Store {
     /// are delivered again, which at-least-once delivery allows. The next
     /// durable append (or [`Store::sync`]) makes it stick.
     pub fn delete_below(&self, below: u64) -> Result<u64, StoreError> {
-        let mut tally = self.tally();
-        let next = tally.clone();
-        self.write_checkpointed(Durability::None, &mut tally, next, |txn, next| {
-            let mut freed = 0;
+        self.write_checkpointed(Durability::None, |txn, at| {
             txn.open_table(EVENTS)?.retain_in(..below, |_, v| {
-                freed += record_bytes(v);
+                at.bytes = at.bytes.saturating_sub(record_bytes(v));
                 false
             })?;
-            next.bytes = next.bytes.saturating_sub(freed);
-            Ok(())
-        })?;
-        Ok(tally.bytes)
+            Ok(at.bytes)
+        })
     }
 
     /// Moves event `seq` to the dead letters, durably; its bytes stay
     /// counted. Returns whether it was spooled (`false`: moved already).
     pub fn set_aside(&self, seq: u64) -> Result<bool, StoreError> {
-        let mut tally = self.tally();
-        let next = tally.clone();
-        self.write_checkpointed(Durability::Immediate, &mut tally, next, |txn, _| {
+        self.write_checkpointed(Durability::Immediate, |txn, _| {
             let mut events = txn.open_table(EVENTS)?;
             let Some(record) = events.remove(seq)?.map(|v| v.value().to_vec()) else {
                 return Ok(false);
@@ -627,15 +623,13 @@ impl Store {
         &self,
         seqs: Option<&[u64]>,
     ) -> Result<Vec<(u64, StoredRecord)>, StoreError> {
-        let mut tally = self.tally();
-        let next = tally.clone();
-        self.write_checkpointed(Durability::Immediate, &mut tally, next, |txn, next| {
+        self.write_checkpointed(Durability::Immediate, |txn, at| {
             let mut dead = txn.open_table(DEAD_LETTERS)?;
             let mut dropped = Vec::new();
             dead.retain(|seq, value| {
                 let drop = seqs.is_none_or(|seqs| seqs.contains(&seq));
                 if drop {
-                    next.bytes = next.bytes.saturating_sub(record_bytes(value));
+                    at.bytes = at.bytes.saturating_sub(record_bytes(value));
                     if let Ok(record) = StoredRecord::decode(value) {
                         dropped.push((seq, record));
                     }
@@ -652,7 +646,7 @@ impl Store {
     }
 
     pub fn stats(&self) -> Result<Stats, StoreError> {
-        let tally = self.tally().clone();
+        let at = self.tally().at.clone();
         let txn = self.db.begin_read().map_err(|e| self.fail(e))?;
         let events = txn.open_table(EVENTS).map_err(|e| self.fail(e))?;
         let depth = events.len().map_err(|e| self.fail(e))?;
@@ -666,11 +660,11 @@ impl Store {
         let dead_letters = dead.len().map_err(|e| self.fail(e))?;
         Ok(Stats {
             depth,
-            bytes: tally.bytes,
+            bytes: at.bytes,
             oldest_seq,
             oldest_committed_at_ms,
-            next_seq: tally.next_seq,
-            stream: tally.stream,
+            next_seq: at.next_seq,
+            stream: at.stream,
             file_bytes,
             dead_letters,
         })

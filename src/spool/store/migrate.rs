@@ -14,7 +14,7 @@
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
-use super::Checkpoint;
+use super::{At, Checkpoint};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQ: &str = "next_seq";
@@ -51,10 +51,12 @@ pub(super) fn take_old_tables(txn: &WriteTransaction) -> Result<Option<Checkpoin
     txn.delete_table(META)?;
     txn.delete_table(STREAM)?;
     txn.delete_table(CHAIN)?;
-    Ok(next_seq.map(|next_seq| Checkpoint::V1 {
-        next_seq,
-        bytes,
-        head,
-        stream,
+    Ok(next_seq.map(|next_seq| {
+        Checkpoint::V1(At {
+            next_seq,
+            bytes,
+            head,
+            stream,
+        })
     }))
 }
