@@ -134,3 +134,16 @@ pub fn trust_envelope(payload: &[u8]) {
         assert_eq!(e.sig.len(), trust::envelope::SIGNATURE_LEN);
     }
 }
+
+/// A record as the spool reads it back from the card: anything is a
+/// record (with the saves that follow it) or an error, and what decodes
+/// encodes back to the same record and saves.
+pub fn spool_record(bytes: &[u8]) {
+    use crate::spool::{self, StoredRecord};
+    if let Ok((record, saves)) = StoredRecord::decode_with_saves(bytes) {
+        let mut again = record.encode();
+        again.extend(spool::trailer(&saves));
+        let decoded = StoredRecord::decode_with_saves(&again).expect("re-encoded record decodes");
+        assert_eq!(decoded, (record, saves));
+    }
+}

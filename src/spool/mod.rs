@@ -42,7 +42,7 @@ mod record;
 pub mod recovery;
 mod store;
 
-pub use record::{RecordV1, StoredRecord};
+pub use record::{trailer, RecordV1, StoredRecord};
 pub use recovery::{Lost, Opened};
 pub use store::{Reopener, Stats, Store, StoreError};
 

@@ -85,7 +85,8 @@ pub fn trailer(saves: &[Save]) -> Vec<u8> {
         .iter()
         .map(|s| (s.key.as_str(), s.value.as_deref()))
         .collect();
-    postcard::to_stdvec(&TrailerOut::V1(entries)).expect("postcard encodes into a Vec without failing")
+    postcard::to_stdvec(&TrailerOut::V1(entries))
+        .expect("postcard encodes into a Vec without failing")
 }
 
 #[cfg(test)]
@@ -135,6 +136,36 @@ mod tests {
             (r, Vec::new())
         );
         assert!(trailer(&[]).is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever the card gives back decodes or is refused, and what
+        /// decodes is what encodes back.
+        #[test]
+        fn any_bytes_decode_or_are_refused(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256),
+        ) {
+            crate::fuzzing::spool_record(&bytes);
+        }
+
+        /// Any record with any saves after it reads back as written.
+        #[test]
+        fn records_with_saves_read_back(
+            topic in "\\PC{0,40}",
+            payload in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            ms in proptest::num::u64::ANY,
+            saves in proptest::collection::vec(
+                ("\\PC{0,20}", proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..32))),
+                0..6,
+            ),
+        ) {
+            let record = StoredRecord::V1(RecordV1 { topic, payload, committed_at_ms: ms });
+            let saves: Vec<Save> = saves.into_iter().map(|(key, value)| Save { key, value }).collect();
+            let mut bytes = record.encode();
+            bytes.extend(trailer(&saves));
+            crate::fuzzing::spool_record(&bytes);
+            proptest::prop_assert_eq!(StoredRecord::decode_with_saves(&bytes).unwrap(), (record, saves));
+        }
     }
 
     #[test]
