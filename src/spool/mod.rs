@@ -1084,6 +1084,37 @@ mod tests {
         );
     }
 
+    /// The state saved with a commit rides in its last record and counts
+    /// against `max_bytes`: room is made for it before events are
+    /// admitted, so the bound holds with it.
+    #[tokio::test]
+    async fn state_saved_with_events_counts_against_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (drafts, reader, task) = start_with(dir.path(), bounded()).await;
+        let max = bounded().max_bytes.0;
+        let bytes = || reader.committed.borrow().bytes;
+        // Filled to where one event still fits but not its saved state.
+        let save = 10_000;
+        while bytes() + save <= max {
+            offer(&drafts, &reader, 1).await;
+        }
+        let mut d = draft(0);
+        d.saves.push(Save {
+            key: "presence/dock-1/A".into(),
+            value: Some(vec![7; save as usize]),
+        });
+        let c = *reader.committed.borrow();
+        drafts.send(d).await.unwrap();
+        let mut committed = reader.committed.clone();
+        committed
+            .wait_for(|n| n.next_seq + n.dropped > c.next_seq + c.dropped)
+            .await
+            .unwrap();
+        assert!(bytes() <= max, "{} bytes spooled, over {max}", bytes());
+        drop((drafts, reader));
+        task.await.unwrap();
+    }
+
     /// A lost spool takes its head with it: the replacement's first event
     /// (the alarm that says so) starts a new chain, after a gap in `seq`.
     #[tokio::test]
