@@ -4,8 +4,10 @@
 //! three into the checkpoint, in the commit that opening makes, so a file
 //! is in one format or the other, never half-way.
 //!
-//! Its records carry no saves, and its `meta` counted every record: the
-//! checkpoint is exact, with no records after it.
+//! Its records carry no saves and its `meta` numbered every record: the
+//! checkpoint is exact, with no records after it. The byte count is
+//! counted afresh rather than taken over, so that it is exact also for a
+//! file that went through a version before this one and back.
 //!
 //! A version older than this one, given a migrated file, finds no `meta`
 //! and so no numbering in it: it numbers on from the reservation beside
@@ -14,11 +16,10 @@
 
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 
-use super::{At, Checkpoint};
+use super::{record_bytes, At, Checkpoint, DEAD_LETTERS, EVENTS};
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQ: &str = "next_seq";
-const BYTES: &str = "bytes";
 const STREAM: TableDefinition<&str, &str> = TableDefinition::new("stream");
 const STREAM_KEY: &str = "id";
 const CHAIN: TableDefinition<&str, &[u8]> = TableDefinition::new("chain");
@@ -34,12 +35,13 @@ pub(super) fn take_old_tables(txn: &WriteTransaction) -> Result<Option<Checkpoin
     if !old {
         return Ok(None);
     }
-    let (next_seq, bytes) = {
-        let meta = txn.open_table(META)?;
-        let get =
-            |key| -> Result<Option<u64>, redb::Error> { Ok(meta.get(key)?.map(|g| g.value())) };
-        (get(NEXT_SEQ)?, get(BYTES)?.unwrap_or(0))
-    };
+    let next_seq = txn.open_table(META)?.get(NEXT_SEQ)?.map(|g| g.value());
+    let mut bytes = 0;
+    for table in [EVENTS, DEAD_LETTERS] {
+        for entry in txn.open_table(table)?.iter()? {
+            bytes += record_bytes(entry?.1.value());
+        }
+    }
     let stream = txn
         .open_table(STREAM)?
         .get(STREAM_KEY)?
