@@ -322,6 +322,7 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 /// (docs/performance.md). The spool's
 /// fsyncs run on tokio's blocking pool, never on the worker.
 fn runtime() -> tokio::runtime::Runtime {
+    one_malloc_arena();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         builder.worker_threads(1);
@@ -331,6 +332,32 @@ fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("starting the tokio runtime")
 }
+
+/// Every thread allocates from the one malloc arena, unless
+/// `MALLOC_ARENA_MAX` says otherwise. glibc gives each thread that allocates
+/// an arena of its own (up to eight per core) and an arena keeps the pages it
+/// once used, so the worker and each blocking-pool thread (redb's commits)
+/// would each hold a high-water mark of their own, in a daemon whose whole
+/// heap is small.
+/// These threads seldom allocate at the same moment, and glibc's per-thread
+/// cache serves most small allocations without the arena's lock. Called
+/// before the runtime starts its threads: a thread's arena is chosen at its
+/// first allocation.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only sets a parameter of the allocator; no other
+    // thread runs yet.
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) } == 0 {
+        tracing::debug!("glibc refused M_ARENA_MAX; threads keep their own malloc arenas");
+    }
+}
+
+/// musl's allocator has no arenas per thread.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
