@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use custodyd::config::{self, Config};
 use custodyd::ops::journal::Prioritised;
 use custodyd::trust::keys::SigningKey;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, ParseError, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 #[derive(Parser)]
 #[command(
@@ -343,6 +345,7 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
 /// (docs/performance.md). The spool's
 /// fsyncs run on tokio's blocking pool, never on the worker.
 fn runtime() -> tokio::runtime::Runtime {
+    one_malloc_arena();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         builder.worker_threads(1);
@@ -353,25 +356,85 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("starting the tokio runtime")
 }
 
+/// Every thread allocates from the one malloc arena, unless
+/// `MALLOC_ARENA_MAX` says otherwise. glibc gives each thread that allocates
+/// an arena of its own (up to eight per core) and an arena keeps the pages it
+/// once used, so the worker and each blocking-pool thread (redb's commits)
+/// would each hold a high-water mark of their own, in a daemon whose whole
+/// heap is small.
+/// These threads seldom allocate at the same moment, and glibc's per-thread
+/// cache serves most small allocations without the arena's lock. Called
+/// before the runtime starts its threads: a thread's arena is chosen at its
+/// first allocation.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only sets a parameter of the allocator; no other
+    // thread runs yet.
+    if unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) } == 0 {
+        tracing::debug!("glibc refused M_ARENA_MAX; threads keep their own malloc arenas");
+    }
+}
+
+/// musl's allocator has no arenas per thread.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
+
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,custodyd=info,rumqttd=off"));
+    let (filter, refused) = match log_filter(std::env::var("RUST_LOG").ok().as_deref()) {
+        Ok(filter) => (filter, None),
+        Err(e) => (default_log_filter(), Some(e)),
+    };
     // Colours only for a person at a terminal, never into a file or a pipe.
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    // `filter` decides; the formatter's own limit would stop at INFO.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Json => builder.json().finish().with(filter).init(),
         LogFormat::Human if stderr_is_journal() => builder
             .with_ansi(false)
             .event_format(Prioritised(
                 tracing_subscriber::fmt::format().without_time(),
             ))
+            .finish()
+            .with(filter)
             .init(),
-        LogFormat::Human => builder.with_ansi(colour).init(),
+        LogFormat::Human => builder.with_ansi(colour).finish().with(filter).init(),
     }
+    if let Some(e) = refused {
+        tracing::warn!("RUST_LOG ignored ({e}); logging with the default levels");
+    }
+}
+
+/// The levels `RUST_LOG` sets, as a comma-separated list of `level`,
+/// `target=level` or `target` (`custodyd=debug`,
+/// `warn,custodyd::spool=debug`); the production default when it is unset
+/// or empty. Targets and levels only: the daemon opens no spans to filter
+/// on, and tracing-subscriber's `EnvFilter`, which can, brings a regex
+/// engine into the binary and its pages into memory.
+fn log_filter(rust_log: Option<&str>) -> Result<Targets, ParseError> {
+    let directives: Vec<&str> = rust_log
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .collect();
+    match directives.is_empty() {
+        true => Ok(default_log_filter()),
+        false => directives.join(",").parse(),
+    }
+}
+
+fn default_log_filter() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("custodyd", LevelFilter::INFO)
+        .with_target("rumqttd", LevelFilter::OFF)
 }
 
 /// Whether stderr goes to the journal, which timestamps every line itself.
@@ -438,5 +501,51 @@ mod generated {
             clap_complete::generate(shell, &mut Cli::command(), "custodyd", &mut script);
             check(&format!("deploy/completions/{file}"), script);
         }
+    }
+}
+
+#[cfg(test)]
+mod log_levels {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn without_rust_log_the_daemon_logs_info_and_its_libraries_warnings() {
+        for unset in [None, Some(""), Some(" , ")] {
+            let filter = log_filter(unset).unwrap();
+            assert!(filter.would_enable("custodyd::spool", &Level::INFO));
+            assert!(!filter.would_enable("custodyd::spool", &Level::DEBUG));
+            assert!(filter.would_enable("rumqttc::state", &Level::WARN));
+            assert!(!filter.would_enable("rumqttc::state", &Level::INFO));
+            assert!(!filter.would_enable("rumqttd::router", &Level::ERROR));
+        }
+    }
+
+    #[test]
+    fn rust_log_sets_levels_by_target_prefix_as_documented() {
+        // docs/operations.md: every dropped frame.
+        let filter = log_filter(Some("custodyd=debug")).unwrap();
+        assert!(filter.would_enable("custodyd::decode", &Level::DEBUG));
+        assert!(!filter.would_enable("custodyd::decode", &Level::TRACE));
+        assert!(!filter.would_enable("rumqttc::state", &Level::ERROR));
+
+        // The load harness's filter: the production one plus the spool's commits.
+        let filter = log_filter(Some(
+            "warn,custodyd=info,rumqttd=off,custodyd::spool=debug,",
+        ));
+        let filter = filter.unwrap();
+        assert!(filter.would_enable("custodyd::spool", &Level::DEBUG));
+        assert!(!filter.would_enable("custodyd::sink::mqtt", &Level::DEBUG));
+        assert!(filter.would_enable("custodyd::sink::mqtt", &Level::INFO));
+        assert!(filter.would_enable("rumqttc::state", &Level::WARN));
+        assert!(
+            !filter.would_enable("rumqttc::state", &Level::TRACE),
+            "an empty directive enables nothing"
+        );
+
+        assert!(log_filter(Some("debug"))
+            .unwrap()
+            .would_enable("rumqttc::state", &Level::DEBUG));
+        assert!(log_filter(Some("custodyd=loud")).is_err());
     }
 }

@@ -23,6 +23,7 @@ mod health;
 mod hid;
 mod layers;
 mod manifest;
+mod memory;
 mod portal;
 mod power_loss;
 mod release;
