@@ -2,8 +2,6 @@
 //! the exact payload bytes of the event before it, so no event can be
 //! altered, removed or inserted without breaking every later link.
 
-use std::fmt::Write;
-
 use ring::digest::{digest, SHA256};
 
 /// A SHA-256 digest: an event's hash, a chain's head.
@@ -18,10 +16,11 @@ pub fn hash(payload: &[u8]) -> Digest {
 
 /// Lowercase hex, as `prev` and a checkpoint's `head` carry it.
 pub fn hex(d: &Digest) -> String {
-    d.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    d.iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 /// Parses what [`hex`] writes, and only that (lowercase, 64 digits): the
