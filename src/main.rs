@@ -355,9 +355,9 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Every thread allocates from the one malloc arena, unless
 /// `MALLOC_ARENA_MAX` says otherwise. glibc gives each thread that allocates
 /// an arena of its own (up to eight per core) and an arena keeps the pages it
-/// once used, so the runtime's thread and each blocking-pool thread (redb's
-/// commits) would each hold a high-water mark of their own, in a daemon
-/// whose whole heap is small.
+/// once used, so the worker and each blocking-pool thread (redb's commits)
+/// would each hold a high-water mark of their own, in a daemon whose whole
+/// heap is small.
 /// These threads seldom allocate at the same moment, and glibc's per-thread
 /// cache serves most small allocations without the arena's lock. Called
 /// before the runtime starts its threads: a thread's arena is chosen at its
