@@ -339,14 +339,18 @@ fn exit(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Every task on the one thread that starts the daemon: it mostly waits,
-/// and its work per read is a fraction of a microsecond, so a worker thread
-/// of its own only adds wake-ups between threads (docs/performance.md). The
-/// spool's fsyncs and other redb work run on tokio's blocking pool, never
-/// on that thread.
+/// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise: the
+/// daemon mostly waits, and its work per read is a fraction of a
+/// microsecond, so a second worker only adds wake-ups between threads
+/// (docs/performance.md). The spool's
+/// fsyncs run on tokio's blocking pool, never on the worker.
 fn runtime() -> tokio::runtime::Runtime {
     one_malloc_arena();
-    tokio::runtime::Builder::new_current_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    builder
         .enable_all()
         .build()
         .expect("starting the tokio runtime")

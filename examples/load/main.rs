@@ -103,7 +103,7 @@ pub struct Args {
     /// log, so no spool depth in the report.
     #[arg(long)]
     no_spool_log: bool,
-    /// Extra environment for the daemon, e.g. `MALLOC_ARENA_MAX=8`
+    /// Extra environment for the daemon, e.g. `TOKIO_WORKER_THREADS=1`
     /// (for experiments; repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     daemon_env: Vec<String>,
