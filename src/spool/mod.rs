@@ -496,7 +496,7 @@ impl SpoolTask {
         }
         let high_water_before = self.high_water;
         // The saves follow the last record and count with it.
-        let saves_bytes = record::trailer(&saves).len() as u64;
+        let saves_bytes = record::trailer_len(&saves);
         let (records, fresh, alarms_in, refused, head) = self.admit(&pending, &batch, saves_bytes);
         // Alarms that did not fit wait for room; the overflow alarm is
         // written afresh from the counts next time.

@@ -87,7 +87,20 @@ enum Trailer {
 /// tested).
 #[derive(Serialize)]
 enum TrailerOut<'a> {
-    V1(Vec<(&'a str, Option<&'a [u8]>)>),
+    V1(SavesOut<'a>),
+}
+
+/// The saves as [`Trailer`]'s list, written straight from the slice.
+struct SavesOut<'a>(&'a [Save]);
+
+impl Serialize for SavesOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|save| (save.key.as_str(), save.value.as_deref())),
+        )
+    }
 }
 
 impl StoredRecord {
@@ -126,12 +139,20 @@ pub fn trailer(saves: &[Save]) -> Vec<u8> {
     if saves.is_empty() {
         return Vec::new();
     }
-    let entries = saves
-        .iter()
-        .map(|s| (s.key.as_str(), s.value.as_deref()))
-        .collect();
-    postcard::to_stdvec(&TrailerOut::V1(entries))
+    postcard::to_stdvec(&TrailerOut::V1(SavesOut(saves)))
         .expect("postcard encodes into a Vec without failing")
+}
+
+/// The length of [`trailer`]`(saves)`, counted without writing it.
+pub fn trailer_len(saves: &[Save]) -> u64 {
+    if saves.is_empty() {
+        return 0;
+    }
+    let size = postcard::serialize_with_flavor(
+        &TrailerOut::V1(SavesOut(saves)),
+        postcard::ser_flavors::Size::default(),
+    );
+    size.expect("postcard counts without failing") as u64
 }
 
 #[cfg(test)]
@@ -181,6 +202,7 @@ mod tests {
             (r, Vec::new())
         );
         assert!(trailer(&[]).is_empty());
+        assert_eq!(trailer_len(&saves), trailer(&saves).len() as u64);
     }
 
     proptest::proptest! {

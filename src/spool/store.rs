@@ -423,11 +423,22 @@ impl Store {
         durability: Durability,
         f: impl FnOnce(&WriteTransaction, &mut At) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let mut tally = self.tally();
+        self.checkpoint_with(&mut self.tally(), durability, &[], f)
+    }
+
+    /// [`Store::write_checkpointed`] on a tally already held, folding
+    /// `saves` (committed by `f`) after the pending ones.
+    fn checkpoint_with<T>(
+        &self,
+        tally: &mut Tally,
+        durability: Durability,
+        saves: &[Save],
+        f: impl FnOnce(&WriteTransaction, &mut At) -> Result<T, redb::Error>,
+    ) -> Result<T, StoreError> {
         let mut at = tally.at.clone();
         let out = self.write(durability, |txn| {
             let out = f(txn, &mut at)?;
-            tally.write_checkpoint(txn, &at, &[])?;
+            tally.write_checkpoint(txn, &at, saves)?;
             Ok(out)
         })?;
         tally.checkpointed(at);
@@ -500,17 +511,12 @@ impl Store {
         };
         let count = records.len() as u64;
         let added = records.iter().map(|r| record_bytes(r)).sum::<u64>() + trailer.len() as u64;
-        let mut at = At {
-            next_seq: first_seq + count,
-            bytes: tally.at.bytes + added,
-            head: Some(*head),
-            stream: None,
+        let advance = |at: &mut At| {
+            at.next_seq = first_seq + count;
+            at.bytes += added;
+            at.head = Some(*head);
         };
-        let checkpoint = records.is_empty() || tally.since + count >= CHECKPOINT_RECORDS;
-        if checkpoint {
-            at.stream = tally.at.stream.clone();
-        }
-        self.write(Durability::Immediate, |txn| {
+        let insert = |txn: &WriteTransaction| {
             let mut events = txn.open_table(EVENTS)?;
             for (i, (seq, record)) in (first_seq..).zip(records).enumerate() {
                 let value = match &last {
@@ -519,17 +525,17 @@ impl Store {
                 };
                 events.insert(seq, value.as_slice())?;
             }
-            if checkpoint {
-                tally.write_checkpoint(txn, &at, saves)?;
-            }
             Ok(())
-        })?;
-        if checkpoint {
-            tally.checkpointed(at);
+        };
+        if records.is_empty() || tally.since + count >= CHECKPOINT_RECORDS {
+            self.checkpoint_with(&mut tally, Durability::Immediate, saves, |txn, at| {
+                insert(txn)?;
+                advance(at);
+                Ok(())
+            })?;
         } else {
-            tally.at.next_seq = at.next_seq;
-            tally.at.bytes = at.bytes;
-            tally.at.head = at.head;
+            self.write(Durability::Immediate, insert)?;
+            advance(&mut tally.at);
             tally.pending.extend_from_slice(saves);
             tally.since += count;
             tally.numbered = true;
