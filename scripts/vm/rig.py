@@ -582,6 +582,22 @@ class Rig:
         self.flowing("rfid1")
         return f"{len(self.broker.custody('rfid1'))} events at the host broker"
 
+    def s_libraries(self):
+        # The packaged daemon links libc and libgcc_s only: it answers tokio's
+        # one call into libm itself (src/main.rs), and libm.so mapped would
+        # hold about half a MiB of the process resident.
+        a = self.agent
+        pid = a.check("systemctl show -p MainPID --value custodyd").strip()
+        maps = a.check(f"cat /proc/{pid}/maps")
+        libraries = sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps.splitlines()
+                            if ".so" in line.split()[-1]})
+        unexpected = [l for l in libraries
+                      if not l.startswith(("libc.so", "libgcc_s.so", "ld-linux"))]
+        if unexpected:
+            raise Fail(f"mapped besides libc and libgcc_s: {unexpected}")
+        rss = a.check(f"grep VmRSS /proc/{pid}/status").split()[1]
+        return f"{', '.join(libraries)}; VmRSS {rss} kB"
+
     def s_udev_serial(self):
         a = self.agent
         target = a.check(f"readlink -f {self.serial}").strip()
@@ -745,11 +761,12 @@ class Rig:
             except Fail as e:
                 install_error = str(e)
             if install_error:
-                for name in ("systemd", "udev-serial", "security", "hid", "reload", "watchdog",
+                for name in ("systemd", "libraries", "udev-serial", "security", "hid", "reload", "watchdog",
                              "hotplug", "journal", "power-cut"):
                     self.report(name, f"setup failed: {install_error}")
                 return 1
             self.scenario("systemd", self.s_systemd)
+            self.scenario("libraries", self.s_libraries, needs=("systemd",))
             self.scenario("security", self.s_security, needs=("systemd",))
             self.scenario("udev-serial", self.s_udev_serial, needs=("systemd",))
             self.scenario("hid", self.s_hid, needs=("systemd",))
