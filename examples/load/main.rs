@@ -431,6 +431,13 @@ async fn run(args: &Args, binary: &Path, dir: &Path) -> anyhow::Result<()> {
         observed: &o,
         unanswered_arrivals: owed.arrivals.values().map(|q| q.len() as u64).sum(),
         unanswered_departures: owed.departures.values().map(|q| q.len() as u64).sum(),
+        unanswered_tags: owed
+            .arrivals
+            .keys()
+            .chain(owed.departures.keys())
+            .take(subscriber::EXAMPLES)
+            .map(|&tag| workload::tag_hex(tag))
+            .collect(),
         daemon_cpu_pct: 100.0 * (cpu_at_write_end.0 - daemon_cpu0) / window,
         daemon_cpu_total_s: daemon_cpu_total - daemon_cpu0,
         daemon_switches_per_s: switches_at_write_end.saturating_sub(switches0) as f64 / window,

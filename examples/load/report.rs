@@ -71,6 +71,8 @@ pub struct Run<'a> {
     pub observed: &'a Observed,
     pub unanswered_arrivals: u64,
     pub unanswered_departures: u64,
+    /// The tags (as `asset.id`) of the first few visits still owed an event.
+    pub unanswered_tags: Vec<String>,
     pub daemon_cpu_pct: f64,
     pub daemon_cpu_total_s: f64,
     /// Context switches of the daemon's threads per second of writing.
@@ -201,6 +203,8 @@ impl Run<'_> {
                 "per_s": o.custody as f64 / self.window,
                 "unanswered_arrivals": self.unanswered_arrivals,
                 "unanswered_departures": self.unanswered_departures,
+                "unanswered_tags": self.unanswered_tags,
+                "unmatched_payloads": o.unmatched_payloads,
             },
             "latency_ms": {
                 "frame_to_arrived": summary(&self.arrival_ms().1),

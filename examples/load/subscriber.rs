@@ -36,6 +36,9 @@ pub struct Drain {
     pub caught_up: Option<Instant>,
 }
 
+/// How many unmatched events and unanswered visits the report shows.
+pub const EXAMPLES: usize = 20;
+
 #[derive(Default)]
 pub struct Observed {
     pub custody: u64,
@@ -54,6 +57,8 @@ pub struct Observed {
     pub departure_lag_ms: Vec<f64>,
     /// Events for which the writer owed nothing (should stay 0).
     pub unmatched: u64,
+    /// The first few of those, as received.
+    pub unmatched_payloads: Vec<String>,
     pub first_event: Option<Instant>,
     pub last_event: Option<Instant>,
     pub drain: Option<Drain>,
@@ -61,6 +66,14 @@ pub struct Observed {
 }
 
 impl Observed {
+    fn unmatched(&mut self, payload: &[u8]) {
+        self.unmatched += 1;
+        if self.unmatched_payloads.len() < EXAMPLES {
+            let payload = String::from_utf8_lossy(payload).into_owned();
+            self.unmatched_payloads.push(payload);
+        }
+    }
+
     /// Records `seq`; false if it was seen before.
     fn first_sighting(&mut self, seq: u64) -> bool {
         let (word, bit) = ((seq / 64) as usize, 1u64 << (seq % 64));
@@ -97,6 +110,7 @@ impl Subscriber {
         let filter = format!("{prefix}/#");
         let status_topic = format!("{prefix}/status");
         let alarm_prefix = format!("{prefix}/alarm/");
+        let custody_prefix = format!("{prefix}/custody/");
         let shared = observed.clone();
         tokio::spawn(async move {
             loop {
@@ -113,8 +127,12 @@ impl Subscriber {
                             status_tx.send_replace(String::from_utf8_lossy(&p.payload).into());
                             continue;
                         }
+                        // Health and checkpoints are not spooled events: a
+                        // checkpoint's `seq` names the event it signs.
                         let alarm = p.topic.starts_with(&alarm_prefix);
-                        record(&shared, &progress, at, &p.payload, alarm, departure_timeout);
+                        if alarm || p.topic.starts_with(&custody_prefix) {
+                            record(&shared, &progress, at, &p.payload, alarm, departure_timeout);
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -182,7 +200,7 @@ fn record(
                 Some(written) => o
                     .arrivals
                     .push((written, ms(at.saturating_duration_since(written)))),
-                None => o.unmatched += 1,
+                None => o.unmatched(payload),
             }
         }
         Some("departed") => {
@@ -198,9 +216,9 @@ fn record(
                     };
                     o.departure_lag_ms.push(lag);
                 }
-                None => o.unmatched += 1,
+                None => o.unmatched(payload),
             }
         }
-        _ => o.unmatched += 1,
+        _ => o.unmatched(payload),
     }
 }
