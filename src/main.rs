@@ -553,8 +553,9 @@ mod log_levels {
 /// tokio's multi-thread scheduler weighs its poll-time average with `pow`,
 /// the daemon's one call into the C maths library. Answering it here keeps
 /// libm.so out of the process: the loader maps it whole and resolves its
-/// many CPU-specific variants at start, which leaves about half a MiB of it
-/// resident for one function. The `libm` crate is the maths of musl, in Rust.
+/// many CPU-specific variants at start, which leaves a good part of it
+/// resident for one function (docs/performance.md, "libm"). The `libm`
+/// crate is the maths of musl, in Rust.
 #[unsafe(no_mangle)]
 pub extern "C" fn pow(x: f64, y: f64) -> f64 {
     libm::pow(x, y)

@@ -584,8 +584,8 @@ class Rig:
 
     def s_libraries(self):
         # The packaged daemon links libc and libgcc_s only: it answers tokio's
-        # one call into libm itself (src/main.rs), and libm.so mapped would
-        # hold about half a MiB of the process resident.
+        # one call into libm itself (src/main.rs), as libm.so mapped would
+        # keep a good part of itself resident (docs/performance.md, "libm").
         a = self.agent
         pid = a.check("systemctl show -p MainPID --value custodyd").strip()
         maps = a.check(f"cat /proc/{pid}/maps")
@@ -761,8 +761,8 @@ class Rig:
             except Fail as e:
                 install_error = str(e)
             if install_error:
-                for name in ("systemd", "libraries", "udev-serial", "security", "hid", "reload", "watchdog",
-                             "hotplug", "journal", "power-cut"):
+                for name in ("systemd", "libraries", "udev-serial", "security", "hid", "reload",
+                             "watchdog", "hotplug", "journal", "power-cut"):
                     self.report(name, f"setup failed: {install_error}")
                 return 1
             self.scenario("systemd", self.s_systemd)
