@@ -35,7 +35,7 @@ pub struct Inbound {
 /// stop or `kill -9` between delivery and commit loses nothing.
 ///
 /// The control client owns the packet ids; this only tells it which of its
-/// deliveries to acknowledge, or to forget.
+/// deliveries to acknowledge, or to have re-sent.
 #[derive(Debug, Default)]
 pub struct Ack(Option<(u64, mpsc::UnboundedSender<Settled>)>);
 

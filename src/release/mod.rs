@@ -32,6 +32,7 @@
 //! and the gate's `unknown` (deny unless configured to allow).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -77,6 +78,12 @@ const RECORD_RETRY: Duration = Duration::from_secs(1);
 /// test can kill the daemon between a policy message's delivery and its
 /// commit. The daemon logs a warning when it is set; not for production.
 pub const TEST_STALL_ENV: &str = "CUSTODYD_TEST_POLICY_STALL";
+
+/// Test seam: how many release policy commits fail, as on a failing disk,
+/// before they work again, so a test can follow a failed commit's message
+/// until it is stored. The daemon logs a warning when it is set; not for
+/// production.
+pub const TEST_FAIL_ENV: &str = "CUSTODYD_TEST_POLICY_FAIL";
 
 /// How an asset tried to leave the cage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,8 +253,9 @@ pub fn start(
         });
     };
     let store = retained.table(TABLE)?;
-    // Says so at start if the test seam is set.
+    // Says so at start if a test seam is set.
     let _ = test_stall();
+    let _ = test_failures();
     let prefix = config.naming().release_prefix();
     let policy = bus.subscribe(format!("{prefix}#"), POLICY_QUEUE);
     let unlocks = commands.register("unlock");
@@ -284,6 +292,25 @@ fn test_stall() -> Option<Duration> {
              seam; not for production"
         );
         Some(Duration::from_secs(seconds))
+    })
+}
+
+/// The commits [`TEST_FAIL_ENV`] has still to fail (logged once, as a
+/// warning, when set).
+fn test_failures() -> &'static AtomicU32 {
+    static LEFT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    LEFT.get_or_init(|| {
+        let failures = std::env::var(TEST_FAIL_ENV)
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if failures > 0 {
+            warn!(
+                "{TEST_FAIL_ENV} is set: the next {failures} release policy commits fail, as a \
+                 test seam; not for production"
+            );
+        }
+        AtomicU32::new(failures)
     })
 }
 
@@ -401,7 +428,15 @@ impl GateTask {
                     .map(|(key, inner)| (key.as_str(), Update::Put(inner))),
             )
         };
-        match off_thread(apply).await {
+        let failing = test_failures()
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        let stored = if failing {
+            Err(format!("{TEST_FAIL_ENV} failed this commit"))
+        } else {
+            off_thread(apply).await.map_err(|e| e.to_string())
+        };
+        match stored {
             Ok(n) => {
                 if n > 0 {
                     info!("release policy: {n} entries changed");
@@ -410,9 +445,11 @@ impl GateTask {
                     message.ack.done();
                 }
             }
+            // The dropped acks make the control client reconnect, and the
+            // broker re-sends the batch.
             Err(e) => error!(
-                "release policy update NOT stored, gates decide on the old one; the broker \
-                 re-sends it at the next connect: {e}"
+                "release policy update NOT stored, gates decide on the old one until the \
+                 broker re-sends it: {e}"
             ),
         }
     }

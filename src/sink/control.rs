@@ -20,7 +20,10 @@
 //! DUP. A delivery is acknowledged on the connection it came on or not at
 //! all: after a reconnect the broker re-sends what was not acknowledged, and
 //! the handlers take the copy again (they are idempotent: the newest
-//! `issued_at` wins, a command id runs once).
+//! `issued_at` wins, a command id runs once). MQTT re-sends only then, so a
+//! message a handler dropped (its commit failed) makes the client reconnect
+//! after a backoff: a revocation that met a failing disk is taken again as
+//! soon as the disk allows, not at whatever reconnect comes next.
 //!
 //! Subscriptions are renewed on every connect anyway: a session the broker
 //! lost (expired, or a restart without persistence) has none, and the
@@ -34,7 +37,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
@@ -43,6 +46,10 @@ use super::mqtt::Backoff;
 use crate::bus::{self, Ack, Bus, Inbound, Route, Settled};
 use crate::config::{Config, ConfigErrors};
 
+/// The longest wait before a reconnect that has dropped deliveries re-sent:
+/// a disk that keeps failing would otherwise have every retained message
+/// re-sent every few seconds.
+const REDELIVER_MAX: Duration = Duration::from_secs(300);
 /// How long shutdown waits for the DISCONNECT to go out.
 const GOODBYE_GRACE: Duration = Duration::from_secs(2);
 /// Room in rumqttc's request queue for PUBACKs, besides the subscriptions:
@@ -81,6 +88,11 @@ pub fn spawn(
         deliveries: 0,
         pending: 0,
         backoff: Backoff::new(mqtt.reconnect_min, mqtt.reconnect_max),
+        redeliver: None,
+        redelivery: Redelivery {
+            backoff: Backoff::new(mqtt.reconnect_min, REDELIVER_MAX),
+            last_drop: None,
+        },
         connected: false,
         down_logged: false,
     };
@@ -105,6 +117,9 @@ struct Control {
     /// SUBACKs still awaited on this connection.
     pending: usize,
     backoff: Backoff,
+    /// When to reconnect so that the broker re-sends dropped deliveries.
+    redeliver: Option<Instant>,
+    redelivery: Redelivery,
     connected: bool,
     down_logged: bool,
 }
@@ -133,9 +148,16 @@ impl Control {
                         biased;
                         _ = shutdown.cancelled() => break 'connection,
                         Some(settled) = settled.recv() => self.on_settled(settled),
-                        polled = &mut poll => break polled,
+                        () = until(self.redeliver) => break None,
+                        polled = &mut poll => break Some(polled),
                     }
                 }
+            };
+            let Some(polled) = polled else {
+                // Whatever the poll was writing is lost with the connection;
+                // the broker re-sends what it was not acknowledged for.
+                self.reconnect_for_redelivery(&mut link);
+                continue;
             };
             match polled {
                 Ok(Happened::Connected {
@@ -242,6 +264,8 @@ impl Control {
     }
 
     fn on_down(&mut self, error: &str) {
+        // Any reconnect re-sends what was dropped.
+        self.redeliver = None;
         if self.connected {
             warn!("control connection lost: {error}; reconnecting (the broker queues meanwhile)");
         } else if !self.down_logged {
@@ -255,8 +279,8 @@ impl Control {
     }
 
     /// Acknowledges a delivery of this connection whose effect is durable;
-    /// forgets one dropped unsettled (the broker re-sends it at the next
-    /// connect) or one of a connection gone.
+    /// for one dropped unsettled, plans the reconnect that brings it again;
+    /// forgets one of a connection gone.
     fn on_settled(&mut self, settled: Settled) {
         match settled {
             Settled::Done(id) => {
@@ -268,14 +292,27 @@ impl Control {
                 }
             }
             Settled::Dropped(id) => {
-                if self.unacked.remove(&id).is_some() {
+                if self.unacked.remove(&id).is_some() && self.redeliver.is_none() {
+                    let after = self.redelivery.after_drop(Instant::now());
                     warn!(
-                        "a control message was not handled; the broker keeps it and re-sends \
-                         it at the next connect"
+                        "a control message was not handled; the broker keeps it, and the \
+                         control client reconnects in {after:?} to have it re-sent"
                     );
+                    self.redeliver = Some(Instant::now() + after);
                 }
             }
         }
+    }
+
+    /// Drops the connection without a DISCONNECT: the broker keeps the
+    /// session and re-sends its unacknowledged messages at the reconnect,
+    /// which the next poll makes.
+    fn reconnect_for_redelivery(&mut self, link: &mut Connection) {
+        self.redeliver = None;
+        info!("control client reconnecting to have unhandled messages re-sent");
+        link.wipe();
+        self.connected = false;
+        self.unacked.clear();
     }
 
     /// Hands `message` to the handler of the first matching subscription,
@@ -297,5 +334,65 @@ impl Control {
         if route.to.send(message).await.is_err() {
             debug!("the handler of {} has ended", route.filter);
         }
+    }
+}
+
+/// How long to wait before reconnecting for dropped deliveries: growing
+/// while drops keep following each other (each reconnect brings the failing
+/// message again), from the start again once they have stopped for a while.
+struct Redelivery {
+    backoff: Backoff,
+    last_drop: Option<Instant>,
+}
+
+impl Redelivery {
+    fn after_drop(&mut self, now: Instant) -> Duration {
+        if self
+            .last_drop
+            .is_some_and(|at| now.duration_since(at) > 2 * REDELIVER_MAX)
+        {
+            self.backoff.reset();
+        }
+        self.last_drop = Some(now);
+        self.backoff.next()
+    }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_in_a_row_wait_longer_and_a_new_episode_starts_over() {
+        let min = Duration::from_millis(250);
+        let mut redelivery = Redelivery {
+            backoff: Backoff::new(min, REDELIVER_MAX),
+            last_drop: None,
+        };
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            let wait = redelivery.after_drop(now);
+            waits.push(wait);
+            now += wait;
+        }
+        assert!(waits[0] <= min, "{waits:?}");
+        assert!(waits[1] > min, "growing: {waits:?}");
+        assert!(
+            waits.iter().all(|w| *w <= REDELIVER_MAX),
+            "capped: {waits:?}"
+        );
+        assert!(waits[11] > REDELIVER_MAX / 2, "{waits:?}");
+        // Quiet for longer than twice the cap: the next drop is a new episode.
+        now += 2 * REDELIVER_MAX + Duration::from_secs(1);
+        assert!(redelivery.after_drop(now) <= min);
     }
 }

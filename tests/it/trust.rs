@@ -344,6 +344,54 @@ async fn revocation_in_flight_at_kill_9(extra: impl FnOnce(ConfigBuilder) -> Con
     assert!(!gate.lock_opened_since(mark), "revoked");
 }
 
+/// A revocation whose commit failed (a failing disk; the test seam
+/// `CUSTODYD_TEST_POLICY_FAIL` fails the first one) is taken again while
+/// the gateway stays connected. MQTT re-sends an unacknowledged message only
+/// at a reconnect, which could be days away: meanwhile the grant stood. The
+/// control client now reconnects after such a drop to have it re-sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_commit_failed_is_stored_without_waiting_for_a_reconnect() {
+    revocation_whose_commit_failed(|c| c).await;
+}
+
+/// The same in MQTT 3.1.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_whose_commit_failed_is_stored_without_waiting_for_a_reconnect_3_1_1() {
+    revocation_whose_commit_failed(|c| c.section_key("mqtt", "protocol", "3.1.1")).await;
+}
+
+async fn revocation_whose_commit_failed(extra: impl FnOnce(ConfigBuilder) -> ConfigBuilder) {
+    let mut gate = Gate::start_with(Central::new(), extra, &[]).await;
+    // Granted without the retain flag, so that no retained copy comes at the
+    // restart and the revocation's commit is the first one.
+    let topic = format!("{POLICY}/A-1");
+    let grant = gate.central.sign(&topic, r#"{"released":true}"#);
+    publish(&gate.broker.url(), &topic, grant.as_str(), false).await;
+    wait_until(PATIENCE, "the grant is stored", || {
+        gate.daemon.log().contains("released=true")
+    })
+    .await;
+    gate.daemon.terminate().await;
+    gate.daemon.set_env(custodyd::release::TEST_FAIL_ENV, "1");
+    gate.restart().await;
+    let from = gate.daemon.log().len();
+    let revocation = gate.central.sign(&topic, r#"{"released":false}"#);
+    publish(&gate.broker.url(), &topic, revocation.as_str(), false).await;
+    wait_until(PATIENCE, "the revocation's first commit to fail", || {
+        gate.daemon.log()[from..].contains("release policy update NOT stored")
+    })
+    .await;
+    let failed = gate.daemon.log().len();
+    wait_until(PATIENCE, "the revocation to be stored after all", || {
+        gate.daemon.log()[failed..].contains("release policy: 1 entries changed")
+    })
+    .await;
+    let mark = gate.pins.mark();
+    gate.scan("A-1").await;
+    gate.alarm("release_denied", "says released: false").await;
+    assert!(!gate.lock_opened_since(mark), "revoked");
+}
+
 /// A signed unlock published (not retained) while the gateway is stopped,
 /// still within its `not_after` when the gateway is back: the broker queued
 /// it in the control session, and it runs once. Not again after another
