@@ -424,9 +424,10 @@ fn log_filter(rust_log: Option<&str>) -> Result<Targets, ParseError> {
         .map(str::trim)
         .filter(|directive| !directive.is_empty())
         .collect();
-    match directives.is_empty() {
-        true => Ok(default_log_filter()),
-        false => directives.join(",").parse(),
+    if directives.is_empty() {
+        Ok(default_log_filter())
+    } else {
+        directives.join(",").parse()
     }
 }
 

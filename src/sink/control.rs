@@ -293,12 +293,13 @@ impl Control {
             }
             Settled::Dropped(id) => {
                 if self.unacked.remove(&id).is_some() && self.redeliver.is_none() {
-                    let after = self.redelivery.after_drop(Instant::now());
+                    let now = Instant::now();
+                    let after = self.redelivery.after_drop(now);
                     warn!(
                         "a control message was not handled; the broker keeps it, and the \
                          control client reconnects in {after:?} to have it re-sent"
                     );
-                    self.redeliver = Some(Instant::now() + after);
+                    self.redeliver = Some(now + after);
                 }
             }
         }

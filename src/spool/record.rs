@@ -38,7 +38,7 @@ pub struct RecordV1 {
 mod as_bytes {
     use std::fmt;
 
-    use serde::de::{self, SeqAccess, Visitor};
+    use serde::de::{self, Visitor};
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -58,20 +58,10 @@ mod as_bytes {
             f.write_str("bytes")
         }
 
+        // postcard, the one format records are written in, hands a byte
+        // string over as a slice.
         fn visit_bytes<E: de::Error>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
             Ok(bytes.to_vec())
-        }
-
-        fn visit_byte_buf<E: de::Error>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-            Ok(bytes)
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
-            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-            while let Some(b) = seq.next_element()? {
-                out.push(b);
-            }
-            Ok(out)
         }
     }
 }
